@@ -1,0 +1,31 @@
+# tandem: two commands do all the set-up on a fresh machine.
+#   make run   - bootstrap libtorch, build the release binary, run the quickstart
+#   make test  - bootstrap libtorch, build, run the whole test suite
+SHELL := /bin/bash
+VENV  := .venv
+# tch 0.26 links against the libtorch inside PyTorch 2.13.0 from the venv.
+export LIBTORCH_USE_PYTORCH := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# libtorch's own threads: let tandem decide per node instead of oversubscribing.
+CARGO ?= cargo
+
+.PHONY: run test build bootstrap check-tools clean-cache
+
+bootstrap: $(VENV)/.torch-ok
+
+$(VENV)/.torch-ok: scripts/bootstrap-venv.sh
+	bash scripts/bootstrap-venv.sh
+	touch $@
+
+build: bootstrap
+	$(CARGO) build --release --locked
+
+run: build
+	./target/release/tandem check experiments/quickstart.exp
+	./target/release/tandem plan experiments/quickstart.exp
+
+test: build
+	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+clean-cache:
+	rm -rf cache/objects cache/tmp

@@ -1,0 +1,188 @@
+//! Turning a declaration's body into one constructor call with named
+//! arguments: positional arguments get their parameter names, and
+//! `base with { path: value }` copies the base's call and replaces arguments,
+//! reaching into nested calls with dotted paths (`loss.beta: 0.5`).
+
+use crate::check::schema::{ctor, Category, Ctor, CtorKind};
+use crate::diagnostic::{did_you_mean, Code, Problem};
+use crate::syntax::ast::{Arg, Call, DeclKind, Expr, Ident, Override};
+
+/// Resolves positional arguments to names, recursively in nested calls.
+/// Reports unknown constructors and arguments, duplicates and surplus
+/// positionals. Returns None when the call is unusable.
+pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> {
+    let Some(c) = ctor(&call.callee.name) else {
+        problems.push(unknown_ctor(&call.callee, None));
+        return None;
+    };
+    let mut ok = true;
+    let mut out = Call { callee: call.callee.clone(), args: vec![], span: call.span };
+    for (i, arg) in call.args.iter().enumerate() {
+        let name = match &arg.name {
+            Some(n) => {
+                if c.param(&n.name).is_none() {
+                    problems.push(unknown_arg(c, n));
+                    ok = false;
+                    continue;
+                }
+                n.clone()
+            }
+            None => match c.params.get(i) {
+                Some(p) => Ident { name: p.name.to_string(), span: arg.value.span() },
+                None => {
+                    problems.push(
+                        Problem::new(Code::TooManyPositional, arg.span, format!("`{}` takes at most {} positional argument(s)", c.name, c.params.len()))
+                            .label("one too many")
+                            .help(signature_help(c)),
+                    );
+                    ok = false;
+                    continue;
+                }
+            },
+        };
+        if let Some(prev) = out.args.iter().find(|a: &&Arg| a.name.as_ref().map(|n| &n.name) == Some(&name.name)) {
+            problems.push(
+                Problem::new(Code::DuplicateArgument, name.span, format!("argument `{}` is given twice", name.name))
+                    .label("second value")
+                    .related(prev.span, "first value")
+                    .help("give each argument once"),
+            );
+            ok = false;
+            continue;
+        }
+        let value = match normalize_expr(&arg.value, problems) {
+            Some(v) => v,
+            None => {
+                ok = false;
+                continue;
+            }
+        };
+        out.args.push(Arg { name: Some(name), value, span: arg.span });
+    }
+    ok.then_some(out)
+}
+
+fn normalize_expr(e: &Expr, problems: &mut Vec<Problem>) -> Option<Expr> {
+    Some(match e {
+        Expr::Call(c) => Expr::Call(normalize_call(c, problems)?),
+        Expr::List(items, s) => Expr::List(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s),
+        Expr::Sweep(items, s) => Expr::Sweep(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s),
+        other => other.clone(),
+    })
+}
+
+/// Checks that a declaration's constructor makes what the keyword declares.
+pub fn check_decl_ctor(kind: DeclKind, kind_span: crate::syntax::source::Span, call: &Call, problems: &mut Vec<Problem>) -> Option<&'static Ctor> {
+    let c = ctor(&call.callee.name)?;
+    match c.kind {
+        CtorKind::Decl { decl, .. } if decl == kind => Some(c),
+        CtorKind::Decl { decl, .. } => {
+            problems.push(
+                Problem::new(Code::WrongKind, call.callee.span, format!("`{}` makes a {}, but this is declared as a {}", c.name, decl.keyword(), kind.keyword()))
+                    .label(format!("makes a {}", decl.keyword()))
+                    .related(kind_span, format!("declared as a {}", kind.keyword()))
+                    .help(format!("write `{} name = {}(...)`, or use one of: {}", decl.keyword(), c.name, ctors_for(kind))),
+            );
+            None
+        }
+        CtorKind::Value(cat) => {
+            problems.push(
+                Problem::new(Code::WrongKind, call.callee.span, format!("`{}` is {}, not something a declaration can make", c.name, cat_word(cat)))
+                    .label("not a declaration constructor")
+                    .help(format!("a {} is made by one of: {}", kind.keyword(), ctors_for(kind))),
+            );
+            None
+        }
+    }
+}
+
+fn cat_word(c: Category) -> &'static str {
+    match c {
+        Category::Loss => "a loss",
+        Category::Sampler => "a sampler",
+    }
+}
+
+pub fn ctors_for(kind: DeclKind) -> String {
+    crate::check::schema::CTORS
+        .iter()
+        .filter(|c| matches!(c.kind, CtorKind::Decl { decl, .. } if decl == kind))
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn signature_help(c: &Ctor) -> String {
+    let ps: Vec<String> = c
+        .params
+        .iter()
+        .map(|p| match p.default {
+            crate::check::schema::Default::Required => p.name.to_string(),
+            _ => format!("{}?", p.name),
+        })
+        .collect();
+    format!("{}({})", c.name, ps.join(", "))
+}
+
+pub fn unknown_ctor(callee: &Ident, expected: Option<&str>) -> Problem {
+    let names = crate::check::schema::CTORS.iter().map(|c| c.name);
+    let p = Problem::new(Code::UnknownConstructor, callee.span, format!("unknown constructor `{}`", callee.name)).label("no such constructor");
+    match did_you_mean(&callee.name, names) {
+        Some(s) => p.help(format!("did you mean `{s}`?")),
+        None => p.help(expected.map(|e| format!("expected {e}")).unwrap_or_else(|| "see docs/language.md for the constructors".into())),
+    }
+}
+
+pub fn unknown_arg(c: &Ctor, name: &Ident) -> Problem {
+    let p = Problem::new(Code::UnknownArgument, name.span, format!("`{}` has no argument `{}`", c.name, name.name)).label("unknown argument");
+    match did_you_mean(&name.name, c.params.iter().map(|p| p.name)) {
+        Some(s) => p.help(format!("did you mean `{s}`? {} takes {}", c.name, signature_help(c))),
+        None => p.help(format!("{} takes {}", c.name, signature_help(c))),
+    }
+}
+
+/// Applies one override to a normalized call.
+pub fn apply_override(call: &mut Call, o: &Override, problems: &mut Vec<Problem>) -> bool {
+    apply_path(call, &o.path.segments, &o.value, o, problems)
+}
+
+fn apply_path(call: &mut Call, path: &[Ident], value: &Expr, o: &Override, problems: &mut Vec<Problem>) -> bool {
+    let Some(c) = ctor(&call.callee.name) else { return false };
+    let head = &path[0];
+    if c.param(&head.name).is_none() {
+        problems.push(unknown_arg(c, head));
+        return false;
+    }
+    let existing = call.args.iter_mut().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(head.name.as_str()));
+    if path.len() == 1 {
+        let Some(value) = normalize_expr(value, problems) else { return false };
+        match existing {
+            Some(a) => {
+                a.value = value;
+                a.span = o.span;
+            }
+            None => call.args.push(Arg { name: Some(head.clone()), value, span: o.span }),
+        }
+        return true;
+    }
+    match existing.map(|a| &mut a.value) {
+        Some(Expr::Call(inner)) => apply_path(inner, &path[1..], value, o, problems),
+        Some(other) => {
+            problems.push(
+                Problem::new(Code::BadOverride, o.path.span, format!("cannot reach into `{}`: it is not a call here", head.name))
+                    .label("path goes through a non-call")
+                    .related(other.span(), "the base's value")
+                    .help(format!("override `{}` whole instead", head.name)),
+            );
+            false
+        }
+        None => {
+            problems.push(
+                Problem::new(Code::BadOverride, o.path.span, format!("cannot reach into `{}`: the base does not set it", head.name))
+                    .label("nothing to override")
+                    .help(format!("set `{}` whole, e.g. `{}: ...(...)`", head.name, head.name)),
+            );
+            false
+        }
+    }
+}

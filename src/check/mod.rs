@@ -1,0 +1,64 @@
+//! Stage 2: AST → a checked [`Program`].
+//!
+//! `load` reads the file and its imports, `names` builds one namespace and the
+//! dependency order, `derive` resolves `with` derivations into plain calls,
+//! `expand` turns sweeps into instances and `eval` types every argument
+//! against the constructor table in `schema`. Every problem found along the
+//! way is collected, so a file with three mistakes reports all three.
+
+pub mod derive;
+pub mod eval;
+pub mod expand;
+pub mod load;
+pub mod names;
+pub mod program;
+pub mod schema;
+pub mod validate;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::diagnostic::{Diagnostic, Problem};
+pub use program::{Program, Value};
+
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// The most instances one declaration may expand to.
+    pub max_instances: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions { max_instances: 100_000 }
+    }
+}
+
+/// The outcome of checking one root file.
+pub struct Checked {
+    pub program: Program,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn is_ok(&self) -> bool {
+        self.diagnostics.is_empty()
+    }
+}
+
+pub fn check_file(path: &Path, opts: CheckOptions) -> Checked {
+    let mut problems: Vec<Problem> = vec![];
+    let loaded = load::load(path, &mut problems);
+    let ns = names::build(&loaded.files, &mut problems);
+    let mut x = expand::Expander::new(&ns, &loaded.sources, opts.max_instances);
+    x.run();
+    problems.extend(std::mem::take(&mut x.problems));
+
+    // One report per distinct problem (sweeps can hit the same one many times),
+    // in source order.
+    let mut seen = HashSet::new();
+    problems.retain(|p| seen.insert((p.code, p.span.map(|s| (s.file, s.start, s.end)), p.message.clone())));
+    problems.sort_by_key(|p| p.span.map(|s| (s.file, s.start)));
+    let diagnostics = problems.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();
+    let program = Program { sources: loaded.sources.clone(), decls: x.decls, instances: x.instances };
+    Checked { program, diagnostics }
+}

@@ -1,0 +1,117 @@
+//! The checker's output: every declaration expanded into instances (one per
+//! sweep combination) whose arguments are typed, defaulted and resolved.
+
+use std::collections::BTreeMap;
+
+use crate::check::schema::{Ctor, Entity};
+use crate::syntax::ast::DeclKind;
+use crate::syntax::source::{SourceMap, Span};
+
+pub type DeclId = usize;
+pub type InstanceId = usize;
+
+/// A resolved argument value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+    List(Vec<Value>),
+    /// A value constructor (loss, sampler) with all its arguments.
+    Call { ctor: &'static Ctor, args: BTreeMap<String, Value> },
+    /// Another declaration's instance (a world, dataset, model, run, eval).
+    Instance(InstanceId),
+    /// A run's checkpoint at a step: `online@800`.
+    Checkpoint(InstanceId, i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct DeclInfo {
+    pub name: String,
+    pub kind: DeclKind,
+    pub span: Span,
+    pub name_span: Span,
+    pub ctor: Option<&'static Ctor>,
+    pub instances: Vec<InstanceId>,
+    /// Axis names of this declaration's sweep (own and inherited), sorted.
+    pub axes: Vec<String>,
+}
+
+impl DeclInfo {
+    pub fn entity(&self) -> Option<Entity> {
+        self.ctor.and_then(|c| c.entity())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub decl: DeclId,
+    /// `name` or `name[axis=value, ...]`.
+    pub label: String,
+    pub axes: BTreeMap<String, Value>,
+    pub ctor: &'static Ctor,
+    /// Every parameter of the constructor that has a value (given or default).
+    pub args: BTreeMap<String, Value>,
+    pub span: Span,
+}
+
+impl Instance {
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.args.get(name) {
+            Some(Value::Int(v)) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+/// A checked experiment, ready to be planned.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub sources: SourceMap,
+    pub decls: Vec<DeclInfo>,
+    pub instances: Vec<Instance>,
+}
+
+impl Program {
+    pub fn decl_of(&self, inst: InstanceId) -> &DeclInfo {
+        &self.decls[self.instances[inst].decl]
+    }
+
+    /// Steps a run instance saves a checkpoint at: 0, every `save_every`, and its last step.
+    pub fn saved_steps(&self, run: InstanceId) -> Option<(i64, i64)> {
+        let i = &self.instances[run];
+        Some((i.int("steps")?, i.int("save_every")?))
+    }
+}
+
+/// Is `step` one the run saves? (0, multiples of save_every up to steps, and steps.)
+pub fn is_saved_step(step: i64, steps: i64, save_every: i64) -> bool {
+    step == 0 || step == steps || (step > 0 && step <= steps && save_every > 0 && step % save_every == 0)
+}
+
+/// Short display of a value as it appears in labels and diffs.
+pub fn display_value(program_labels: &dyn Fn(InstanceId) -> String, v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => display_float(*f),
+        Value::Str(s) => format!("{s:?}"),
+        Value::Bool(b) => b.to_string(),
+        Value::List(items) => format!("[{}]", items.iter().map(|i| display_value(program_labels, i)).collect::<Vec<_>>().join(", ")),
+        Value::Call { ctor, args } => format!(
+            "{}({})",
+            ctor.name,
+            args.iter().map(|(k, v)| format!("{k}: {}", display_value(program_labels, v))).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Instance(i) => program_labels(*i),
+        Value::Checkpoint(i, s) => format!("{}@{s}", program_labels(*i)),
+    }
+}
+
+pub fn display_float(f: f64) -> String {
+    if f == 0.0 || (f.abs() >= 1e-3 && f.abs() < 1e6) {
+        format!("{f}")
+    } else {
+        format!("{f:e}")
+    }
+}

@@ -1,0 +1,72 @@
+//! Checks that involve more than one argument of an instance, run once the
+//! instance's arguments are typed.
+
+use crate::check::expand::Expander;
+use crate::check::program::{is_saved_step, InstanceId, Value};
+use crate::diagnostic::{Code, Problem};
+
+/// Returns false (after reporting) when the instance is unusable.
+pub fn validate_instance(x: &mut Expander, id: InstanceId) -> bool {
+    let inst = x.instances[id].clone();
+    let d = inst.decl;
+    let decl_span = x.ns.decls[d].span;
+    let mut ok = true;
+    let name_of = |x: &Expander, v: &Value| x.show(v);
+
+    if let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) {
+        if w % h != 0 {
+            x.problems.push(
+                Problem::new(Code::OutOfRange, decl_span, format!("`{}`: width {w} is not a multiple of heads {h}", inst.label))
+                    .label("width must divide into heads")
+                    .help(format!("choose a width that is a multiple of {h}, e.g. {}", (w / h).max(1) * h)),
+            );
+            ok = false;
+        }
+    }
+
+    // Evaluations at explicit steps: every evaluated run must save each of them.
+    if let Some(Value::List(at)) = inst.args.get("at") {
+        let targets = inst.args.get("policies").or_else(|| inst.args.get("models")).cloned();
+        if let Some(Value::List(ts)) = targets {
+            for t in ts {
+                let Value::Instance(run) = t else { continue };
+                let r = &x.instances[run];
+                if x.decls[r.decl].kind != crate::syntax::ast::DeclKind::Run {
+                    continue;
+                }
+                let (steps, every) = (r.int("steps").unwrap_or(0), r.int("save_every").unwrap_or(1));
+                for s in at {
+                    if let Value::Int(s) = s {
+                        if !is_saved_step(*s, steps, every) {
+                            x.problems.push(
+                                Problem::new(Code::BadCheckpoint, decl_span, format!("`{}` evaluates `{}` at step {s}, which it does not save", inst.label, name_of(x, &t)))
+                                    .label("evaluation needs a saved checkpoint")
+                                    .related(x.decls[r.decl].name_span, "the run")
+                                    .help(format!("`{}` saves at 0, every {every} steps, and at {steps}", r.label)),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // A classifier on a policy's data means the run's online data stream.
+    if inst.ctor.name == "classifier" {
+        if let Some(Value::Instance(src)) = inst.args.get("data") {
+            let s = &x.instances[*src];
+            let is_dataset = x.decls[s.decl].kind == crate::syntax::ast::DeclKind::Dataset;
+            let online = matches!(s.args.get("sampler"), Some(Value::Call { ctor, .. }) if ctor.name == "online");
+            if !is_dataset && !online {
+                x.problems.push(
+                    Problem::new(Code::WrongKind, decl_span, format!("`{}`: `data` must be a dataset or an online run, and `{}` is neither", inst.label, s.label))
+                        .label("no data stream to classify")
+                        .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}

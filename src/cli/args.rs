@@ -1,0 +1,81 @@
+//! The command line, as clap sees it. `main` turns these raw arguments into
+//! a validated [`crate::cli::Config`] once, and commands only read that.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "A declarative lab for preference-optimization experiments",
+    long_about = "tandem reads .exp files describing worlds, datasets, models, training runs, \
+evaluations and figures, turns them into a graph of content-keyed stages, and computes only \
+the stages that are not already in its cache.\n\nStart with `tandem check FILE` and `tandem plan FILE`.",
+    after_help = "Docs: README.md and docs/language.md in the tandem repository."
+)]
+pub struct Cli {
+    /// The cache folder (content-addressed entries live under objects/).
+    #[arg(long, global = true, env = "TANDEM_CACHE", default_value = "cache", value_name = "DIR")]
+    pub cache: PathBuf,
+
+    /// When to color output.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+
+    /// The most instances one declaration's sweep may expand to.
+    #[arg(long, global = true, default_value_t = 100_000, value_name = "N")]
+    pub max_sweep: usize,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check .exp files and report every problem, with where it is and how to fix it.
+    Check {
+        /// One or more .exp files (each is checked with its imports).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Show the graph of stages an experiment needs: key, kind, names, inputs, cached or missing.
+    Plan {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Machine-readable output (shape documented in the README).
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Graphviz output.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Compare two experiments by hash: what only one has, what they share, and why keys differ.
+    Diff {
+        #[arg(value_name = "A")]
+        a: PathBuf,
+        #[arg(value_name = "B")]
+        b: PathBuf,
+        /// Machine-readable output (shape documented in the README).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a cache entry's manifest and lineage, by key prefix.
+    Show {
+        #[arg(value_name = "KEY-PREFIX")]
+        key: String,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report the libtorch this binary uses: version, threads, CUDA.
+    Env,
+}

@@ -1,0 +1,311 @@
+//! Stage 5: the commands. `args` is what clap parses; [`Config`] is the
+//! validated form every command reads; each command prints its own output
+//! and returns an exit code.
+
+pub mod args;
+pub mod render;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::check::{check_file, CheckOptions};
+use crate::diagnostic::Diagnostic;
+use crate::exec::store::{Manifest, Store};
+use crate::plan::diff::{diff, render_text};
+use crate::plan::lower::lower;
+use crate::plan::{Key, Plan};
+
+/// Exit codes.
+pub const EXIT_OK: i32 = 0;
+/// The experiment has problems (diagnostics were printed).
+pub const EXIT_INVALID: i32 = 1;
+/// Something outside the experiment failed (cache I/O, a missing entry).
+pub const EXIT_FAILURE: i32 = 3;
+
+/// Validated settings shared by every command.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cache: PathBuf,
+    pub color: bool,
+    pub width: usize,
+    pub check: CheckOptions,
+}
+
+impl Config {
+    pub fn from_cli(cli: &args::Cli) -> Config {
+        let color = match cli.color {
+            args::Color::Always => true,
+            args::Color::Never => false,
+            args::Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        };
+        let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(40, 200);
+        Config { cache: cli.cache.clone(), color, width, check: CheckOptions { max_instances: cli.max_sweep.max(1) } }
+    }
+}
+
+pub fn run(cli: args::Cli) -> i32 {
+    let cfg = Config::from_cli(&cli);
+    match cli.command {
+        args::Command::Check { files } => cmd_check(&cfg, &files),
+        args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
+        args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
+        args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
+        args::Command::Env => cmd_env(),
+    }
+}
+
+/// Checks and plans one file; diagnostics are returned, not printed.
+pub fn plan_file(cfg: &Config, file: &Path) -> Result<Plan, Vec<Diagnostic>> {
+    let checked = check_file(file, cfg.check);
+    if !checked.is_ok() {
+        return Err(checked.diagnostics);
+    }
+    lower(&checked.program)
+}
+
+fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
+    eprint!("{}", render::render(diags, cfg.color, cfg.width));
+    let n = diags.len();
+    eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
+}
+
+fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
+    // Files are independent: check them in parallel, report in the order given.
+    let results: Vec<(PathBuf, Result<Plan, Vec<Diagnostic>>)> = files.par_iter().map(|f| (f.clone(), plan_file(cfg, f))).collect();
+    let mut failed = 0;
+    for (file, r) in results {
+        match r {
+            Ok(plan) => println!("{}: ok ({} nodes)", file.display(), plan.len()),
+            Err(diags) => {
+                failed += 1;
+                eprint!("{}", render::render(&diags, cfg.color, cfg.width));
+                eprintln!("{}: {} problem{}", file.display(), diags.len(), if diags.len() == 1 { "" } else { "s" });
+            }
+        }
+    }
+    if failed > 0 {
+        EXIT_INVALID
+    } else {
+        EXIT_OK
+    }
+}
+
+fn cmd_plan(cfg: &Config, file: &Path, json: bool, dot: bool) -> i32 {
+    let plan = match plan_file(cfg, file) {
+        Ok(p) => p,
+        Err(d) => {
+            print_diagnostics(cfg, &d);
+            return EXIT_INVALID;
+        }
+    };
+    // Reading the cache never creates it.
+    let store = Store::open_existing(&cfg.cache);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan_json(&plan, &store, file)).expect("plan JSON"));
+    } else if dot {
+        print!("{}", plan_dot(&plan, &store));
+    } else {
+        print!("{}", plan_text(&plan, &store, file));
+    }
+    EXIT_OK
+}
+
+/// The `plan --json` document (format 1; documented in the README).
+pub fn plan_json(plan: &Plan, store: &Store, file: &Path) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = plan
+        .ordered()
+        .into_iter()
+        .map(|n| {
+            serde_json::json!({
+                "key": n.key.hex(),
+                "short": n.key.short(),
+                "kind": n.kind,
+                "version": n.version,
+                "names": n.names,
+                "params": serde_json::Value::Object(n.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
+                "inputs": n.inputs.iter().map(|(p, k)| serde_json::json!({"path": p, "key": k.hex()})).collect::<Vec<_>>(),
+                "attrs": n.attrs,
+                "cached": store.contains(&n.key),
+            })
+        })
+        .collect();
+    let cached = nodes.iter().filter(|n| n["cached"] == true).count();
+    serde_json::json!({
+        "format": 1,
+        "file": file.display().to_string(),
+        "nodes": nodes,
+        "totals": {"nodes": plan.len(), "cached": cached, "missing": plan.len() - cached},
+    })
+}
+
+fn first_name(plan: &Plan, k: &Key) -> String {
+    plan.node(k).and_then(|n| n.names.first().cloned()).unwrap_or_else(|| k.short())
+}
+
+pub fn plan_text(plan: &Plan, store: &Store, file: &Path) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "plan for {}\n", file.display());
+    let _ = writeln!(s, "{:<10}  {:<20}  {:<7}  {:<36}  inputs", "key", "kind", "status", "name(s)");
+    let mut cached = 0;
+    for n in plan.ordered() {
+        let is_cached = store.contains(&n.key);
+        cached += usize::from(is_cached);
+        let inputs = inputs_summary(plan, &n.inputs);
+        let mut name = n.display_name();
+        if let Some(steps) = n.attrs.get("steps") {
+            name = format!("{name} (to step {steps})");
+        }
+        let _ = writeln!(
+            s,
+            "{:<10}  {:<20}  {:<7}  {:<36}  {}",
+            n.key.short(),
+            n.kind,
+            if is_cached { "cached" } else { "missing" },
+            name,
+            if inputs.is_empty() { "-".into() } else { inputs.join(" ") }
+        );
+    }
+    let _ = writeln!(s, "\ntotals: {} nodes, {} cached, {} missing", plan.len(), cached, plan.len() - cached);
+    s
+}
+
+/// `param=name` per input; a list of many inputs is summarised by its size.
+fn inputs_summary(plan: &Plan, inputs: &[(String, Key)]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut lists: Vec<(String, usize)> = vec![];
+    for (p, k) in inputs {
+        match p.split_once('[') {
+            Some((head, _)) => match lists.iter_mut().find(|(h, _)| h == head) {
+                Some((_, n)) => *n += 1,
+                None => lists.push((head.to_string(), 1)),
+            },
+            None => out.push(format!("{p}={}", first_name(plan, k))),
+        }
+    }
+    for (head, n) in lists {
+        out.push(format!("{head}=[{n} nodes]"));
+    }
+    out
+}
+
+pub fn plan_dot(plan: &Plan, store: &Store) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+    for n in plan.ordered() {
+        let style = if store.contains(&n.key) { "filled" } else { "solid" };
+        let label = format!("{}\\n{}\\n{}", n.display_name().replace('"', "'"), n.kind, n.key.short());
+        let _ = writeln!(s, "  \"{}\" [label=\"{}\", style={style}];", n.key.short(), label);
+    }
+    for e in plan.graph.edge_indices() {
+        let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
+        let _ = writeln!(s, "  \"{}\" -> \"{}\" [label=\"{}\"];", plan.graph[a].key.short(), plan.graph[b].key.short(), plan.graph[e]);
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
+    let (pa, pb) = rayon::join(|| plan_file(cfg, a), || plan_file(cfg, b));
+    let mut bad = false;
+    for r in [&pa, &pb] {
+        if let Err(d) = r {
+            print_diagnostics(cfg, d);
+            bad = true;
+        }
+    }
+    let (Ok(pa), Ok(pb)) = (pa, pb) else { return EXIT_INVALID };
+    debug_assert!(!bad);
+    let d = diff(&pa, &pb);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d).expect("diff JSON"));
+    } else {
+        print!("{}", render_text(&d, &a.display().to_string(), &b.display().to_string()));
+    }
+    EXIT_OK
+}
+
+fn cmd_show(cfg: &Config, prefix: &str, json: bool) -> i32 {
+    let store = Store::open_existing(&cfg.cache);
+    let key = match store.resolve_prefix(prefix) {
+        Ok(k) => k,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    let m = match store.manifest(&key) {
+        Ok(m) => m,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m).expect("manifest JSON"));
+    } else {
+        print!("{}", show_text(&store, &m));
+    }
+    EXIT_OK
+}
+
+pub fn show_text(store: &Store, m: &Manifest) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "key      {}", m.key);
+    let _ = writeln!(s, "kind     {} (version {})", m.kind, m.version);
+    let _ = writeln!(s, "names    {}", if m.names.is_empty() { "-".into() } else { m.names.join(", ") });
+    let _ = writeln!(s, "created  {} by tandem {}", m.created, m.tool_version);
+    let _ = writeln!(s, "folder   {}", store.entry_dir(&m.key).display());
+    let _ = writeln!(s, "params");
+    if let serde_json::Value::Object(o) = &m.params {
+        for (k, v) in o {
+            let _ = writeln!(s, "  {k}: {}", crate::plan::diff::show(v));
+        }
+    }
+    let _ = writeln!(s, "files");
+    for f in &m.files {
+        let _ = writeln!(s, "  {:<24} {:>10} bytes  blake3 {}", f.name, f.bytes, &f.blake3[..16]);
+    }
+    let _ = writeln!(s, "lineage");
+    let _ = writeln!(s, "  {} ({} {})", m.names.first().cloned().unwrap_or_default(), m.kind, m.key.short());
+    lineage(store, m, "  ", &mut s, 0);
+    s
+}
+
+fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: usize) {
+    use std::fmt::Write;
+    if depth > 64 {
+        return;
+    }
+    let n = m.inputs.len();
+    for (i, input) in m.inputs.iter().enumerate() {
+        let last = i + 1 == n;
+        let branch = if last { "└─ " } else { "├─ " };
+        match store.manifest(&input.key) {
+            Ok(im) => {
+                let _ = writeln!(out, "{indent}{branch}{}: {} ({} {})", input.path, im.names.first().cloned().unwrap_or_default(), im.kind, input.key.short());
+                let next = format!("{indent}{}", if last { "   " } else { "│  " });
+                lineage(store, &im, &next, out, depth + 1);
+            }
+            Err(_) => {
+                let _ = writeln!(out, "{indent}{branch}{}: {} (not cached)", input.path, input.key.short());
+            }
+        }
+    }
+}
+
+fn cmd_env() -> i32 {
+    println!("tandem {}", env!("CARGO_PKG_VERSION"));
+    println!("libtorch threads     {}", tch::get_num_threads());
+    println!("libtorch openmp      {}", tch::utils::has_openmp());
+    println!("libtorch mkl         {}", tch::utils::has_mkl());
+    println!("cuda available       {}", tch::Cuda::is_available());
+    println!("cuda devices         {}", tch::Cuda::device_count());
+    // A tiny computation proves the library is loaded and working.
+    let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+    println!("libtorch check       sum([1,2,3]) = {}", t.sum(tch::Kind::Float).double_value(&[]));
+    EXIT_OK
+}

@@ -1,0 +1,390 @@
+//! The content-addressed cache.
+//!
+//! ```text
+//! cache/
+//!   objects/<key hex>/manifest.json   what the entry is, and a digest of every file
+//!   objects/<key hex>/<files...>      the artifacts
+//!   tmp/<key hex>.<pid>.<random>/     entries being written
+//! ```
+//!
+//! An entry is written in full under `tmp/` (files, then the manifest), every
+//! file and the folder are fsynced, and the folder is renamed into `objects/`
+//! in one step. A folder under `objects/` is therefore always complete: a
+//! crash leaves at most a stray folder under `tmp/`, which never counts as
+//! present. Every read of an artifact checks its blake3 digest.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::key::Key;
+use crate::plan::node::Node;
+
+pub const MANIFEST: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StoreError {
+    #[error("cache I/O failed at {path}: {source}")]
+    #[diagnostic(code(tandem::cache::io), help("check that the cache folder exists and is writable"))]
+    Io { path: PathBuf, source: io::Error },
+
+    #[error("cache entry {key} is corrupt: {what}")]
+    #[diagnostic(code(tandem::cache::corrupt), help("the entry will be recomputed; `tandem verify` checks the whole cache"))]
+    Corrupt { key: String, what: String },
+
+    #[error("no cache entry {key}")]
+    #[diagnostic(code(tandem::cache::missing), help("`tandem plan FILE` lists the keys of an experiment and whether each is cached"))]
+    Missing { key: String },
+
+    #[error("`{prefix}` matches {count} cache entries: {examples}")]
+    #[diagnostic(code(tandem::cache::ambiguous), help("give more digits of the key"))]
+    Ambiguous { prefix: String, count: usize, examples: String },
+
+    #[error("`{name}` is not a valid artifact file name")]
+    #[diagnostic(code(tandem::cache::bad_name), help("artifact names are plain file names: letters, digits, '.', '-', '_'"))]
+    BadName { name: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub blake3: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputRef {
+    pub path: String,
+    pub key: Key,
+}
+
+/// What an entry is: enough to recompute it, explain it, and check it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    pub kind: String,
+    pub key: Key,
+    pub version: u32,
+    pub names: Vec<String>,
+    pub params: serde_json::Value,
+    pub inputs: Vec<InputRef>,
+    pub tool_version: String,
+    pub created: String,
+    pub files: Vec<FileEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) a cache folder.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let root = root.into();
+        for sub in ["objects", "tmp"] {
+            let p = root.join(sub);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        Ok(Store { root })
+    }
+
+    /// Opens a cache folder for reading only: nothing is created.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn entry_dir(&self, key: &Key) -> PathBuf {
+        self.root.join("objects").join(key.hex())
+    }
+
+    /// Present means renamed into `objects/`, which only ever happens to a
+    /// complete entry.
+    pub fn contains(&self, key: &Key) -> bool {
+        self.entry_dir(key).join(MANIFEST).is_file()
+    }
+
+    /// Starts writing the entry for a plan node.
+    pub fn begin(&self, node: &Node) -> Result<Staging, StoreError> {
+        let tmp = self.root.join("tmp");
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}.{}.", node.key.hex(), std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(io_err(&tmp))?;
+        let params = serde_json::Value::Object(node.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
+        Ok(Staging {
+            store: self.clone(),
+            dir,
+            manifest: Manifest {
+                format: FORMAT,
+                kind: node.kind.clone(),
+                key: node.key,
+                version: node.version,
+                names: node.names.clone(),
+                params,
+                inputs: node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect(),
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                files: vec![],
+            },
+        })
+    }
+
+    pub fn manifest(&self, key: &Key) -> Result<Manifest, StoreError> {
+        let path = self.entry_dir(key).join(MANIFEST);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing { key: key.hex() }),
+            Err(e) => return Err(StoreError::Io { path, source: e }),
+        };
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { key: key.hex(), what: format!("unreadable manifest: {e}") })?;
+        if m.key != *key {
+            return Err(StoreError::Corrupt { key: key.hex(), what: format!("manifest names key {}", m.key) });
+        }
+        Ok(m)
+    }
+
+    /// Reads one artifact, checking its digest against the manifest.
+    pub fn read(&self, key: &Key, name: &str) -> Result<Vec<u8>, StoreError> {
+        let m = self.manifest(key)?;
+        let entry = m.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt { key: key.hex(), what: format!("no file `{name}` in the manifest") })?;
+        let path = self.entry_dir(key).join(name);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => StoreError::Corrupt { key: key.hex(), what: format!("`{name}` is missing") },
+            _ => StoreError::Io { path: path.clone(), source: e },
+        })?;
+        check_digest(key, entry, &bytes)?;
+        Ok(bytes)
+    }
+
+    /// Checks every file of an entry.
+    pub fn verify(&self, key: &Key) -> Result<Manifest, StoreError> {
+        let m = self.manifest(key)?;
+        for f in &m.files {
+            self.read(key, &f.name)?;
+        }
+        Ok(m)
+    }
+
+    /// Every complete entry.
+    pub fn keys(&self) -> Result<Vec<Key>, StoreError> {
+        let dir = self.root.join("objects");
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        let mut out = vec![];
+        for e in rd {
+            let e = e.map_err(io_err(&dir))?;
+            if let Some(k) = e.file_name().to_str().and_then(Key::from_hex) {
+                out.push(k);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The entry whose key starts with `prefix` (case-insensitive hex).
+    pub fn resolve_prefix(&self, prefix: &str) -> Result<Key, StoreError> {
+        let p = prefix.to_ascii_lowercase();
+        let matches: Vec<Key> = self.keys()?.into_iter().filter(|k| k.hex().starts_with(&p)).collect();
+        match matches.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(StoreError::Missing { key: prefix.to_string() }),
+            many => Err(StoreError::Ambiguous {
+                prefix: prefix.to_string(),
+                count: many.len(),
+                examples: many.iter().take(4).map(|k| k.short()).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// Removes a corrupt entry so it can be recomputed.
+    pub fn evict(&self, key: &Key) -> Result<(), StoreError> {
+        let dir = self.entry_dir(key);
+        // Rename first so a reader never sees a half-deleted entry.
+        let grave = self.root.join("tmp").join(format!("{}.evicted.{}", key.hex(), std::process::id()));
+        match fs::rename(&dir, &grave) {
+            Ok(()) => fs::remove_dir_all(&grave).map_err(io_err(&grave)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Io { path: dir, source: e }),
+        }
+    }
+}
+
+fn check_digest(key: &Key, entry: &FileEntry, bytes: &[u8]) -> Result<(), StoreError> {
+    if bytes.len() as u64 != entry.bytes {
+        return Err(StoreError::Corrupt { key: key.hex(), what: format!("`{}` has {} bytes, the manifest says {}", entry.name, bytes.len(), entry.bytes) });
+    }
+    let digest = blake3::hash(bytes).to_hex().to_string();
+    if digest != entry.blake3 {
+        return Err(StoreError::Corrupt { key: key.hex(), what: format!("`{}` does not match its blake3 digest", entry.name) });
+    }
+    Ok(())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != MANIFEST
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// An entry being written. Dropped without `commit`, it leaves nothing behind.
+pub struct Staging {
+    store: Store,
+    dir: tempfile::TempDir,
+    manifest: Manifest,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes one artifact file.
+    pub fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if !valid_name(name) || self.manifest.files.iter().any(|f| f.name == name) {
+            return Err(StoreError::BadName { name: name.to_string() });
+        }
+        let path = self.dir.path().join(name);
+        let mut f = File::create(&path).map_err(io_err(&path))?;
+        f.write_all(bytes).map_err(io_err(&path))?;
+        f.sync_all().map_err(io_err(&path))?;
+        self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
+        Ok(())
+    }
+
+    /// Writes the manifest, syncs, and renames the entry into place. If an
+    /// identical entry appeared meanwhile (another process computed the same
+    /// node), that one is kept and this one discarded.
+    pub fn commit(self) -> Result<Manifest, StoreError> {
+        let mut m = self.manifest;
+        m.files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mpath = self.dir.path().join(MANIFEST);
+        let json = serde_json::to_vec_pretty(&m).expect("manifests serialize");
+        let mut f = File::create(&mpath).map_err(io_err(&mpath))?;
+        f.write_all(&json).map_err(io_err(&mpath))?;
+        f.sync_all().map_err(io_err(&mpath))?;
+        sync_dir(self.dir.path())?;
+        let target = self.store.entry_dir(&m.key);
+        let staged = self.dir.keep();
+        match fs::rename(&staged, &target) {
+            Ok(()) => {
+                sync_dir(&self.store.root.join("objects"))?;
+                Ok(m)
+            }
+            Err(_) if target.join(MANIFEST).is_file() => {
+                let _ = fs::remove_dir_all(&staged);
+                self.store.manifest(&m.key)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staged);
+                Err(StoreError::Io { path: target, source: e })
+            }
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn node(kind: &str) -> Node {
+        let params: BTreeMap<String, crate::plan::CValue> = [("x".to_string(), crate::plan::CValue::Int(1))].into();
+        let key = crate::plan::key::node_key(kind, 1, &params);
+        Node { key, kind: kind.into(), version: 1, params, inputs: vec![], names: vec!["n".into()], attrs: BTreeMap::new() }
+    }
+
+    #[test]
+    fn write_commit_read_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = node("world.summarize");
+        assert!(!store.contains(&n.key));
+        let mut s = store.begin(&n).unwrap();
+        s.write("spec.json", b"{\"a\":1}").unwrap();
+        // Not present until committed.
+        assert!(!store.contains(&n.key));
+        let m = s.commit().unwrap();
+        assert!(store.contains(&n.key));
+        assert_eq!(m.files.len(), 1);
+        assert_eq!(store.read(&n.key, "spec.json").unwrap(), b"{\"a\":1}");
+        store.verify(&n.key).unwrap();
+        assert_eq!(store.resolve_prefix(&n.key.short()).unwrap(), n.key);
+        // Nothing is left in tmp.
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dropped_staging_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = node("k");
+        {
+            let mut s = store.begin(&n).unwrap();
+            s.write("a.bin", b"123").unwrap();
+        }
+        assert!(!store.contains(&n.key));
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn flipped_bit_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = node("k");
+        let mut s = store.begin(&n).unwrap();
+        s.write("a.bin", &[0u8, 1, 2, 3]).unwrap();
+        s.commit().unwrap();
+        let path = store.entry_dir(&n.key).join("a.bin");
+        fs::write(&path, [0u8, 1, 2, 7]).unwrap();
+        assert!(matches!(store.read(&n.key, "a.bin"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.verify(&n.key), Err(StoreError::Corrupt { .. })));
+        store.evict(&n.key).unwrap();
+        assert!(!store.contains(&n.key));
+    }
+
+    #[test]
+    fn second_writer_keeps_the_first_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = node("k");
+        let mut a = store.begin(&n).unwrap();
+        let mut b = store.begin(&n).unwrap();
+        a.write("f", b"same").unwrap();
+        b.write("f", b"same").unwrap();
+        a.commit().unwrap();
+        b.commit().unwrap();
+        store.verify(&n.key).unwrap();
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut s = store.begin(&node("k")).unwrap();
+        for bad in ["", "../x", "a/b", MANIFEST, ".hidden"] {
+            assert!(matches!(s.write(bad, b""), Err(StoreError::BadName { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Comparing two plans by hash: which nodes only one has, how many both
+//! share, and for each name declared in both with different keys, which
+//! parameters differ and which differ only because an input's key differs.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::check::program::display_float;
+use crate::plan::key::{CValue, Key};
+use crate::plan::node::Plan;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRef {
+    pub key: Key,
+    pub kind: String,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamChange {
+    pub path: String,
+    pub a: serde_json::Value,
+    pub b: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputChange {
+    pub path: String,
+    pub a: Key,
+    pub b: Key,
+    /// The names the input node carries in A and in B.
+    pub names_a: Vec<String>,
+    pub names_b: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Changed {
+    pub name: String,
+    pub kind: String,
+    pub key_a: Key,
+    pub key_b: Key,
+    /// Parameters whose own values differ.
+    pub params: Vec<ParamChange>,
+    /// Inputs whose keys differ (the change came from upstream).
+    pub inputs: Vec<InputChange>,
+    /// True when nothing but input keys differ.
+    pub only_inputs: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Diff {
+    pub only_in_a: Vec<NodeRef>,
+    pub only_in_b: Vec<NodeRef>,
+    pub shared: usize,
+    pub changed: Vec<Changed>,
+}
+
+pub fn diff(a: &Plan, b: &Plan) -> Diff {
+    let keys_a: HashSet<Key> = a.by_key.keys().copied().collect();
+    let keys_b: HashSet<Key> = b.by_key.keys().copied().collect();
+    let refs = |p: &Plan, other: &HashSet<Key>| -> Vec<NodeRef> {
+        p.ordered()
+            .into_iter()
+            .filter(|n| !other.contains(&n.key))
+            .map(|n| NodeRef { key: n.key, kind: n.kind.clone(), names: n.names.clone() })
+            .collect()
+    };
+    let only_in_a = refs(a, &keys_b);
+    let only_in_b = refs(b, &keys_a);
+    let shared = keys_a.intersection(&keys_b).count();
+
+    let names_a = a.names();
+    let names_b = b.names();
+    // Report in A's dependency order so causes come before their effects.
+    let order: BTreeMap<Key, usize> = a.ordered().iter().enumerate().map(|(i, n)| (n.key, i)).collect();
+    let mut changed = vec![];
+    for (name, ka) in &names_a {
+        let Some(kb) = names_b.get(name) else { continue };
+        if ka == kb {
+            continue;
+        }
+        let (na, nb) = (a.node(ka).expect("named node"), b.node(kb).expect("named node"));
+        let mut params = vec![];
+        let mut inputs = vec![];
+        if na.kind != nb.kind {
+            params.push(ParamChange { path: "(kind)".into(), a: na.kind.clone().into(), b: nb.kind.clone().into() });
+        }
+        if na.version != nb.version {
+            params.push(ParamChange { path: "(version)".into(), a: na.version.into(), b: nb.version.into() });
+        }
+        let all: std::collections::BTreeSet<&String> = na.params.keys().chain(nb.params.keys()).collect();
+        for p in all {
+            compare(p, na.params.get(p), nb.params.get(p), a, b, &mut params, &mut inputs);
+        }
+        let only_inputs = params.is_empty() && !inputs.is_empty();
+        changed.push((order.get(ka).copied().unwrap_or(usize::MAX), Changed { name: name.clone(), kind: na.kind.clone(), key_a: *ka, key_b: *kb, params, inputs, only_inputs }));
+    }
+    changed.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.name.cmp(&y.1.name)));
+    Diff { only_in_a, only_in_b, shared, changed: changed.into_iter().map(|(_, c)| c).collect() }
+}
+
+fn compare(path: &str, a: Option<&CValue>, b: Option<&CValue>, pa: &Plan, pb: &Plan, params: &mut Vec<ParamChange>, inputs: &mut Vec<InputChange>) {
+    match (a, b) {
+        (Some(x), Some(y)) if x == y => {}
+        (Some(CValue::Key(x)), Some(CValue::Key(y))) => inputs.push(InputChange {
+            path: path.to_string(),
+            a: *x,
+            b: *y,
+            names_a: pa.node(x).map(|n| n.names.clone()).unwrap_or_default(),
+            names_b: pb.node(y).map(|n| n.names.clone()).unwrap_or_default(),
+        }),
+        (Some(CValue::Record { tag: ta, fields: fa }), Some(CValue::Record { tag: tb, fields: fb })) if ta == tb => {
+            let all: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+            for f in all {
+                compare(&format!("{path}.{f}"), fa.get(f), fb.get(f), pa, pb, params, inputs);
+            }
+        }
+        (Some(CValue::List(xa)), Some(CValue::List(xb))) if xa.len() == xb.len() => {
+            for (i, (x, y)) in xa.iter().zip(xb).enumerate() {
+                compare(&format!("{path}[{i}]"), Some(x), Some(y), pa, pb, params, inputs);
+            }
+        }
+        (x, y) => params.push(ParamChange {
+            path: path.to_string(),
+            a: x.map(CValue::to_json).unwrap_or(serde_json::Value::Null),
+            b: y.map(CValue::to_json).unwrap_or(serde_json::Value::Null),
+        }),
+    }
+}
+
+/// A parameter value for people: floats short, keys as short hex.
+pub fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Number(n) if n.is_f64() => display_float(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::Null => "(unset)".into(),
+        serde_json::Value::String(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => s[..10].to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Human-readable diff.
+pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "A = {name_a}\nB = {name_b}\n");
+    let _ = writeln!(s, "shared nodes: {}", d.shared);
+    let _ = writeln!(s, "only in A:    {}", d.only_in_a.len());
+    for n in &d.only_in_a {
+        let _ = writeln!(s, "  - {}  {:<20} {}", n.key.short(), n.kind, join_names(&n.names));
+    }
+    let _ = writeln!(s, "only in B:    {}", d.only_in_b.len());
+    for n in &d.only_in_b {
+        let _ = writeln!(s, "  + {}  {:<20} {}", n.key.short(), n.kind, join_names(&n.names));
+    }
+    if d.changed.is_empty() {
+        let _ = writeln!(s, "\nno declaration changed its key");
+        return s;
+    }
+    let direct: Vec<&Changed> = d.changed.iter().filter(|c| !c.only_inputs).collect();
+    let downstream: Vec<&Changed> = d.changed.iter().filter(|c| c.only_inputs).collect();
+    let _ = writeln!(s, "\nchanged parameters ({}):", direct.len());
+    for c in &direct {
+        let _ = writeln!(s, "  {} ({})  {} → {}", c.name, c.kind, c.key_a.short(), c.key_b.short());
+        for p in &c.params {
+            let _ = writeln!(s, "      {}: {} → {}", p.path, show(&p.a), show(&p.b));
+        }
+        for i in &c.inputs {
+            let _ = writeln!(s, "      input {}: {} changed", i.path, join_names(&i.names_a));
+        }
+    }
+    let _ = writeln!(s, "\nchanged only because an input changed ({}):", downstream.len());
+    for c in &downstream {
+        let why: Vec<String> = c.inputs.iter().map(|i| format!("{} ({})", i.path, join_names(&i.names_a))).collect();
+        let _ = writeln!(s, "  {} ({})  {} → {}  via {}", c.name, c.kind, c.key_a.short(), c.key_b.short(), why.join(", "));
+    }
+    s
+}
+
+fn join_names(n: &[String]) -> String {
+    if n.is_empty() {
+        "(unnamed)".into()
+    } else {
+        n.join(", ")
+    }
+}
+

@@ -1,0 +1,269 @@
+//! Lowering a checked program to the plan.
+//!
+//! | declaration | nodes |
+//! |---|---|
+//! | world, dataset, model | one node each |
+//! | run | a `run.train` node keyed *without* its step count, and one `checkpoint` node per step something needs (its last step, `run@k` references, evaluated steps), keyed by (train key, step) |
+//! | eval | one node per evaluated policy and step |
+//! | figure | one node over all its evaluations' nodes |
+//!
+//! A reference to a run as a policy means its last checkpoint; `run@0` is the
+//! policy it started from. Defaults are filled in by the checker, and a run's
+//! `reference` defaults to its starting policy, so writing a default out
+//! changes no key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::check::program::{is_saved_step, InstanceId, Program, Value};
+use crate::check::schema::node_version;
+use crate::diagnostic::{Code, Diagnostic, Problem};
+use crate::plan::key::{node_key, CValue, Key};
+use crate::plan::node::{Node, Plan};
+use crate::syntax::ast::DeclKind;
+
+#[derive(Debug, Clone)]
+enum Output {
+    Node(Key),
+    Run { train: Key, last: Key, init: Key, reference: Key, steps: i64, save_every: i64 },
+    Eval(Vec<Key>),
+}
+
+struct Lowerer<'p> {
+    program: &'p Program,
+    plan: Plan,
+    out: Vec<Option<Output>>,
+    problems: Vec<Problem>,
+}
+
+pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
+    let mut l = Lowerer { program, plan: Plan::default(), out: vec![None; program.instances.len()], problems: vec![] };
+    // Instances are numbered in dependency order, so inputs are lowered first.
+    for id in 0..program.instances.len() {
+        l.lower_instance(id);
+    }
+    if l.problems.is_empty() {
+        Ok(l.plan)
+    } else {
+        Err(l.problems.into_iter().map(|p| p.with_sources(&program.sources)).collect())
+    }
+}
+
+impl<'p> Lowerer<'p> {
+    fn lower_instance(&mut self, id: InstanceId) {
+        let inst = &self.program.instances[id];
+        let decl = &self.program.decls[inst.decl];
+        let node_kind = match inst.ctor.kind {
+            crate::check::schema::CtorKind::Decl { node, .. } => node,
+            crate::check::schema::CtorKind::Value(_) => return,
+        };
+        let output = match decl.kind {
+            DeclKind::World | DeclKind::Dataset | DeclKind::Model => {
+                let Some(mut params) = self.params(id, &[]) else { return };
+                if inst.ctor.name == "jsonl" {
+                    // The file's content, not its path, enters the key.
+                    let Some(digest) = self.file_digest(id) else { return };
+                    params.remove("path");
+                    params.insert("content".into(), CValue::Str(digest));
+                }
+                let key = self.add(node_kind, params, vec![inst.label.clone()], BTreeMap::new());
+                Output::Node(key)
+            }
+            DeclKind::Run => {
+                let Some(mut params) = self.params(id, &["reference"]) else { return };
+                let init = match params.get("policy") {
+                    Some(CValue::Key(k)) => *k,
+                    _ => return,
+                };
+                let reference = match inst.args.get("reference") {
+                    Some(v) => match self.value(v) {
+                        Some(CValue::Key(k)) => k,
+                        _ => return,
+                    },
+                    None => init,
+                };
+                params.insert("reference".into(), CValue::Key(reference));
+                let steps = inst.int("steps").unwrap_or(0);
+                let save_every = inst.int("save_every").unwrap_or(1);
+                let mut attrs = BTreeMap::new();
+                attrs.insert("steps".to_string(), serde_json::json!(steps));
+                attrs.insert("save_every".to_string(), serde_json::json!(save_every));
+                let train = self.add(node_kind, params, vec![inst.label.clone()], attrs);
+                let last = self.checkpoint(train, init, steps, &inst.label);
+                Output::Run { train, last, init, reference, steps, save_every }
+            }
+            DeclKind::Eval => {
+                let mut keys = vec![];
+                let list_param = if inst.args.contains_key("models") { "models" } else { "policies" };
+                let Some(Value::List(targets)) = inst.args.get(list_param) else { return };
+                let at: Option<Vec<i64>> = match inst.args.get("at") {
+                    Some(Value::List(v)) => Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()),
+                    _ => None,
+                };
+                let Some(base) = self.params(id, &[list_param, "at", "reference"]) else { return };
+                for t in targets {
+                    for (target_key, target_label, default_ref) in self.eval_targets(t, at.as_deref()) {
+                        let mut params = base.clone();
+                        params.insert("target".into(), CValue::Key(target_key));
+                        let reference = match inst.args.get("reference") {
+                            Some(v) => match self.value(v) {
+                                Some(CValue::Key(k)) => Some(k),
+                                _ => None,
+                            },
+                            None => default_ref,
+                        };
+                        if let Some(r) = reference {
+                            params.insert("reference".into(), CValue::Key(r));
+                        }
+                        let name = format!("{}({target_label})", inst.label);
+                        keys.push(self.add(node_kind, params, vec![name], BTreeMap::new()));
+                    }
+                }
+                Output::Eval(keys)
+            }
+            DeclKind::Figure => {
+                let Some(params) = self.params(id, &[]) else { return };
+                Output::Node(self.add(node_kind, params, vec![inst.label.clone()], BTreeMap::new()))
+            }
+        };
+        self.out[id] = Some(output);
+    }
+
+    /// Adds a node built from its kind and parameters.
+    fn add(&mut self, kind: &str, params: BTreeMap<String, CValue>, names: Vec<String>, attrs: BTreeMap<String, serde_json::Value>) -> Key {
+        let version = node_version(kind);
+        let key = node_key(kind, version, &params);
+        let mut inputs = vec![];
+        for (n, v) in &params {
+            v.keys(n, &mut inputs);
+        }
+        self.plan.add(Node { key, kind: kind.to_string(), version, params, inputs, names, attrs })
+    }
+
+    /// The checkpoint of a training run at a step; step 0 is where it started.
+    fn checkpoint(&mut self, train: Key, init: Key, step: i64, run_label: &str) -> Key {
+        if step == 0 {
+            return init;
+        }
+        let mut params = BTreeMap::new();
+        params.insert("run".to_string(), CValue::Key(train));
+        params.insert("step".to_string(), CValue::Int(step));
+        let key = self.add("checkpoint", params, vec![format!("{run_label}@{step}")], BTreeMap::new());
+        // The training node must now go at least this far.
+        if let Some(n) = self.plan.node_mut(&train) {
+            let cur = n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0);
+            if step > cur {
+                n.attrs.insert("steps".into(), serde_json::json!(step));
+            }
+        }
+        key
+    }
+
+    /// The in-key parameters of an instance, lowered; `skip` names the ones
+    /// the caller handles itself.
+    fn params(&mut self, id: InstanceId, skip: &[&str]) -> Option<BTreeMap<String, CValue>> {
+        let inst = &self.program.instances[id];
+        let mut out = BTreeMap::new();
+        for p in inst.ctor.params {
+            if !p.in_key || skip.contains(&p.name) {
+                continue;
+            }
+            if let Some(v) = inst.args.get(p.name) {
+                out.insert(p.name.to_string(), self.value(v)?);
+            }
+        }
+        Some(out)
+    }
+
+    fn value(&mut self, v: &Value) -> Option<CValue> {
+        Some(match v {
+            Value::Int(i) => CValue::Int(*i),
+            Value::Float(f) => CValue::Float(*f),
+            Value::Str(s) => CValue::Str(s.clone()),
+            Value::Bool(b) => CValue::Bool(*b),
+            Value::List(items) => CValue::List(items.iter().map(|i| self.value(i)).collect::<Option<_>>()?),
+            Value::Call { ctor, args } => {
+                let mut fields = BTreeMap::new();
+                for p in ctor.params {
+                    if let (true, Some(a)) = (p.in_key, args.get(p.name)) {
+                        fields.insert(p.name.to_string(), self.value(a)?);
+                    }
+                }
+                CValue::Record { tag: ctor.name.to_string(), fields }
+            }
+            Value::Instance(i) => match self.out[*i].clone()? {
+                Output::Node(k) => CValue::Key(k),
+                Output::Run { last, .. } => CValue::Key(last),
+                Output::Eval(keys) => CValue::List(keys.into_iter().map(CValue::Key).collect()),
+            },
+            Value::Checkpoint(i, step) => match self.out[*i].clone()? {
+                Output::Run { train, init, .. } => {
+                    let label = self.program.instances[*i].label.clone();
+                    CValue::Key(self.checkpoint(train, init, *step, &label))
+                }
+                _ => return None,
+            },
+        })
+    }
+
+    /// What an evaluation looks at for one entry of its list: a model once, a
+    /// checkpoint once, a run at each requested (or each saved) step. Each
+    /// comes with a label and the reference policy it defaults to.
+    fn eval_targets(&mut self, t: &Value, at: Option<&[i64]>) -> Vec<(Key, String, Option<Key>)> {
+        match t {
+            Value::Instance(i) => {
+                let label = self.program.instances[*i].label.clone();
+                match self.out[*i].clone() {
+                    Some(Output::Run { train, init, reference, steps, save_every, .. }) => {
+                        let chosen: Vec<i64> = match at {
+                            Some(a) => a.iter().copied().filter(|s| is_saved_step(*s, steps, save_every)).collect(),
+                            None => {
+                                let mut v: Vec<i64> = (0..=steps).step_by(save_every.max(1) as usize).collect();
+                                if v.last() != Some(&steps) {
+                                    v.push(steps);
+                                }
+                                v
+                            }
+                        };
+                        chosen.into_iter().map(|s| (self.checkpoint(train, init, s, &label), format!("{label}@{s}"), Some(reference))).collect()
+                    }
+                    Some(Output::Node(k)) => {
+                        // An SFT model is its own reference; a PM has none.
+                        let is_policy = self.program.instances[*i].ctor.name == "sft";
+                        vec![(k, label, is_policy.then_some(k))]
+                    }
+                    _ => vec![],
+                }
+            }
+            Value::Checkpoint(i, step) => {
+                let label = self.program.instances[*i].label.clone();
+                match self.out[*i].clone() {
+                    Some(Output::Run { train, init, reference, .. }) => {
+                        vec![(self.checkpoint(train, init, *step, &label), format!("{label}@{step}"), Some(reference))]
+                    }
+                    _ => vec![],
+                }
+            }
+            _ => vec![],
+        }
+    }
+
+    /// blake3 of an imported file, relative to the .exp file that names it.
+    fn file_digest(&mut self, id: InstanceId) -> Option<String> {
+        let inst = &self.program.instances[id];
+        let Some(Value::Str(path)) = inst.args.get("path") else { return None };
+        let file = &self.program.sources.get(inst.span.file).path;
+        let full = file.parent().unwrap_or(Path::new(".")).join(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => Some(blake3::hash(&bytes).to_hex().to_string()),
+            Err(e) => {
+                self.problems.push(
+                    Problem::new(Code::Io, inst.span, format!("cannot read `{}`: {e}", full.display()))
+                        .label("this dataset's file")
+                        .help("paths are relative to the .exp file that names them"),
+                );
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! pest pairs → AST. One function per grammar rule, each returning the AST
+//! node with its span.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::diagnostic::{Code, Problem};
+use crate::syntax::ast::*;
+use crate::syntax::number::{Number, NumberError};
+use crate::syntax::source::{FileId, Span};
+
+#[derive(Parser)]
+#[grammar = "../grammar/exp.pest"]
+pub struct ExpParser;
+
+/// Parses one file. A syntax error stops at the first problem (pest cannot
+/// recover), but number problems are collected: all of them are returned.
+pub fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Problem>> {
+    let mut pairs = ExpParser::parse(Rule::file, text).map_err(|e| vec![syntax_problem(file, text, e)])?;
+    let root = pairs.next().expect("the file rule always yields one pair");
+    let mut p = P { file, problems: vec![] };
+    let mut out = File { file, imports: vec![], lets: vec![], decls: vec![] };
+    for item in root.into_inner() {
+        match item.as_rule() {
+            Rule::import => out.imports.push(p.import(item)),
+            Rule::let_decl => out.lets.push(p.let_decl(item)),
+            Rule::decl => out.decls.push(p.decl(item)),
+            Rule::EOI => {}
+            r => unreachable!("grammar: unexpected item {r:?}"),
+        }
+    }
+    if p.problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(p.problems)
+    }
+}
+
+/// Parses a single expression (used by tests and by `--set` style tools).
+pub fn parse_expr(file: FileId, text: &str) -> Result<Expr, Vec<Problem>> {
+    let src = format!("let __expr = {text}");
+    let f = parse_file(file, &src)?;
+    Ok(f.lets.into_iter().next().map(|l| l.value).expect("one let"))
+}
+
+struct P {
+    file: FileId,
+    problems: Vec<Problem>,
+}
+
+impl P {
+    fn span(&self, pair: &Pair<Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), s.end())
+    }
+
+    fn import(&mut self, pair: Pair<Rule>) -> Import {
+        let span = self.span(&pair);
+        let s = pair.into_inner().next().expect("import has a string");
+        Import { path: unescape(s.into_inner().next().map(|p| p.as_str()).unwrap_or("")), span }
+    }
+
+    fn let_decl(&mut self, pair: Pair<Rule>) -> Let {
+        let span = self.span(&pair);
+        let mut it = pair.into_inner();
+        let name = self.ident(it.next().expect("let name"));
+        let value = self.expr(it.next().expect("let value"));
+        Let { name, value, span }
+    }
+
+    fn decl(&mut self, pair: Pair<Rule>) -> Decl {
+        let span = self.span(&pair);
+        let mut it = pair.into_inner();
+        let kind_pair = it.next().expect("decl kind");
+        let kind_span = self.span(&kind_pair);
+        let kind = DeclKind::from_keyword(kind_pair.as_str()).expect("grammar only admits kind keywords");
+        let name = self.ident(it.next().expect("decl name"));
+        let body_pair = it.next().expect("decl body");
+        let body = match body_pair.as_rule() {
+            Rule::derive => DeclBody::Derive(self.derive(body_pair)),
+            _ => DeclBody::Expr(self.expr(body_pair)),
+        };
+        Decl { kind, kind_span, name, body, span }
+    }
+
+    fn derive(&mut self, pair: Pair<Rule>) -> Derive {
+        let span = self.span(&pair);
+        let mut it = pair.into_inner();
+        let base = self.reference(it.next().expect("derive base"));
+        let overrides = it
+            .map(|o| {
+                let span = self.span(&o);
+                let mut oi = o.into_inner();
+                let path = self.path(oi.next().expect("override path"));
+                let value = self.expr(oi.next().expect("override value"));
+                Override { path, value, span }
+            })
+            .collect();
+        Derive { base, overrides, span }
+    }
+
+    fn path(&mut self, pair: Pair<Rule>) -> Path {
+        let span = self.span(&pair);
+        let segments = pair.into_inner().map(|i| self.ident(i)).collect();
+        Path { segments, span }
+    }
+
+    fn ident(&mut self, pair: Pair<Rule>) -> Ident {
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn number(&mut self, pair: &Pair<Rule>) -> Number {
+        match Number::parse(pair.as_str()) {
+            Ok(n) => n,
+            Err(e) => {
+                let why = match e {
+                    NumberError::ExponentTooLarge => "its exponent is far too large",
+                    NumberError::Malformed => "it is not a well-formed number",
+                };
+                self.problems.push(
+                    Problem::new(Code::BadNumber, self.span(pair), format!("`{}` is not a usable number: {why}", pair.as_str()))
+                        .label("this number")
+                        .help("write numbers like 42, 0.5, 1e-5, 4k (4000) or 2M (2000000)"),
+                );
+                Number::from_i64(0)
+            }
+        }
+    }
+
+    fn expr(&mut self, pair: Pair<Rule>) -> Expr {
+        let span = self.span(&pair);
+        match pair.as_rule() {
+            Rule::number => Expr::Number(self.number(&pair), span),
+            Rule::string => Expr::String(unescape(pair.into_inner().next().map(|p| p.as_str()).unwrap_or("")), span),
+            Rule::boolean => Expr::Bool(pair.as_str() == "true", span),
+            Rule::list => Expr::List(pair.into_inner().map(|e| self.expr(e)).collect(), span),
+            Rule::sweep => {
+                let list = pair.into_inner().next().expect("sweep has a list");
+                Expr::Sweep(list.into_inner().map(|e| self.expr(e)).collect(), span)
+            }
+            Rule::call => Expr::Call(self.call(pair)),
+            Rule::reference => Expr::Reference(self.reference(pair)),
+            r => unreachable!("grammar: unexpected expression {r:?}"),
+        }
+    }
+
+    fn call(&mut self, pair: Pair<Rule>) -> Call {
+        let span = self.span(&pair);
+        let mut it = pair.into_inner();
+        let callee = self.ident(it.next().expect("callee"));
+        let args = it
+            .map(|a| {
+                let span = self.span(&a);
+                let inner: Vec<_> = a.into_inner().collect();
+                let (name, value) = match inner.len() {
+                    2 => {
+                        let mut i = inner.into_iter();
+                        let n = self.ident(i.next().unwrap());
+                        (Some(n), self.expr(i.next().unwrap()))
+                    }
+                    _ => (None, self.expr(inner.into_iter().next().expect("arg value"))),
+                };
+                Arg { name, value, span }
+            })
+            .collect();
+        Call { callee, args, span }
+    }
+
+    fn reference(&mut self, pair: Pair<Rule>) -> Reference {
+        let span = self.span(&pair);
+        let mut it = pair.into_inner();
+        let name = self.ident(it.next().expect("reference name"));
+        let mut selector = vec![];
+        let mut checkpoint = None;
+        for part in it {
+            match part.as_rule() {
+                Rule::selector => {
+                    for sel in part.into_inner() {
+                        let span = self.span(&sel);
+                        let mut si = sel.into_inner();
+                        let path = self.path(si.next().expect("selection path"));
+                        let value = self.expr(si.next().expect("selection value"));
+                        selector.push(Selection { path, value, span });
+                    }
+                }
+                Rule::checkpoint => {
+                    let inner = part.into_inner().next().expect("checkpoint target");
+                    checkpoint = Some(match inner.as_rule() {
+                        Rule::number => CheckpointRef::Step(self.number(&inner), self.span(&inner)),
+                        _ => CheckpointRef::Named(self.ident(inner)),
+                    });
+                }
+                r => unreachable!("grammar: unexpected reference part {r:?}"),
+            }
+        }
+        Reference { name, selector, checkpoint, span }
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('t') => out.push('\t'),
+                Some(other) => out.push(other),
+                None => {}
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Turns pest's error into a problem with a readable "expected ..." message.
+fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Problem {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (start, end) = match e.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the offending token (or the end of input) rather than a zero-width spot.
+    let end = if end > start {
+        end
+    } else {
+        let rest = &text[start.min(text.len())..];
+        let len = rest
+            .char_indices()
+            .find(|(i, c)| *i > 0 && (c.is_whitespace() || "()[]{},:=@".contains(*c)))
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len())
+            .max(rest.chars().next().map(|c| c.len_utf8()).unwrap_or(0));
+        start + len
+    };
+    let found = if start >= text.len() { "the end of the file".to_string() } else { format!("`{}`", &text[start..end]) };
+    let expected = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().filter_map(|r| rule_words(*r)).collect();
+            words.sort();
+            words.dedup();
+            words
+        }
+        ErrorVariant::CustomError { .. } => vec![],
+    };
+    let message = if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(&expected))
+    };
+    let help = if found.starts_with("`") && is_keyword(&text[start..end]) {
+        format!("`{}` is a reserved word and cannot be used as a name", &text[start..end])
+    } else {
+        "a file holds `import \"f.exp\"`, `let name = value` and declarations such as `run name = train(...)`; see docs/language.md".into()
+    };
+    Problem::new(Code::Syntax, Span::new(file, start, end), message).label("not expected here").help(help)
+}
+
+fn is_keyword(s: &str) -> bool {
+    matches!(s, "import" | "let" | "with" | "sweep" | "true" | "false" | "world" | "dataset" | "model" | "run" | "eval" | "figure")
+}
+
+fn rule_words(r: Rule) -> Option<&'static str> {
+    Some(match r {
+        Rule::import => "`import`",
+        Rule::let_decl => "`let`",
+        Rule::decl | Rule::kind => "a declaration (world, dataset, model, run, eval, figure)",
+        Rule::ident | Rule::path => "a name",
+        Rule::number => "a number",
+        Rule::string | Rule::string_inner => "a string",
+        Rule::boolean => "true or false",
+        Rule::list => "a list `[...]`",
+        Rule::sweep => "`sweep [...]`",
+        Rule::call => "a call `name(...)`",
+        Rule::reference => "a name",
+        Rule::arg => "an argument",
+        Rule::override_item => "an override `name: value`",
+        Rule::selection | Rule::selector => "a selection `axis: value`",
+        Rule::checkpoint => "a checkpoint `@step`",
+        Rule::derive => "`with { ... }`",
+        Rule::EOI => "the end of the file",
+        _ => return None,
+    })
+}
+
+fn join_or(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
