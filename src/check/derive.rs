@@ -27,6 +27,15 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
                 }
                 n.clone()
             }
+            None if call.args[..i].iter().any(|a| a.name.is_some()) => {
+                problems.push(
+                    Problem::new(Code::PositionalAfterNamed, arg.span, "a positional argument cannot follow named ones")
+                        .label("positional argument")
+                        .help(format!("put positional arguments first, or name it; {} takes {}", c.name, signature_help(c))),
+                );
+                ok = false;
+                continue;
+            }
             None => match c.params.get(i) {
                 Some(p) => Ident { name: p.name.to_string(), span: arg.value.span() },
                 None => {

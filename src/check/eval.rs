@@ -82,9 +82,10 @@ impl<'a> Expander<'a> {
                     self.out_of_range(*span, param, &n.to_string(), "a finite number");
                     return None;
                 };
+                let written = self.sources.text(*span).to_string();
                 let below = if *open_min { v <= *min } else { v < *min };
                 if below || v > *max {
-                    self.out_of_range(*span, param, &n.to_string(), &range_text_float(*min, *open_min, *max));
+                    self.out_of_range(*span, param, &written, &range_text_float(*min, *open_min, *max));
                     return None;
                 }
                 // -0.0 and 0.0 are the same value.

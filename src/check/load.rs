@@ -21,6 +21,27 @@ pub fn load(root: &Path, problems: &mut Vec<Problem>) -> Loaded {
     loaded
 }
 
+/// Loads an experiment given as text (its imports are read from disk,
+/// relative to `dir`). Used by tests and tools that build sources in memory.
+pub fn load_text(name: &str, dir: &Path, text: &str, problems: &mut Vec<Problem>) -> Loaded {
+    let mut loaded = Loaded { sources: SourceMap::default(), files: vec![] };
+    let virtual_path = dir.join(name);
+    let id = loaded.sources.add(name.to_string(), virtual_path.clone(), text.to_string());
+    let parsed = match parse_file(id, text) {
+        Ok(f) => f,
+        Err(ps) => {
+            problems.extend(ps);
+            return loaded;
+        }
+    };
+    let mut stack = vec![(virtual_path, Span::default())];
+    for imp in &parsed.imports {
+        load_one(&dir.join(&imp.path), Some(imp.span), &mut loaded, &mut stack, problems);
+    }
+    loaded.files.push(parsed);
+    loaded
+}
+
 fn display_name(path: &Path) -> String {
     let cwd = std::env::current_dir().ok();
     match cwd.and_then(|c| path.strip_prefix(&c).ok().map(Path::to_path_buf)) {

@@ -48,6 +48,18 @@ impl Checked {
 pub fn check_file(path: &Path, opts: CheckOptions) -> Checked {
     let mut problems: Vec<Problem> = vec![];
     let loaded = load::load(path, &mut problems);
+    finish(loaded, problems, opts)
+}
+
+/// Checks an experiment given as text; imports are relative to the current folder.
+pub fn check_source(name: &str, text: &str, opts: CheckOptions) -> Checked {
+    let mut problems: Vec<Problem> = vec![];
+    let dir = std::env::current_dir().unwrap_or_default();
+    let loaded = load::load_text(name, &dir, text, &mut problems);
+    finish(loaded, problems, opts)
+}
+
+fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) -> Checked {
     let ns = names::build(&loaded.files, &mut problems);
     let mut x = expand::Expander::new(&ns, &loaded.sources, opts.max_instances);
     x.run();

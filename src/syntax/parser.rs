@@ -268,7 +268,7 @@ fn rule_words(r: Rule) -> Option<&'static str> {
         Rule::import => "`import`",
         Rule::let_decl => "`let`",
         Rule::decl | Rule::kind => "a declaration (world, dataset, model, run, eval, figure)",
-        Rule::ident | Rule::path => "a name",
+        Rule::ident | Rule::path | Rule::arg_name => "a name",
         Rule::number => "a number",
         Rule::string | Rule::string_inner => "a string",
         Rule::boolean => "true or false",
