@@ -60,8 +60,9 @@ impl<'a> Expander<'a> {
                     return None;
                 };
                 let Some(v) = n.as_i64() else {
+                    let written = self.sources.text(*span).to_string();
                     self.problems.push(
-                        Problem::new(Code::TypeMismatch, *span, format!("`{param}` expects an integer, found {n}"))
+                        Problem::new(Code::TypeMismatch, *span, format!("`{param}` expects an integer, found {written}"))
                             .label("not an integer")
                             .help("write a whole number, e.g. 800, 4k or 2e4"),
                     );

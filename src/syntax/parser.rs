@@ -17,6 +17,8 @@ pub struct ExpParser;
 /// Parses one file. A syntax error stops at the first problem (pest cannot
 /// recover), but number problems are collected: all of them are returned.
 pub fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Problem>> {
+    // Detailed attempts let syntax errors name the tokens that were expected.
+    pest::set_error_detail(true);
     let mut pairs = ExpParser::parse(Rule::file, text).map_err(|e| vec![syntax_problem(file, text, e)])?;
     let root = pairs.next().expect("the file rule always yields one pair");
     let mut p = P { file, problems: vec![] };
@@ -219,10 +221,45 @@ fn unescape(s: &str) -> String {
 /// Turns pest's error into a problem with a readable "expected ..." message.
 fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Problem {
     use pest::error::{ErrorVariant, InputLocation};
-    let (start, end) = match e.location {
+    let (mut start, mut end) = match e.location {
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
+    // The furthest position any rule reached, and the literal tokens that
+    // would have let it go on (`,`, `)`, ...): usually the real mistake.
+    let mut tokens: Vec<String> = vec![];
+    if let Some(attempts) = e.parse_attempts() {
+        // Whitespace and comment starters are always acceptable; they say nothing.
+        let all: Vec<String> = attempts
+            .expected_tokens()
+            .iter()
+            .map(|t| t.to_string())
+            .filter(|t| !t.trim().is_empty() && t != "#" && t != "//")
+            .collect();
+        // Name the tokens only when every one of them is punctuation: then
+        // the mistake is a missing `,` or `)`, not a missing word.
+        let punctuation = |t: &String| !t.is_empty() && t.len() <= 2 && t.chars().all(|c| "()[]{},:=@".contains(c));
+        // After a number or a name, single characters that would extend it
+        // (digits, `e`, `k`, `.`) are not what the user left out.
+        let pos = attempts.max_position.min(text.len());
+        let after_word = text[..pos].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        let continuation = |t: &String| after_word && (t.chars().count() == 1 || t.contains(".."));
+        let wanted: Vec<&String> = all.iter().filter(|t| punctuation(t)).collect();
+        if !wanted.is_empty() && all.iter().all(|t| punctuation(t) || continuation(t)) && attempts.max_position >= start {
+            for t in wanted {
+                let w = format!("`{t}`");
+                if !tokens.contains(&w) {
+                    tokens.push(w);
+                }
+            }
+            start = attempts.max_position.min(text.len());
+            // Skip whitespace so the label sits on the next token.
+            while start < text.len() && text[start..].starts_with(char::is_whitespace) {
+                start += text[start..].chars().next().map(|c| c.len_utf8()).unwrap_or(1);
+            }
+            end = start;
+        }
+    }
     // Point at the offending token (or the end of input) rather than a zero-width spot.
     let end = if end > start {
         end
@@ -237,9 +274,13 @@ fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Prob
         start + len
     };
     let found = if start >= text.len() { "the end of the file".to_string() } else { format!("`{}`", &text[start..end]) };
-    let expected = match &e.variant {
+    let expected: Vec<String> = match &e.variant {
+        _ if !tokens.is_empty() && tokens.len() <= 6 => {
+            tokens.sort();
+            tokens
+        }
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut words: Vec<&str> = positives.iter().filter_map(|r| rule_words(*r)).collect();
+            let mut words: Vec<String> = positives.iter().filter_map(|r| rule_words(*r)).map(String::from).collect();
             words.sort();
             words.dedup();
             words
@@ -286,7 +327,7 @@ fn rule_words(r: Rule) -> Option<&'static str> {
     })
 }
 
-fn join_or(words: &[&str]) -> String {
+fn join_or(words: &[String]) -> String {
     match words {
         [] => String::new(),
         [one] => one.to_string(),
