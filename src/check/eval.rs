@@ -49,8 +49,20 @@ impl<'a> Expander<'a> {
                     );
                     return None;
                 }
+                // Constants may refer to constants; bound the chain so no input can exhaust the stack.
+                if self.let_depth > crate::syntax::parser::MAX_NESTING {
+                    self.problems.push(
+                        Problem::new(Code::Cycle, r.span, "constants refer to each other too deeply")
+                            .label("chain of constants")
+                            .help("shorten the chain of `let` constants"),
+                    );
+                    return None;
+                }
                 let v = self.ns.lets[*l].value.clone();
-                return self.eval(&v, ty, ch, param);
+                self.let_depth += 1;
+                let out = self.eval(&v, ty, ch, param);
+                self.let_depth -= 1;
+                return out;
             }
         }
         match ty {

@@ -56,6 +56,8 @@ pub struct Expander<'a> {
     pub instances: Vec<Instance>,
     pub problems: Vec<Problem>,
     pub failed: HashSet<usize>,
+    /// How many `let` constants deep the current evaluation is.
+    pub let_depth: usize,
 }
 
 impl<'a> Expander<'a> {
@@ -82,6 +84,7 @@ impl<'a> Expander<'a> {
             instances: vec![],
             problems: vec![],
             failed: HashSet::new(),
+            let_depth: 0,
         }
     }
 
@@ -217,6 +220,10 @@ impl<'a> Expander<'a> {
         // 3. Enumerate consistent combinations, within the limit.
         let mut combos: Vec<Choice> = vec![Choice::default()];
         for (a, vals) in axes.iter().zip(&axis_values) {
+            // Check the bound before building anything: a grid can be huge.
+            if combos.len().saturating_mul(vals.len()) > self.max_instances {
+                return self.too_many(d, a.span);
+            }
             let mut next = vec![];
             for ch in &combos {
                 for (i, v) in vals.iter().enumerate() {
@@ -237,6 +244,9 @@ impl<'a> Expander<'a> {
             }
         }
         for g in &groups {
+            if combos.len().saturating_mul(g.members.len()) > self.max_instances {
+                return self.too_many(d, self.ns.decls[d].name.span);
+            }
             let mut next = vec![];
             for ch in &combos {
                 for m in &g.members {

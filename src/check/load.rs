@@ -54,7 +54,7 @@ fn load_one(path: &Path, from: Option<Span>, loaded: &mut Loaded, stack: &mut Ve
     let canonical = match std::fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) => {
-            let msg = format!("cannot read `{}`: {e}", path.display());
+            let msg = format!("cannot read `{}`: {e}", display_name(path));
             problems.push(match from {
                 Some(span) => Problem::new(Code::Io, span, msg).label("imported here").help("import paths are relative to the importing file"),
                 None => Problem::without_span(Code::Io, msg),

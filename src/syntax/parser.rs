@@ -17,6 +17,9 @@ pub struct ExpParser;
 /// Parses one file. A syntax error stops at the first problem (pest cannot
 /// recover), but number problems are collected: all of them are returned.
 pub fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Problem>> {
+    if let Some(p) = too_deep(file, text) {
+        return Err(vec![p]);
+    }
     // Detailed attempts let syntax errors name the tokens that were expected.
     pest::set_error_detail(true);
     let mut pairs = ExpParser::parse(Rule::file, text).map_err(|e| vec![syntax_problem(file, text, e)])?;
@@ -198,6 +201,51 @@ impl P {
         }
         Reference { name, selector, checkpoint, span }
     }
+}
+
+/// Brackets nested deeper than this are refused before parsing: every later
+/// stage walks the tree recursively, and no experiment needs more.
+pub const MAX_NESTING: usize = 128;
+
+/// Finds the first bracket that opens past [`MAX_NESTING`], outside strings
+/// and comments.
+fn too_deep(file: FileId, text: &str) -> Option<Problem> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut i) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(
+                        Problem::new(Code::Syntax, Span::new(file, i, i + 1), format!("brackets nested more than {MAX_NESTING} deep"))
+                            .label("too deep")
+                            .help("no experiment needs this much nesting; split the value into `let` constants"),
+                    );
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn unescape(s: &str) -> String {

@@ -1,0 +1,196 @@
+//! The `tandem` binary as a user runs it.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tandem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("TANDEM_CACHE")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_explains_every_command() {
+    let o = tandem(&["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for cmd in ["check", "plan", "diff", "show", "env"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+}
+
+#[test]
+fn check_reports_three_mistakes_with_locations_and_fails() {
+    let o = tandem(&["check", "tests/corpus/err/three_mistakes.exp"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    for loc in ["three_mistakes.exp:7:", "three_mistakes.exp:8:", "three_mistakes.exp:9:"] {
+        assert!(err.contains(loc), "missing {loc}:\n{err}");
+    }
+    assert_eq!(err.matches("help:").count(), 3, "{err}");
+    for code in ["tandem::wrong_kind", "tandem::out_of_range", "tandem::unknown_name"] {
+        assert!(err.contains(code), "missing {code}:\n{err}");
+    }
+}
+
+#[test]
+fn check_of_a_missing_file_is_a_clean_error() {
+    let o = tandem(&["check", "no/such/file.exp"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn check_accepts_several_files() {
+    let o = tandem(&["check", "experiments/quickstart.exp", "tests/corpus/ok/all_kinds.exp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).matches(": ok").count(), 2);
+}
+
+fn plan_keys(file: &str) -> Vec<String> {
+    let o = tandem(&["plan", "--json", file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["format"], 1);
+    let mut keys: Vec<String> = v["nodes"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
+    keys.sort();
+    assert_eq!(v["totals"]["nodes"].as_u64().unwrap() as usize, keys.len());
+    keys
+}
+
+#[test]
+fn plan_json_keys_survive_reformatting_and_renaming() {
+    let a = plan_keys("experiments/quickstart.exp");
+    let b = plan_keys("tests/corpus/ok/quickstart_reformatted.exp");
+    assert!(a.len() > 20);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn plan_text_and_dot() {
+    let o = tandem(&["plan", "experiments/quickstart.exp"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("run.train") && out.contains("missing") && out.contains("totals:"), "{out}");
+    let o = tandem(&["plan", "--dot", "experiments/quickstart.exp"]);
+    assert!(stdout(&o).starts_with("digraph plan {"));
+}
+
+#[test]
+fn diff_names_the_changed_learning_rate_and_its_downstream_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string("experiments/quickstart.exp").unwrap();
+    let changed = original.replacen("lr: 1e-4, steps: steps", "lr: 3e-4, steps: steps", 1);
+    assert_ne!(original, changed, "the quickstart's online run sets lr: 1e-4");
+    let b = dir.path().join("quickstart_lr.exp");
+    std::fs::write(&b, changed).unwrap();
+    let o = tandem(&["diff", "--json", "experiments/quickstart.exp", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let changed = d["changed"].as_array().unwrap();
+    // Exactly the runs deriving from `online` changed their own parameter: lr.
+    let direct: Vec<(&str, Vec<&str>)> = changed
+        .iter()
+        .filter(|c| !c["only_inputs"].as_bool().unwrap())
+        .map(|c| (c["name"].as_str().unwrap(), c["params"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect()))
+        .collect();
+    assert!(!direct.is_empty());
+    for (name, params) in &direct {
+        assert_eq!(params, &vec!["lr"], "{name}");
+        assert!(["online", "offline", "tandem", "golden"].contains(name), "{name}");
+    }
+    // Everything downstream changed only because an input did.
+    let downstream: Vec<&str> = changed.iter().filter(|c| c["only_inputs"].as_bool().unwrap()).map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(downstream.contains(&"online@300"), "{downstream:?}");
+    assert!(downstream.iter().any(|n| n.starts_with("performance(")), "{downstream:?}");
+    assert!(downstream.contains(&"tradeoff"), "{downstream:?}");
+    // Upstream stages are shared.
+    assert!(d["shared"].as_u64().unwrap() >= 6);
+    for name in ["sft", "golden_pm", "proxy_pm", "d_golden"] {
+        assert!(!changed.iter().any(|c| c["name"] == name), "{name} should be unchanged");
+    }
+    // The text form says the same.
+    let o = tandem(&["diff", "experiments/quickstart.exp", b.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(out.contains("lr: 1e-4 → 3e-4"), "{out}");
+    assert!(out.contains("changed only because an input changed"), "{out}");
+}
+
+#[test]
+fn diff_of_identical_experiments_shares_everything() {
+    let o = tandem(&["diff", "--json", "experiments/quickstart.exp", "tests/corpus/ok/quickstart_reformatted.exp"]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["only_in_a"].as_array().unwrap().len(), 0);
+    assert_eq!(d["only_in_b"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn show_prints_manifest_and_lineage_of_a_cache_entry() {
+    use tandem::exec::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let checked = tandem::check::check_file(Path::new("experiments/quickstart.exp"), Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Write the world, D_initial and the golden PM as entries.
+    let mut golden = None;
+    for n in plan.ordered().into_iter().take(3) {
+        let mut s = store.begin(n).unwrap();
+        s.write("artifact.bin", n.kind.as_bytes()).unwrap();
+        s.commit().unwrap();
+        golden = Some(n.key);
+    }
+    let key = golden.unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let o = tandem(&["show", "--cache", cache, &key.short()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("model.pm") && out.contains("golden_pm"), "{out}");
+    assert!(out.contains("lineage") && out.contains("data: d_initial") && out.contains("world: summarize"), "{out}");
+    assert!(out.contains("artifact.bin"));
+    // The plan now reports those three as cached.
+    let o = tandem(&["plan", "--json", "--cache", cache, "experiments/quickstart.exp"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["totals"]["cached"], 3);
+    // JSON manifest.
+    let o = tandem(&["show", "--json", "--cache", cache, &key.hex()[..12]]);
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["kind"], "model.pm");
+    assert_eq!(m["files"][0]["name"], "artifact.bin");
+}
+
+#[test]
+fn show_of_an_unknown_key_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tandem(&["show", "--cache", dir.path().to_str().unwrap(), "abcdef"]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("tandem::cache::missing"), "{}", stderr(&o));
+}
+
+#[test]
+fn plan_does_not_create_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("never");
+    let o = tandem(&["plan", "--cache", cache.to_str().unwrap(), "experiments/quickstart.exp"]);
+    assert!(o.status.success());
+    assert!(!cache.exists());
+}
+
+#[test]
+fn env_runs_libtorch() {
+    let o = tandem(&["env"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("sum([1,2,3]) = 6"), "{}", stdout(&o));
+}
