@@ -92,7 +92,7 @@ fn pathological_inputs() {
         "world w = summarize(seed: 99999999999999999999999)",
         "world w = summarize(seed: 1e18)",
         "run r = r@r",
-        &(1..5000).map(|i| format!("let a{i} = a{}\n", i - 1)).collect::<String>().replace("let a1 = a0", "let a1 = 5") + "world w = summarize(seed: a4999)",
+        &((1..5000).map(|i| format!("let a{i} = a{}\n", i - 1)).collect::<String>().replace("let a1 = a0", "let a1 = 5") + "world w = summarize(seed: a4999)"),
         &format!("world w = summarize()\nlet x = {}1{}\nworld v = summarize(seed: x)", "[".repeat(20_000), "]".repeat(20_000)),
         &format!("let x = {}", "ipo(beta: ".repeat(5_000)),
         "world w = summarize()\nworld v = w with { seed.x.y: 1 }",
