@@ -1,0 +1,30 @@
+//! The constructor reference in docs/language.md is generated from the
+//! schema; this test fails when they drift. Run with TANDEM_BLESS=1 to rewrite it.
+
+const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (tests/docs.rs keeps this in step with src/check/schema.rs) -->\n";
+const END: &str = "<!-- END GENERATED REFERENCE -->";
+
+#[test]
+fn language_reference_matches_the_schema() {
+    let path = "docs/language.md";
+    let doc = std::fs::read_to_string(path).unwrap();
+    let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
+    let end = doc.find(END).expect("end marker");
+    let generated = tandem::check::schema::reference_markdown();
+    if std::env::var_os("TANDEM_BLESS").is_some() {
+        let new = format!("{}{}{}", &doc[..start], generated, &doc[end..]);
+        std::fs::write(path, new).unwrap();
+        return;
+    }
+    assert_eq!(&doc[start..end], generated, "docs/language.md is out of date: run `TANDEM_BLESS=1 cargo test --test docs`");
+}
+
+#[test]
+fn every_example_in_the_language_doc_that_is_a_whole_experiment_checks() {
+    // The first example of the doc is a complete experiment but for its import.
+    let doc = std::fs::read_to_string("docs/language.md").unwrap();
+    let first = doc.split("```exp\n").nth(1).unwrap().split("```").next().unwrap();
+    let text = first.replace("import \"worlds.exp\"", "");
+    let checked = tandem::check::check_source("doc.exp", &text, Default::default());
+    assert!(checked.is_ok(), "{}", tandem::cli::render::render(&checked.diagnostics, false, 100));
+}
