@@ -7,8 +7,10 @@
 pub mod check;
 pub mod diagnostic;
 pub mod exec;
+pub mod ml;
 pub mod plan;
 pub mod syntax;
+pub mod worlds;
 
 #[cfg(feature = "cli")]
 pub mod cli;

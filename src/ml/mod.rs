@@ -1,0 +1,15 @@
+//! The models and algorithms, on libtorch (tch).
+//!
+//! `tokens` (special tokens, padding) · `rng` (counter-based seeded streams)
+//! · `transformer` (the shared trunk, KV cache, deterministic init) ·
+//! `policy` (log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
+//! `loss` (IPO, DPO, SLiC, Bo2) · `adam` (optimizer with savable state) ·
+//! `data` (preference pairs on disk).
+pub mod adam;
+pub mod data;
+pub mod loss;
+pub mod policy;
+pub mod preference;
+pub mod rng;
+pub mod tokens;
+pub mod transformer;

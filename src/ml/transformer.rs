@@ -1,0 +1,176 @@
+//! A small decoder-only transformer (pre-LayerNorm, GPT-2 style), built from
+//! constructor functions under an `nn::Path`, with an optional KV cache.
+//!
+//! Padding is handled with a key mask: a query never attends to a PAD key,
+//! and every position may attend to itself so that a row is never empty
+//! (left-padding positions then compute harmless, finite values). Positions
+//! are counted over real tokens, so left-padded prompts line up.
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arch {
+    pub vocab: i64,
+    pub layers: i64,
+    pub width: i64,
+    pub heads: i64,
+    /// Longest sequence (positions) the model sees.
+    pub context: i64,
+}
+
+#[derive(Debug)]
+struct Block {
+    ln1: nn::LayerNorm,
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    ln2: nn::LayerNorm,
+    fc: nn::Linear,
+    out: nn::Linear,
+}
+
+#[derive(Debug)]
+pub struct Trunk {
+    pub arch: Arch,
+    tok: nn::Embedding,
+    pos: nn::Embedding,
+    blocks: Vec<Block>,
+    ln_f: nn::LayerNorm,
+}
+
+/// Keys and values of every layer for the tokens seen so far.
+pub struct KvCache {
+    k: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// [B, T] true for real (non-PAD) keys.
+    key_mask: Tensor,
+}
+
+fn block(p: nn::Path, d: i64) -> Block {
+    Block {
+        ln1: nn::layer_norm(&p / "ln1", vec![d], Default::default()),
+        qkv: nn::linear(&p / "qkv", d, 3 * d, Default::default()),
+        proj: nn::linear(&p / "proj", d, d, Default::default()),
+        ln2: nn::layer_norm(&p / "ln2", vec![d], Default::default()),
+        fc: nn::linear(&p / "fc", d, 4 * d, Default::default()),
+        out: nn::linear(&p / "out", 4 * d, d, Default::default()),
+    }
+}
+
+impl Trunk {
+    pub fn new(p: &nn::Path, arch: Arch) -> Trunk {
+        let d = arch.width;
+        Trunk {
+            arch,
+            tok: nn::embedding(p / "tok", arch.vocab, d, Default::default()),
+            pos: nn::embedding(p / "pos", arch.context, d, Default::default()),
+            blocks: (0..arch.layers).map(|i| block(p / format!("block{i}"), d)).collect(),
+            ln_f: nn::layer_norm(p / "ln_f", vec![d], Default::default()),
+        }
+    }
+
+    fn split_heads(&self, x: &Tensor) -> Tensor {
+        let (b, t, _) = x.size3().expect("[B, T, D]");
+        let h = self.arch.heads;
+        x.view([b, t, h, self.arch.width / h]).transpose(1, 2)
+    }
+
+    fn attend(&self, blk: &Block, x: &Tensor, mask: &Tensor, cache: Option<(&mut Tensor, &mut Tensor)>) -> Tensor {
+        let (b, t, d) = x.size3().expect("[B, T, D]");
+        let qkv = blk.qkv.forward(&blk.ln1.forward(x));
+        let parts = qkv.split(d, 2);
+        let (q, mut k, mut v) = (self.split_heads(&parts[0]), self.split_heads(&parts[1]), self.split_heads(&parts[2]));
+        if let Some((ck, cv)) = cache {
+            if ck.numel() > 0 {
+                k = Tensor::cat(&[&*ck, &k], 2);
+                v = Tensor::cat(&[&*cv, &v], 2);
+            }
+            *ck = k.shallow_clone();
+            *cv = v.shallow_clone();
+        }
+        let y = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
+        let y = y.transpose(1, 2).contiguous().view([b, t, d]);
+        x + blk.proj.forward(&y)
+    }
+
+    fn mlp(blk: &Block, x: &Tensor) -> Tensor {
+        x + blk.out.forward(&blk.fc.forward(&blk.ln2.forward(x)).gelu("none"))
+    }
+
+    /// Causal attention over the sequence, PAD keys masked, self always allowed.
+    fn full_mask(key_mask: &Tensor) -> Tensor {
+        let t = key_mask.size()[1];
+        let device = key_mask.device();
+        let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
+        let eye = Tensor::eye(t, (Kind::Bool, device));
+        let keys = key_mask.unsqueeze(1).unsqueeze(1); // [B,1,1,T]
+        causal.unsqueeze(0).unsqueeze(0).logical_and(&keys).logical_or(&eye.unsqueeze(0).unsqueeze(0))
+    }
+
+    /// Hidden states [B, T, D] of a whole sequence.
+    pub fn forward(&self, tokens: &Tensor, key_mask: &Tensor) -> Tensor {
+        let pos = crate::ml::tokens::positions(key_mask);
+        let mut x = self.tok.forward(tokens) + self.pos.forward(&pos);
+        let mask = Self::full_mask(key_mask);
+        for blk in &self.blocks {
+            x = self.attend(blk, &x, &mask, None);
+            x = Self::mlp(blk, &x);
+        }
+        self.ln_f.forward(&x)
+    }
+
+    /// Like `forward`, and keeps every layer's keys and values for `step`.
+    pub fn prefill(&self, tokens: &Tensor, key_mask: &Tensor) -> (Tensor, KvCache) {
+        let pos = crate::ml::tokens::positions(key_mask);
+        let mut x = self.tok.forward(tokens) + self.pos.forward(&pos);
+        let mask = Self::full_mask(key_mask);
+        let mut cache = KvCache { k: vec![], v: vec![], key_mask: key_mask.shallow_clone() };
+        for blk in &self.blocks {
+            let (mut k, mut v) = (Tensor::new(), Tensor::new());
+            x = self.attend(blk, &x, &mask, Some((&mut k, &mut v)));
+            x = Self::mlp(blk, &x);
+            cache.k.push(k);
+            cache.v.push(v);
+        }
+        (self.ln_f.forward(&x), cache)
+    }
+
+    /// One new token per row at the given positions: [B, 1] → hidden [B, 1, D].
+    pub fn step(&self, token: &Tensor, position: &Tensor, cache: &mut KvCache) -> Tensor {
+        let b = token.size()[0];
+        let real = Tensor::ones([b, 1], (Kind::Bool, token.device()));
+        cache.key_mask = Tensor::cat(&[&cache.key_mask, &real], 1);
+        let mask = cache.key_mask.unsqueeze(1).unsqueeze(1); // [B,1,1,T]
+        let mut x = self.tok.forward(token) + self.pos.forward(position);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let (k, v) = (&mut cache.k[i], &mut cache.v[i]);
+            x = self.attend(blk, &x, &mask, Some((k, v)));
+            x = Self::mlp(blk, &x);
+        }
+        self.ln_f.forward(&x)
+    }
+}
+
+/// Deterministic initialisation, independent of libtorch's global generator:
+/// weights ~ N(0, 0.02²) from a stream per variable name, biases 0,
+/// LayerNorm gains 1. Output projections are scaled by 1/√(2·layers).
+pub fn init(vs: &nn::VarStore, seed: u64, layers: i64) {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    tch::no_grad(|| {
+        for (name, mut t) in vars {
+            let n = t.numel();
+            let values: Vec<f32> = if name.contains("ln") && name.ends_with("weight") {
+                vec![1.0; n]
+            } else if name.ends_with("bias") {
+                vec![0.0; n]
+            } else {
+                let scale = if name.ends_with("proj.weight") || name.ends_with("out.weight") { 0.02 / (2.0 * layers as f64).sqrt() } else { 0.02 };
+                let mut rng = crate::ml::rng::stream(seed, &format!("init/{name}"), 0);
+                (0..n).map(|_| (crate::ml::rng::normal(&mut rng) * scale) as f32).collect()
+            };
+            let src = Tensor::from_slice(&values).view(t.size().as_slice()).to_device(t.device());
+            t.copy_(&src);
+        }
+    });
+}

@@ -1,0 +1,6 @@
+//! Synthetic worlds standing in for the paper's four tasks, and the data
+//! they generate.
+pub mod generate;
+pub mod oracle;
+
+pub use oracle::{Flavour, World};
