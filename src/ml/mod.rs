@@ -4,12 +4,17 @@
 //! · `transformer` (the shared trunk, KV cache, deterministic init) ·
 //! `policy` (log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
 //! `loss` (IPO, DPO, SLiC, Bo2) · `adam` (optimizer with savable state) ·
-//! `data` (preference pairs on disk).
+//! `data` (preference pairs on disk) · `sampler` (offline, online, replay
+//! orders) · `train` (one step of SFT, PM and preference training) · `eval`
+//! (KL, win rate, classifier accuracy, winner log-prob, with uncertainty).
 pub mod adam;
 pub mod data;
+pub mod eval;
 pub mod loss;
 pub mod policy;
 pub mod preference;
 pub mod rng;
+pub mod sampler;
 pub mod tokens;
+pub mod train;
 pub mod transformer;

@@ -155,12 +155,52 @@ impl Policy {
 
     /// Exact KL(self ‖ reference) summed over each response's positions
     /// (Appendix D): the full categorical KL at every prefix. [B].
+    ///
+    /// The last slot is left out: there both policies are forced to EOS, so
+    /// their distributions agree and its KL is 0. With that, the expectation
+    /// of this estimate under [`Policy::sample`] is exactly the sequence-level
+    /// KL between the two samplers (the chain rule; see tests/ml_numerics.rs).
     pub fn kl_per_sequence(&self, reference: &Policy, prompts: &Tensor, responses: &Tensor) -> Tensor {
         tch::no_grad(|| {
             let p = self.response_log_dists(prompts, responses);
             let q = reference.response_log_dists(prompts, responses);
             let kl = (p.exp() * (&p - &q)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
-            (kl * tokens::mask(responses).to_kind(Kind::Float)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            let lr = responses.size()[1];
+            let free = Tensor::ones([lr], (Kind::Float, responses.device())).index_fill_(0, &Tensor::from_slice(&[lr - 1]).to_device(responses.device()), 0.0);
+            (kl * tokens::mask(responses).to_kind(Kind::Float) * free).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        })
+    }
+
+    /// Sampling as [`Policy::sample`], also returning the log-prob of each
+    /// drawn token as the KV-cached forward pass computed it (0 on padding).
+    pub fn sample_with_logprobs(&self, prompts: &Tensor, temperature: f64, rng: &mut Stream) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let b = prompts.size()[0];
+            let lr = self.spec.response_len;
+            let device = self.device();
+            let pmask = tokens::mask(prompts);
+            let count = pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64);
+            let (hidden, mut cache) = self.trunk.prefill(prompts, &pmask);
+            let mut last = hidden.narrow(1, prompts.size()[1] - 1, 1).squeeze_dim(1);
+            let (mut out, mut lps) = (vec![], vec![]);
+            let mut done = Tensor::zeros([b], (Kind::Bool, device));
+            for j in 0..lr {
+                let log_dist = self.logits(&last).log_softmax(-1, Kind::Float);
+                let mut tok = self.draw(&log_dist, temperature, rng);
+                if j == lr - 1 {
+                    tok = tok.fill_(EOS);
+                }
+                let tok = tok.masked_fill(&done, PAD);
+                let lp = log_dist.gather(1, &tok.unsqueeze(1), false).squeeze_dim(1).masked_fill(&done, 0.0);
+                done = done.logical_or(&tok.eq(EOS));
+                out.push(tok.shallow_clone());
+                lps.push(lp);
+                if j + 1 < lr {
+                    let pos = &count + j;
+                    last = self.trunk.step(&tok.unsqueeze(1), &pos, &mut cache).squeeze_dim(1);
+                }
+            }
+            (Tensor::stack(&out, 1), Tensor::stack(&lps, 1))
         })
     }
 

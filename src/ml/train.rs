@@ -1,0 +1,97 @@
+//! One optimisation step of each kind of training. The loops, checkpoints and
+//! resumption live in the executor; a step here is a pure function of the
+//! models, the data and the step number.
+
+use tch::{Kind, Tensor};
+
+use crate::ml::adam::Adam;
+use crate::ml::data::Pairs;
+use crate::ml::loss::Loss;
+use crate::ml::policy::Policy;
+use crate::ml::preference::PreferenceModel;
+use crate::ml::rng;
+use crate::ml::sampler;
+
+/// What a step reports.
+#[derive(Debug, Clone, Default)]
+pub struct StepMetrics {
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Preference steps: mean h (the log-ratio margin) over the batch.
+    pub margin: Option<f64>,
+}
+
+/// SFT (Appendix C): both responses of every pair are targets; the loss is
+/// the token-mean negative log-likelihood of a batch of them.
+pub fn sft_step(policy: &Policy, adam: &mut Adam, data: &Pairs, batch: usize, step: u64, seed: u64) -> StepMetrics {
+    let n = data.len() as usize;
+    let idx = sampler::offline_indices(2 * n, batch, step, seed);
+    let (first, second): (Vec<i64>, Vec<i64>) = idx.iter().partition(|&&i| (i as usize) < n);
+    let second: Vec<i64> = second.iter().map(|i| i - n as i64).collect();
+    let a = data.select(&first);
+    let b = data.select(&second);
+    let prompts = Tensor::cat(&[&a.prompts, &b.prompts], 0).to_device(policy.device());
+    let responses = Tensor::cat(&[&a.chosen, &b.rejected], 0).to_device(policy.device());
+    let (lp, mask) = policy.token_logprobs(&prompts, &responses);
+    let loss = -lp.sum(Kind::Float) / mask.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0);
+    adam.zero_grad();
+    loss.backward();
+    let lr = adam.lr_at(adam.step);
+    let grad_norm = adam.step();
+    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, margin: None }
+}
+
+/// One step of preference-model training with eq. (5).
+pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize, step: u64, seed: u64) -> StepMetrics {
+    let idx = sampler::offline_indices(data.len() as usize, batch, step, seed);
+    let b = data.select(&idx).to_device(pm.vs.device());
+    let loss = pm.loss(&b.prompts, &b.chosen, &b.rejected);
+    adam.zero_grad();
+    loss.backward();
+    let lr = adam.lr_at(adam.step);
+    let grad_norm = adam.step();
+    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, margin: None }
+}
+
+/// One preference-optimisation step on a labelled batch. Online, offline and
+/// replay runs all go through this one function, so a replay of an online
+/// run's stream computes exactly what the online run computed.
+pub fn preference_step(policy: &Policy, reference: &Policy, loss: Loss, mean_logprob: bool, adam: &mut Adam, batch: &Pairs) -> StepMetrics {
+    let device = policy.device();
+    let b = batch.len();
+    // Chosen and rejected in one forward pass.
+    let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0).to_device(device);
+    let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0).to_device(device);
+    let lp = policy.seq_logprob(&prompts, &responses, mean_logprob);
+    let (lw, ll) = (lp.narrow(0, 0, b), lp.narrow(0, b, b));
+    let (rw, rl) = if loss.needs_reference() {
+        let r = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, mean_logprob));
+        (r.narrow(0, 0, b), r.narrow(0, b, b))
+    } else {
+        (lw.zeros_like(), ll.zeros_like())
+    };
+    let margin = tch::no_grad(|| ((&lw - &rw) - (&ll - &rl)).mean(Kind::Float).double_value(&[]));
+    let value = loss.mean(&lw, &ll, &rw, &rl);
+    adam.zero_grad();
+    value.backward();
+    let lr = adam.lr_at(adam.step);
+    let grad_norm = adam.step();
+    StepMetrics { loss: value.double_value(&[]), grad_norm, lr, margin: Some(margin) }
+}
+
+/// An online batch: prompts from the pool, two fresh samples from the
+/// current policy, labelled by the judge (A.2 debiasing, seeded coin on ties).
+pub fn online_batch(policy: &Policy, judge: &PreferenceModel, pool: &Tensor, batch: usize, temperature: f64, step: u64, seed: u64) -> Pairs {
+    let n = pool.size()[0] as usize;
+    let idx = sampler::prompt_indices(n, batch, step, seed);
+    let prompts = pool.index_select(0, &Tensor::from_slice(&idx).to_device(pool.device())).to_device(policy.device());
+    let y1 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-a", step));
+    let y2 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-b", step));
+    let first = tch::no_grad(|| judge.prefers_first(&prompts.to_device(judge.vs.device()), &y1.to_device(judge.vs.device()), &y2.to_device(judge.vs.device()), &mut rng::stream(seed, "online/coin", step)));
+    let pick = Tensor::from_slice(&first.iter().map(|&f| f as i64).collect::<Vec<_>>()).to_device(policy.device()).unsqueeze(1).to_kind(Kind::Bool);
+    let chosen = y1.where_self(&pick, &y2);
+    let rejected = y2.where_self(&pick, &y1);
+    let out = Pairs { prompts: prompts.to_device(tch::Device::Cpu), chosen: chosen.to_device(tch::Device::Cpu), rejected: rejected.to_device(tch::Device::Cpu), columns: Default::default() };
+    sampler::tag_stream_batch(out, step as i64)
+}

@@ -1,0 +1,242 @@
+//! Numerical checks of the models against hand computation and brute force.
+
+use tch::{Device, Kind, Tensor};
+
+use tandem::ml::adam::Adam;
+use tandem::ml::eval;
+use tandem::ml::policy::{Policy, PolicySpec};
+use tandem::ml::preference::{decide, PmSpec, PreferenceModel};
+use tandem::ml::rng::stream;
+use tandem::ml::tokens::{left_pad, BOS, EOS, PAD};
+
+fn spec(vocab: i64, response_len: i64) -> PolicySpec {
+    PolicySpec { vocab, layers: 2, width: 32, heads: 4, prompt_len: 5, response_len }
+}
+
+fn prompts() -> Tensor {
+    left_pad(&[vec![BOS, 5, 6, 7], vec![BOS, 8], vec![BOS, 9, 9, 4, 5], vec![BOS]], 5)
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn kv_cache_log_probs_equal_full_forward_log_probs() {
+    tch::set_num_threads(1);
+    let policy = Policy::new(spec(16, 8), Device::Cpu, 3);
+    let p = prompts();
+    let (y, cached) = policy.sample_with_logprobs(&p, 1.0, &mut stream(1, "t", 0));
+    let (full, _) = tch::no_grad(|| policy.token_logprobs(&p, &y));
+    assert!(max_abs(&cached, &full) < 1e-5, "cached vs full: {}", max_abs(&cached, &full));
+    // Responses are well formed: content tokens, one EOS, then PAD.
+    for row in tandem::ml::tokens::unpad(&y) {
+        assert_eq!(*row.last().unwrap(), EOS);
+        assert_eq!(row.iter().filter(|&&t| t == EOS).count(), 1);
+        assert!(row.iter().all(|&t| t >= 4 || t == EOS));
+    }
+}
+
+#[test]
+fn sampling_with_a_seed_is_reproducible_and_cache_free_sampling_agrees() {
+    tch::set_num_threads(1);
+    let policy = Policy::new(spec(16, 8), Device::Cpu, 3);
+    let p = prompts();
+    let a = policy.sample(&p, 1.0, &mut stream(7, "s", 0));
+    let b = policy.sample(&p, 1.0, &mut stream(7, "s", 0));
+    let c = policy.sample_without_cache(&p, 1.0, &mut stream(7, "s", 0));
+    let d = policy.sample(&p, 1.0, &mut stream(8, "s", 0));
+    assert!(a.equal(&b));
+    assert!(a.equal(&c), "KV-cache sampling must draw what full forward passes draw");
+    assert!(!a.equal(&d));
+}
+
+/// All responses of a tiny policy: content tokens {4, 5}, up to 3 slots, the
+/// last forced to EOS. Returns them padded, with their sampler probability.
+fn enumerate(policy: &Policy, prompt: &Tensor) -> Vec<(Vec<i64>, f64)> {
+    let lr = policy.spec.response_len as usize;
+    let mut out = vec![];
+    let mut stack: Vec<Vec<i64>> = vec![vec![]];
+    while let Some(prefix) = stack.pop() {
+        for t in [4i64, 5, EOS] {
+            let mut y = prefix.clone();
+            if y.len() + 1 == lr {
+                y.push(EOS);
+            } else {
+                y.push(t);
+            }
+            if *y.last().unwrap() == EOS {
+                if !out.iter().any(|(o, _): &(Vec<i64>, f64)| *o == y) {
+                    out.push((y, 0.0));
+                }
+            } else {
+                stack.push(y);
+            }
+        }
+    }
+    // Probability under the sampler: model probabilities, the forced EOS has probability 1.
+    for (y, prob) in &mut out {
+        let mut padded = y.clone();
+        padded.resize(lr, PAD);
+        let r = Tensor::from_slice(&padded).view([1, lr as i64]);
+        let dists = tch::no_grad(|| policy.response_log_dists(prompt, &r));
+        let mut lp = 0.0;
+        for (j, &tok) in y.iter().enumerate() {
+            if j + 1 == lr {
+                break; // forced
+            }
+            lp += dists.double_value(&[0, j as i64, tok]);
+        }
+        *prob = lp.exp();
+    }
+    out
+}
+
+#[test]
+fn exact_kl_matches_brute_force_enumeration() {
+    tch::set_num_threads(1);
+    // Vocabulary of 6: four special tokens and two content tokens.
+    let s = spec(6, 3);
+    let policy = Policy::new(s, Device::Cpu, 11);
+    let reference = Policy::new(s, Device::Cpu, 12);
+    let prompt = left_pad(&[vec![BOS, 4, 5]], 5);
+    let ys = enumerate(&policy, &prompt);
+    let ys_ref = enumerate(&reference, &prompt);
+    let total: f64 = ys.iter().map(|(_, p)| p).sum();
+    assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
+    // Sequence-level KL by enumeration.
+    let mut kl_seq = 0.0;
+    let mut kl_estimator = 0.0;
+    for ((y, p), (_, q)) in ys.iter().zip(&ys_ref) {
+        kl_seq += p * (p / q).ln();
+        let mut padded = y.clone();
+        padded.resize(3, PAD);
+        let r = Tensor::from_slice(&padded).view([1, 3]);
+        kl_estimator += p * policy.kl_per_sequence(&reference, &prompt, &r).double_value(&[0]);
+    }
+    assert!(kl_seq > 1e-4, "the two policies differ");
+    assert!((kl_seq - kl_estimator).abs() < 1e-5, "E[per-token KL sum] {kl_estimator} vs sequence KL {kl_seq}");
+    // And the Monte Carlo estimate from real samples lands within 4 standard errors.
+    let many = prompt.repeat([4000, 1]);
+    let est = eval::kl(&policy, &reference, &many, 5);
+    assert!((est.value - kl_seq).abs() < 4.0 * est.stderr + 1e-6, "{est:?} vs {kl_seq}");
+}
+
+#[test]
+fn kl_of_a_policy_to_itself_is_zero() {
+    let policy = Policy::new(spec(16, 6), Device::Cpu, 3);
+    let est = eval::kl(&policy, &policy, &prompts(), 1);
+    assert_eq!(est.value, 0.0);
+}
+
+#[test]
+fn preference_decisions_are_debiased_and_ties_use_the_coin() {
+    tch::set_num_threads(1);
+    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, Device::Cpu, 2);
+    let p = prompts();
+    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
+    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
+    // margin(x, y1, y2) = r(x,y1,y2) − r(x,y2,y1) is exactly antisymmetric.
+    let m12 = pm.margin(&p, &y1, &y2);
+    let m21 = pm.margin(&p, &y2, &y1);
+    assert!(m12.equal(&(-&m21)));
+    let a = pm.prefers_first(&p, &y1, &y2, &mut stream(0, "c", 0));
+    let b = pm.prefers_first(&p, &y2, &y1, &mut stream(0, "c", 0));
+    for (x, y) in a.iter().zip(&b) {
+        assert_ne!(x, y, "swapping the order swaps the decision");
+    }
+    // Identical responses: margin exactly 0, decided by the coin, not by position.
+    let same = pm.margin(&p, &y1, &y1);
+    assert!(same.abs().max().double_value(&[]) == 0.0);
+    let draws: Vec<bool> = (0..64).flat_map(|s| decide(&[0.0], &mut stream(s, "c", 0))).collect();
+    assert!(draws.iter().any(|&d| d) && draws.iter().any(|&d| !d));
+    assert_eq!(decide(&[0.3, -0.2], &mut stream(1, "c", 0)), vec![true, false]);
+}
+
+#[test]
+fn classifier_formula_matches_its_definition() {
+    let s = spec(16, 6);
+    let policy = Policy::new(s, Device::Cpu, 1);
+    let reference = Policy::new(s, Device::Cpu, 2);
+    let p = prompts();
+    let y1 = policy.sample(&p, 1.0, &mut stream(1, "a", 0));
+    let y2 = policy.sample(&p, 1.0, &mut stream(1, "b", 0));
+    let f = eval::classifier_scores(&policy, &reference, &p, &y1, &y2);
+    let lp = |m: &Policy, y: &Tensor| tch::no_grad(|| m.seq_logprob(&p, y, false));
+    let by_hand = (lp(&policy, &y1) - lp(&policy, &y2)) - (lp(&reference, &y1) - lp(&reference, &y2));
+    assert!(max_abs(&f, &by_hand) < 1e-6);
+    // A policy equal to its reference scores every pair 0: accuracy exactly ½.
+    let data = tandem::ml::data::Pairs { prompts: p.shallow_clone(), chosen: y1, rejected: y2, columns: Default::default() };
+    assert_eq!(eval::policy_accuracy(&reference, &reference, &data).value, 0.5);
+}
+
+#[test]
+fn sequence_log_prob_is_the_sum_of_token_log_probs_and_mean_divides_by_length() {
+    let policy = Policy::new(spec(16, 6), Device::Cpu, 1);
+    let p = prompts();
+    let y = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![EOS], vec![6, 6, 6, 6, 6, EOS], vec![7, EOS]], 6);
+    let (tok, mask) = tch::no_grad(|| policy.token_logprobs(&p, &y));
+    let sum = tch::no_grad(|| policy.seq_logprob(&p, &y, false));
+    let mean = tch::no_grad(|| policy.seq_logprob(&p, &y, true));
+    let lens = [3.0, 1.0, 6.0, 2.0];
+    for i in 0..4 {
+        let row: f64 = (0..6).map(|j| tok.double_value(&[i, j])).sum();
+        assert!((row - sum.double_value(&[i])).abs() < 1e-6);
+        assert!((sum.double_value(&[i]) / lens[i as usize] - mean.double_value(&[i])).abs() < 1e-6);
+        // Padding positions contribute nothing.
+        for j in 0..6 {
+            if mask.int64_value(&[i, j]) == 0 {
+                assert_eq!(tok.double_value(&[i, j]), 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn adam_state_round_trips_and_resumes_bit_for_bit() {
+    tch::set_num_threads(1);
+    let s = spec(16, 6);
+    let data = {
+        let p = prompts();
+        let y = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![EOS], vec![6, 6, EOS], vec![7, EOS]], 6);
+        tandem::ml::data::Pairs { prompts: p, chosen: y.shallow_clone(), rejected: y.flip([0]), columns: Default::default() }
+    };
+    let run = |steps: u64, resume_at: Option<u64>| -> Tensor {
+        let mut policy = Policy::new(s, Device::Cpu, 4);
+        let mut adam = Adam::new(&policy.vs, 1e-2, 3, 1.0);
+        let mut start = 0;
+        if let Some(k) = resume_at {
+            // Train to k, save, rebuild everything from the saved state.
+            for step in 0..k {
+                tandem::ml::train::sft_step(&policy, &mut adam, &data, 4, step, 9);
+            }
+            let params: Vec<(String, Tensor)> = policy.vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
+            let state = adam.state().into_iter().map(|(k, v)| (k, v.copy())).collect();
+            policy = Policy::new(s, Device::Cpu, 999);
+            tch::no_grad(|| {
+                let vars = policy.vs.variables();
+                for (n, t) in &params {
+                    vars[n].shallow_clone().copy_(t);
+                }
+            });
+            adam = Adam::new(&policy.vs, 1e-2, 3, 1.0);
+            adam.restore(&state).unwrap();
+            start = k;
+        }
+        for step in start..steps {
+            tandem::ml::train::sft_step(&policy, &mut adam, &data, 4, step, 9);
+        }
+        let mut vars: Vec<(String, Tensor)> = policy.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        Tensor::cat(&vars.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0)
+    };
+    let straight = run(6, None);
+    let resumed = run(6, Some(2));
+    assert!(straight.equal(&resumed), "resuming from saved Adam state must be bit-identical");
+    let fresh = Policy::new(s, Device::Cpu, 4);
+    let mut v: Vec<(String, Tensor)> = fresh.vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    let init = Tensor::cat(&v.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0);
+    assert!(!straight.equal(&init), "training moved the parameters");
+    assert_eq!(straight.kind(), Kind::Float);
+}
