@@ -351,6 +351,7 @@ pub static CTORS: &[Ctor] = &[
         params: &[
             p("judge", PM, Default::Required, "the preference model labelling each fresh pair"),
             p("temperature", POSITIVE, Default::Float(1.0), "sampling temperature"),
+            p("prompts", DATASET, Default::Optional, "where prompts come from (default: the data the starting policy was fine-tuned on)"),
         ],
         doc: "two fresh samples per prompt from the current policy, labelled by a judge; logs D_online",
     },
@@ -395,8 +396,10 @@ pub static CTORS: &[Ctor] = &[
         params: &[
             p("models", Ty::List(&Ty::Ref(&[Entity::Policy, Entity::PreferenceModel])), Default::Required, "policies (Appendix E) and preference models"),
             p("data", Ty::Ref(&[Entity::Dataset, Entity::Policy]), Default::Required, "a dataset, or an online run for its data stream"),
+            p("judge", PM, Default::Optional, "relabel the data with this PM first (default: the data's own labels)"),
             p("reference", POLICY, Default::Optional, "πsft of the classifier formula (default: each run's reference)"),
-            p("n", COUNT, Default::Int(256), "pairs sampled"),
+            p("n", COUNT, Default::Int(256), "pairs sampled (per window, for a data stream)"),
+            p("windows", COUNT, Default::Int(10), "for a data stream: evenly spaced windows along it, each scored"),
             EVAL_AT,
             p("seed", SEED, Default::Int(0), "subsampling seed"),
         ],

@@ -33,6 +33,12 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Color {
     Auto,
     Always,
@@ -75,6 +81,27 @@ pub enum Command {
         /// Print the manifest as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Compute every missing stage of an experiment, then write its results.
+    Run {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only these declarations (and what they need).
+        #[arg(long, value_name = "NAME", num_args = 1..)]
+        only: Vec<String>,
+        /// libtorch's intra-op threads (default: all cores). Results are
+        /// bit-identical only between runs with the same thread count.
+        #[arg(long, value_name = "T")]
+        threads: Option<i32>,
+        /// Where models run.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+        /// List what would be computed, compute nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Where results (tables, figures, report) are written.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,

@@ -52,6 +52,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
+        args::Command::Run { file, only, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, threads, device, dry_run, &results),
         args::Command::Env => cmd_env(),
     }
 }
@@ -127,7 +128,7 @@ pub fn plan_json(plan: &Plan, store: &Store, file: &Path) -> serde_json::Value {
                 "params": serde_json::Value::Object(n.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
                 "inputs": n.inputs.iter().map(|(p, k)| serde_json::json!({"path": p, "key": k.hex()})).collect::<Vec<_>>(),
                 "attrs": n.attrs,
-                "cached": store.contains(&n.key),
+                "cached": crate::exec::runner::is_done(store, plan, n),
             })
         })
         .collect();
@@ -151,7 +152,7 @@ pub fn plan_text(plan: &Plan, store: &Store, file: &Path) -> String {
     let _ = writeln!(s, "{:<10}  {:<20}  {:<7}  {:<36}  inputs", "key", "kind", "status", "name(s)");
     let mut cached = 0;
     for n in plan.ordered() {
-        let is_cached = store.contains(&n.key);
+        let is_cached = crate::exec::runner::is_done(store, plan, n);
         cached += usize::from(is_cached);
         let inputs = inputs_summary(plan, &n.inputs);
         let mut name = n.display_name();
@@ -195,7 +196,7 @@ pub fn plan_dot(plan: &Plan, store: &Store) -> String {
     use std::fmt::Write;
     let mut s = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
     for n in plan.ordered() {
-        let style = if store.contains(&n.key) { "filled" } else { "solid" };
+        let style = if crate::exec::runner::is_done(store, plan, n) { "filled" } else { "solid" };
         let label = format!("{}\\n{}\\n{}", n.display_name().replace('"', "'"), n.kind, n.key.short());
         let _ = writeln!(s, "  \"{}\" [label=\"{}\", style={style}];", n.key.short(), label);
     }
@@ -294,6 +295,83 @@ fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: u
                 let _ = writeln!(out, "{indent}{branch}{}: {} (not cached)", input.path, input.key.short());
             }
         }
+    }
+}
+
+fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, threads: Option<i32>, device: args::DeviceArg, dry_run: bool, results: &Path) -> i32 {
+    let plan = match plan_file(cfg, file) {
+        Ok(p) => p,
+        Err(d) => {
+            print_diagnostics(cfg, &d);
+            return EXIT_INVALID;
+        }
+    };
+    let device = match device {
+        args::DeviceArg::Cpu => tch::Device::Cpu,
+        args::DeviceArg::Cuda if tch::Cuda::is_available() => tch::Device::Cuda(0),
+        args::DeviceArg::Cuda => {
+            eprintln!("error: --device cuda was asked for, but libtorch sees no CUDA device (`tandem env` shows what it sees)");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Some(t) = threads {
+        tch::set_num_threads(t.max(1));
+    }
+    let store = match Store::open(&cfg.cache) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C kills at once; the first asks nodes to stop between steps.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
+        });
+    }
+    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| n.names.iter().any(|m| m == *o || m.starts_with(&format!("{o}[")) || m.starts_with(&format!("{o}(")) || m.starts_with(&format!("{o}@"))))).collect();
+    if !unknown.is_empty() {
+        eprintln!("error: --only names no declaration of {}: {}", file.display(), unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        return EXIT_INVALID;
+    }
+    let log = |line: &str| eprintln!("{line}");
+    let started = std::time::Instant::now();
+    let opts = crate::exec::runner::Options { device, only, dry_run, stop: &stop, log: &log };
+    let summary = crate::exec::runner::run(&plan, &store, &opts);
+    if dry_run {
+        println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
+        return EXIT_OK;
+    }
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
+    let out_dir = results.join(&stem);
+    let rows = crate::exec::runner::tidy_results(&plan, &store);
+    let written = crate::exec::runner::write_tidy(&out_dir, &rows);
+    println!();
+    println!("{:<10} {:>6}", "computed", summary.ran.len());
+    println!("{:<10} {:>6}", "cached", summary.cached);
+    println!("{:<10} {:>6}", "failed", summary.failed.len());
+    println!("{:<10} {:>6}", "skipped", summary.skipped.len());
+    println!("time       {:>6.1}s", started.elapsed().as_secs_f64());
+    for (name, why) in &summary.failed {
+        println!("  failed: {name}: {why}");
+    }
+    match written {
+        Ok(p) => println!("results: {} ({} rows)", p.display(), rows.len()),
+        Err(e) => eprintln!("error: could not write results to {}: {e}", out_dir.display()),
+    }
+    if summary.interrupted {
+        return 130;
+    }
+    if summary.failed.is_empty() && summary.skipped.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
     }
 }
 

@@ -1,5 +1,11 @@
-//! Stage 4: execution. For now, the content-addressed cache store that plans
-//! are checked against and that every artifact is written to.
+//! Stage 4: execution. The content-addressed cache store, the artifacts of
+//! each node kind, the computation of each node, training runs with
+//! checkpoints and resumption, and the runner that walks a plan.
+pub mod artifacts;
+pub mod nodes;
+pub mod params;
+pub mod runner;
 pub mod store;
+pub mod training;
 
 pub use store::{Manifest, Store, StoreError};

@@ -169,6 +169,13 @@ impl Store {
         Ok(bytes)
     }
 
+    /// The path of an artifact after checking its digest: for readers (such as
+    /// libtorch's) that want a file rather than bytes.
+    pub fn verified_path(&self, key: &Key, name: &str) -> Result<PathBuf, StoreError> {
+        self.read(key, name)?;
+        Ok(self.entry_dir(key).join(name))
+    }
+
     /// Checks every file of an entry.
     pub fn verify(&self, key: &Key) -> Result<Manifest, StoreError> {
         let m = self.manifest(key)?;
@@ -265,6 +272,19 @@ impl Staging {
         f.write_all(bytes).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
         self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
+        Ok(())
+    }
+
+    /// Registers a file that a writer (e.g. libtorch) already put in
+    /// [`Staging::path`]: it is synced and its digest recorded.
+    pub fn adopt(&mut self, name: &str) -> Result<(), StoreError> {
+        if !valid_name(name) || self.manifest.files.iter().any(|f| f.name == name) {
+            return Err(StoreError::BadName { name: name.to_string() });
+        }
+        let path = self.dir.path().join(name);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
+        self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(&bytes).to_hex().to_string() });
         Ok(())
     }
 

@@ -22,6 +22,19 @@ use crate::plan::key::{node_key, CValue, Key};
 use crate::plan::node::{Node, Plan};
 use crate::syntax::ast::DeclKind;
 
+/// The key of a training run's checkpoint at `step` (step > 0). The
+/// executor writes checkpoints under exactly these keys.
+pub fn checkpoint_key(train: &Key, step: i64) -> Key {
+    node_key("checkpoint", node_version("checkpoint"), &checkpoint_params(train, step))
+}
+
+fn checkpoint_params(train: &Key, step: i64) -> BTreeMap<String, CValue> {
+    let mut params = BTreeMap::new();
+    params.insert("run".to_string(), CValue::Key(*train));
+    params.insert("step".to_string(), CValue::Int(step));
+    params
+}
+
 #[derive(Debug, Clone)]
 enum Output {
     Node(Key),
@@ -34,10 +47,14 @@ struct Lowerer<'p> {
     plan: Plan,
     out: Vec<Option<Output>>,
     problems: Vec<Problem>,
+    /// Policy node → the dataset whose prompts it answers: the data its
+    /// root SFT model was fine-tuned on. Online sampling and evaluations
+    /// draw prompts from it unless told otherwise.
+    pool: std::collections::HashMap<Key, Key>,
 }
 
 pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
-    let mut l = Lowerer { program, plan: Plan::default(), out: vec![None; program.instances.len()], problems: vec![] };
+    let mut l = Lowerer { program, plan: Plan::default(), out: vec![None; program.instances.len()], problems: vec![], pool: Default::default() };
     // Instances are numbered in dependency order, so inputs are lowered first.
     for id in 0..program.instances.len() {
         l.lower_instance(id);
@@ -60,13 +77,22 @@ impl<'p> Lowerer<'p> {
         let output = match decl.kind {
             DeclKind::World | DeclKind::Dataset | DeclKind::Model => {
                 let Some(mut params) = self.params(id, &[]) else { return };
+                let mut attrs = BTreeMap::new();
                 if inst.ctor.name == "jsonl" {
                     // The file's content, not its path, enters the key.
-                    let Some(digest) = self.file_digest(id) else { return };
+                    let Some((digest, path)) = self.file_digest(id) else { return };
                     params.remove("path");
                     params.insert("content".into(), CValue::Str(digest));
+                    attrs.insert("path".to_string(), serde_json::json!(path));
                 }
-                let key = self.add(node_kind, params, vec![inst.label.clone()], BTreeMap::new());
+                let data = match params.get("data") {
+                    Some(CValue::Key(k)) if inst.ctor.name == "sft" => Some(*k),
+                    _ => None,
+                };
+                let key = self.add(node_kind, params, vec![inst.label.clone()], attrs);
+                if let Some(d) = data {
+                    self.pool.insert(key, d);
+                }
                 Output::Node(key)
             }
             DeclKind::Run => {
@@ -83,12 +109,22 @@ impl<'p> Lowerer<'p> {
                     None => init,
                 };
                 params.insert("reference".into(), CValue::Key(reference));
+                let pool = self.pool.get(&init).copied();
+                // Online sampling draws prompts from the starting policy's data unless told otherwise.
+                if let (Some(CValue::Record { tag, fields }), Some(pool)) = (params.get_mut("sampler"), pool) {
+                    if tag == "online" && !fields.contains_key("prompts") {
+                        fields.insert("prompts".into(), CValue::Key(pool));
+                    }
+                }
                 let steps = inst.int("steps").unwrap_or(0);
                 let save_every = inst.int("save_every").unwrap_or(1);
                 let mut attrs = BTreeMap::new();
                 attrs.insert("steps".to_string(), serde_json::json!(steps));
                 attrs.insert("save_every".to_string(), serde_json::json!(save_every));
                 let train = self.add(node_kind, params, vec![inst.label.clone()], attrs);
+                if let Some(pool) = pool {
+                    self.pool.insert(train, pool);
+                }
                 let last = self.checkpoint(train, init, steps, &inst.label);
                 Output::Run { train, last, init, reference, steps, save_every }
             }
@@ -114,6 +150,9 @@ impl<'p> Lowerer<'p> {
                         };
                         if let Some(r) = reference {
                             params.insert("reference".into(), CValue::Key(r));
+                        }
+                        if let Some(pool) = self.pool.get(&target_key) {
+                            params.insert("pool".into(), CValue::Key(*pool));
                         }
                         let name = format!("{}({target_label})", inst.label);
                         keys.push(self.add(node_kind, params, vec![name], BTreeMap::new()));
@@ -145,10 +184,11 @@ impl<'p> Lowerer<'p> {
         if step == 0 {
             return init;
         }
-        let mut params = BTreeMap::new();
-        params.insert("run".to_string(), CValue::Key(train));
-        params.insert("step".to_string(), CValue::Int(step));
+        let params = checkpoint_params(&train, step);
         let key = self.add("checkpoint", params, vec![format!("{run_label}@{step}")], BTreeMap::new());
+        if let Some(pool) = self.pool.get(&train).copied() {
+            self.pool.insert(key, pool);
+        }
         // The training node must now go at least this far.
         if let Some(n) = self.plan.node_mut(&train) {
             let cur = n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0);
@@ -248,14 +288,15 @@ impl<'p> Lowerer<'p> {
         }
     }
 
-    /// blake3 of an imported file, relative to the .exp file that names it.
-    fn file_digest(&mut self, id: InstanceId) -> Option<String> {
+    /// blake3 of an imported file, relative to the .exp file that names it,
+    /// and the file's full path.
+    fn file_digest(&mut self, id: InstanceId) -> Option<(String, String)> {
         let inst = &self.program.instances[id];
         let Some(Value::Str(path)) = inst.args.get("path") else { return None };
         let file = &self.program.sources.get(inst.span.file).path;
         let full = file.parent().unwrap_or(Path::new(".")).join(path);
         match std::fs::read(&full) {
-            Ok(bytes) => Some(blake3::hash(&bytes).to_hex().to_string()),
+            Ok(bytes) => Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string())),
             Err(e) => {
                 self.problems.push(
                     Problem::new(Code::Io, inst.span, format!("cannot read `{}`: {e}", full.display()))

@@ -1,0 +1,225 @@
+//! Reading and writing the artifacts of each node kind.
+//!
+//! | node kind | files |
+//! |---|---|
+//! | `world.*` | `world.json` |
+//! | `dataset.*` | `pairs.safetensors`, `meta.json` (vocab, lengths, counts, label statistics) |
+//! | `model.sft`, `model.pm`, `checkpoint` | `model.safetensors`, `spec.json`, `metrics.csv`; checkpoints add `optim.safetensors`, `state.json`, and for online runs `stream.safetensors` (D_online so far) |
+//! | `eval.*` | `results.csv` (metric, value, stderr, ci_low, ci_high, n, data_step) |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Tensor};
+
+use crate::exec::store::{Staging, Store, StoreError};
+use crate::ml::data::Pairs;
+use crate::ml::policy::{Policy, PolicySpec};
+use crate::ml::preference::{PmSpec, PreferenceModel};
+use crate::plan::Key;
+use crate::worlds::{Flavour, World};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ExecError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+
+    #[error("input {key} is not usable: {what}")]
+    #[diagnostic(code(tandem::exec::input), help("`tandem show {key}` shows the entry; `tandem verify` checks the cache"))]
+    Input { key: String, what: String },
+
+    #[error("{0}")]
+    #[diagnostic(code(tandem::exec::invalid), help("the experiment asks for something this node cannot do; fix the .exp file"))]
+    Invalid(String),
+
+    #[error("libtorch failed: {0}")]
+    #[diagnostic(code(tandem::exec::torch))]
+    Torch(String),
+
+    #[error("interrupted")]
+    #[diagnostic(code(tandem::exec::interrupted), help("finished nodes and saved checkpoints are kept; run again to resume"))]
+    Interrupted,
+}
+
+impl From<tch::TchError> for ExecError {
+    fn from(e: tch::TchError) -> Self {
+        // libtorch appends a C++ backtrace; its first line is the message.
+        ExecError::Torch(e.to_string().lines().next().unwrap_or_default().to_string())
+    }
+}
+
+pub fn input_err(key: &Key, what: impl Into<String>) -> ExecError {
+    ExecError::Input { key: key.short(), what: what.into() }
+}
+
+/// Shapes of a dataset: what models trained on it are built for.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct DataMeta {
+    pub vocab: i64,
+    pub prompt_len: i64,
+    pub response_len: i64,
+    pub rows: i64,
+    pub train: i64,
+    pub val: i64,
+}
+
+pub fn read_json<T: for<'de> Deserialize<'de>>(store: &Store, key: &Key, name: &str) -> Result<T, ExecError> {
+    let bytes = store.read(key, name)?;
+    serde_json::from_slice(&bytes).map_err(|e| input_err(key, format!("{name}: {e}")))
+}
+
+pub fn write_json<T: Serialize>(st: &mut Staging, name: &str, v: &T) -> Result<(), ExecError> {
+    st.write(name, &serde_json::to_vec_pretty(v).expect("serializable"))?;
+    Ok(())
+}
+
+pub fn load_world(store: &Store, key: &Key) -> Result<World, ExecError> {
+    let m = store.manifest(key)?;
+    let flavour = m.kind.strip_prefix("world.").and_then(Flavour::from_name).ok_or_else(|| input_err(key, format!("{} is not a world", m.kind)))?;
+    let p = &m.params;
+    let int = |k: &str| p[k].as_i64().ok_or_else(|| input_err(key, format!("world without `{k}`")));
+    Ok(World::new(flavour, int("seed")? as u64, int("vocab")?, int("prompt_len")?, int("response_len")?, p["noise"].as_f64().unwrap_or(1.0)))
+}
+
+pub fn load_pairs(store: &Store, key: &Key, name: &str) -> Result<Pairs, ExecError> {
+    let path = store.verified_path(key, name)?;
+    Pairs::load(&path, Device::Cpu).map_err(|e| input_err(key, e))
+}
+
+pub fn save_pairs(st: &mut Staging, name: &str, pairs: &Pairs) -> Result<(), ExecError> {
+    pairs.save(&st.path().join(name))?;
+    st.adopt(name)?;
+    Ok(())
+}
+
+pub fn load_meta(store: &Store, key: &Key) -> Result<DataMeta, ExecError> {
+    read_json(store, key, "meta.json")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SpecJson {
+    kind: String,
+    vocab: i64,
+    layers: i64,
+    width: i64,
+    heads: i64,
+    prompt_len: i64,
+    response_len: i64,
+}
+
+pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> {
+    let s = policy.spec;
+    write_json(st, "spec.json", &SpecJson { kind: "policy".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len })?;
+    save_vars(st, "model.safetensors", &policy.vs)
+}
+
+pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError> {
+    let s = pm.spec;
+    write_json(st, "spec.json", &SpecJson { kind: "pm".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len })?;
+    save_vars(st, "model.safetensors", &pm.vs)
+}
+
+fn save_vars(st: &mut Staging, name: &str, vs: &tch::nn::VarStore) -> Result<(), ExecError> {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    Tensor::write_safetensors(&vars, st.path().join(name))?;
+    st.adopt(name)?;
+    Ok(())
+}
+
+pub fn save_tensors(st: &mut Staging, name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<(), ExecError> {
+    let named: Vec<(String, Tensor)> = tensors.iter().map(|(k, v)| (k.clone(), v.to_device(Device::Cpu))).collect();
+    Tensor::write_safetensors(&named, st.path().join(name))?;
+    st.adopt(name)?;
+    Ok(())
+}
+
+pub fn load_tensors(store: &Store, key: &Key, name: &str) -> Result<BTreeMap<String, Tensor>, ExecError> {
+    let path: PathBuf = store.verified_path(key, name)?;
+    Ok(Tensor::read_safetensors(&path)?.into_iter().collect())
+}
+
+pub fn load_policy(store: &Store, key: &Key, device: Device) -> Result<Policy, ExecError> {
+    let s: SpecJson = read_json(store, key, "spec.json")?;
+    if s.kind != "policy" {
+        return Err(input_err(key, "not a policy"));
+    }
+    let mut policy = Policy::new(PolicySpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, device, 0);
+    let path = store.verified_path(key, "model.safetensors")?;
+    tch::no_grad(|| policy.vs.read_safetensors(&path))?;
+    let _ = &mut policy;
+    Ok(policy)
+}
+
+pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceModel, ExecError> {
+    let s: SpecJson = read_json(store, key, "spec.json")?;
+    if s.kind != "pm" {
+        return Err(input_err(key, "not a preference model"));
+    }
+    let pm = PreferenceModel::new(PmSpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, device, 0);
+    let path = store.verified_path(key, "model.safetensors")?;
+    tch::no_grad(|| pm.vs.read_safetensors(&path))?;
+    Ok(pm)
+}
+
+/// One line of a training log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricRow {
+    pub step: i64,
+    pub loss: f64,
+    pub grad_norm: f64,
+    pub lr: f64,
+    pub margin: Option<f64>,
+}
+
+pub fn write_metrics(st: &mut Staging, rows: &[MetricRow]) -> Result<(), ExecError> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    for r in rows {
+        w.serialize(r).map_err(|e| ExecError::Invalid(e.to_string()))?;
+    }
+    st.write("metrics.csv", &w.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?)?;
+    Ok(())
+}
+
+pub fn read_metrics(store: &Store, key: &Key) -> Result<Vec<MetricRow>, ExecError> {
+    let bytes = store.read(key, "metrics.csv")?;
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
+    r.deserialize().collect::<Result<Vec<MetricRow>, _>>().map_err(|e| input_err(key, format!("metrics.csv: {e}")))
+}
+
+/// One row of an evaluation's results.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResultRow {
+    pub metric: String,
+    pub value: f64,
+    pub stderr: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub n: usize,
+    /// For evaluations along a data stream: the stream step the window is centred on.
+    pub data_step: Option<i64>,
+}
+
+impl ResultRow {
+    pub fn new(metric: &str, e: &crate::ml::eval::Estimate, data_step: Option<i64>) -> ResultRow {
+        let (lo, hi) = e.ci95();
+        ResultRow { metric: metric.into(), value: e.value, stderr: e.stderr, ci_low: lo, ci_high: hi, n: e.n, data_step }
+    }
+}
+
+pub fn write_results(st: &mut Staging, rows: &[ResultRow]) -> Result<(), ExecError> {
+    let mut w = csv::Writer::from_writer(vec![]);
+    for r in rows {
+        w.serialize(r).map_err(|e| ExecError::Invalid(e.to_string()))?;
+    }
+    st.write("results.csv", &w.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?)?;
+    Ok(())
+}
+
+pub fn read_results(store: &Store, key: &Key) -> Result<Vec<ResultRow>, ExecError> {
+    let bytes = store.read(key, "results.csv")?;
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
+    r.deserialize().collect::<Result<Vec<ResultRow>, _>>().map_err(|e| input_err(key, format!("results.csv: {e}")))
+}

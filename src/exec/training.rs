@@ -1,0 +1,159 @@
+//! Executing a training run: resume from the latest checkpoint at or below
+//! the target step, train, and save a checkpoint every `save_every` steps and
+//! at the target.
+//!
+//! A run's key leaves out its length, and everything a step does is a
+//! function of (seed, step) and the saved state (parameters, both Adam
+//! moments and its step count, the data stream so far), so a run resumed
+//! from step k — after a crash, or because a longer run was asked for — is
+//! bit-identical to one that never stopped, on the same device and thread
+//! count.
+
+use std::collections::BTreeMap;
+
+use tch::Tensor;
+
+use crate::exec::artifacts::{self as art, ExecError, MetricRow};
+use crate::exec::nodes::{prompt_pool, Ctx};
+use crate::exec::params as P;
+use crate::ml::adam::Adam;
+use crate::ml::data::Pairs;
+use crate::ml::loss::Loss;
+use crate::ml::sampler;
+use crate::ml::train;
+use crate::plan::lower::checkpoint_key;
+use crate::plan::{CValue, Key, Node};
+
+enum Source {
+    Offline(Pairs),
+    Online { judge: crate::ml::preference::PreferenceModel, pool: Tensor, temperature: f64 },
+    Replay { stream: Pairs, order: Vec<usize> },
+}
+
+fn loss_of(node: &Node) -> Result<Loss, ExecError> {
+    let (tag, fields) = P::record(node, "loss")?;
+    let beta = || P::field_float(node, fields, "beta");
+    Ok(match tag {
+        "ipo" => Loss::Ipo { beta: beta()? },
+        "dpo" => Loss::Dpo { beta: beta()? },
+        "slic" => Loss::Slic { beta: beta()? },
+        "bo2" => Loss::Bo2,
+        other => return Err(ExecError::Invalid(format!("unknown loss `{other}`"))),
+    })
+}
+
+/// The checkpoint node written at `step` of a run.
+fn checkpoint_node(run: &Node, step: i64) -> Node {
+    let key = checkpoint_key(&run.key, step);
+    let mut params = BTreeMap::new();
+    params.insert("run".to_string(), CValue::Key(run.key));
+    params.insert("step".to_string(), CValue::Int(step));
+    Node {
+        key,
+        kind: "checkpoint".into(),
+        version: crate::check::schema::node_version("checkpoint"),
+        params,
+        inputs: vec![("run".into(), run.key)],
+        names: run.names.iter().map(|n| format!("{n}@{step}")).collect(),
+        attrs: Default::default(),
+    }
+}
+
+/// The largest step ≤ `target` with a saved checkpoint (0 if none).
+pub fn latest_checkpoint(ctx: &Ctx, run: &Key, target: i64) -> i64 {
+    (1..=target).rev().find(|&s| ctx.store.contains(&checkpoint_key(run, s))).unwrap_or(0)
+}
+
+pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64) -> Result<(), ExecError> {
+    let seed = P::int(node, "seed")? as u64;
+    let batch = P::int(node, "batch")? as usize;
+    let (lr, warmup, clip) = (P::float(node, "lr")?, P::int(node, "warmup")?, P::float(node, "clip")?);
+    let mean = P::string(node, "logprob")? == "mean";
+    let loss = loss_of(node)?;
+    let reference = art::load_policy(ctx.store, &P::key(node, "reference")?, ctx.device)?;
+    let (tag, fields) = P::record(node, "sampler")?;
+    let source = match tag {
+        "offline" => Source::Offline(art::load_pairs(ctx.store, &P::field_key(node, fields, "data")?, "pairs.safetensors")?.split(0)),
+        "online" => Source::Online {
+            judge: art::load_pm(ctx.store, &P::field_key(node, fields, "judge")?, ctx.device)?,
+            pool: prompt_pool(ctx.store, &P::field_key(node, fields, "prompts")?)?,
+            temperature: P::field_float(node, fields, "temperature")?,
+        },
+        "replay" => {
+            let src = P::field_key(node, fields, "source")?;
+            let stream = art::load_pairs(ctx.store, &src, "stream.safetensors")?;
+            let needed = target as usize * batch;
+            if needed > stream.len() as usize {
+                return Err(ExecError::Invalid(format!(
+                    "`{}` needs {target} steps × {batch} pairs = {needed} pairs, but the replayed stream has only {}",
+                    node.display_name(),
+                    stream.len()
+                )));
+            }
+            let order = sampler::replay_order(stream.len() as usize, P::field_float(node, fields, "shuffle")?, seed);
+            Source::Replay { stream, order }
+        }
+        other => return Err(ExecError::Invalid(format!("unknown sampler `{other}`"))),
+    };
+    let online = matches!(source, Source::Online { .. });
+
+    // Resume.
+    let start = latest_checkpoint(ctx, &node.key, target);
+    let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
+        let policy = art::load_policy(ctx.store, &P::key(node, "policy")?, ctx.device)?;
+        let adam = Adam::new(&policy.vs, lr, warmup, clip);
+        (policy, adam, vec![], vec![])
+    } else {
+        let ck = checkpoint_key(&node.key, start);
+        let policy = art::load_policy(ctx.store, &ck, ctx.device)?;
+        let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
+        adam.restore(&art::load_tensors(ctx.store, &ck, "optim.safetensors")?).map_err(|e| crate::exec::artifacts::input_err(&ck, e))?;
+        let rows = art::read_metrics(ctx.store, &ck)?;
+        let parts = if online { vec![art::load_pairs(ctx.store, &ck, "stream.safetensors")?] } else { vec![] };
+        (policy, adam, rows, parts)
+    };
+    if adam.step != start {
+        return Err(ExecError::Invalid(format!("checkpoint at {start} holds optimizer step {}", adam.step)));
+    }
+    (ctx.progress)(start as u64, target as u64);
+
+    for step in start..target {
+        ctx.check_stop()?;
+        let batch_pairs = match &source {
+            Source::Offline(data) => data.select(&sampler::offline_indices(data.len() as usize, batch, step as u64, seed)),
+            Source::Online { judge, pool, temperature } => {
+                let b = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
+                stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
+                b
+            }
+            Source::Replay { stream, order } => {
+                let idx: Vec<i64> = order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
+                stream.select(&idx)
+            }
+        };
+        let m = train::preference_step(&policy, &reference, loss, mean, &mut adam, &batch_pairs);
+        rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
+        let done = step + 1;
+        if done % save_every == 0 || done == target {
+            let ck = checkpoint_node(node, done);
+            if !ctx.store.contains(&ck.key) {
+                let mut st = ctx.store.begin(&ck)?;
+                art::write_policy(&mut st, &policy)?;
+                art::save_tensors(&mut st, "optim.safetensors", &adam.state())?;
+                art::write_metrics(&mut st, &rows)?;
+                art::write_json(&mut st, "state.json", &serde_json::json!({
+                    "step": done, "seed": seed,
+                    "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
+                }))?;
+                if online {
+                    let all = Pairs::concat(&stream_parts);
+                    stream_parts = vec![all.select(&(0..all.len()).collect::<Vec<_>>())];
+                    art::save_pairs(&mut st, "stream.safetensors", &all)?;
+                }
+                st.commit()?;
+            }
+        }
+        (ctx.progress)(done as u64, target as u64);
+    }
+    Ok(())
+}
