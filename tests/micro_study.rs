@@ -26,6 +26,15 @@ eval k = kl(policies: [online, exact], prompts: 64)
 eval wr = winrate(policies: [online], baseline: sft, judge: golden_pm, prompts: 64)
 "#;
 
+/// Every other evaluation and the pairs dataset, on top of the study.
+const MORE: &str = r#"
+dataset sft_vs_30 = pairs(a: sft, b: online@30, prompts: d_golden, judge: golden_pm, n: 100)
+eval acc_golden = classifier(models: [proxy_pm, online, shuffled], data: d_golden, n: 100, at: [0, 50])
+eval acc_stream = classifier(models: [proxy_pm, online@50], data: online, judge: golden_pm, n: 32, windows: 5)
+eval self_acc = self_classifier(policies: [online], judge: golden_pm, prompts: 64, at: [50])
+eval logp = winner_logprob(policies: [online, shuffled], data: sft_vs_30, n: 64, at: [0, 50])
+"#;
+
 fn run_all(plan: &Plan, store: &Store) -> runner::Summary {
     tch::set_num_threads(2);
     let stop = AtomicBool::new(false);
@@ -47,7 +56,7 @@ fn model_digest(store: &Store, plan: &Plan, name: &str) -> String {
 fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let plan = common::plan_text(STUDY);
+    let plan = common::plan_text(&format!("{STUDY}{MORE}"));
     let summary = run_all(&plan, &store);
     assert!(summary.ran.len() >= 10);
     for step in [10, 20, 30, 40, 50] {
@@ -67,6 +76,18 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     let wr: Vec<_> = rows.iter().filter(|r| r.metric == "winrate").collect();
     assert_eq!(wr.len(), 6);
     assert!(wr.iter().all(|r| (0.0..=1.0).contains(&r.value) && r.ci_low <= r.value && r.value <= r.ci_high));
+    // Classifier accuracies: a PM scores once; the starting policy is exactly ½
+    // (its score is 0 on every pair); stream windows carry their data step.
+    let acc: Vec<_> = rows.iter().filter(|r| r.eval == "acc_golden").collect();
+    assert!(acc.iter().any(|r| r.target == "proxy_pm" && r.value > 0.5));
+    assert!(acc.iter().filter(|r| r.target.ends_with("@0")).all(|r| r.value == 0.5));
+    let stream: Vec<_> = rows.iter().filter(|r| r.eval == "acc_stream").collect();
+    assert_eq!(stream.iter().filter(|r| r.target == "proxy_pm").count(), 5);
+    assert!(stream.iter().all(|r| r.data_step.is_some_and(|s| (0..50).contains(&s)) && r.n == 32));
+    assert_eq!(rows.iter().filter(|r| r.eval == "self_acc").count(), 1);
+    let logp: Vec<_> = rows.iter().filter(|r| r.eval == "logp").collect();
+    assert_eq!(logp.len(), 4);
+    assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.0));
     // A second run computes nothing.
     let again = run_all(&plan, &store);
     assert!(again.ran.is_empty());

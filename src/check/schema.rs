@@ -251,11 +251,11 @@ pub static CTORS: &[Ctor] = &[
         name: "relabel",
         kind: CtorKind::Decl { decl: DeclKind::Dataset, entity: Entity::Dataset, node: "dataset.relabel" },
         params: &[
-            p("data", DATASET, Default::Required, "the dataset whose train split is relabelled"),
+            p("data", DATASET, Default::Required, "the dataset to relabel (both splits; training uses the train split)"),
             p("judge", PM, Default::Required, "the preference model that labels"),
             p("seed", SEED, Default::Int(0), "seed of the tie-breaking coin"),
         ],
-        doc: "D_golden: a dataset's train split relabelled by a preference model",
+        doc: "D_golden: a dataset relabelled by a preference model",
     },
     Ctor {
         name: "pairs",
@@ -483,6 +483,8 @@ pub fn ctor(name: &str) -> Option<&'static Ctor> {
 /// kind (and everything downstream) then gets a new key.
 pub fn node_version(node_kind: &str) -> u32 {
     match node_kind {
+        // 2: both splits are relabelled (1 kept the train split only).
+        "dataset.relabel" => 2,
         _ => 1,
     }
 }

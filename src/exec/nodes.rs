@@ -69,18 +69,19 @@ fn oracle_agreement(p: &Pairs) -> Option<Estimate> {
 
 pub fn relabel(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> {
     let data_key = P::key(node, "data")?;
-    let data = art::load_pairs(ctx.store, &data_key, "pairs.safetensors")?.split(0);
+    // Both splits are relabelled and keep their split: models train on the
+    // train split (D_golden proper) and report accuracy on the validation split.
+    let data = art::load_pairs(ctx.store, &data_key, "pairs.safetensors")?;
     let meta = art::load_meta(ctx.store, &data_key)?;
     let judge = art::load_pm(ctx.store, &P::key(node, "judge")?, ctx.device)?;
     let seed = P::int(node, "seed")? as u64;
-    let mut out = tch::no_grad(|| eval::relabel(&judge, &data, seed));
-    out.columns.insert("split".into(), Tensor::zeros([out.len()], (Kind::Int64, Device::Cpu)));
+    let out = tch::no_grad(|| eval::relabel(&judge, &data, seed));
     art::save_pairs(st, "pairs.safetensors", &out)?;
-    let agree = agreement(&data, &out);
+    let agree = agreement(&data.split(0), &out.split(0));
     let mut m = serde_json::to_value(meta_of(&out, meta.vocab)).expect("meta");
-    m["agreement_with_input_labels"] = serde_json::json!({"value": agree.value, "stderr": agree.stderr, "n": agree.n});
-    if let Some(o) = oracle_agreement(&out) {
-        m["agreement_with_noiseless_oracle"] = serde_json::json!({"value": o.value, "stderr": o.stderr, "n": o.n});
+    m["train_agreement_with_input_labels"] = serde_json::json!({"value": agree.value, "stderr": agree.stderr, "n": agree.n});
+    if let Some(o) = oracle_agreement(&out.split(0)) {
+        m["train_agreement_with_noiseless_oracle"] = serde_json::json!({"value": o.value, "stderr": o.stderr, "n": o.n});
     }
     art::write_json(st, "meta.json", &m)
 }
