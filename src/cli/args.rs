@@ -89,8 +89,11 @@ pub enum Command {
         /// Only these declarations (and what they need).
         #[arg(long, value_name = "NAME", num_args = 1..)]
         only: Vec<String>,
-        /// libtorch's intra-op threads (default: all cores). Results are
-        /// bit-identical only between runs with the same thread count.
+        /// Nodes computed at the same time (default: cores ÷ threads).
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
+        /// libtorch threads per node (default 1). Results are bit-identical
+        /// between runs with the same thread count, whatever the job count.
         #[arg(long, value_name = "T")]
         threads: Option<i32>,
         /// Where models run.

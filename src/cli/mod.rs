@@ -52,7 +52,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
-        args::Command::Run { file, only, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, threads, device, dry_run, &results),
+        args::Command::Run { file, only, jobs, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, jobs, threads, device, dry_run, &results),
         args::Command::Env => cmd_env(),
     }
 }
@@ -298,7 +298,8 @@ fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: u
     }
 }
 
-fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, threads: Option<i32>, device: args::DeviceArg, dry_run: bool, results: &Path) -> i32 {
+#[allow(clippy::too_many_arguments)]
+fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, threads: Option<i32>, device: args::DeviceArg, dry_run: bool, results: &Path) -> i32 {
     let plan = match plan_file(cfg, file) {
         Ok(p) => p,
         Err(d) => {
@@ -314,9 +315,12 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, threads: Option<i32>, d
             return EXIT_FAILURE;
         }
     };
-    if let Some(t) = threads {
-        tch::set_num_threads(t.max(1));
-    }
+    // Budget: jobs × threads fits the cores. One thread per node by default,
+    // so results do not depend on the machine's core count.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = threads.unwrap_or(1).max(1);
+    let jobs = jobs.unwrap_or((cores / threads as usize).max(1)).max(1);
+    tch::set_num_threads(threads);
     let store = match Store::open(&cfg.cache) {
         Ok(s) => s,
         Err(e) => {
@@ -335,14 +339,17 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, threads: Option<i32>, d
             eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
         });
     }
-    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| n.names.iter().any(|m| m == *o || m.starts_with(&format!("{o}[")) || m.starts_with(&format!("{o}(")) || m.starts_with(&format!("{o}@"))))).collect();
+    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| n.names.iter().any(|m| crate::exec::runner::name_matches(m, o)))).collect();
     if !unknown.is_empty() {
         eprintln!("error: --only names no declaration of {}: {}", file.display(), unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
         return EXIT_INVALID;
     }
-    let log = |line: &str| eprintln!("{line}");
+    let progress = crate::exec::progress::Progress::new(false);
     let started = std::time::Instant::now();
-    let opts = crate::exec::runner::Options { device, only, dry_run, stop: &stop, log: &log };
+    if !dry_run {
+        eprintln!("running {} with {jobs} job(s) × {threads} thread(s); cache {}", file.display(), cfg.cache.display());
+    }
+    let opts = crate::exec::runner::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
     let summary = crate::exec::runner::run(&plan, &store, &opts);
     if dry_run {
         println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
@@ -352,14 +359,21 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, threads: Option<i32>, d
     let out_dir = results.join(&stem);
     let rows = crate::exec::runner::tidy_results(&plan, &store);
     let written = crate::exec::runner::write_tidy(&out_dir, &rows);
+    let compute: f64 = summary.ran.iter().map(|(_, s)| s).sum();
     println!();
-    println!("{:<10} {:>6}", "computed", summary.ran.len());
+    println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
     println!("{:<10} {:>6}", "cached", summary.cached);
     println!("{:<10} {:>6}", "failed", summary.failed.len());
     println!("{:<10} {:>6}", "skipped", summary.skipped.len());
-    println!("time       {:>6.1}s", started.elapsed().as_secs_f64());
-    for (name, why) in &summary.failed {
-        println!("  failed: {name}: {why}");
+    if !summary.corrupt.is_empty() {
+        println!("{:<10} {:>6}   (evicted and recomputed)", "corrupt", summary.corrupt.len());
+    }
+    println!("wall time  {:>6.1}s", started.elapsed().as_secs_f64());
+    for (name, why, log) in &summary.failed {
+        println!("  failed: {name}: {why}\n          log: {}", log.display());
+    }
+    if !summary.skipped.is_empty() {
+        println!("  skipped because an input failed: {}", summary.skipped.join(", "));
     }
     match written {
         Ok(p) => println!("results: {} ({} rows)", p.display(), rows.len()),

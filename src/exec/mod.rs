@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod nodes;
 pub mod params;
+pub mod progress;
 pub mod runner;
 pub mod store;
 pub mod training;

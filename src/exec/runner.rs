@@ -1,13 +1,23 @@
-//! Executing a plan: every missing node, inputs first, one at a time.
-//! A failed node stops only its dependents; everything else goes on.
+//! Executing a plan: every missing node, inputs first, independent nodes in
+//! parallel (`jobs` workers), each behind a file lock so that two `tandem run`
+//! processes on one cache never compute the same node at once. A failed node
+//! stops only its dependents; everything else goes on.
+//!
+//! Before anything runs, every cached entry the plan uses is verified against
+//! its digests; a corrupt one is reported, evicted and recomputed.
 
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Instant;
+
+use rayon::prelude::*;
 
 use crate::exec::artifacts::{self as art, ExecError};
 use crate::exec::nodes::{self, Ctx};
+use crate::exec::progress::Progress;
 use crate::exec::store::Store;
 use crate::exec::training;
 use crate::plan::lower::checkpoint_key;
@@ -28,12 +38,23 @@ fn target_steps(node: &Node) -> i64 {
     node.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0)
 }
 
+/// Nodes that are computed by the runner (not checkpoints, which training
+/// writes, nor figures, which the report draws).
+fn computed(node: &Node) -> bool {
+    node.kind != "checkpoint" && !node.kind.starts_with("figure.")
+}
+
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// (name, seconds) of each computed node.
     pub ran: Vec<(String, f64)>,
     pub cached: usize,
-    pub failed: Vec<(String, String)>,
+    /// (name, error, log path)
+    pub failed: Vec<(String, String, PathBuf)>,
+    /// Names not run because an input failed.
     pub skipped: Vec<String>,
+    /// Corrupt entries found, evicted and recomputed.
+    pub corrupt: Vec<String>,
     pub interrupted: bool,
 }
 
@@ -42,8 +63,15 @@ pub struct Options<'a> {
     /// Run only these declared names and what they need (all when empty).
     pub only: Vec<String>,
     pub dry_run: bool,
+    /// Nodes computed at the same time.
+    pub jobs: usize,
     pub stop: &'a AtomicBool,
-    pub log: &'a (dyn Fn(&str) + Sync),
+    pub progress: &'a Progress,
+}
+
+/// Does a declared name match `o` (itself, a sweep member, an evaluation of it, a checkpoint)?
+pub fn name_matches(name: &str, o: &str) -> bool {
+    name == o || [format!("{o}["), format!("{o}("), format!("{o}@")].iter().any(|p| name.starts_with(p.as_str()))
 }
 
 /// The nodes `only` names, and everything upstream of them.
@@ -52,12 +80,7 @@ fn wanted(plan: &Plan, only: &[String]) -> Option<HashSet<Key>> {
         return None;
     }
     let mut set = HashSet::new();
-    let mut stack: Vec<Key> = plan
-        .graph
-        .node_weights()
-        .filter(|n| n.names.iter().any(|name| only.iter().any(|o| name == o || name.starts_with(&format!("{o}[")) || name.starts_with(&format!("{o}(")) || name.starts_with(&format!("{o}@")))))
-        .map(|n| n.key)
-        .collect();
+    let mut stack: Vec<Key> = plan.graph.node_weights().filter(|n| n.names.iter().any(|name| only.iter().any(|o| name_matches(name, o)))).map(|n| n.key).collect();
     while let Some(k) = stack.pop() {
         if set.insert(k) {
             if let Some(n) = plan.node(&k) {
@@ -68,78 +91,250 @@ fn wanted(plan: &Plan, only: &[String]) -> Option<HashSet<Key>> {
     Some(set)
 }
 
+/// Verifies the cached entries a plan uses (in parallel) and evicts corrupt ones.
+fn verify_cached(plan: &Plan, store: &Store, nodes: &[&Node]) -> Vec<String> {
+    let mut keys: Vec<(Key, String)> = vec![];
+    for n in nodes {
+        match n.kind.as_str() {
+            "run.train" => {
+                let k = checkpoint_key(&n.key, target_steps(n));
+                keys.push((k, format!("{}@{}", n.display_name(), target_steps(n))));
+            }
+            k if k.starts_with("figure.") => {}
+            _ => keys.push((n.key, n.display_name())),
+        }
+    }
+    let _ = plan;
+    keys.par_iter()
+        .filter(|(k, _)| store.contains(k))
+        .filter_map(|(k, name)| match store.verify(k) {
+            Err(crate::exec::store::StoreError::Corrupt { what, .. }) => {
+                let _ = store.evict(k);
+                Some(format!("{name} ({}): {what}", k.short()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+struct State {
+    /// Inputs not yet available, per waiting node.
+    waiting: HashMap<Key, usize>,
+    ready: VecDeque<Key>,
+    running: usize,
+    failed: HashMap<Key, String>,
+    dependents: HashMap<Key, Vec<Key>>,
+    summary: Summary,
+}
+
 pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
-    let mut summary = Summary::default();
     let filter = wanted(plan, &opts.only);
-    let mut failed: HashMap<Key, String> = HashMap::new();
-    let order = plan.ordered();
-    let total = order.iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).count();
-    let mut index = 0;
-    for node in order {
-        if filter.as_ref().is_some_and(|f| !f.contains(&node.key)) {
+    let nodes: Vec<&Node> = plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
+    let corrupt = if opts.dry_run { vec![] } else { verify_cached(plan, store, &nodes) };
+    for c in &corrupt {
+        opts.progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
+    }
+
+    // What is left to compute, and what each waits for.
+    let todo: HashSet<Key> = nodes.iter().filter(|n| computed(n) && !is_done(store, plan, n)).map(|n| n.key).collect();
+    let cached = nodes.iter().filter(|n| computed(n)).count() - todo.len();
+    let mut dependents: HashMap<Key, Vec<Key>> = HashMap::new();
+    let mut waiting = HashMap::new();
+    let mut ready = VecDeque::new();
+    // A checkpoint input stands for its training run.
+    let producer = |k: &Key| -> Key {
+        match plan.node(k) {
+            Some(n) if n.kind == "checkpoint" => n.inputs.first().map(|(_, r)| *r).unwrap_or(*k),
+            _ => *k,
+        }
+    };
+    for n in &nodes {
+        if !todo.contains(&n.key) {
             continue;
         }
-        index += 1;
-        let name = node.display_name();
-        if is_done(store, plan, node) {
-            summary.cached += 1;
-            continue;
+        let deps: HashSet<Key> = n.inputs.iter().map(|(_, i)| producer(i)).filter(|p| todo.contains(p)).collect();
+        for d in &deps {
+            dependents.entry(*d).or_default().push(n.key);
         }
-        if let Some((_, bad)) = node.inputs.iter().find(|(_, i)| failed.contains_key(i)) {
-            failed.insert(node.key, format!("input {} failed", bad.short()));
-            summary.skipped.push(name);
-            continue;
+        if deps.is_empty() {
+            ready.push_back(n.key);
+        } else {
+            waiting.insert(n.key, deps.len());
         }
-        if node.kind.starts_with("figure.") || node.kind == "checkpoint" {
-            // Figures are drawn from their evaluations by the report; a
-            // checkpoint is written by its training run.
-            if node.kind == "checkpoint" && !store.contains(&node.key) && !opts.dry_run {
-                let msg = "its training run did not save it".to_string();
-                failed.insert(node.key, msg.clone());
-                summary.failed.push((name, msg));
+    }
+    if opts.dry_run {
+        let mut s = Summary { cached, ..Default::default() };
+        for n in &nodes {
+            if todo.contains(&n.key) {
+                opts.progress.log(&format!("would run  {:<18} {}", n.kind, n.display_name()));
+                s.ran.push((n.display_name(), 0.0));
             }
-            continue;
         }
-        if opts.dry_run {
-            (opts.log)(&format!("would run [{index}/{total}] {} {name}", node.kind));
-            summary.ran.push((name, 0.0));
-            continue;
+        return s;
+    }
+    opts.progress.start(todo.len() as u64);
+    let state = Mutex::new(State { waiting, ready, running: 0, failed: HashMap::new(), dependents, summary: Summary { cached, corrupt, ..Default::default() } });
+    let wake = Condvar::new();
+    let jobs = opts.jobs.max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| worker(plan, store, opts, &state, &wake));
         }
-        (opts.log)(&format!("[{index}/{total}] {} {name}", node.kind));
-        let started = Instant::now();
-        let label = name.clone();
-        let progress = move |done: u64, all: u64| {
-            let _ = (done, all, &label);
+    });
+    opts.progress.finish();
+    let mut st = state.into_inner().expect("no worker panicked while holding the state");
+    st.summary.interrupted |= opts.stop.load(Ordering::Relaxed);
+    st.summary
+}
+
+fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake: &Condvar) {
+    loop {
+        let key = {
+            let mut st = state.lock().expect("state");
+            loop {
+                if opts.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(k) = st.ready.pop_front() {
+                    st.running += 1;
+                    break k;
+                }
+                if st.running == 0 {
+                    // Nothing ready, nothing running: whatever still waits depends on a failure.
+                    return;
+                }
+                st = wake.wait(st).expect("state");
+            }
         };
-        let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress };
-        let result = execute(&ctx, node);
-        let secs = started.elapsed().as_secs_f64();
+        let node = plan.node(&key).expect("planned node");
+        let result = run_one(plan, store, opts, node);
+        let mut st = state.lock().expect("state");
+        st.running -= 1;
         match result {
-            Ok(()) => {
-                (opts.log)(&format!("      done in {secs:.1}s"));
-                summary.ran.push((name, secs));
+            Ok(Some(secs)) => {
+                st.summary.ran.push((node.display_name(), secs));
+                release(&mut st, &key);
             }
-            Err(ExecError::Interrupted) => {
-                summary.interrupted = true;
-                (opts.log)("interrupted: finished nodes and saved checkpoints are kept");
-                break;
+            Ok(None) => {
+                // Another process computed it while we waited for its lock.
+                st.summary.cached += 1;
+                release(&mut st, &key);
             }
-            Err(e) => {
+            Err((ExecError::Interrupted, _)) => {
+                st.summary.interrupted = true;
+            }
+            Err((e, log)) => {
                 let msg = e.to_string();
-                (opts.log)(&format!("      failed: {msg}"));
-                failed.insert(node.key, msg.clone());
-                summary.failed.push((name, msg));
+                opts.progress.log(&format!("failed     {} {}: {msg}\n           log: {}", node.kind, node.display_name(), log.display()));
+                st.summary.failed.push((node.display_name(), msg.clone(), log));
+                // Everything downstream is skipped.
+                let mut stack = vec![key];
+                while let Some(k) = stack.pop() {
+                    for d in st.dependents.get(&k).cloned().unwrap_or_default() {
+                        if st.waiting.remove(&d).is_some() {
+                            let name = plan.node(&d).map(|n| n.display_name()).unwrap_or_default();
+                            st.summary.skipped.push(name);
+                            st.failed.insert(d, format!("input {} failed", k.short()));
+                            stack.push(d);
+                        }
+                    }
+                }
+                st.failed.insert(key, msg);
+            }
+        }
+        wake.notify_all();
+    }
+}
+
+fn release(st: &mut State, key: &Key) {
+    for d in st.dependents.get(key).cloned().unwrap_or_default() {
+        if let Some(c) = st.waiting.get_mut(&d) {
+            *c -= 1;
+            if *c == 0 {
+                st.waiting.remove(&d);
+                st.ready.push_back(d);
             }
         }
     }
-    summary
+}
+
+/// Runs one node under its lock. Ok(None) if another process finished it first.
+fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Option<f64>, (ExecError, PathBuf)> {
+    let log_path = store.root().join("logs").join(format!("{}.log", node.key.hex()));
+    let _lock = match lock(store, &node.key) {
+        Ok(l) => l,
+        Err(e) => return Err((e, log_path)),
+    };
+    if is_done(store, plan, node) {
+        return Ok(None);
+    }
+    let name = node.display_name();
+    let bar = opts.progress.node(&format!("{} {}", node.kind, name));
+    let log = NodeLog::open(&log_path);
+    log.line(&format!("{} {} key {}", node.kind, name, node.key));
+    let started = Instant::now();
+    let progress = |done: u64, total: u64| bar.set(done, total);
+    let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress };
+    let result = execute(&ctx, node, &log);
+    let secs = started.elapsed().as_secs_f64();
+    bar.done();
+    match result {
+        Ok(()) => {
+            log.line(&format!("done in {secs:.1}s"));
+            opts.progress.log(&format!("done       {:<18} {name} ({secs:.1}s)", node.kind));
+            opts.progress.advance();
+            Ok(Some(secs))
+        }
+        Err(e) => {
+            log.line(&format!("failed after {secs:.1}s: {e}"));
+            Err((e, log_path))
+        }
+    }
+}
+
+/// An exclusive lock on a node, held across processes while it is computed.
+fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
+    use fs2::FileExt;
+    let dir = store.root().join("locks");
+    std::fs::create_dir_all(&dir).map_err(|e| ExecError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    let path = dir.join(format!("{}.lock", key.hex()));
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| ExecError::Invalid(format!("cannot open {}: {e}", path.display())))?;
+    f.lock_exclusive().map_err(|e| ExecError::Invalid(format!("cannot lock {}: {e}", path.display())))?;
+    Ok(f)
+}
+
+/// A node's log: appended to `cache/logs/<key>.log` as it runs, and copied
+/// into the entry as `log.txt` when it succeeds.
+pub struct NodeLog {
+    path: PathBuf,
+    file: Mutex<Option<std::fs::File>>,
+}
+
+impl NodeLog {
+    fn open(path: &Path) -> NodeLog {
+        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).ok();
+        NodeLog { path: path.to_path_buf(), file: Mutex::new(file) }
+    }
+
+    pub fn line(&self, s: &str) {
+        if let Ok(mut g) = self.file.lock() {
+            if let Some(f) = g.as_mut() {
+                let _ = writeln!(f, "{} {s}", humantime::format_rfc3339_seconds(std::time::SystemTime::now()));
+            }
+        }
+    }
+
+    pub fn text(&self) -> Vec<u8> {
+        std::fs::read(&self.path).unwrap_or_default()
+    }
 }
 
 /// Computes one node and commits its entry.
-pub fn execute(ctx: &Ctx, node: &Node) -> Result<(), ExecError> {
+pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
     if node.kind == "run.train" {
         let save_every = node.attrs.get("save_every").and_then(|v| v.as_i64()).unwrap_or(1).max(1);
-        return training::train_run(ctx, node, target_steps(node), save_every);
+        return training::train_run(ctx, node, target_steps(node), save_every, log);
     }
     let mut st = ctx.store.begin(node)?;
     match node.kind.as_str() {
@@ -152,6 +347,8 @@ pub fn execute(ctx: &Ctx, node: &Node) -> Result<(), ExecError> {
         k if k.starts_with("eval.") => nodes::evaluate(ctx, node, &mut st)?,
         other => return Err(ExecError::Invalid(format!("no executor for node kind `{other}`"))),
     }
+    log.line("committing");
+    st.write("log.txt", &log.text())?;
     st.commit()?;
     Ok(())
 }

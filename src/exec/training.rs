@@ -64,7 +64,7 @@ pub fn latest_checkpoint(ctx: &Ctx, run: &Key, target: i64) -> i64 {
     (1..=target).rev().find(|&s| ctx.store.contains(&checkpoint_key(run, s))).unwrap_or(0)
 }
 
-pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64) -> Result<(), ExecError> {
+pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &crate::exec::runner::NodeLog) -> Result<(), ExecError> {
     let seed = P::int(node, "seed")? as u64;
     let batch = P::int(node, "batch")? as usize;
     let (lr, warmup, clip) = (P::float(node, "lr")?, P::int(node, "warmup")?, P::float(node, "clip")?);
@@ -112,6 +112,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64) -> Result
         let parts = if online { vec![art::load_pairs(ctx.store, &ck, "stream.safetensors")?] } else { vec![] };
         (policy, adam, rows, parts)
     };
+    log.line(&format!("training {} from step {start} to {target}", node.display_name()));
     if adam.step != start {
         return Err(ExecError::Invalid(format!("checkpoint at {start} holds optimizer step {}", adam.step)));
     }
@@ -145,6 +146,9 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64) -> Result
                     "step": done, "seed": seed,
                     "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
                 }))?;
+                let last = rows.last().expect("a step ran");
+                log.line(&format!("step {done}: loss {:.5} grad norm {:.4} lr {:.3e}", last.loss, last.grad_norm, last.lr));
+                st.write("log.txt", &log.text())?;
                 if online {
                     let all = Pairs::concat(&stream_parts);
                     stream_parts = vec![all.select(&(0..all.len()).collect::<Vec<_>>())];
