@@ -106,6 +106,21 @@ pub enum Command {
         #[arg(long, default_value = "results", value_name = "DIR")]
         results: PathBuf,
     },
+    /// Check every cache entry against its blake3 digests.
+    Verify {
+        /// Remove corrupt entries (a later `run` recomputes them).
+        #[arg(long)]
+        evict: bool,
+    },
+    /// Remove cache entries that no kept experiment reaches (a dry run unless --delete).
+    Gc {
+        /// Experiments whose stages are kept.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        keep: Vec<PathBuf>,
+        /// Actually remove them.
+        #[arg(long)]
+        delete: bool,
+    },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,
 }

@@ -53,6 +53,8 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
         args::Command::Run { file, only, jobs, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, jobs, threads, device, dry_run, &results),
+        args::Command::Verify { evict } => cmd_verify(&cfg, evict),
+        args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
         args::Command::Env => cmd_env(),
     }
 }
@@ -387,6 +389,74 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
     } else {
         EXIT_FAILURE
     }
+}
+
+fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
+    let store = Store::open_existing(&cfg.cache);
+    let report = match crate::exec::maintenance::verify(&store) {
+        Ok(r) => r,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    for (k, what) in &report.corrupt {
+        println!("corrupt  {}  {what}", k.short());
+        if evict {
+            let _ = store.evict(k);
+        }
+    }
+    for p in &report.stale_tmp {
+        println!("stale    {}  (a writer that stopped; `tandem gc --delete` removes it)", p.display());
+    }
+    println!("{} entries checked, {} corrupt{}", report.checked, report.corrupt.len(), if evict && !report.corrupt.is_empty() { " (evicted)" } else { "" });
+    if report.corrupt.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
+    let mut plans = vec![];
+    for f in keep {
+        match plan_file(cfg, f) {
+            Ok(p) => plans.push(p),
+            Err(d) => {
+                print_diagnostics(cfg, &d);
+                return EXIT_INVALID;
+            }
+        }
+    }
+    let store = Store::open_existing(&cfg.cache);
+    let report = match crate::exec::maintenance::gc_report(&store, &plans) {
+        Ok(r) => r,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    for (k, kind, names, bytes) in &report.unreachable {
+        println!("{} {}  {:<18} {:>10} bytes  {}", if delete { "removed" } else { "would remove" }, k.short(), kind, bytes, if names.is_empty() { "-".into() } else { names.join(", ") });
+    }
+    for p in &report.stale_tmp {
+        println!("{} {}", if delete { "removed" } else { "would remove" }, p.display());
+    }
+    if delete {
+        if let Err(e) = crate::exec::maintenance::gc_delete(&store, &report) {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    }
+    println!(
+        "{} entries kept, {} {} ({} bytes){}",
+        report.kept,
+        report.unreachable.len(),
+        if delete { "removed" } else { "unreachable" },
+        report.bytes(),
+        if delete { "" } else { "; run with --delete to remove them" }
+    );
+    EXIT_OK
 }
 
 fn cmd_env() -> i32 {

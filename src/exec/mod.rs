@@ -2,6 +2,7 @@
 //! each node kind, the computation of each node, training runs with
 //! checkpoints and resumption, and the runner that walks a plan.
 pub mod artifacts;
+pub mod maintenance;
 pub mod nodes;
 pub mod params;
 pub mod progress;

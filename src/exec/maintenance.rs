@@ -1,0 +1,105 @@
+//! Looking after a cache: `verify` (every entry against its digests) and
+//! `gc` (entries no kept experiment reaches).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::exec::store::{Store, StoreError};
+use crate::plan::{Key, Plan};
+
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub corrupt: Vec<(Key, String)>,
+    /// Staging folders left by writers that are no longer running.
+    pub stale_tmp: Vec<PathBuf>,
+}
+
+/// Is the process that owns a staging folder (`<key>.<pid>.<random>`) gone?
+fn stale(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    match name.split('.').nth(1).and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
+}
+
+pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
+    let keys = store.keys()?;
+    let corrupt: Vec<(Key, String)> = keys
+        .par_iter()
+        .filter_map(|k| match store.verify(k) {
+            Ok(_) => None,
+            Err(StoreError::Corrupt { what, .. }) => Some((*k, what)),
+            Err(e) => Some((*k, e.to_string())),
+        })
+        .collect();
+    let stale_tmp = std::fs::read_dir(store.root().join("tmp"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| stale(p)).collect())
+        .unwrap_or_default();
+    Ok(VerifyReport { checked: keys.len(), corrupt, stale_tmp })
+}
+
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// (key, kind, names, bytes) of each unreachable entry.
+    pub unreachable: Vec<(Key, String, Vec<String>, u64)>,
+    pub kept: usize,
+    pub stale_tmp: Vec<PathBuf>,
+}
+
+impl GcReport {
+    pub fn bytes(&self) -> u64 {
+        self.unreachable.iter().map(|u| u.3).sum()
+    }
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p).map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+/// What a gc would remove given the plans to keep. Every node of a kept plan
+/// is reachable, and so is every checkpoint (at any step) of a kept training run.
+pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
+    let mut reachable: HashSet<Key> = HashSet::new();
+    let mut runs: HashSet<String> = HashSet::new();
+    for plan in keep {
+        for n in plan.graph.node_weights() {
+            reachable.insert(n.key);
+            if n.kind == "run.train" {
+                runs.insert(n.key.hex());
+            }
+        }
+    }
+    let mut report = GcReport::default();
+    for k in store.keys()? {
+        let m = match store.manifest(&k) {
+            Ok(m) => m,
+            Err(_) => {
+                report.unreachable.push((k, "(unreadable)".into(), vec![], dir_bytes(&store.entry_dir(&k))));
+                continue;
+            }
+        };
+        let of_kept_run = m.kind == "checkpoint" && m.params.get("run").and_then(|r| r.as_str()).is_some_and(|r| runs.contains(r));
+        if reachable.contains(&k) || of_kept_run {
+            report.kept += 1;
+        } else {
+            report.unreachable.push((k, m.kind.clone(), m.names.clone(), m.files.iter().map(|f| f.bytes).sum()));
+        }
+    }
+    report.stale_tmp = verify(store).map(|v| v.stale_tmp).unwrap_or_default();
+    Ok(report)
+}
+
+/// Removes what a report found unreachable, and stale staging folders.
+pub fn gc_delete(store: &Store, report: &GcReport) -> Result<(), StoreError> {
+    for (k, ..) in &report.unreachable {
+        store.evict(k)?;
+    }
+    for p in &report.stale_tmp {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    Ok(())
+}

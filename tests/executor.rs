@@ -1,0 +1,205 @@
+//! `tandem run` under stress: killed at random moments, two processes on one
+//! cache, a flipped bit, and `gc`. Each ends with the same artifacts as an
+//! uninterrupted run and a clean `tandem verify`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+
+const STUDY: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d_initial = generate(w, pairs: 400)
+model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+dataset d_golden = relabel(d_initial, judge: golden_pm)
+model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
+model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
+run offline = online with { sampler: offline(d_golden) }
+run tandem = online with { sampler: replay(online, shuffle: 1) }
+eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
+eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
+"#;
+
+fn tandem(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    c.args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
+    c
+}
+
+fn study_file(dir: &Path) -> PathBuf {
+    let f = dir.join("study.exp");
+    std::fs::write(&f, STUDY).unwrap();
+    f
+}
+
+fn run_to_end(file: &Path, cache: &Path) -> String {
+    let out = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "2", "--threads", "1", "--results", cache.join("results").to_str().unwrap()]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// (key, files but the log) of every node of the plan.
+fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
+    let checked = tandem::check::check_file(file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let store = tandem::exec::Store::open_existing(cache);
+    let mut out = vec![];
+    for n in plan.ordered() {
+        if n.kind == "run.train" || n.kind.starts_with("figure.") {
+            continue;
+        }
+        let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
+        out.push((n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect()));
+    }
+    out
+}
+
+fn verify_clean(cache: &Path) {
+    let out = tandem(&["--cache", cache.to_str().unwrap(), "verify"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(" 0 corrupt"), "{text}");
+}
+
+/// An uninterrupted run, computed once for all tests.
+fn reference() -> &'static (tempfile::TempDir, PathBuf) {
+    static REF: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    REF.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = study_file(dir.path());
+        run_to_end(&file, &dir.path().join("cache"));
+        (dir, file)
+    })
+}
+
+fn reference_artifacts() -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
+    let (dir, file) = reference();
+    artifacts(file, &dir.path().join("cache"))
+}
+
+#[test]
+fn killed_at_random_moments_then_rerun_gives_the_same_artifacts() {
+    let expected = reference_artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let file = study_file(dir.path());
+    let cache = dir.path().join("cache");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut killed_while_running = 0;
+    for _ in 0..4 {
+        let mut child = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "2", "--threads", "1", "--results", dir.path().join("r").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(300..4000)));
+        if child.try_wait().unwrap().is_none() {
+            killed_while_running += 1;
+        }
+        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        child.wait().unwrap();
+        // Whatever is present is complete.
+        verify_clean(&cache);
+    }
+    assert!(killed_while_running >= 2, "the kills must land mid-run");
+    run_to_end(&file, &cache);
+    assert_eq!(artifacts(&file, &cache), expected);
+    verify_clean(&cache);
+}
+
+#[test]
+fn two_concurrent_runs_on_one_cache_agree_and_do_not_collide() {
+    let expected = reference_artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let file = study_file(dir.path());
+    let cache = dir.path().join("cache");
+    let spawn = |tag: &str| {
+        tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "1", "--threads", "1", "--results", dir.path().join(tag).to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(oa.status.success(), "{}", String::from_utf8_lossy(&oa.stderr));
+    assert!(ob.status.success(), "{}", String::from_utf8_lossy(&ob.stderr));
+    assert_eq!(artifacts(&file, &cache), expected);
+    verify_clean(&cache);
+    // Both wrote the same results table.
+    let ra = std::fs::read(dir.path().join("a/study/evals.csv")).unwrap();
+    let rb = std::fs::read(dir.path().join("b/study/evals.csv")).unwrap();
+    assert_eq!(ra, rb);
+}
+
+#[test]
+fn a_flipped_bit_is_caught_reported_and_recomputed() {
+    let expected = reference_artifacts();
+    let (refdir, _) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let file = study_file(dir.path());
+    let cache = dir.path().join("cache");
+    // Start from a copy of the finished reference cache.
+    copy_dir(&refdir.path().join("cache"), &cache);
+    let checked = tandem::check::check_file(&file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let sft = plan.names()["sft"];
+    let model = cache.join("objects").join(sft.hex()).join("model.safetensors");
+    let mut bytes = std::fs::read(&model).unwrap();
+    let i = bytes.len() - 7;
+    bytes[i] ^= 0x10;
+    std::fs::write(&model, bytes).unwrap();
+    // verify reports it and fails.
+    let out = tandem(&["--cache", cache.to_str().unwrap(), "verify"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&sft.short()));
+    // run reports, evicts and recomputes it: everything ends as before.
+    let text = run_to_end(&file, &cache);
+    assert!(text.contains("corrupt cache entry evicted"), "{text}");
+    assert_eq!(artifacts(&file, &cache), expected);
+    verify_clean(&cache);
+    // A second run computes nothing.
+    let again = run_to_end(&file, &cache);
+    assert!(again.contains("computed        0"), "{again}");
+}
+
+#[test]
+fn gc_keeps_what_kept_experiments_reach_and_removes_the_rest() {
+    let (refdir, _) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let file = study_file(dir.path());
+    let cache = dir.path().join("cache");
+    copy_dir(&refdir.path().join("cache"), &cache);
+    let c = cache.to_str().unwrap();
+    let out = tandem(&["--cache", c, "gc", "--keep", file.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(", 0 unreachable"), "{text}");
+    // An experiment that shares only the upstream stages.
+    let other = dir.path().join("other.exp");
+    std::fs::write(&other, STUDY.replace("steps: 60", "steps: 60, seed: 5")).unwrap();
+    let out = tandem(&["--cache", c, "gc", "--keep", other.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("would remove") && text.contains("checkpoint"), "{text}");
+    assert!(!text.contains("model.sft"), "the shared SFT stage is kept:\n{text}");
+    let before = std::fs::read_dir(cache.join("objects")).unwrap().count();
+    let out = tandem(&["--cache", c, "gc", "--keep", other.to_str().unwrap(), "--delete"]).output().unwrap();
+    assert!(out.status.success());
+    let after = std::fs::read_dir(cache.join("objects")).unwrap().count();
+    assert!(after < before && after > 0);
+    verify_clean(&cache);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
