@@ -203,3 +203,36 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_failing_node_stops_only_its_dependents() {
+    // A judge from another world (another vocabulary) cannot label this
+    // policy's samples: that run fails, its evaluation is skipped, and the
+    // rest of the study completes.
+    let study = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+world other = helpful(seed: 3, vocab: 30, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 200)
+dataset d_other = generate(other, pairs: 200)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_w = pm(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_other = pm(d_other, layers: 1, width: 16, heads: 2, steps: 20)
+run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save_every: 5, batch: 8)
+run bad = train(sft, loss: ipo(), sampler: online(judge: pm_other), steps: 10, save_every: 5, batch: 8)
+eval k = kl(policies: [good, bad], prompts: 16, at: [10])
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.exp");
+    std::fs::write(&file, study).unwrap();
+    let cache = dir.path().join("cache");
+    let out = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--results", dir.path().join("r").to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("failed: bad") && stdout.contains("models must come from the same world"), "{stdout}");
+    assert!(stdout.contains("log: ") && stdout.contains(".log"), "{stdout}");
+    assert!(stdout.contains("skipped because an input failed: k(bad@10)"), "{stdout}");
+    // The good branch finished.
+    let csv = std::fs::read_to_string(dir.path().join("r/mixed/evals.csv")).unwrap();
+    assert!(csv.contains("good@10"), "{csv}");
+    assert!(!csv.contains("bad@10"));
+}

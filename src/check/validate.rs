@@ -52,6 +52,26 @@ pub fn validate_instance(x: &mut Expander, id: InstanceId) -> bool {
         }
     }
 
+    // A replay cannot consume more pairs than its source stream holds.
+    if let Some(Value::Call { ctor, args }) = inst.args.get("sampler") {
+        if ctor.name == "replay" {
+            if let Some(Value::Instance(src)) = args.get("source") {
+                let s = &x.instances[*src];
+                let have = s.int("steps").unwrap_or(0) * s.int("batch").unwrap_or(0);
+                let need = inst.int("steps").unwrap_or(0) * inst.int("batch").unwrap_or(0);
+                if need > have {
+                    x.problems.push(
+                        Problem::new(Code::OutOfRange, decl_span, format!("`{}` needs {need} pairs (steps × batch) but `{}` logs only {have}", inst.label, s.label))
+                            .label("replays more than the stream holds")
+                            .related(x.decls[s.decl].name_span, "the online run")
+                            .help("give the replay at most as many steps × batch as the online run"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+
     // A classifier on a policy's data means the run's online data stream.
     if inst.ctor.name == "classifier" {
         if let Some(Value::Instance(src)) = inst.args.get("data") {

@@ -164,6 +164,30 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
     Ok(pm)
 }
 
+/// Shapes two models must share to work together: a vocabulary (the same
+/// token ids) and the same prompt and response widths.
+pub fn same_shapes(what: &str, a: (i64, i64, i64), b: (i64, i64, i64)) -> Result<(), ExecError> {
+    if a == b {
+        return Ok(());
+    }
+    Err(ExecError::Invalid(format!(
+        "{what}: one works on {} tokens with prompts of {} and responses of {}, the other on {} tokens, {} and {}; models must come from the same world or dataset",
+        a.0, a.1, a.2, b.0, b.1, b.2
+    )))
+}
+
+pub fn policy_shapes(p: &Policy) -> (i64, i64, i64) {
+    (p.spec.vocab, p.spec.prompt_len, p.spec.response_len)
+}
+
+pub fn pm_shapes(p: &PreferenceModel) -> (i64, i64, i64) {
+    (p.spec.vocab, p.spec.prompt_len, p.spec.response_len)
+}
+
+pub fn data_shapes(m: &DataMeta) -> (i64, i64, i64) {
+    (m.vocab, m.prompt_len, m.response_len)
+}
+
 /// One line of a training log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MetricRow {

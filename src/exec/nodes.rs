@@ -50,6 +50,9 @@ fn meta_of(p: &Pairs, vocab: i64) -> DataMeta {
 
 pub fn generate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> {
     let world = art::load_world(ctx.store, &P::key(node, "world")?)?;
+    if world.vocab <= crate::ml::tokens::FIRST_CONTENT {
+        return Err(ExecError::Invalid("a world needs more tokens than the four special ones".into()));
+    }
     let pairs = crate::worlds::generate::generate(&world, P::int(node, "pairs")? as usize, P::float(node, "val_fraction")?, P::int(node, "seed")? as u64);
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
     art::write_json(st, "meta.json", &meta_of(&pairs, world.vocab))
@@ -74,6 +77,7 @@ pub fn relabel(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError
     let data = art::load_pairs(ctx.store, &data_key, "pairs.safetensors")?;
     let meta = art::load_meta(ctx.store, &data_key)?;
     let judge = art::load_pm(ctx.store, &P::key(node, "judge")?, ctx.device)?;
+    art::same_shapes("the judge and the data", art::pm_shapes(&judge), art::data_shapes(&meta))?;
     let seed = P::int(node, "seed")? as u64;
     let out = tch::no_grad(|| eval::relabel(&judge, &data, seed));
     art::save_pairs(st, "pairs.safetensors", &out)?;
@@ -98,6 +102,9 @@ pub fn pairs(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> 
     let meta = art::load_meta(ctx.store, &prompts_key)?;
     let pool = prompt_pool(ctx.store, &prompts_key)?;
     let judge = art::load_pm(ctx.store, &P::key(node, "judge")?, ctx.device)?;
+    art::same_shapes("policies a and b", art::policy_shapes(&a), art::policy_shapes(&b))?;
+    art::same_shapes("the judge and the policies", art::pm_shapes(&judge), art::policy_shapes(&a))?;
+    art::same_shapes("the prompts' dataset and the policies", art::data_shapes(&meta), art::policy_shapes(&a))?;
     let (n, t, seed) = (P::int(node, "n")? as usize, P::float(node, "temperature")?, P::int(node, "seed")? as u64);
     let prompts = eval::eval_prompts(&pool, n, seed);
     let mut parts = vec![];
@@ -192,6 +199,14 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
         let k = P::opt_key(node, "reference").ok_or_else(|| ExecError::Invalid(format!("{} needs a reference policy", node.display_name())))?;
         art::load_policy(ctx.store, &k, ctx.device)
     };
+    let reference = || -> Result<Policy, ExecError> {
+        let r = reference()?;
+        if let Ok(spec) = art::read_json::<serde_json::Value>(ctx.store, &target_key, "spec.json") {
+            let t = (spec["vocab"].as_i64().unwrap_or(0), spec["prompt_len"].as_i64().unwrap_or(0), spec["response_len"].as_i64().unwrap_or(0));
+            art::same_shapes("the reference and the evaluated model", art::policy_shapes(&r), t)?;
+        }
+        Ok(r)
+    };
     let rows: Vec<ResultRow> = match node.kind.as_str() {
         "eval.kl" => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
@@ -202,18 +217,24 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let baseline = art::load_policy(ctx.store, &P::key(node, "baseline")?, ctx.device)?;
             let judge = art::load_pm(ctx.store, &P::key(node, "judge")?, ctx.device)?;
+            art::same_shapes("the baseline and the evaluated policy", art::policy_shapes(&baseline), art::policy_shapes(&policy))?;
+            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
             let prompts = eval::eval_prompts(&pool()?, P::int(node, "prompts")? as usize, seed);
             vec![ResultRow::new("winrate", &eval::winrate(&policy, &baseline, &judge, &prompts, seed), None)]
         }
         "eval.self_classifier" => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let judge = art::load_pm(ctx.store, &P::key(node, "judge")?, ctx.device)?;
+            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
             let prompts = eval::eval_prompts(&pool()?, P::int(node, "prompts")? as usize, seed);
             vec![ResultRow::new("self_accuracy", &eval::self_accuracy(&policy, &reference()?, &judge, &prompts, seed), None)]
         }
         "eval.winner_logprob" => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let data = art::load_pairs(ctx.store, &P::key(node, "data")?, "pairs.safetensors")?.split(0);
+            if (data.prompt_len(), data.response_len()) != (policy.spec.prompt_len, policy.spec.response_len) {
+                return Err(ExecError::Invalid("the dataset's widths are not the policy's".into()));
+            }
             let idx = eval::subsample_rows(data.len(), P::int(node, "n")? as usize, seed, "eval/rows");
             vec![ResultRow::new("winner_logprob", &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)), None)]
         }
@@ -254,6 +275,16 @@ fn classifier(ctx: &Ctx, node: &Node, target_key: &Key, target_kind: &str, seed:
     };
     let target_is_pm = art::read_json::<serde_json::Value>(ctx.store, target_key, "spec.json")?["kind"] == "pm";
     let _ = target_kind;
+    let target_spec: serde_json::Value = art::read_json(ctx.store, target_key, "spec.json")?;
+    let t = (target_spec["vocab"].as_i64().unwrap_or(0), target_spec["prompt_len"].as_i64().unwrap_or(0), target_spec["response_len"].as_i64().unwrap_or(0));
+    if let Some(j) = &judge {
+        art::same_shapes("the judge and the classified model", art::pm_shapes(j), t)?;
+    }
+    if let Some((_, first)) = windows.first() {
+        if (first.prompt_len(), first.response_len()) != (t.1, t.2) {
+            return Err(ExecError::Invalid("the data's widths are not the classified model's".into()));
+        }
+    }
     let mut rows = vec![];
     for (i, (step, pairs)) in windows.into_iter().enumerate() {
         let labelled = match &judge {

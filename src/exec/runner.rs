@@ -275,7 +275,12 @@ fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Op
     let started = Instant::now();
     let progress = |done: u64, total: u64| bar.set(done, total);
     let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress };
-    let result = execute(&ctx, node, &log);
+    // libtorch reports some errors by panicking through tch; one node's
+    // failure must not take the others down.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&ctx, node, &log))).unwrap_or_else(|p| {
+        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into());
+        Err(ExecError::Torch(msg.lines().next().unwrap_or_default().to_string()))
+    });
     let secs = started.elapsed().as_secs_f64();
     bar.done();
     match result {

@@ -96,6 +96,22 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
         other => return Err(ExecError::Invalid(format!("unknown sampler `{other}`"))),
     };
     let online = matches!(source, Source::Online { .. });
+    // Every model and dataset involved must speak the same tokens.
+    let start_policy_shapes = art::policy_shapes(&art::load_policy(ctx.store, &P::key(node, "policy")?, tch::Device::Cpu)?);
+    art::same_shapes("the reference and the starting policy", art::policy_shapes(&reference), start_policy_shapes)?;
+    match &source {
+        Source::Online { judge, pool, .. } => {
+            art::same_shapes("the judge and the policy", art::pm_shapes(judge), start_policy_shapes)?;
+            if pool.size()[1] != start_policy_shapes.1 {
+                return Err(ExecError::Invalid("the prompt pool's prompts are not as wide as the policy's".into()));
+            }
+        }
+        Source::Offline(d) | Source::Replay { stream: d, .. } => {
+            if (d.prompt_len(), d.response_len()) != (start_policy_shapes.1, start_policy_shapes.2) {
+                return Err(ExecError::Invalid("the training data's prompts or responses are not the policy's widths".into()));
+            }
+        }
+    }
 
     // Resume.
     let start = latest_checkpoint(ctx, &node.key, target);
