@@ -106,6 +106,13 @@ pub enum Command {
         #[arg(long, default_value = "results", value_name = "DIR")]
         results: PathBuf,
     },
+    /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected.
+    Export {
+        #[arg(value_name = "KEY-PREFIX")]
+        key: String,
+        #[arg(value_name = "FILE.jsonl")]
+        out: PathBuf,
+    },
     /// Check every cache entry against its blake3 digests.
     Verify {
         /// Remove corrupt entries (a later `run` recomputes them).

@@ -53,6 +53,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
         args::Command::Run { file, only, jobs, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, jobs, threads, device, dry_run, &results),
+        args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
         args::Command::Env => cmd_env(),
@@ -388,6 +389,27 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
         EXIT_OK
     } else {
         EXIT_FAILURE
+    }
+}
+
+fn cmd_export(cfg: &Config, prefix: &str, out: &Path) -> i32 {
+    let store = Store::open_existing(&cfg.cache);
+    let key = match store.resolve_prefix(prefix) {
+        Ok(k) => k,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    match crate::worlds::export::export(&store, &key, out) {
+        Ok(n) => {
+            println!("wrote {n} records to {}", out.display());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            EXIT_FAILURE
+        }
     }
 }
 

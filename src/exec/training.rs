@@ -53,7 +53,9 @@ fn checkpoint_node(run: &Node, step: i64) -> Node {
         kind: "checkpoint".into(),
         version: crate::check::schema::node_version("checkpoint"),
         params,
-        inputs: vec![("run".into(), run.key)],
+        // The run itself has no entry (it is keyed without its length), so
+        // its inputs are recorded here too: `show` and `export` follow them.
+        inputs: std::iter::once(("run".to_string(), run.key)).chain(run.inputs.iter().map(|(p, k)| (format!("run.{p}"), *k))).collect(),
         names: run.names.iter().map(|n| format!("{n}@{step}")).collect(),
         attrs: Default::default(),
     }
