@@ -362,7 +362,7 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
     let out_dir = results.join(&stem);
     let rows = crate::exec::runner::tidy_results(&plan, &store);
     let written = crate::exec::runner::write_tidy(&out_dir, &rows);
-    let compute: f64 = summary.ran.iter().map(|(_, s)| s).sum();
+    let compute: f64 = summary.ran.iter().fold(0.0, |a, (_, s)| a + s);
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
     println!("{:<10} {:>6}", "cached", summary.cached);
@@ -381,6 +381,10 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
     match written {
         Ok(p) => println!("results: {} ({} rows)", p.display(), rows.len()),
         Err(e) => eprintln!("error: could not write results to {}: {e}", out_dir.display()),
+    }
+    match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary) {
+        Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
+        Err(e) => eprintln!("error: could not write the report in {}: {e}", out_dir.display()),
     }
     if summary.interrupted {
         return 130;

@@ -341,6 +341,7 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
         let save_every = node.attrs.get("save_every").and_then(|v| v.as_i64()).unwrap_or(1).max(1);
         return training::train_run(ctx, node, target_steps(node), save_every, log);
     }
+    let started = Instant::now();
     let mut st = ctx.store.begin(node)?;
     match node.kind.as_str() {
         k if k.starts_with("world.") => nodes::world(ctx, node, &mut st)?,
@@ -353,6 +354,7 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
         other => return Err(ExecError::Invalid(format!("no executor for node kind `{other}`"))),
     }
     log.line("committing");
+    st.set_compute_seconds(started.elapsed().as_secs_f64());
     st.write("log.txt", &log.text())?;
     st.commit()?;
     Ok(())

@@ -78,6 +78,10 @@ pub struct Manifest {
     pub tool_version: String,
     pub created: String,
     pub files: Vec<FileEntry>,
+    /// Seconds of computation this entry cost (for a checkpoint: since the
+    /// run's step 0, over all resumptions). What reusing it saves.
+    #[serde(default)]
+    pub compute_seconds: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +142,7 @@ impl Store {
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
                 created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 files: vec![],
+                compute_seconds: 0.0,
             },
         })
     }
@@ -273,6 +278,11 @@ impl Staging {
         f.sync_all().map_err(io_err(&path))?;
         self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
         Ok(())
+    }
+
+    /// Records how long the entry took to compute.
+    pub fn set_compute_seconds(&mut self, secs: f64) {
+        self.manifest.compute_seconds = secs;
     }
 
     /// Registers a file that a writer (e.g. libtorch) already put in

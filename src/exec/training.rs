@@ -117,6 +117,8 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
 
     // Resume.
     let start = latest_checkpoint(ctx, &node.key, target);
+    let began = std::time::Instant::now();
+    let seconds_before = if start > 0 { ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0) } else { 0.0 };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
         let policy = art::load_policy(ctx.store, &P::key(node, "policy")?, ctx.device)?;
         let adam = Adam::new(&policy.vs, lr, warmup, clip);
@@ -157,6 +159,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
             let ck = checkpoint_node(node, done);
             if !ctx.store.contains(&ck.key) {
                 let mut st = ctx.store.begin(&ck)?;
+                st.set_compute_seconds(seconds_before + began.elapsed().as_secs_f64());
                 art::write_policy(&mut st, &policy)?;
                 art::save_tensors(&mut st, "optim.safetensors", &adam.state())?;
                 art::write_metrics(&mut st, &rows)?;

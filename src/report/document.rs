@@ -1,0 +1,109 @@
+//! A report as a list of blocks, rendered both as Markdown and as a
+//! self-contained HTML page (figures referenced beside it).
+
+pub enum Block {
+    Title(String),
+    Heading(String),
+    Para(String),
+    List(Vec<String>),
+    Table { head: Vec<String>, rows: Vec<Vec<String>> },
+    Image { src: String, alt: String },
+}
+
+pub fn markdown(blocks: &[Block]) -> String {
+    let mut s = String::new();
+    for b in blocks {
+        match b {
+            Block::Title(t) => s.push_str(&format!("# {t}\n\n")),
+            Block::Heading(t) => s.push_str(&format!("## {t}\n\n")),
+            Block::Para(t) => s.push_str(&format!("{t}\n\n")),
+            Block::List(items) => {
+                for i in items {
+                    s.push_str(&format!("- {i}\n"));
+                }
+                s.push('\n');
+            }
+            Block::Table { head, rows } => {
+                s.push_str(&format!("| {} |\n|{}|\n", head.join(" | "), head.iter().map(|_| "---").collect::<Vec<_>>().join("|")));
+                for r in rows {
+                    s.push_str(&format!("| {} |\n", r.join(" | ")));
+                }
+                s.push('\n');
+            }
+            Block::Image { src, alt } => s.push_str(&format!("![{alt}]({src})\n\n")),
+        }
+    }
+    s
+}
+
+fn esc(t: &str) -> String {
+    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Inline Markdown the blocks use: `code` and [text](link).
+fn inline(t: &str) -> String {
+    let mut out = String::new();
+    let e = esc(t);
+    let mut code = false;
+    for part in e.split('`') {
+        if code {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(&links(part));
+        }
+        code = !code;
+    }
+    out
+}
+
+fn links(t: &str) -> String {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('[') {
+        let Some(mid) = rest[open..].find("](").map(|m| open + m) else { break };
+        let Some(close) = rest[mid..].find(')').map(|c| mid + c) else { break };
+        out.push_str(&rest[..open]);
+        out.push_str(&format!("<a href=\"{}\">{}</a>", &rest[mid + 2..close], &rest[open + 1..mid]));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+pub fn html(blocks: &[Block]) -> String {
+    let mut s = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tandem report</title>\n<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}</style></head><body>\n",
+    );
+    for b in blocks {
+        match b {
+            Block::Title(t) => s.push_str(&format!("<h1>{}</h1>\n", inline(t))),
+            Block::Heading(t) => s.push_str(&format!("<h2>{}</h2>\n", inline(t))),
+            Block::Para(t) => s.push_str(&format!("<p>{}</p>\n", inline(t))),
+            Block::List(items) => {
+                s.push_str("<ul>\n");
+                for i in items {
+                    s.push_str(&format!("<li>{}</li>\n", inline(i)));
+                }
+                s.push_str("</ul>\n");
+            }
+            Block::Table { head, rows } => {
+                s.push_str("<table><tr>");
+                for h in head {
+                    s.push_str(&format!("<th>{}</th>", inline(h)));
+                }
+                s.push_str("</tr>\n");
+                for r in rows {
+                    s.push_str("<tr>");
+                    for c in r {
+                        s.push_str(&format!("<td>{}</td>", inline(c)));
+                    }
+                    s.push_str("</tr>\n");
+                }
+                s.push_str("</table>\n");
+            }
+            Block::Image { src, alt } => s.push_str(&format!("<p><img src=\"{}\" alt=\"{}\"></p>\n", esc(src), esc(alt))),
+        }
+    }
+    s.push_str("</body></html>\n");
+    s
+}

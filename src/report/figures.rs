@@ -1,0 +1,277 @@
+//! Figures, drawn with plotters as SVG and PNG, laid out like the paper's:
+//! KL on x and win rate on y for a trade-off, one colour per method, the 95%
+//! interval as a band; the data points beside them as CSV.
+//!
+//! A series is a declaration (`offline` pools all members of an `offline`
+//! sweep, as the paper pools its hyper-parameter grid); each member run is one
+//! line of that colour.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::exec::runner::TidyRow;
+use crate::plan::{CValue, Key, Node};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Point {
+    pub series: String,
+    pub member: String,
+    pub step: Option<i64>,
+    pub x: f64,
+    pub x_err: f64,
+    pub y: f64,
+    pub y_err: f64,
+    pub n: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub name: String,
+    pub kind: String,
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub points: Vec<Point>,
+    /// For `best`: (series, value, stderr) bars.
+    pub bars: Vec<(String, f64, f64)>,
+}
+
+/// `offline[beta=0.5]@200` → (series `offline`, member `offline[beta=0.5]`, step 200).
+pub fn split_target(target: &str) -> (String, String, Option<i64>) {
+    let (member, step) = match target.rsplit_once('@') {
+        Some((m, s)) => (m.to_string(), s.parse().ok()),
+        None => (target.to_string(), None),
+    };
+    let series = member.split('[').next().unwrap_or(&member).to_string();
+    (series, member, step)
+}
+
+fn keys_of(v: Option<&CValue>) -> Vec<Key> {
+    let mut out = vec![];
+    if let Some(v) = v {
+        v.keys("", &mut out);
+    }
+    out.into_iter().map(|(_, k)| k).collect()
+}
+
+fn rows_of<'a>(rows: &'a [TidyRow], keys: &[Key]) -> Vec<&'a TidyRow> {
+    let shorts: Vec<String> = keys.iter().map(|k| k.short()).collect();
+    rows.iter().filter(|r| shorts.contains(&r.key)).collect()
+}
+
+fn metric_label(rows: &[&TidyRow]) -> String {
+    rows.first().map(|r| match r.metric.as_str() {
+        "kl" => "KL(πθ ‖ πsft)".to_string(),
+        "winrate" => "win rate against the baseline".to_string(),
+        "accuracy" => "classification accuracy".to_string(),
+        "winner_logprob" => "log πθ(y_w) − log πsft(y_w)".to_string(),
+        "self_accuracy" => "self-classification accuracy".to_string(),
+        m => m.to_string(),
+    }).unwrap_or_default()
+}
+
+/// Gathers a figure's data from the evaluation table.
+pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
+    let name = node.names.first().cloned().unwrap_or_else(|| node.key.short());
+    let title = match node.params.get("title") {
+        Some(CValue::Str(t)) if !t.is_empty() => t.clone(),
+        _ => name.clone(),
+    };
+    let mut fig = Figure { name, kind: node.kind.clone(), title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![] };
+    match node.kind.as_str() {
+        "figure.tradeoff" | "figure.scatter" => {
+            let xs = rows_of(rows, &keys_of(node.params.get("x")));
+            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            fig.x_label = metric_label(&xs);
+            fig.y_label = metric_label(&ys);
+            for y in &ys {
+                // Join on the evaluated target (and, for streams, the data step).
+                if let Some(x) = xs.iter().find(|x| x.target == y.target && x.data_step == y.data_step) {
+                    let (series, member, step) = split_target(&y.target);
+                    fig.points.push(Point { series, member, step, x: x.value, x_err: 1.96 * x.stderr, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+                }
+            }
+        }
+        "figure.curve" => {
+            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) { "step of the online data stream".into() } else { "training step".into() };
+            fig.y_label = metric_label(&ys);
+            for y in &ys {
+                let (_, member, step) = split_target(&y.target);
+                let x = y.data_step.or(step).unwrap_or(0) as f64;
+                fig.points.push(Point { series: format!("{} {}", y.eval, member), member: format!("{} {}", y.eval, member), step, x, x_err: 0.0, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+            }
+        }
+        "figure.best" => {
+            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            fig.y_label = metric_label(&ys);
+            let q = match node.params.get("quantile") {
+                Some(CValue::Float(q)) => *q,
+                _ => 0.9,
+            };
+            let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+            for y in &ys {
+                by.entry(split_target(&y.target).0).or_default().push((y.value, y.stderr));
+            }
+            for (series, mut vals) in by {
+                vals.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let i = ((vals.len() - 1) as f64 * q).round() as usize;
+                fig.bars.push((series, vals[i].0, vals[i].1));
+            }
+            let normalize = matches!(node.params.get("normalize"), Some(CValue::Bool(true)));
+            if normalize {
+                if let Some(&(_, base, _)) = fig.bars.iter().find(|b| b.0 == "online") {
+                    if base != 0.0 {
+                        for b in &mut fig.bars {
+                            b.1 /= base;
+                            b.2 /= base.abs();
+                        }
+                        fig.y_label = format!("{} (÷ online)", fig.y_label);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    fig
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
+    let v: Vec<f64> = vals.filter(|x| x.is_finite()).collect();
+    let (lo, hi) = (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    (lo - pad, hi + pad)
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    if !fig.bars.is_empty() {
+        let n = fig.bars.len();
+        let (_, hi) = range(fig.bars.iter().map(|b| b.1 + 1.96 * b.2));
+        let mut chart = ChartBuilder::on(root)
+            .caption(&fig.title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..hi.max(0.1))
+            .map_err(e)?;
+        let names: Vec<String> = fig.bars.iter().map(|b| b.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| names.get(x.round() as usize).cloned().unwrap_or_default())
+            .y_desc(&fig.y_label)
+            .draw()
+            .map_err(e)?;
+        for (i, (_, v, se)) in fig.bars.iter().enumerate() {
+            let c = Palette99::pick(i);
+            let x = i as f64;
+            chart.draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, *v)], c.mix(0.7).filled()))).map_err(e)?;
+            chart.draw_series(std::iter::once(PathElement::new(vec![(x, v - 1.96 * se), (x, v + 1.96 * se)], BLACK.stroke_width(2)))).map_err(e)?;
+        }
+        root.present().map_err(e)?;
+        return Ok(());
+    }
+    let (x0, x1) = range(fig.points.iter().flat_map(|p| [p.x - p.x_err, p.x + p.x_err]));
+    let (y0, y1) = range(fig.points.iter().flat_map(|p| [p.y - p.y_err, p.y + p.y_err]));
+    let mut chart = ChartBuilder::on(root)
+        .caption(&fig.title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(e)?;
+    chart.configure_mesh().x_desc(&fig.x_label).y_desc(&fig.y_label).draw().map_err(e)?;
+    let mut series: Vec<String> = vec![];
+    for p in &fig.points {
+        if !series.contains(&p.series) {
+            series.push(p.series.clone());
+        }
+    }
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let mut members: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
+        for p in fig.points.iter().filter(|p| &p.series == s) {
+            members.entry(&p.member).or_default().push(p);
+        }
+        let mut first = true;
+        for pts in members.values_mut() {
+            if fig.kind == "figure.scatter" {
+                pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+            } else {
+                pts.sort_by_key(|p| p.step.unwrap_or(0));
+            }
+            // The 95% interval of y as a band, along x.
+            let mut by_x: Vec<&&Point> = pts.iter().collect();
+            by_x.sort_by(|a, b| a.x.total_cmp(&b.x));
+            if by_x.len() > 1 && fig.kind != "figure.scatter" {
+                let band: Vec<(f64, f64)> = by_x.iter().map(|p| (p.x, p.y + p.y_err)).chain(by_x.iter().rev().map(|p| (p.x, p.y - p.y_err))).collect();
+                chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15)))).map_err(e)?;
+            }
+            for p in pts.iter() {
+                chart.draw_series(std::iter::once(PathElement::new(vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)], color.mix(0.5)))).map_err(e)?;
+                if p.x_err > 0.0 {
+                    chart.draw_series(std::iter::once(PathElement::new(vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)], color.mix(0.5)))).map_err(e)?;
+                }
+            }
+            if fig.kind != "figure.scatter" {
+                let line = chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2))).map_err(e)?;
+                if first {
+                    line.label(s.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                }
+            }
+            let dots = chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 3, color.filled()))).map_err(e)?;
+            if first && fig.kind == "figure.scatter" {
+                dots.label(s.clone()).legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+            }
+            first = false;
+        }
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw().map_err(e)?;
+    root.present().map_err(e)?;
+    Ok(())
+}
+
+/// Writes `<name>.svg`, `<name>.png` and `<name>.csv` into `dir`.
+pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
+    register_font();
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let svg = dir.join(format!("{}.svg", fig.name));
+    let png = dir.join(format!("{}.png", fig.name));
+    let csv_path = dir.join(format!("{}.csv", fig.name));
+    let size = (860, 600);
+    draw(&SVGBackend::new(&svg, size).into_drawing_area(), fig)?;
+    draw(&BitMapBackend::new(&png, size).into_drawing_area(), fig)?;
+    let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
+    if fig.bars.is_empty() {
+        for p in &fig.points {
+            w.serialize(p).map_err(|e| e.to_string())?;
+        }
+    } else {
+        w.write_record(["series", "value", "stderr"]).map_err(|e| e.to_string())?;
+        for (s, v, se) in &fig.bars {
+            w.write_record([s.clone(), v.to_string(), se.to_string()]).map_err(|e| e.to_string())?;
+        }
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    Ok(vec![svg, png, csv_path])
+}

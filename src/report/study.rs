@@ -1,0 +1,195 @@
+//! The report of one experiment.
+
+use std::path::{Path, PathBuf};
+
+use crate::exec::artifacts as art;
+use crate::exec::runner::{is_done, Summary, TidyRow};
+use crate::exec::store::Store;
+use crate::plan::lower::checkpoint_key;
+use crate::plan::Plan;
+use crate::report::document::{html, markdown, Block};
+use crate::report::figures::{figure_data, write_figure, Figure};
+
+fn ci(v: f64, se: f64) -> String {
+    format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
+}
+
+fn json_est(v: &serde_json::Value) -> Option<String> {
+    let (value, se, n) = (v["value"].as_f64()?, v["stderr"].as_f64()?, v["n"].as_u64()?);
+    Some(format!("{} (n = {n})", ci(value, se)))
+}
+
+/// What the points of a figure say, in sentences with numbers.
+fn findings(fig: &Figure) -> Vec<String> {
+    let mut out = vec![];
+    let mut series: Vec<&str> = vec![];
+    for p in &fig.points {
+        if !series.contains(&p.series.as_str()) {
+            series.push(&p.series);
+        }
+    }
+    match fig.kind.as_str() {
+        "figure.tradeoff" => {
+            let mut peaks = vec![];
+            for s in &series {
+                let pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
+                if let Some(best) = pts.iter().max_by(|a, b| a.y.total_cmp(&b.y)) {
+                    let last = pts.iter().max_by(|a, b| a.x.total_cmp(&b.x)).expect("non-empty");
+                    out.push(format!(
+                        "`{s}`: peak {} = {} at {} = {:.3} ({}{}); at its largest KL ({:.3}) it reaches {}.",
+                        fig.y_label,
+                        ci(best.y, best.y_err / 1.96),
+                        fig.x_label,
+                        best.x,
+                        best.member,
+                        best.step.map(|s| format!("@{s}")).unwrap_or_default(),
+                        last.x,
+                        ci(last.y, last.y_err / 1.96)
+                    ));
+                    // Over-optimisation: does y fall after its peak as KL grows?
+                    if last.x > best.x && best.y - last.y > (best.y_err + last.y_err) / 2.0 {
+                        out.push(format!("`{s}` over-optimises: past its peak, more KL brings a lower score ({:.3} → {:.3}).", best.y, last.y));
+                    }
+                    peaks.push((s.to_string(), best.y, best.y_err));
+                }
+            }
+            peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for w in peaks.windows(2) {
+                let sep = w[0].1 - w[0].2 > w[1].1 + w[1].2;
+                out.push(format!(
+                    "peak of `{}` vs `{}`: {:.3} vs {:.3} — {}.",
+                    w[0].0,
+                    w[1].0,
+                    w[0].1,
+                    w[1].1,
+                    if sep { "the 95% intervals do not overlap" } else { "the 95% intervals overlap: no clear difference at this sample size" }
+                ));
+            }
+        }
+        "figure.scatter" => {
+            let n = fig.points.len() as f64;
+            if n >= 3.0 {
+                let (mx, my) = (fig.points.iter().map(|p| p.x).sum::<f64>() / n, fig.points.iter().map(|p| p.y).sum::<f64>() / n);
+                let cov: f64 = fig.points.iter().map(|p| (p.x - mx) * (p.y - my)).sum();
+                let (vx, vy): (f64, f64) = (fig.points.iter().map(|p| (p.x - mx).powi(2)).sum(), fig.points.iter().map(|p| (p.y - my).powi(2)).sum());
+                let r = cov / (vx * vy).sqrt();
+                // Fisher z interval for r.
+                let z = r.atanh();
+                let se = 1.0 / (n - 3.0).max(1.0).sqrt();
+                out.push(format!("Pearson r between {} and {} over all {} points: {r:.3} [{:.3}, {:.3}].", fig.x_label, fig.y_label, n as usize, (z - 1.96 * se).tanh(), (z + 1.96 * se).tanh()));
+            }
+        }
+        "figure.curve" => {
+            for s in &series {
+                let mut pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
+                pts.sort_by(|a, b| a.x.total_cmp(&b.x));
+                if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
+                    out.push(format!("`{s}`: {} at {} {:.0} → {} at {:.0}.", ci(a.y, a.y_err / 1.96), fig.x_label, a.x, ci(b.y, b.y_err / 1.96), b.x));
+                }
+            }
+        }
+        "figure.best" => {
+            for (s, v, se) in &fig.bars {
+                out.push(format!("`{s}`: {}", ci(*v, *se)));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Draws every figure and writes report.md and report.html into `dir`.
+pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &[TidyRow], summary: &Summary) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut b = vec![Block::Title(format!("{stem}: tandem report"))];
+    // How much the cache saved.
+    let mut saved = 0.0;
+    let mut entries = 0;
+    for n in plan.graph.node_weights() {
+        let key = if n.kind == "run.train" { checkpoint_key(&n.key, n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0)) } else { n.key };
+        if n.kind == "checkpoint" || n.kind.starts_with("figure.") || !is_done(store, plan, n) {
+            continue;
+        }
+        if let Ok(m) = store.manifest(&key) {
+            entries += 1;
+            if !summary.ran.iter().any(|(name, _)| n.names.iter().any(|x| x == name) || *name == n.display_name()) {
+                saved += m.compute_seconds;
+            }
+        }
+    }
+    let spent: f64 = summary.ran.iter().fold(0.0, |a, r| a + r.1);
+    b.push(Block::Para(format!(
+        "From `{}` with tandem {}. The plan has {} stages; this run computed {} ({spent:.1} s of compute) and reused {} from the cache, which saved {saved:.1} s of recorded compute. {} stages have results.",
+        file.display(),
+        env!("CARGO_PKG_VERSION"),
+        plan.len(),
+        summary.ran.len(),
+        summary.cached,
+        entries
+    )));
+    if !summary.failed.is_empty() {
+        b.push(Block::List(summary.failed.iter().map(|(n, e, l)| format!("failed: `{n}`: {e} (log: `{}`)", l.display())).collect()));
+    }
+
+    // The models' own numbers.
+    let mut pm_rows = vec![];
+    let mut data_rows = vec![];
+    for n in plan.ordered() {
+        if n.kind == "model.pm" && store.contains(&n.key) {
+            if let Ok(s) = art::read_json::<serde_json::Value>(store, &n.key, "summary.json") {
+                pm_rows.push(vec![
+                    format!("`{}`", n.display_name()),
+                    json_est(&s["val_accuracy"]).unwrap_or("-".into()),
+                    s["val_accuracy"]["split"].as_str().unwrap_or("-").to_string(),
+                    json_est(&s["oracle_agreement"]).unwrap_or("-".into()),
+                ]);
+            }
+        }
+        if n.kind == "dataset.relabel" && store.contains(&n.key) {
+            if let Ok(m) = art::read_json::<serde_json::Value>(store, &n.key, "meta.json") {
+                data_rows.push(vec![
+                    format!("`{}`", n.display_name()),
+                    json_est(&m["train_agreement_with_input_labels"]).unwrap_or("-".into()),
+                    json_est(&m["train_agreement_with_noiseless_oracle"]).unwrap_or("-".into()),
+                ]);
+            }
+        }
+    }
+    if !pm_rows.is_empty() {
+        b.push(Block::Heading("Preference models".into()));
+        b.push(Block::Table { head: vec!["model".into(), "accuracy on its data's labels (95% CI)".into(), "split".into(), "agreement with the noiseless oracle".into()], rows: pm_rows });
+    }
+    if !data_rows.is_empty() {
+        b.push(Block::Heading("Relabelled datasets".into()));
+        b.push(Block::Table { head: vec!["dataset".into(), "agreement with the input labels".into(), "agreement with the noiseless oracle".into()], rows: data_rows });
+    }
+
+    // Figures.
+    for n in plan.ordered() {
+        if !n.kind.starts_with("figure.") {
+            continue;
+        }
+        let fig = figure_data(n, rows);
+        b.push(Block::Heading(fig.title.clone()));
+        if fig.points.is_empty() && fig.bars.is_empty() {
+            b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
+            continue;
+        }
+        match write_figure(dir, &fig) {
+            Ok(_) => {
+                b.push(Block::Image { src: format!("{}.svg", fig.name), alt: fig.title.clone() });
+                b.push(Block::List(findings(&fig)));
+                b.push(Block::Para(format!("Data: [{0}.csv]({0}.csv); also [{0}.png]({0}.png). Bands and whiskers are 95% intervals (±1.96 standard errors).", fig.name)));
+            }
+            Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
+        }
+    }
+    b.push(Block::Heading("All evaluations".into()));
+    b.push(Block::Para(format!("{} rows in [evals.csv](evals.csv): eval, target, step, metric, value, stderr, 95% interval, n.", rows.len())));
+    let md = dir.join("report.md");
+    let page = dir.join("report.html");
+    std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;
+    std::fs::write(&page, html(&b)).map_err(|e| e.to_string())?;
+    Ok((md, page))
+}
