@@ -33,6 +33,12 @@ eval acc_golden = classifier(models: [proxy_pm, online, shuffled], data: d_golde
 eval acc_stream = classifier(models: [proxy_pm, online@50], data: online, judge: golden_pm, n: 32, windows: 5)
 eval self_acc = self_classifier(policies: [online], judge: golden_pm, prompts: 64, at: [50])
 eval logp = winner_logprob(policies: [online, shuffled], data: sft_vs_30, n: 64, at: [0, 50])
+eval kl_all = kl(policies: [online, shuffled], prompts: 32)
+eval wr_all = winrate(policies: [online, shuffled], baseline: sft, judge: golden_pm, prompts: 32)
+figure trade = tradeoff(x: kl_all, y: wr_all, title: "trade-off")
+figure acc_curve = curve(y: [acc_stream])
+figure acc_vs_wr = scatter(x: acc_golden, y: wr_all)
+figure best_of = best(y: wr_all)
 "#;
 
 fn run_all(plan: &Plan, store: &Store) -> runner::Summary {
@@ -68,12 +74,12 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     }
     // The evaluations ran and carry their uncertainty.
     let rows = runner::tidy_results(&plan, &store);
-    let kl50: Vec<_> = rows.iter().filter(|r| r.metric == "kl" && r.target == "online@50").collect();
+    let kl50: Vec<_> = rows.iter().filter(|r| r.eval == "k" && r.target == "online@50").collect();
     assert_eq!(kl50.len(), 1);
     assert!(kl50[0].value > 0.0 && kl50[0].stderr > 0.0 && kl50[0].n == 64);
-    let kl0: Vec<_> = rows.iter().filter(|r| r.metric == "kl" && r.target == "online@0").collect();
+    let kl0: Vec<_> = rows.iter().filter(|r| r.eval == "k" && r.target == "online@0").collect();
     assert_eq!(kl0[0].value, 0.0, "the starting policy has KL 0 to itself");
-    let wr: Vec<_> = rows.iter().filter(|r| r.metric == "winrate").collect();
+    let wr: Vec<_> = rows.iter().filter(|r| r.eval == "wr").collect();
     assert_eq!(wr.len(), 6);
     assert!(wr.iter().all(|r| (0.0..=1.0).contains(&r.value) && r.ci_low <= r.value && r.value <= r.ci_high));
     // Classifier accuracies: a PM scores once; the starting policy is exactly ½
@@ -88,6 +94,18 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     let logp: Vec<_> = rows.iter().filter(|r| r.eval == "logp").collect();
     assert_eq!(logp.len(), 4);
     assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.0));
+    // Figures and the report.
+    let out = tempfile::tempdir().unwrap();
+    let (md, html) = tandem::report::study::write_report(out.path(), std::path::Path::new("micro.exp"), &plan, &store, &rows, &summary).unwrap();
+    for f in ["trade", "acc_curve", "acc_vs_wr", "best_of"] {
+        for ext in ["svg", "png", "csv"] {
+            let p = out.path().join(format!("{f}.{ext}"));
+            assert!(std::fs::metadata(&p).map(|m| m.len() > 30).unwrap_or(false), "{} missing or empty", p.display());
+        }
+    }
+    let report = std::fs::read_to_string(md).unwrap();
+    assert!(report.contains("## trade-off") && report.contains("`online`: peak") && report.contains("Pearson r"), "{report}");
+    assert!(std::fs::read_to_string(html).unwrap().contains("<img src=\"trade.svg\""));
     // A second run computes nothing.
     let again = run_all(&plan, &store);
     assert!(again.ran.is_empty());
