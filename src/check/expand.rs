@@ -56,6 +56,8 @@ pub struct Expander<'a> {
     pub instances: Vec<Instance>,
     pub problems: Vec<Problem>,
     pub failed: HashSet<usize>,
+    /// `base[axis: v] with { ... }`: the members of the derived grid to keep.
+    pub derive_filter: HashMap<usize, Vec<crate::syntax::ast::Selection>>,
     /// How many `let` constants deep the current evaluation is.
     pub let_depth: usize,
 }
@@ -84,6 +86,7 @@ impl<'a> Expander<'a> {
             instances: vec![],
             problems: vec![],
             failed: HashSet::new(),
+            derive_filter: HashMap::new(),
             let_depth: 0,
         }
     }
@@ -116,7 +119,13 @@ impl<'a> Expander<'a> {
                 check_decl_ctor(decl.kind, decl.kind_span, &n, &mut self.problems)?;
                 Some(n)
             }
-            DeclBody::Expr(Expr::Reference(r)) if r.selector.is_empty() && r.checkpoint.is_none() => self.base_call(d, r),
+            // `run x = base` or `run x = grid[lr: 1e-4]`: a derivation without overrides.
+            DeclBody::Expr(Expr::Reference(r)) if r.checkpoint.is_none() => {
+                if !r.selector.is_empty() {
+                    self.derive_filter.entry(d).or_default().extend(r.selector.iter().cloned());
+                }
+                self.base_call(d, r)
+            }
             DeclBody::Expr(other) => {
                 self.problems.push(
                     Problem::new(Code::TypeMismatch, other.span(), format!("a {} is made by a constructor call", decl.kind.keyword()))
@@ -126,13 +135,16 @@ impl<'a> Expander<'a> {
                 None
             }
             DeclBody::Derive(dv) => {
-                if !dv.base.selector.is_empty() || dv.base.checkpoint.is_some() {
+                if dv.base.checkpoint.is_some() {
                     self.problems.push(
-                        Problem::new(Code::BadOverride, dv.base.span, "derive from a whole declaration, without a selector or checkpoint")
-                            .label("selector or checkpoint not allowed here")
-                            .help(format!("write `{} with {{ ... }}`", dv.base.name.name)),
+                        Problem::new(Code::BadOverride, dv.base.span, "derive from a declaration, not from a checkpoint")
+                            .label("checkpoint not allowed here")
+                            .help(format!("write `{} with {{ policy: {}, ... }}` to start from the checkpoint", dv.base.name.name, self.sources.text(dv.base.span))),
                     );
                     return None;
+                }
+                if !dv.base.selector.is_empty() {
+                    self.derive_filter.entry(d).or_default().extend(dv.base.selector.iter().cloned());
                 }
                 let mut call = self.base_call(d, &dv.base)?;
                 let mut ok = true;
@@ -157,6 +169,10 @@ impl<'a> Expander<'a> {
                             .help("a derived declaration has the kind of its base"),
                     );
                     return None;
+                }
+                // A derivation keeps its base's selection of members.
+                if let Some(f) = self.derive_filter.get(&b).cloned() {
+                    self.derive_filter.entry(d).or_default().extend(f);
                 }
                 // A failed base has already been reported; stay quiet.
                 self.merged[b].clone()
@@ -266,6 +282,27 @@ impl<'a> Expander<'a> {
                 return self.too_many(d, self.ns.decls[d].name.span);
             }
         }
+        // Derived from selected members: keep the matching part of the grid.
+        if let Some(sel) = self.derive_filter.get(&d).cloned() {
+            for s in &sel {
+                let axis = s.path.dotted();
+                if !combos.iter().any(|c| c.assignment.contains_key(&axis)) {
+                    let axes: Vec<String> = combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
+                    self.problems.push(
+                        Problem::new(Code::BadSelector, s.path.span, format!("the derived grid has no axis `{axis}`"))
+                            .label("unknown axis")
+                            .help(if axes.is_empty() { "the base is not a sweep; derive from it without a selector".to_string() } else { format!("its axes are {}", axes.join(", ")) }),
+                    );
+                    return false;
+                }
+                let x: &Expander = self;
+                combos.retain(|c| c.assignment.get(&axis).is_some_and(|v| matches_literal(&s.value, v, x)));
+                if combos.is_empty() {
+                    self.problems.push(Problem::new(Code::BadSelector, s.span, format!("no member has {axis} = {}", self.sources.text(s.value.span()))).label("matches nothing").help("pick a value the base's sweep has"));
+                    return false;
+                }
+            }
+        }
         let mut axis_names: Vec<String> = combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
         axis_names.sort();
         self.decls[d].axes = axis_names;
@@ -358,7 +395,10 @@ impl<'a> Expander<'a> {
                 }
                 Some(Entry::Decl(t)) => {
                     let t = *t;
-                    if matches!(ty, Ty::List(_)) || self.failed.contains(&t) || self.decls[t].instances.len() <= 1 {
+                    if matches!(ty, Ty::List(_)) || self.failed.contains(&t) || self.decls[t].instances.is_empty() {
+                        return;
+                    }
+                    if self.decls[t].instances.len() == 1 && self.instances[self.decls[t].instances[0]].axes.is_empty() {
                         return;
                     }
                     let key = (t, self.selector_key(r));
@@ -366,7 +406,9 @@ impl<'a> Expander<'a> {
                         return;
                     }
                     if let Some(members) = self.select(t, r) {
-                        if members.len() > 1 {
+                        // Several members: one instance each. One member that
+                        // carries axes (`d[world: summarize]`): it pins them.
+                        if members.len() > 1 || members.iter().any(|m| !self.instances[*m].axes.is_empty()) {
                             groups.push(GroupFactor { key, members });
                         }
                     }
