@@ -25,6 +25,8 @@ pub struct Ctx<'a> {
     pub stop: &'a AtomicBool,
     /// Called with (done, total) as training advances.
     pub progress: &'a (dyn Fn(u64, u64) + Sync),
+    /// A line for the node's log.
+    pub log: &'a (dyn Fn(&str) + Sync),
 }
 
 impl Ctx<'_> {
@@ -149,6 +151,9 @@ pub fn model(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> 
         for step in 0..steps {
             ctx.check_stop()?;
             let m = train::sft_step(&policy, &mut adam, &train_set, batch, step, seed);
+            if (step + 1) % (steps / 10).max(1) == 0 {
+                (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
+            }
             rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
             (ctx.progress)(step + 1, steps);
         }
@@ -166,6 +171,9 @@ pub fn model(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> 
         for step in 0..steps {
             ctx.check_stop()?;
             let m = train::pm_step(&pm, &mut adam, &train_set, batch, step, seed);
+            if (step + 1) % (steps / 10).max(1) == 0 {
+                (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
+            }
             rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
             (ctx.progress)(step + 1, steps);
         }

@@ -274,7 +274,8 @@ fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Op
     log.line(&format!("{} {} key {}", node.kind, name, node.key));
     let started = Instant::now();
     let progress = |done: u64, total: u64| bar.set(done, total);
-    let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress };
+    let log_line = |line: &str| log.line(line);
+    let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress, log: &log_line };
     // libtorch reports some errors by panicking through tch; one node's
     // failure must not take the others down.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&ctx, node, &log))).unwrap_or_else(|p| {
