@@ -12,15 +12,7 @@ use crate::ml::tokens::{self, BOS, EOS, PAD, SEP};
 use crate::ml::transformer::{Arch, Trunk};
 
 /// Shapes a policy is built for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PolicySpec {
-    pub vocab: i64,
-    pub layers: i64,
-    pub width: i64,
-    pub heads: i64,
-    pub prompt_len: i64,
-    pub response_len: i64,
-}
+pub type PolicySpec = crate::ml::transformer::ModelSpec;
 
 pub struct Policy {
     pub vs: nn::VarStore,
@@ -101,32 +93,7 @@ impl Policy {
     /// Samples responses [B, Lr] with the KV cache. Each row stops at EOS (the
     /// rest is PAD); a row still going at the last slot gets EOS there.
     pub fn sample(&self, prompts: &Tensor, temperature: f64, rng: &mut Stream) -> Tensor {
-        tch::no_grad(|| {
-            let b = prompts.size()[0];
-            let lr = self.spec.response_len;
-            let device = self.device();
-            let pmask = tokens::mask(prompts);
-            let count = pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64); // [B,1]
-            let (hidden, mut cache) = self.trunk.prefill(prompts, &pmask);
-            let mut last = hidden.narrow(1, prompts.size()[1] - 1, 1).squeeze_dim(1);
-            let mut out: Vec<Tensor> = Vec::with_capacity(lr as usize);
-            let mut done = Tensor::zeros([b], (Kind::Bool, device));
-            for j in 0..lr {
-                let log_dist = self.logits(&last).log_softmax(-1, Kind::Float);
-                let mut tok = self.draw(&log_dist, temperature, rng);
-                if j == lr - 1 {
-                    tok = tok.fill_(EOS);
-                }
-                let tok = tok.masked_fill(&done, PAD);
-                done = done.logical_or(&tok.eq(EOS));
-                out.push(tok.shallow_clone());
-                if j + 1 < lr {
-                    let pos = &count + j;
-                    last = self.trunk.step(&tok.unsqueeze(1), &pos, &mut cache).squeeze_dim(1);
-                }
-            }
-            Tensor::stack(&out, 1)
-        })
+        self.sample_with_logprobs(prompts, temperature, rng).0
     }
 
     /// The same draws as [`Policy::sample`] without the KV cache: a full

@@ -15,15 +15,8 @@ use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, SEP};
 use crate::ml::transformer::{Arch, Trunk};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PmSpec {
-    pub vocab: i64,
-    pub layers: i64,
-    pub width: i64,
-    pub heads: i64,
-    pub prompt_len: i64,
-    pub response_len: i64,
-}
+/// Shapes a preference model is built for.
+pub type PmSpec = crate::ml::transformer::ModelSpec;
 
 pub struct PreferenceModel {
     pub vs: nn::VarStore,

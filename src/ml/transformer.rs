@@ -9,6 +9,18 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+/// What a model is built for: its vocabulary, its size, and the widths of
+/// the prompts and responses it reads (the same for policies and PMs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelSpec {
+    pub vocab: i64,
+    pub layers: i64,
+    pub width: i64,
+    pub heads: i64,
+    pub prompt_len: i64,
+    pub response_len: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arch {
     pub vocab: i64,
