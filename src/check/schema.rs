@@ -202,6 +202,21 @@ macro_rules! model_params {
     };
 }
 
+const CLAIM: Param = p_nokey("claim", Ty::Str { choices: &[] }, Default::Str(""), "what the paper found here; the report prints it beside this run's numbers");
+const EXPECT: Param = p_nokey(
+    "expect",
+    Ty::List(&Ty::Str { choices: &[] }),
+    Default::Optional,
+    "series in the order the paper ranks them (best first); the report checks each neighbouring pair",
+);
+
+const SERIES: Param = p_nokey(
+    "series",
+    Ty::Str { choices: &["declaration", "member"] },
+    Default::Str("declaration"),
+    "one series per declaration (a sweep pooled) or per sweep member",
+);
+
 const EVAL_AT: Param = p(
     "at",
     STEP_LIST,
@@ -439,6 +454,9 @@ pub static CTORS: &[Ctor] = &[
             p("x", Ty::Ref(&[Entity::Eval]), Default::Required, "the budget axis (a kl evaluation)"),
             p("y", Ty::Ref(&[Entity::Eval]), Default::Required, "the performance axis (a winrate evaluation)"),
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
+            CLAIM,
+            EXPECT,
+            SERIES,
         ],
         doc: "KL against performance, one series per method, intervals as bands (Fig. 1)",
     },
@@ -448,6 +466,7 @@ pub static CTORS: &[Ctor] = &[
         params: &[
             p("y", Ty::List(&Ty::Ref(&[Entity::Eval])), Default::Required, "evaluations plotted against training step"),
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
+            CLAIM,
         ],
         doc: "metrics against training step (Figs. 6, 8)",
     },
@@ -458,6 +477,7 @@ pub static CTORS: &[Ctor] = &[
             p("x", Ty::Ref(&[Entity::Eval]), Default::Required, "evaluation on the x axis"),
             p("y", Ty::Ref(&[Entity::Eval]), Default::Required, "evaluation on the y axis"),
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
+            CLAIM,
         ],
         doc: "one metric against another, point per checkpoint (Fig. 7)",
     },
@@ -469,6 +489,8 @@ pub static CTORS: &[Ctor] = &[
             p("quantile", UNIT, Default::Float(0.9), "the quantile reported as best performance"),
             p("normalize", Ty::Bool, Default::Bool(true), "divide by the online method's value"),
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
+            CLAIM,
+            EXPECT,
         ],
         doc: "best performance per method as a quantile, optionally normalised by online (Figs. 10, 11)",
     },

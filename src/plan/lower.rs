@@ -162,7 +162,22 @@ impl<'p> Lowerer<'p> {
             }
             DeclKind::Figure => {
                 let Some(params) = self.params(id, &[]) else { return };
-                Output::Node(self.add(node_kind, params, vec![inst.label.clone()], BTreeMap::new()))
+                // Presentation-only arguments (the paper's claim, the expected
+                // ranking) travel as attributes: they never enter the key.
+                let mut attrs = BTreeMap::new();
+                for p in inst.ctor.params.iter().filter(|p| !p.in_key) {
+                    match inst.args.get(p.name) {
+                        Some(Value::Str(t)) => {
+                            attrs.insert(p.name.to_string(), serde_json::json!(t));
+                        }
+                        Some(Value::List(items)) => {
+                            let v: Vec<String> = items.iter().filter_map(|i| if let Value::Str(t) = i { Some(t.clone()) } else { None }).collect();
+                            attrs.insert(p.name.to_string(), serde_json::json!(v));
+                        }
+                        _ => {}
+                    }
+                }
+                Output::Node(self.add(node_kind, params, vec![inst.label.clone()], attrs))
             }
         };
         self.out[id] = Some(output);

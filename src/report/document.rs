@@ -49,9 +49,21 @@ fn inline(t: &str) -> String {
         if code {
             out.push_str(&format!("<code>{part}</code>"));
         } else {
-            out.push_str(&links(part));
+            out.push_str(&bold(&links(part)));
         }
         code = !code;
+    }
+    out
+}
+
+fn bold(t: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in t.split("**").enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<strong>{part}</strong>"));
+        } else {
+            out.push_str(part);
+        }
     }
     out
 }

@@ -37,6 +37,9 @@ pub struct Figure {
     pub points: Vec<Point>,
     /// For `best`: (series, value, stderr) bars.
     pub bars: Vec<(String, f64, f64)>,
+    /// What the paper found here, and its ranking of the series (best first).
+    pub claim: String,
+    pub expect: Vec<String>,
 }
 
 /// `offline[beta=0.5]@200` → (series `offline`, member `offline[beta=0.5]`, step 200).
@@ -80,7 +83,10 @@ pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
         Some(CValue::Str(t)) if !t.is_empty() => t.clone(),
         _ => name.clone(),
     };
-    let mut fig = Figure { name, kind: node.kind.clone(), title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![] };
+    let claim = node.attrs.get("claim").and_then(|c| c.as_str()).unwrap_or_default().to_string();
+    let expect: Vec<String> = node.attrs.get("expect").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
+    let mut fig = Figure { name, kind: node.kind.clone(), title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim, expect };
+    let by_member = node.attrs.get("series").and_then(|v| v.as_str()) == Some("member");
     match node.kind.as_str() {
         "figure.tradeoff" | "figure.scatter" => {
             let xs = rows_of(rows, &keys_of(node.params.get("x")));
@@ -90,7 +96,10 @@ pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
             for y in &ys {
                 // Join on the evaluated target (and, for streams, the data step).
                 if let Some(x) = xs.iter().find(|x| x.target == y.target && x.data_step == y.data_step) {
-                    let (series, member, step) = split_target(&y.target);
+                    let (mut series, member, step) = split_target(&y.target);
+                    if by_member {
+                        series = member.clone();
+                    }
                     fig.points.push(Point { series, member, step, x: x.value, x_err: 1.96 * x.stderr, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
                 }
             }
@@ -251,13 +260,28 @@ where
     Ok(())
 }
 
+/// A figure's name as a file name: `fig1[world=helpful]` → `fig1_world-helpful`.
+pub fn file_stem(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' => out.push(c),
+            '=' => out.push('-'),
+            '[' | ',' => out.push('_'),
+            _ => {}
+        }
+    }
+    out.trim_end_matches('_').to_string()
+}
+
 /// Writes `<name>.svg`, `<name>.png` and `<name>.csv` into `dir`.
 pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let svg = dir.join(format!("{}.svg", fig.name));
-    let png = dir.join(format!("{}.png", fig.name));
-    let csv_path = dir.join(format!("{}.csv", fig.name));
+    let stem = file_stem(&fig.name);
+    let svg = dir.join(format!("{stem}.svg"));
+    let png = dir.join(format!("{stem}.png"));
+    let csv_path = dir.join(format!("{stem}.csv"));
     let size = (860, 600);
     draw(&SVGBackend::new(&svg, size).into_drawing_area(), fig)?;
     draw(&BitMapBackend::new(&png, size).into_drawing_area(), fig)?;

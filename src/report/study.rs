@@ -8,7 +8,7 @@ use crate::exec::store::Store;
 use crate::plan::lower::checkpoint_key;
 use crate::plan::Plan;
 use crate::report::document::{html, markdown, Block};
-use crate::report::figures::{figure_data, write_figure, Figure};
+use crate::report::figures::{figure_data, file_stem, write_figure, Figure};
 
 fn ci(v: f64, se: f64) -> String {
     format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
@@ -17,6 +17,47 @@ fn ci(v: f64, se: f64) -> String {
 fn json_est(v: &serde_json::Value) -> Option<String> {
     let (value, se, n) = (v["value"].as_f64()?, v["stderr"].as_f64()?, v["n"].as_u64()?);
     Some(format!("{} (n = {n})", ci(value, se)))
+}
+
+/// Each series' headline number: its peak (trade-offs) or its bar (best).
+fn headline(fig: &Figure) -> Vec<(String, f64, f64)> {
+    if !fig.bars.is_empty() {
+        return fig.bars.iter().map(|(s, v, se)| (s.clone(), *v, 1.96 * se)).collect();
+    }
+    let mut out: Vec<(String, f64, f64)> = vec![];
+    for p in &fig.points {
+        match out.iter_mut().find(|o| o.0 == p.series) {
+            Some(o) if p.y > o.1 => {
+                o.1 = p.y;
+                o.2 = p.y_err;
+            }
+            Some(_) => {}
+            None => out.push((p.series.clone(), p.y, p.y_err)),
+        }
+    }
+    out
+}
+
+/// The paper's ranking of the series, checked pair by pair against this run.
+fn verdicts(fig: &Figure) -> Vec<String> {
+    let heads = headline(fig);
+    let mut out = vec![];
+    for w in fig.expect.windows(2) {
+        let (Some(a), Some(b)) = (heads.iter().find(|h| h.0 == w[0]), heads.iter().find(|h| h.0 == w[1])) else {
+            out.push(format!("`{}` vs `{}`: not both in this figure.", w[0], w[1]));
+            continue;
+        };
+        let separate = (a.1 - a.2 > b.1 + b.2) || (b.1 - b.2 > a.1 + a.2);
+        let verdict = match (a.1 > b.1, separate) {
+            (true, true) => "agrees with the paper (the 95% intervals are separate)",
+            (true, false) => "leans the paper's way, but the 95% intervals overlap: not decided at this sample size",
+            (false, true) => "**disagrees** with the paper (the 95% intervals are separate)",
+            (false, false) => "leans against the paper, but the 95% intervals overlap: not decided",
+        };
+        let what = if fig.bars.is_empty() { "peak" } else { "value" };
+        out.push(format!("paper: `{}` above `{}`; this run's {what}s: {:.3} ± {:.3} vs {:.3} ± {:.3} — {verdict}.", a.0, b.0, a.1, a.2, b.1, b.2));
+    }
+    out
 }
 
 /// What the points of a figure say, in sentences with numbers.
@@ -178,9 +219,19 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
         }
         match write_figure(dir, &fig) {
             Ok(_) => {
-                b.push(Block::Image { src: format!("{}.svg", fig.name), alt: fig.title.clone() });
+                let stem = file_stem(&fig.name);
+                b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
+                if !fig.claim.is_empty() {
+                    b.push(Block::Para(format!("**The paper:** {}", fig.claim)));
+                }
+                let v = verdicts(&fig);
+                if !v.is_empty() {
+                    b.push(Block::Para("**This run against the paper's ranking:**".into()));
+                    b.push(Block::List(v));
+                }
+                b.push(Block::Para("**This run:**".into()));
                 b.push(Block::List(findings(&fig)));
-                b.push(Block::Para(format!("Data: [{0}.csv]({0}.csv); also [{0}.png]({0}.png). Bands and whiskers are 95% intervals (±1.96 standard errors).", fig.name)));
+                b.push(Block::Para(format!("Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png). Bands and whiskers are 95% intervals (±1.96 standard errors).")));
             }
             Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
         }
