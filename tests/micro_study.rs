@@ -136,3 +136,25 @@ fn same_node_twice_gives_bit_identical_artifacts_and_longer_runs_resume_shorter_
         assert_eq!(files(&sa), files(&sb), "{name}: artifacts differ between caches");
     }
 }
+
+#[test]
+fn the_oracle_scores_samples_against_the_behaviour_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let study = format!("{STUDY}\neval truth = oracle(policies: [sft, online], world: w, prompts: 64, at: [50])\n");
+    let plan = common::plan_text(&study);
+    run_all(&plan, &store);
+    let rows = runner::tidy_results(&plan, &store);
+    let get = |target: &str, metric: &str| rows.iter().find(|r| r.eval == "truth" && r.target == target && r.metric == metric).unwrap_or_else(|| panic!("{target} {metric}"));
+    let (worst, best) = (get("sft", "oracle_reward_worst_behaviour"), get("sft", "oracle_reward_best_behaviour"));
+    // The behaviour levels are ordered, as the world is built.
+    // A one-sided z-test at 97.5%: the best level beats the worst.
+    let z = (best.value - worst.value) / (best.stderr.powi(2) + worst.stderr.powi(2)).sqrt();
+    assert!(z > 1.96, "best {} ± {} vs worst {} ± {}", best.value, best.stderr, worst.value, worst.stderr);
+    for t in ["sft", "online@50"] {
+        let r = get(t, "oracle_reward");
+        assert!(r.value.is_finite() && r.n == 64);
+        let stops = get(t, "stops_on_its_own");
+        assert!((0.0..=1.0).contains(&stops.value));
+    }
+}

@@ -446,6 +446,18 @@ pub static CTORS: &[Ctor] = &[
         ],
         doc: "E[log πθ(y_w|x) − log πsft(y_w|x)] over a dataset's winners (Fig. 8 bottom)",
     },
+    Ctor {
+        name: "oracle",
+        kind: CtorKind::Decl { decl: DeclKind::Eval, entity: Entity::Eval, node: "eval.oracle" },
+        params: &[
+            p("policies", Ty::List(&POLICY), Default::Required, "policies and runs to evaluate"),
+            p("world", Ty::Ref(&[Entity::World]), Default::Required, "the world whose hidden oracle scores the samples"),
+            p("prompts", COUNT, Default::Int(256), "prompts sampled"),
+            EVAL_AT,
+            p("seed", SEED, Default::Int(0), "sampling seed"),
+        ],
+        doc: "the world's noiseless oracle reward of a policy's samples, beside its worst and best behaviour policies, and how often samples stop on their own (EOS before the last slot)",
+    },
     // --- figures -------------------------------------------------------------
     Ctor {
         name: "tradeoff",

@@ -247,6 +247,29 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
             vec![ResultRow::new("winner_logprob", &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)), None)]
         }
         "eval.classifier" => classifier(ctx, node, &target_key, &target_kind, seed)?,
+        "eval.oracle" => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let world = art::load_world(ctx.store, &P::key(node, "world")?)?;
+            if (world.vocab, world.prompt_len, world.response_len) != (policy.spec.vocab, policy.spec.prompt_len, policy.spec.response_len) {
+                return Err(ExecError::Invalid("the world's tokens or widths are not the policy's".into()));
+            }
+            let prompts = eval::eval_prompts(&pool()?, P::int(node, "prompts")? as usize, seed);
+            let y = policy.sample(&prompts.to_device(ctx.device), 1.0, &mut rng::stream(seed, "eval/oracle", 0));
+            let (ps, ys) = (crate::ml::tokens::unpad(&prompts), crate::ml::tokens::unpad(&y));
+            let rewards: Vec<f64> = ps.iter().zip(&ys).map(|(p, r)| world.reward(p, r)).collect();
+            // A sample stops on its own when its EOS comes before the last slot.
+            let stops: Vec<f64> = ys.iter().map(|r| if (r.len() as i64) < world.response_len { 1.0 } else { 0.0 }).collect();
+            let behaviour = |level: usize| -> Estimate {
+                let mut r = rng::stream(seed, "eval/oracle-behaviour", level as u64);
+                Estimate::from_samples(&ps.iter().map(|p| world.reward(p, &world.behaviour(level, p, &mut r))).collect::<Vec<_>>())
+            };
+            vec![
+                ResultRow::new("oracle_reward", &Estimate::from_samples(&rewards), None),
+                ResultRow::new("stops_on_its_own", &Estimate::from_samples(&stops), None),
+                ResultRow::new("oracle_reward_worst_behaviour", &behaviour(0), None),
+                ResultRow::new("oracle_reward_best_behaviour", &behaviour(crate::worlds::World::BEHAVIOURS - 1), None),
+            ]
+        }
         other => return Err(ExecError::Invalid(format!("no evaluation `{other}`"))),
     };
     art::write_results(st, &rows)

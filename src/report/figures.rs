@@ -60,9 +60,16 @@ fn keys_of(v: Option<&CValue>) -> Vec<Key> {
     out.into_iter().map(|(_, k)| k).collect()
 }
 
+/// The rows of the given evaluation nodes; an evaluation that reports several
+/// metrics is plotted by its first (its headline).
 fn rows_of<'a>(rows: &'a [TidyRow], keys: &[Key]) -> Vec<&'a TidyRow> {
     let shorts: Vec<String> = keys.iter().map(|k| k.short()).collect();
-    rows.iter().filter(|r| shorts.contains(&r.key)).collect()
+    let selected: Vec<&TidyRow> = rows.iter().filter(|r| shorts.contains(&r.key)).collect();
+    let mut headline: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for r in &selected {
+        headline.entry(r.eval.as_str()).or_insert(r.metric.as_str());
+    }
+    selected.iter().filter(|r| headline.get(r.eval.as_str()) == Some(&r.metric.as_str())).copied().collect()
 }
 
 fn metric_label(rows: &[&TidyRow]) -> String {
@@ -72,6 +79,7 @@ fn metric_label(rows: &[&TidyRow]) -> String {
         "accuracy" => "classification accuracy".to_string(),
         "winner_logprob" => "log πθ(y_w) − log πsft(y_w)".to_string(),
         "self_accuracy" => "self-classification accuracy".to_string(),
+        "oracle_reward" => "oracle reward r*(x, y)".to_string(),
         m => m.to_string(),
     }).unwrap_or_default()
 }
