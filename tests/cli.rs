@@ -194,3 +194,24 @@ fn env_runs_libtorch() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("sum([1,2,3]) = 6"), "{}", stdout(&o));
 }
+
+#[test]
+fn run_dry_run_and_only_list_what_would_be_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let o = tandem(&["--cache", c, "run", "experiments/quickstart.exp", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("would run") && err.contains("run.train") && err.contains("golden_pm"), "{err}");
+    assert!(stdout(&o).contains("48 to compute, 0 cached"), "{}", stdout(&o));
+    // --only: the SFT policy and what it needs, nothing downstream.
+    let o = tandem(&["--cache", c, "run", "experiments/quickstart.exp", "--dry-run", "--only", "sft"]);
+    let err = stderr(&o);
+    assert!(err.contains("model.sft") && err.contains("golden_pm") && !err.contains("run.train"), "{err}");
+    assert!(stdout(&o).contains("5 to compute"), "{}", stdout(&o));
+    // An unknown name is an error, not a silent no-op.
+    let o = tandem(&["--cache", c, "run", "experiments/quickstart.exp", "--only", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nosuch"));
+}
