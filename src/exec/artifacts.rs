@@ -184,6 +184,12 @@ pub fn pm_shapes(p: &PreferenceModel) -> (i64, i64, i64) {
     (p.spec.vocab, p.spec.prompt_len, p.spec.response_len)
 }
 
+/// The shapes of a saved model, from its spec.json, without loading it.
+pub fn saved_shapes(store: &Store, key: &Key) -> Result<(i64, i64, i64), ExecError> {
+    let s: SpecJson = read_json(store, key, "spec.json")?;
+    Ok((s.vocab, s.prompt_len, s.response_len))
+}
+
 pub fn data_shapes(m: &DataMeta) -> (i64, i64, i64) {
     (m.vocab, m.prompt_len, m.response_len)
 }

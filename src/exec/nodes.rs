@@ -198,7 +198,6 @@ pub fn model(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> 
 pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> {
     let target_key = P::key(node, "target")?;
     let seed = P::int(node, "seed")? as u64;
-    let target_kind = ctx.store.manifest(&target_key)?.kind;
     let pool = || -> Result<Tensor, ExecError> {
         let k = P::opt_key(node, "pool").ok_or_else(|| ExecError::Invalid(format!("{} has no prompt pool", node.display_name())))?;
         prompt_pool(ctx.store, &k)
@@ -209,10 +208,7 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
     };
     let reference = || -> Result<Policy, ExecError> {
         let r = reference()?;
-        if let Ok(spec) = art::read_json::<serde_json::Value>(ctx.store, &target_key, "spec.json") {
-            let t = (spec["vocab"].as_i64().unwrap_or(0), spec["prompt_len"].as_i64().unwrap_or(0), spec["response_len"].as_i64().unwrap_or(0));
-            art::same_shapes("the reference and the evaluated model", art::policy_shapes(&r), t)?;
-        }
+        art::same_shapes("the reference and the evaluated model", art::policy_shapes(&r), art::saved_shapes(ctx.store, &target_key)?)?;
         Ok(r)
     };
     let rows: Vec<ResultRow> = match node.kind.as_str() {
@@ -246,7 +242,7 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
             let idx = eval::subsample_rows(data.len(), P::int(node, "n")? as usize, seed, "eval/rows");
             vec![ResultRow::new("winner_logprob", &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)), None)]
         }
-        "eval.classifier" => classifier(ctx, node, &target_key, &target_kind, seed)?,
+        "eval.classifier" => classifier(ctx, node, &target_key, seed)?,
         "eval.oracle" => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let world = art::load_world(ctx.store, &P::key(node, "world")?)?;
@@ -275,7 +271,7 @@ pub fn evaluate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
     art::write_results(st, &rows)
 }
 
-fn classifier(ctx: &Ctx, node: &Node, target_key: &Key, target_kind: &str, seed: u64) -> Result<Vec<ResultRow>, ExecError> {
+fn classifier(ctx: &Ctx, node: &Node, target_key: &Key, seed: u64) -> Result<Vec<ResultRow>, ExecError> {
     let data_key = P::key(node, "data")?;
     let data_kind = ctx.store.manifest(&data_key)?.kind;
     let n = P::int(node, "n")? as usize;
@@ -305,9 +301,7 @@ fn classifier(ctx: &Ctx, node: &Node, target_key: &Key, target_kind: &str, seed:
         None => None,
     };
     let target_is_pm = art::read_json::<serde_json::Value>(ctx.store, target_key, "spec.json")?["kind"] == "pm";
-    let _ = target_kind;
-    let target_spec: serde_json::Value = art::read_json(ctx.store, target_key, "spec.json")?;
-    let t = (target_spec["vocab"].as_i64().unwrap_or(0), target_spec["prompt_len"].as_i64().unwrap_or(0), target_spec["response_len"].as_i64().unwrap_or(0));
+    let t = art::saved_shapes(ctx.store, target_key)?;
     if let Some(j) = &judge {
         art::same_shapes("the judge and the classified model", art::pm_shapes(j), t)?;
     }
@@ -316,20 +310,26 @@ fn classifier(ctx: &Ctx, node: &Node, target_key: &Key, target_kind: &str, seed:
             return Err(ExecError::Invalid("the data's widths are not the classified model's".into()));
         }
     }
+    // The classifier: a PM by the A.2 sign rule, or a policy by Appendix E.
+    enum Scorer {
+        Pm(PreferenceModel),
+        Policy(Policy, Policy),
+    }
+    let scorer = if target_is_pm {
+        Scorer::Pm(art::load_pm(ctx.store, target_key, ctx.device)?)
+    } else {
+        let rk = P::opt_key(node, "reference").ok_or_else(|| ExecError::Invalid(format!("{} needs a reference policy", node.display_name())))?;
+        Scorer::Policy(art::load_policy(ctx.store, target_key, ctx.device)?, art::load_policy(ctx.store, &rk, ctx.device)?)
+    };
     let mut rows = vec![];
     for (i, (step, pairs)) in windows.into_iter().enumerate() {
         let labelled = match &judge {
             Some(j) => tch::no_grad(|| eval::relabel(j, &pairs, seed.wrapping_add(i as u64))),
             None => pairs,
         };
-        let est = if target_is_pm {
-            let pm = art::load_pm(ctx.store, target_key, ctx.device)?;
-            tch::no_grad(|| eval::pm_accuracy(&pm, &labelled))
-        } else {
-            let policy = art::load_policy(ctx.store, target_key, ctx.device)?;
-            let rk = P::opt_key(node, "reference").ok_or_else(|| ExecError::Invalid(format!("{} needs a reference policy", node.display_name())))?;
-            let reference = art::load_policy(ctx.store, &rk, ctx.device)?;
-            tch::no_grad(|| eval::policy_accuracy(&policy, &reference, &labelled))
+        let est = match &scorer {
+            Scorer::Pm(pm) => tch::no_grad(|| eval::pm_accuracy(pm, &labelled)),
+            Scorer::Policy(policy, reference) => tch::no_grad(|| eval::policy_accuracy(policy, reference, &labelled)),
         };
         rows.push(ResultRow::new("accuracy", &est, step));
     }

@@ -99,7 +99,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
     };
     let online = matches!(source, Source::Online { .. });
     // Every model and dataset involved must speak the same tokens.
-    let start_policy_shapes = art::policy_shapes(&art::load_policy(ctx.store, &P::key(node, "policy")?, tch::Device::Cpu)?);
+    let start_policy_shapes = art::saved_shapes(ctx.store, &P::key(node, "policy")?)?;
     art::same_shapes("the reference and the starting policy", art::policy_shapes(&reference), start_policy_shapes)?;
     match &source {
         Source::Online { judge, pool, .. } => {
