@@ -77,7 +77,7 @@ impl Ty {
         match self {
             Ty::Int { .. } => "an integer".into(),
             Ty::Float { .. } => "a number".into(),
-            Ty::Str { choices } if choices.is_empty() => "a string".into(),
+            Ty::Str { choices: [] } => "a string".into(),
             Ty::Str { choices } => format!("one of {}", choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")),
             Ty::Bool => "true or false".into(),
             Ty::Ref(es) => es.iter().map(|e| e.describe()).collect::<Vec<_>>().join(" or "),
@@ -90,7 +90,8 @@ impl Ty {
 
 fn strip_article(s: &str) -> String {
     let s = s.strip_prefix("a ").or_else(|| s.strip_prefix("an ")).unwrap_or(s);
-    format!("{s}s").replace("policys", "policies").replace("integers", "integers")
+    // "a policy" → "policies"; every other noun here takes a plain s.
+    format!("{s}s").replace("policys", "policies")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

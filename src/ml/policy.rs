@@ -114,7 +114,7 @@ impl Policy {
                 }
                 let tok = tok.masked_fill(&done, PAD);
                 done = done.logical_or(&tok.eq(EOS));
-                let _ = out.select(1, j).copy_(&tok);
+                out.select(1, j).copy_(&tok);
             }
             out
         })
