@@ -204,12 +204,17 @@ pub struct MetricRow {
     pub margin: Option<f64>,
 }
 
-pub fn write_metrics(st: &mut Staging, rows: &[MetricRow]) -> Result<(), ExecError> {
+/// Rows as CSV bytes, with a header from their field names.
+pub fn csv_bytes<T: Serialize>(rows: &[T]) -> Result<Vec<u8>, String> {
     let mut w = csv::Writer::from_writer(vec![]);
     for r in rows {
-        w.serialize(r).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        w.serialize(r).map_err(|e| e.to_string())?;
     }
-    st.write("metrics.csv", &w.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?)?;
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+pub fn write_metrics(st: &mut Staging, rows: &[MetricRow]) -> Result<(), ExecError> {
+    st.write("metrics.csv", &csv_bytes(rows).map_err(ExecError::Invalid)?)?;
     Ok(())
 }
 
@@ -240,11 +245,7 @@ impl ResultRow {
 }
 
 pub fn write_results(st: &mut Staging, rows: &[ResultRow]) -> Result<(), ExecError> {
-    let mut w = csv::Writer::from_writer(vec![]);
-    for r in rows {
-        w.serialize(r).map_err(|e| ExecError::Invalid(e.to_string()))?;
-    }
-    st.write("results.csv", &w.into_inner().map_err(|e| ExecError::Invalid(e.to_string()))?)?;
+    st.write("results.csv", &csv_bytes(rows).map_err(ExecError::Invalid)?)?;
     Ok(())
 }
 

@@ -415,11 +415,7 @@ pub fn tidy_results(plan: &Plan, store: &Store) -> Vec<TidyRow> {
 /// Writes `evals.csv` into `dir` (atomically: a temporary file, then rename).
 pub fn write_tidy(dir: &Path, rows: &[TidyRow]) -> std::io::Result<std::path::PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let mut w = csv::Writer::from_writer(vec![]);
-    for r in rows {
-        w.serialize(r).map_err(std::io::Error::other)?;
-    }
-    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = art::csv_bytes(rows).map_err(std::io::Error::other)?;
     let path = dir.join("evals.csv");
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, &bytes)?;
