@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 use tandem::ml::adam::Adam;
 use tandem::ml::eval;
 use tandem::ml::policy::{Policy, PolicySpec};
-use tandem::ml::preference::{decide, PmSpec, PreferenceModel};
+use tandem::ml::preference::{decide, PmHead, PmSpec, PreferenceModel};
 use tandem::ml::rng::stream;
 use tandem::ml::tokens::{left_pad, BOS, EOS, PAD};
 
@@ -132,7 +132,16 @@ fn kl_of_a_policy_to_itself_is_zero() {
 #[test]
 fn preference_decisions_are_debiased_and_ties_use_the_coin() {
     tch::set_num_threads(1);
-    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, Device::Cpu, 2);
+    for head in [PmHead::Joint, PmHead::Pooled] {
+        debiased_decisions(head);
+    }
+    let draws: Vec<bool> = (0..64).flat_map(|s| decide(&[0.0], &mut stream(s, "c", 0))).collect();
+    assert!(draws.iter().any(|&d| d) && draws.iter().any(|&d| !d));
+    assert_eq!(decide(&[0.3, -0.2], &mut stream(1, "c", 0)), vec![true, false]);
+}
+
+fn debiased_decisions(head: PmHead) {
+    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, head, Device::Cpu, 2);
     let p = prompts();
     let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
     let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
@@ -147,10 +156,23 @@ fn preference_decisions_are_debiased_and_ties_use_the_coin() {
     }
     // Identical responses: margin exactly 0, decided by the coin, not by position.
     let same = pm.margin(&p, &y1, &y1);
-    assert!(same.abs().max().double_value(&[]) == 0.0);
-    let draws: Vec<bool> = (0..64).flat_map(|s| decide(&[0.0], &mut stream(s, "c", 0))).collect();
-    assert!(draws.iter().any(|&d| d) && draws.iter().any(|&d| !d));
-    assert_eq!(decide(&[0.3, -0.2], &mut stream(1, "c", 0)), vec![true, false]);
+    assert!(same.abs().max().double_value(&[]) == 0.0, "{head:?}");
+}
+
+#[test]
+fn pooled_pm_is_a_difference_of_scores_and_its_loss_is_eq5() {
+    // z(x, y1, y2) = s(y1) − s(y2): z(y1, y3) = z(y1, y2) + z(y2, y3), and
+    // eq. (5) over both orders reduces to softplus(−z) for an antisymmetric z.
+    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, PmHead::Pooled, Device::Cpu, 5);
+    let p = prompts();
+    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
+    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
+    let y3 = tandem::ml::tokens::right_pad(&[vec![9, 9, EOS], vec![EOS], vec![10, 4, EOS], vec![11, 12, 13, EOS]], 4);
+    let z = |a: &Tensor, b: &Tensor| tch::no_grad(|| pm.logit(&p, a, b));
+    assert!(max_abs(&z(&y1, &y3), &(z(&y1, &y2) + z(&y2, &y3))) < 1e-5);
+    let loss = tch::no_grad(|| pm.loss(&p, &y1, &y2)).double_value(&[]);
+    let by_hand: f64 = Vec::<f64>::try_from(z(&y1, &y2).to_kind(Kind::Double)).unwrap().iter().map(|z| (1.0 + (-z).exp()).ln()).sum::<f64>() / 4.0;
+    assert!((loss - by_hand).abs() < 1e-6, "{loss} vs {by_hand}");
 }
 
 #[test]
@@ -239,4 +261,15 @@ fn adam_state_round_trips_and_resumes_bit_for_bit() {
     let init = Tensor::cat(&v.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0);
     assert!(!straight.equal(&init), "training moved the parameters");
     assert_eq!(straight.kind(), Kind::Float);
+}
+
+#[test]
+fn overlap_flags_mark_copied_and_repeated_tokens() {
+    // Prompt [PAD BOS 7 8]; response [7 9 9 7 EOS PAD]:
+    // 7 copied (1); 9 fresh (0); 9 repeated (2); 7 copied and repeated (3);
+    // EOS neither (0); PAD never counts, even though the prompt has PAD (0).
+    let prompts = left_pad(&[vec![BOS, 7, 8]], 4);
+    let y = tandem::ml::tokens::right_pad(&[vec![7, 9, 9, 7, EOS]], 6);
+    let flags = tandem::ml::preference::overlap_flags(&prompts, &y);
+    assert_eq!(Vec::<i64>::try_from(flags.view([-1])).unwrap(), vec![1, 0, 2, 3, 0, 0]);
 }

@@ -187,7 +187,7 @@ const WORLD_PARAMS: &[Param] = &[
 
 /// The architecture and optimisation arguments shared by SFT and PM training.
 macro_rules! model_params {
-    ($batch:expr, $lr:expr, $steps:expr) => {
+    ($batch:expr, $lr:expr, $steps:expr $(; $extra:expr)*) => {
         &[
             p("data", DATASET, Default::Required, "the dataset to train on"),
             p("layers", int(1, 64), Default::Int(2), "transformer layers"),
@@ -199,6 +199,7 @@ macro_rules! model_params {
             p("warmup", STEPS, Default::Int(0), "linear warm-up steps"),
             p("clip", NON_NEGATIVE, Default::Float(1.0), "gradient-norm clipping (0 = off)"),
             p("seed", SEED, Default::Int(0), "initialisation and data-order seed"),
+            $($extra,)*
         ]
     };
 }
@@ -306,7 +307,12 @@ pub static CTORS: &[Ctor] = &[
     Ctor {
         name: "pm",
         kind: CtorKind::Decl { decl: DeclKind::Model, entity: Entity::PreferenceModel, node: "model.pm" },
-        params: model_params!(32, 1e-4, 1000),
+        params: model_params!(32, 1e-4, 1000; p(
+            "head",
+            Ty::Str { choices: &["pooled", "joint"] },
+            Default::Str("pooled"),
+            "pooled: score each response, z = s(y1) − s(y2); joint: read [x, y1, y2] in one pass"
+        )),
         doc: "a pairwise preference model r(x, y1, y2) trained with the order-randomised loss (eq. 5)",
     },
     // --- runs ----------------------------------------------------------------
@@ -520,6 +526,8 @@ pub fn node_version(node_kind: &str) -> u32 {
     match node_kind {
         // 2: both splits are relabelled (1 kept the train split only).
         "dataset.relabel" => 2,
+        // 2: the `head` argument (pooled by default; 1 was the joint head).
+        "model.pm" => 2,
         _ => 1,
     }
 }

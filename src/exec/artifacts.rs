@@ -16,7 +16,7 @@ use tch::{Device, Tensor};
 use crate::exec::store::{Staging, Store, StoreError};
 use crate::ml::data::Pairs;
 use crate::ml::policy::{Policy, PolicySpec};
-use crate::ml::preference::{PmSpec, PreferenceModel};
+use crate::ml::preference::{PmHead, PmSpec, PreferenceModel};
 use crate::plan::Key;
 use crate::worlds::{Flavour, World};
 
@@ -107,17 +107,20 @@ struct SpecJson {
     heads: i64,
     prompt_len: i64,
     response_len: i64,
+    /// Preference models only: the head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<String>,
 }
 
 pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> {
     let s = policy.spec;
-    write_json(st, "spec.json", &SpecJson { kind: "policy".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len })?;
+    write_json(st, "spec.json", &SpecJson { kind: "policy".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len, head: None })?;
     save_vars(st, "model.safetensors", &policy.vs)
 }
 
 pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError> {
     let s = pm.spec;
-    write_json(st, "spec.json", &SpecJson { kind: "pm".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len })?;
+    write_json(st, "spec.json", &SpecJson { kind: "pm".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len, head: Some(pm.kind.name().into()) })?;
     save_vars(st, "model.safetensors", &pm.vs)
 }
 
@@ -158,7 +161,11 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
     if s.kind != "pm" {
         return Err(input_err(key, "not a preference model"));
     }
-    let pm = PreferenceModel::new(PmSpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, device, 0);
+    let head = match s.head.as_deref() {
+        None => return Err(input_err(key, "this preference model was made by an older tandem (no head recorded); run the study again to rebuild it")),
+        Some(name) => PmHead::from_name(name).ok_or_else(|| input_err(key, format!("unknown preference-model head {name:?}")))?,
+    };
+    let pm = PreferenceModel::new(PmSpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, head, device, 0);
     let path = store.verified_path(key, "model.safetensors")?;
     tch::no_grad(|| pm.vs.read_safetensors(&path))?;
     Ok(pm)

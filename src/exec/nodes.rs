@@ -13,7 +13,7 @@ use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::{Policy, PolicySpec};
-use crate::ml::preference::{PmSpec, PreferenceModel};
+use crate::ml::preference::{PmHead, PmSpec, PreferenceModel};
 use crate::ml::{rng, train};
 use crate::plan::{Key, Node};
 
@@ -166,7 +166,9 @@ pub fn model(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> 
         }
         art::write_policy(st, &policy)?;
     } else {
-        let pm = PreferenceModel::new(PmSpec { vocab: meta.vocab, layers, width, heads, prompt_len: meta.prompt_len, response_len: meta.response_len }, ctx.device, seed);
+        let head_name = P::string(node, "head")?;
+        let head = PmHead::from_name(&head_name).ok_or_else(|| ExecError::Invalid(format!("unknown preference-model head {head_name:?}")))?;
+        let pm = PreferenceModel::new(PmSpec { vocab: meta.vocab, layers, width, heads, prompt_len: meta.prompt_len, response_len: meta.response_len }, head, ctx.device, seed);
         let mut adam = Adam::new(&pm.vs, lr, warmup, clip);
         for step in 0..steps {
             ctx.check_stop()?;

@@ -28,7 +28,7 @@ const NEG: f64 = -1e9;
 impl Policy {
     pub fn new(spec: PolicySpec, device: Device, seed: u64) -> Policy {
         let vs = nn::VarStore::new(device);
-        let arch = Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context: spec.prompt_len + spec.response_len };
+        let arch = Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context: spec.prompt_len + spec.response_len, segments: 0 };
         let root = vs.root();
         let trunk = Trunk::new(&(&root / "trunk"), arch);
         let head = nn::linear(&root / "head", spec.width, spec.vocab, nn::LinearConfig { bias: false, ..Default::default() });

@@ -29,6 +29,12 @@ pub struct Arch {
     pub heads: i64,
     /// Longest sequence (positions) the model sees.
     pub context: i64,
+    /// Segment embeddings (0 = none): segment k is what follows the k-th SEP.
+    /// Preference models read `[x SEP y]` or `[x SEP y1 SEP y2]`; knowing
+    /// which part a token is in lets one attention layer ask "does this
+    /// response token occur in the prompt?" (copying), which the oracles
+    /// reward and penalise.
+    pub segments: i64,
 }
 
 #[derive(Debug)]
@@ -46,6 +52,7 @@ pub struct Trunk {
     pub arch: Arch,
     tok: nn::Embedding,
     pos: nn::Embedding,
+    seg: Option<nn::Embedding>,
     blocks: Vec<Block>,
     ln_f: nn::LayerNorm,
 }
@@ -76,6 +83,7 @@ impl Trunk {
             arch,
             tok: nn::embedding(p / "tok", arch.vocab, d, Default::default()),
             pos: nn::embedding(p / "pos", arch.context, d, Default::default()),
+            seg: (arch.segments > 0).then(|| nn::embedding(p / "seg", arch.segments, d, Default::default())),
             blocks: (0..arch.layers).map(|i| block(p / format!("block{i}"), d)).collect(),
             ln_f: nn::layer_norm(p / "ln_f", vec![d], Default::default()),
         }
@@ -119,10 +127,30 @@ impl Trunk {
         causal.unsqueeze(0).unsqueeze(0).logical_and(&keys).logical_or(&eye.unsqueeze(0).unsqueeze(0))
     }
 
+    /// Token, position and (if the trunk has them) segment embeddings.
+    fn embed(&self, tokens: &Tensor, key_mask: &Tensor) -> Tensor {
+        let pos = crate::ml::tokens::positions(key_mask);
+        let x = self.tok.forward(tokens) + self.pos.forward(&pos);
+        match &self.seg {
+            None => x,
+            Some(seg) => {
+                let ids = tokens.eq(crate::ml::tokens::SEP).to_kind(Kind::Int64).cumsum(1, Kind::Int64).clamp_max(self.arch.segments - 1);
+                x + seg.forward(&ids)
+            }
+        }
+    }
+
     /// Hidden states [B, T, D] of a whole sequence.
     pub fn forward(&self, tokens: &Tensor, key_mask: &Tensor) -> Tensor {
-        let pos = crate::ml::tokens::positions(key_mask);
-        let mut x = self.tok.forward(tokens) + self.pos.forward(&pos);
+        self.forward_embedded(self.embed(tokens, key_mask), key_mask)
+    }
+
+    /// Like `forward`, with `extra` [B, T, D] added to the input embeddings.
+    pub fn forward_with(&self, tokens: &Tensor, key_mask: &Tensor, extra: &Tensor) -> Tensor {
+        self.forward_embedded(self.embed(tokens, key_mask) + extra, key_mask)
+    }
+
+    fn forward_embedded(&self, mut x: Tensor, key_mask: &Tensor) -> Tensor {
         let mask = Self::full_mask(key_mask);
         for blk in &self.blocks {
             x = self.attend(blk, &x, &mask, None);
@@ -133,8 +161,8 @@ impl Trunk {
 
     /// Like `forward`, and keeps every layer's keys and values for `step`.
     pub fn prefill(&self, tokens: &Tensor, key_mask: &Tensor) -> (Tensor, KvCache) {
-        let pos = crate::ml::tokens::positions(key_mask);
-        let mut x = self.tok.forward(tokens) + self.pos.forward(&pos);
+        assert!(self.seg.is_none(), "the KV cache serves policies, which have no segments");
+        let mut x = self.embed(tokens, key_mask);
         let mask = Self::full_mask(key_mask);
         let mut cache = KvCache { k: vec![], v: vec![], key_mask: key_mask.shallow_clone() };
         for blk in &self.blocks {
