@@ -1,0 +1,193 @@
+//! tandem's side of the benchmarks (bench/run.py runs it beside the PyTorch
+//! and TRL references and prints the table). Each measurement prints one JSON
+//! line on stdout in the references' format; diagnostics go to stderr.
+//!
+//!     cargo bench --bench tandem -- [--threads N] [--steps N] [--warmup N] [--only NAME]
+//!
+//! Workload W (issue #7): one offline IPO step of a 2-layer, width-64,
+//! 4-head policy over a vocabulary of 63, 32 pairs of prompt 12 + response 12
+//! tokens, reference log-probs every step, Adam, no clipping.
+
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use tandem::ml::adam::Adam;
+use tandem::ml::data::Pairs;
+use tandem::ml::loss::Loss;
+use tandem::ml::policy::{Policy, PolicySpec};
+use tandem::ml::preference::{PmHead, PmSpec, PreferenceModel};
+use tandem::ml::rng;
+use tandem::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
+use tandem::ml::train;
+
+const VOCAB: i64 = 63;
+const PAIRS: usize = 32;
+const PROMPT: i64 = 12;
+const RESPONSE: i64 = 12;
+
+struct Opts {
+    threads: i32,
+    steps: usize,
+    warmup: usize,
+    only: Option<String>,
+}
+
+fn parse() -> Opts {
+    let mut o = Opts { threads: 1, steps: 200, warmup: 20, only: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--threads" => o.threads = val().parse().expect("--threads N"),
+            "--steps" => o.steps = val().parse().expect("--steps N"),
+            "--warmup" => o.warmup = val().parse().expect("--warmup N"),
+            "--only" => o.only = Some(val()),
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    o
+}
+
+fn spec(response: i64) -> PolicySpec {
+    PolicySpec { vocab: VOCAB, layers: 2, width: 64, heads: 4, prompt_len: PROMPT, response_len: response }
+}
+
+/// Random pairs shaped like W: prompts of 3..=12 tokens (BOS first),
+/// responses of 2..=12 (EOS last); row 0 uses every position.
+fn random_pairs(n: usize, seed: u64) -> Pairs {
+    use rand::Rng;
+    let mut r = rng::stream(seed, "bench/data", 0);
+    let content = |k: usize, r: &mut rng::Stream| (0..k).map(|_| r.gen_range(FIRST_CONTENT..VOCAB)).collect::<Vec<i64>>();
+    let (mut p, mut c, mut j) = (vec![], vec![], vec![]);
+    for i in 0..n {
+        let lp = if i == 0 { PROMPT as usize } else { r.gen_range(3..=PROMPT as usize) };
+        p.push([vec![BOS], content(lp - 1, &mut r)].concat());
+        for out in [&mut c, &mut j] {
+            let lr = if i == 0 { RESPONSE as usize } else { r.gen_range(2..=RESPONSE as usize) };
+            out.push([content(lr - 1, &mut r), vec![EOS]].concat());
+        }
+    }
+    Pairs { prompts: left_pad(&p, PROMPT as usize), chosen: right_pad(&c, RESPONSE as usize), rejected: right_pad(&j, RESPONSE as usize), columns: Default::default() }
+}
+
+fn params(vs: &tch::nn::VarStore) -> i64 {
+    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+}
+
+/// Times `f` `steps` times after `warmup` untimed calls; prints the JSON line.
+fn measure(name: &str, o: &Opts, extra: serde_json::Value, mut f: impl FnMut(usize)) {
+    for i in 0..o.warmup {
+        f(i);
+    }
+    let mut ms: Vec<f64> = (0..o.steps)
+        .map(|i| {
+            let t = Instant::now();
+            f(o.warmup + i);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    let pct = |p: f64| ms[((p / 100.0 * (n - 1) as f64).round() as usize).min(n - 1)];
+    let mut out = serde_json::json!({
+        "name": name, "impl": "tandem", "threads": o.threads, "steps": n,
+        "ms_per_step_median": pct(50.0), "ms_per_step_mean": ms.iter().sum::<f64>() / n as f64,
+        "ms_per_step_p10": pct(10.0), "ms_per_step_p90": pct(90.0),
+    });
+    if let (Some(a), Some(b)) = (out.as_object_mut(), extra.as_object()) {
+        a.extend(b.clone());
+    }
+    println!("{out}");
+}
+
+/// Floating-point operations of one forward pass of the policy over `seqs`
+/// sequences of `t` tokens, logits at `head_positions` of them: 2 per
+/// multiply-add of every matmul, attention's QKᵀ and AV included.
+fn forward_flops(s: &PolicySpec, seqs: i64, t: i64, head_positions: i64) -> f64 {
+    let d = s.width as f64;
+    let per_token_layer = 2.0 * (3.0 * d * d + d * d + 4.0 * d * d * 2.0);
+    let attention_layer = 2.0 * 2.0 * (t * t) as f64 * d; // QKᵀ and AV, full T×T (masked, still computed)
+    let layers = s.layers as f64;
+    (seqs * t) as f64 * per_token_layer * layers + seqs as f64 * attention_layer * layers + 2.0 * (seqs * head_positions) as f64 * d * s.vocab as f64
+}
+
+fn offline_step(o: &Opts) {
+    let s = spec(RESPONSE);
+    let policy = Policy::new(s, Device::Cpu, 1);
+    let reference = Policy::new(s, Device::Cpu, 1);
+    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let batches: Vec<Pairs> = (0..8).map(|i| random_pairs(PAIRS, i)).collect();
+    let fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + RESPONSE, RESPONSE);
+    // Policy forward + backward (2× forward) + reference forward.
+    let flops = 4.0 * fwd;
+    measure("offline_ipo_step_W", o, serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops}), |i| {
+        train::preference_step(&policy, &reference, Loss::Ipo { beta: 0.1 }, false, &mut adam, &batches[i % batches.len()]);
+    });
+}
+
+fn online_step(o: &Opts) {
+    let s = spec(RESPONSE);
+    let policy = Policy::new(s, Device::Cpu, 1);
+    let reference = Policy::new(s, Device::Cpu, 1);
+    let judge = PreferenceModel::new(PmSpec { vocab: VOCAB, layers: 2, width: 64, heads: 4, prompt_len: PROMPT, response_len: RESPONSE }, PmHead::Pooled, Device::Cpu, 2);
+    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let pool = random_pairs(256, 9).prompts;
+    // The floor counts full-length work: two samplings of 12 tokens with the
+    // KV cache (≈ one forward each), the judge's two scored passes, and W.
+    let fwd = forward_flops(&s, PAIRS as i64, PROMPT + RESPONSE, RESPONSE);
+    let judge_fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + 1 + RESPONSE, 0);
+    let flops = 2.0 * fwd + judge_fwd + 4.0 * 2.0 * fwd;
+    measure("online_ipo_step", o, serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops}), |i| {
+        let batch = train::online_batch(&policy, &judge, &pool, PAIRS, 1.0, i as u64, 0);
+        train::preference_step(&policy, &reference, Loss::Ipo { beta: 0.1 }, false, &mut adam, &batch);
+    });
+}
+
+fn sampling(o: &Opts) {
+    // 16 response tokens, 32 prompts: tokens/s with and without the KV cache.
+    let s = spec(16);
+    let policy = Policy::new(s, Device::Cpu, 3);
+    let prompts = random_pairs(PAIRS, 4).prompts;
+    let tokens = (PAIRS * 16) as f64;
+    let fewer = Opts { steps: o.steps.min(50), warmup: o.warmup.min(5), threads: o.threads, only: None };
+    for (name, cached) in [("sample_16_kv_cache", true), ("sample_16_no_cache", false)] {
+        let mut ms_total = 0.0;
+        let mut calls = 0;
+        measure(name, &fewer, serde_json::json!({"tokens_per_call": tokens}), |i| {
+            let t = Instant::now();
+            let mut r = rng::stream(5, "bench/sample", i as u64);
+            let _ = if cached { policy.sample(&prompts, 1.0, &mut r) } else { policy.sample_without_cache(&prompts, 1.0, &mut r) };
+            ms_total += t.elapsed().as_secs_f64() * 1e3;
+            calls += 1;
+        });
+        eprintln!("{name}: {:.0} tokens/s (mean over {calls} calls incl. warm-up)", tokens * calls as f64 / (ms_total / 1e3));
+    }
+}
+
+fn matmul(o: &Opts) {
+    // The machine's float32 matmul rate through libtorch, for the floors.
+    let n = 1024;
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let fewer = Opts { steps: o.steps.min(30), warmup: 3, threads: o.threads, only: None };
+    let flops = 2.0 * (n * n * n) as f64;
+    measure("matmul_1024_f32", &fewer, serde_json::json!({"flops_per_step": flops}), |_| {
+        let _ = a.matmul(&b);
+    });
+}
+
+fn main() {
+    let o = parse();
+    tch::set_num_threads(o.threads);
+    tch::set_num_interop_threads(1);
+    let all: [(&str, fn(&Opts)); 4] = [("matmul", matmul), ("offline", offline_step), ("online", online_step), ("sampling", sampling)];
+    for (name, f) in all {
+        if o.only.as_deref().is_none_or(|x| x == name) {
+            eprintln!("bench {name} ({} threads)", o.threads);
+            f(&o);
+        }
+    }
+}
