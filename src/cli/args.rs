@@ -39,6 +39,12 @@ pub enum DeviceArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Color {
     Auto,
     Always,
@@ -105,6 +111,24 @@ pub enum Command {
         /// Where results (tables, figures, report) are written.
         #[arg(long, default_value = "results", value_name = "DIR")]
         results: PathBuf,
+        /// Where nodes are computed: here, or as one Slurm job each
+        /// (default: the profile's `executor`, else local).
+        #[arg(long, value_enum)]
+        executor: Option<ExecutorArg>,
+        /// Settings file (default: tandem.toml beside FILE, if there is one).
+        #[arg(long, value_name = "TOML")]
+        profile: Option<PathBuf>,
+    },
+    /// Compute one node a Slurm driver wrote into the cache (what each job runs).
+    #[command(name = "exec-node")]
+    ExecNode {
+        #[arg(value_name = "KEY")]
+        key: String,
+        /// libtorch threads.
+        #[arg(long, value_name = "T", default_value_t = 1)]
+        threads: i32,
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
     },
     /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected.
     Export {

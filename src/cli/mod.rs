@@ -52,7 +52,10 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
-        args::Command::Run { file, only, jobs, threads, device, dry_run, results } => cmd_run(&cfg, &file, only, jobs, threads, device, dry_run, &results),
+        args::Command::Run { file, only, jobs, threads, device, dry_run, results, executor, profile } => {
+            cmd_run(&cfg, &file, RunArgs { only, jobs, threads, device, dry_run, results, executor, profile })
+        }
+        args::Command::ExecNode { key, threads, device } => cmd_exec_node(&cfg, &key, threads, device),
         args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
@@ -302,7 +305,50 @@ fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: u
 }
 
 #[allow(clippy::too_many_arguments)]
-fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, threads: Option<i32>, device: args::DeviceArg, dry_run: bool, results: &Path) -> i32 {
+struct RunArgs {
+    only: Vec<String>,
+    jobs: Option<usize>,
+    threads: Option<i32>,
+    device: args::DeviceArg,
+    dry_run: bool,
+    results: PathBuf,
+    executor: Option<args::ExecutorArg>,
+    profile: Option<PathBuf>,
+}
+
+fn torch_device(device: args::DeviceArg) -> Option<tch::Device> {
+    match device {
+        args::DeviceArg::Cpu => Some(tch::Device::Cpu),
+        args::DeviceArg::Cuda if tch::Cuda::is_available() => Some(tch::Device::Cuda(0)),
+        args::DeviceArg::Cuda => {
+            eprintln!("error: --device cuda was asked for, but libtorch sees no CUDA device (`tandem env` shows what it sees)");
+            None
+        }
+    }
+}
+
+/// The profile named by --profile, else tandem.toml beside the .exp file
+/// (absent: defaults).
+fn load_profile(cfg: &Config, file: &Path, named: Option<&Path>) -> Option<crate::exec::slurm::Profile> {
+    use crate::exec::slurm::Profile;
+    let beside = file.parent().unwrap_or(Path::new(".")).join("tandem.toml");
+    let path = match named {
+        Some(p) => p.to_path_buf(),
+        None if beside.is_file() => beside,
+        None => return Some(Profile::default()),
+    };
+    match Profile::load(&path) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            None
+        }
+    }
+}
+
+fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
+    let RunArgs { only, jobs, threads, device: device_arg, dry_run, results, executor, profile } = a;
+    let results = results.as_path();
     let plan = match plan_file(cfg, file) {
         Ok(p) => p,
         Err(d) => {
@@ -310,13 +356,13 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
             return EXIT_INVALID;
         }
     };
-    let device = match device {
-        args::DeviceArg::Cpu => tch::Device::Cpu,
-        args::DeviceArg::Cuda if tch::Cuda::is_available() => tch::Device::Cuda(0),
-        args::DeviceArg::Cuda => {
-            eprintln!("error: --device cuda was asked for, but libtorch sees no CUDA device (`tandem env` shows what it sees)");
-            return EXIT_FAILURE;
-        }
+    let Some(device) = torch_device(device_arg) else { return EXIT_FAILURE };
+    let Some(profile) = load_profile(cfg, file, profile.as_deref()) else { return EXIT_INVALID };
+    use crate::exec::slurm::Executor;
+    let slurm = match executor {
+        Some(args::ExecutorArg::Slurm) => true,
+        Some(args::ExecutorArg::Local) => false,
+        None => profile.executor == Some(Executor::Slurm),
     };
     // Budget: jobs × threads fits the cores. One thread per node by default,
     // so results do not depend on the machine's core count.
@@ -349,11 +395,33 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
     }
     let progress = crate::exec::progress::Progress::new(false);
     let started = std::time::Instant::now();
-    if !dry_run {
-        eprintln!("running {} with {jobs} job(s) × {threads} thread(s); cache {}", file.display(), cfg.cache.display());
-    }
-    let opts = crate::exec::runner::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
-    let summary = crate::exec::runner::run(&plan, &store, &opts);
+    let summary = if slurm {
+        let exe = match std::env::current_exe() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("error: cannot find the tandem binary the jobs should run: {e}");
+                return EXIT_FAILURE;
+            }
+        };
+        if !dry_run {
+            eprintln!("running {} on Slurm, one job per node with {threads} thread(s); cache {} (it must be on a filesystem every host shares)", file.display(), cfg.cache.display());
+        }
+        let device = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
+        let opts = crate::exec::slurm::SlurmOptions { only, dry_run, stop: &stop, progress: &progress, profile: &profile, exe, threads, device };
+        match crate::exec::slurm::run(&plan, &store, &opts) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    } else {
+        if !dry_run {
+            eprintln!("running {} with {jobs} job(s) × {threads} thread(s); cache {}", file.display(), cfg.cache.display());
+        }
+        let opts = crate::exec::runner::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
+        crate::exec::runner::run(&plan, &store, &opts)
+    };
     if dry_run {
         println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
         return EXIT_OK;
@@ -393,6 +461,33 @@ fn cmd_run(cfg: &Config, file: &Path, only: Vec<String>, jobs: Option<usize>, th
         EXIT_OK
     } else {
         EXIT_FAILURE
+    }
+}
+
+fn cmd_exec_node(cfg: &Config, key: &str, threads: i32, device: args::DeviceArg) -> i32 {
+    let Some(device) = torch_device(device) else { return EXIT_FAILURE };
+    tch::set_num_threads(threads.max(1));
+    let store = match Store::open(&cfg.cache) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            return EXIT_FAILURE;
+        }
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    match crate::exec::slurm::exec_node(&store, key, device, &stop) {
+        Ok(Some(secs)) => {
+            eprintln!("computed {key} in {secs:.1}s");
+            EXIT_OK
+        }
+        Ok(None) => {
+            eprintln!("{key} was already in the cache");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILURE
+        }
     }
 }
 

@@ -40,7 +40,7 @@ fn target_steps(node: &Node) -> i64 {
 
 /// Nodes that are computed by the runner (not checkpoints, which training
 /// writes, nor figures, which the report draws).
-fn computed(node: &Node) -> bool {
+pub fn computed(node: &Node) -> bool {
     node.kind != "checkpoint" && !node.kind.starts_with("figure.")
 }
 
@@ -118,24 +118,25 @@ fn verify_cached(plan: &Plan, store: &Store, nodes: &[&Node]) -> Vec<String> {
 }
 
 struct State {
-    /// Inputs not yet available, per waiting node.
-    waiting: HashMap<Key, usize>,
-    ready: VecDeque<Key>,
+    sched: Schedule,
     running: usize,
-    failed: HashMap<Key, String>,
-    dependents: HashMap<Key, Vec<Key>>,
     summary: Summary,
 }
 
-pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
-    let filter = wanted(plan, &opts.only);
-    let nodes: Vec<&Node> = plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
-    let corrupt = if opts.dry_run { vec![] } else { verify_cached(plan, store, &nodes) };
-    for c in &corrupt {
-        opts.progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
-    }
+/// What a run must compute: the missing nodes, which of them are ready, and
+/// for the others how many inputs they still wait for. The local runner and
+/// the Slurm driver schedule from the same table.
+pub struct Schedule {
+    pub todo: HashSet<Key>,
+    /// Computed nodes of the plan (or of `--only`) already in the cache.
+    pub cached: usize,
+    pub waiting: HashMap<Key, usize>,
+    pub ready: VecDeque<Key>,
+    pub dependents: HashMap<Key, Vec<Key>>,
+}
 
-    // What is left to compute, and what each waits for.
+/// Builds the schedule of `nodes` (in plan order).
+pub fn schedule(plan: &Plan, store: &Store, nodes: &[&Node]) -> Schedule {
     let todo: HashSet<Key> = nodes.iter().filter(|n| computed(n) && !is_done(store, plan, n)).map(|n| n.key).collect();
     let cached = nodes.iter().filter(|n| computed(n)).count() - todo.len();
     let mut dependents: HashMap<Key, Vec<Key>> = HashMap::new();
@@ -148,7 +149,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
             _ => *k,
         }
     };
-    for n in &nodes {
+    for n in nodes {
         if !todo.contains(&n.key) {
             continue;
         }
@@ -162,6 +163,56 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
             waiting.insert(n.key, deps.len());
         }
     }
+    Schedule { todo, cached, waiting, ready, dependents }
+}
+
+impl Schedule {
+    /// `key` is in the cache now: its dependents wait for one input fewer.
+    pub fn release(&mut self, key: &Key) {
+        for d in self.dependents.get(key).cloned().unwrap_or_default() {
+            if let Some(c) = self.waiting.get_mut(&d) {
+                *c -= 1;
+                if *c == 0 {
+                    self.waiting.remove(&d);
+                    self.ready.push_back(d);
+                }
+            }
+        }
+    }
+
+    /// `key` failed: everything downstream of it will not run. Returns the
+    /// names of the nodes skipped.
+    pub fn fail(&mut self, plan: &Plan, key: &Key) -> Vec<String> {
+        let mut skipped = vec![];
+        let mut stack = vec![*key];
+        while let Some(k) = stack.pop() {
+            for d in self.dependents.get(&k).cloned().unwrap_or_default() {
+                if self.waiting.remove(&d).is_some() {
+                    skipped.push(plan.node(&d).map(|n| n.display_name()).unwrap_or_default());
+                    stack.push(d);
+                }
+            }
+        }
+        skipped
+    }
+}
+
+/// The nodes a run covers (all, or `--only` and what it needs), in plan
+/// order, after verifying (and evicting) corrupt cached entries among them.
+pub fn prepare<'p>(plan: &'p Plan, store: &Store, only: &[String], dry_run: bool, progress: &Progress) -> (Vec<&'p Node>, Vec<String>) {
+    let filter = wanted(plan, only);
+    let nodes: Vec<&Node> = plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
+    let corrupt = if dry_run { vec![] } else { verify_cached(plan, store, &nodes) };
+    for c in &corrupt {
+        progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
+    }
+    (nodes, corrupt)
+}
+
+pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
+    let (nodes, corrupt) = prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
+    let sched = schedule(plan, store, &nodes);
+    let (todo, cached) = (&sched.todo, sched.cached);
     if opts.dry_run {
         let mut s = Summary { cached, ..Default::default() };
         for n in &nodes {
@@ -173,7 +224,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         return s;
     }
     opts.progress.start(todo.len() as u64);
-    let state = Mutex::new(State { waiting, ready, running: 0, failed: HashMap::new(), dependents, summary: Summary { cached, corrupt, ..Default::default() } });
+    let state = Mutex::new(State { sched, running: 0, summary: Summary { cached, corrupt, ..Default::default() } });
     let wake = Condvar::new();
     let jobs = opts.jobs.max(1);
     std::thread::scope(|scope| {
@@ -195,7 +246,7 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
                 if opts.stop.load(Ordering::Relaxed) {
                     return;
                 }
-                if let Some(k) = st.ready.pop_front() {
+                if let Some(k) = st.sched.ready.pop_front() {
                     st.running += 1;
                     break k;
                 }
@@ -213,12 +264,12 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
         match result {
             Ok(Some(secs)) => {
                 st.summary.ran.push((node.display_name(), secs));
-                release(&mut st, &key);
+                st.sched.release(&key);
             }
             Ok(None) => {
                 // Another process computed it while we waited for its lock.
                 st.summary.cached += 1;
-                release(&mut st, &key);
+                st.sched.release(&key);
             }
             Err((ExecError::Interrupted, _)) => {
                 st.summary.interrupted = true;
@@ -226,40 +277,17 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
             Err((e, log)) => {
                 let msg = e.to_string();
                 opts.progress.log(&format!("failed     {} {}: {msg}\n           log: {}", node.kind, node.display_name(), log.display()));
-                st.summary.failed.push((node.display_name(), msg.clone(), log));
-                // Everything downstream is skipped.
-                let mut stack = vec![key];
-                while let Some(k) = stack.pop() {
-                    for d in st.dependents.get(&k).cloned().unwrap_or_default() {
-                        if st.waiting.remove(&d).is_some() {
-                            let name = plan.node(&d).map(|n| n.display_name()).unwrap_or_default();
-                            st.summary.skipped.push(name);
-                            st.failed.insert(d, format!("input {} failed", k.short()));
-                            stack.push(d);
-                        }
-                    }
-                }
-                st.failed.insert(key, msg);
+                st.summary.failed.push((node.display_name(), msg, log));
+                let skipped = st.sched.fail(plan, &key);
+                st.summary.skipped.extend(skipped);
             }
         }
         wake.notify_all();
     }
 }
 
-fn release(st: &mut State, key: &Key) {
-    for d in st.dependents.get(key).cloned().unwrap_or_default() {
-        if let Some(c) = st.waiting.get_mut(&d) {
-            *c -= 1;
-            if *c == 0 {
-                st.waiting.remove(&d);
-                st.ready.push_back(d);
-            }
-        }
-    }
-}
-
 /// Runs one node under its lock. Ok(None) if another process finished it first.
-fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Option<f64>, (ExecError, PathBuf)> {
+pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Option<f64>, (ExecError, PathBuf)> {
     let log_path = store.root().join("logs").join(format!("{}.log", node.key.hex()));
     let _lock = match lock(store, &node.key) {
         Ok(l) => l,

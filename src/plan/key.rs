@@ -64,11 +64,13 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// A parameter value as it enters a key.
-#[derive(Debug, Clone, PartialEq)]
+/// A parameter value as it enters a key. It also travels as JSON (a node
+/// sent to a Slurm job); floats go as their IEEE bits so the key recomputed
+/// on the other side is the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CValue {
     Int(i64),
-    Float(f64),
+    Float(#[serde(with = "f64_bits")] f64),
     Str(String),
     Bool(bool),
     List(Vec<CValue>),
@@ -165,6 +167,16 @@ fn write_fields(out: &mut Vec<u8>, fields: &BTreeMap<String, CValue>) {
     for (k, v) in fields {
         write_str(out, k);
         v.write(out);
+    }
+}
+
+mod f64_bits {
+    pub fn serialize<S: serde::Serializer>(f: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(f.to_bits())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(f64::from_bits)
     }
 }
 

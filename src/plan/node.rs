@@ -7,7 +7,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::plan::key::{CValue, Key};
 
 /// One stage to compute (or find in the cache).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Node {
     pub key: Key,
     /// e.g. `model.sft`, `run.train`, `checkpoint`, `eval.kl`.

@@ -1,0 +1,382 @@
+//! Running a plan on Slurm. tandem drives the cluster's scheduler; it does
+//! not become one. Each ready node becomes one `sbatch` job running
+//! `tandem exec-node KEY` on a cache folder every host shares; the driver
+//! submits a node only once its inputs are in that cache (no `afterok`
+//! chains: a dependency on a job Slurm has already forgotten counts as met),
+//! watches the queue, and reads success from the cache, not from Slurm.
+//!
+//! What lives in the cache, under `slurm/`:
+//! - `nodes/<key>.json`: the node a job computes (kind, parameters, inputs);
+//!   `exec-node` recomputes its key from it, so a job never computes
+//!   something other than what its name says;
+//! - `nodes/<key>.sh`: the batch script;
+//! - `jobs/<key>`: the id of the last job submitted for the node, so that a
+//!   driver started again adopts jobs still queued or running instead of
+//!   submitting them twice (job names, `tandem-<short key>`, cover the
+//!   moment between `sbatch` returning and that record being written);
+//! - `logs/<key>.<job id>.out`: each job's output.
+//!
+//! The cache's guarantees carry over: entries are committed by rename and
+//! each node is computed under an exclusive lock, so the shared filesystem
+//! must support `flock` across hosts (NFSv4, Lustre and GPFS do).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::exec::artifacts::ExecError;
+use crate::exec::progress::Progress;
+use crate::exec::runner::{self, is_done, Summary};
+use crate::exec::store::Store;
+use crate::plan::key::node_key;
+use crate::plan::{Key, Node, Plan};
+
+/// `tandem.toml`: settings a study keeps beside its .exp files.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Where `tandem run` computes nodes unless `--executor` says otherwise.
+    #[serde(default)]
+    pub executor: Option<Executor>,
+    #[serde(default)]
+    pub slurm: SlurmProfile,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
+/// The `[slurm]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmProfile {
+    /// Seconds between looks at the queue.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: f64,
+    /// Extra `sbatch` arguments for every job (e.g. `["--qos=short"]`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
+    /// Resources of every job unless its kind says otherwise.
+    #[serde(default)]
+    pub default: Resources,
+    /// Per node kind (`"run.train"`) or family (`"run"`, `"eval"`, `"model"`).
+    #[serde(default)]
+    pub kind: BTreeMap<String, Resources>,
+}
+
+fn default_poll() -> f64 {
+    2.0
+}
+
+impl Default for SlurmProfile {
+    fn default() -> Self {
+        SlurmProfile { poll_seconds: default_poll(), sbatch_args: vec![], default: Resources::default(), kind: BTreeMap::new() }
+    }
+}
+
+/// What one job asks for. Unset fields fall back to `[slurm.default]`, then
+/// to tandem's defaults (1 CPU per libtorch thread, 4G, 24 hours, no GPU).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    pub cpus: Option<u32>,
+    pub gpus: Option<u32>,
+    pub mem: Option<String>,
+    pub time: Option<String>,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+}
+
+impl Resources {
+    fn or(&self, other: &Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.or(other.cpus),
+            gpus: self.gpus.or(other.gpus),
+            mem: self.mem.clone().or_else(|| other.mem.clone()),
+            time: self.time.clone().or_else(|| other.time.clone()),
+            partition: self.partition.clone().or_else(|| other.partition.clone()),
+            account: self.account.clone().or_else(|| other.account.clone()),
+        }
+    }
+}
+
+/// A profile that failed to load, shown with the offending place in the file.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{path}: {message}")]
+#[diagnostic(code(tandem::profile))]
+pub struct ProfileError {
+    pub path: String,
+    pub message: String,
+    #[source_code]
+    pub src: Option<miette::NamedSource<String>>,
+    #[label("here")]
+    pub at: Option<miette::SourceSpan>,
+}
+
+impl Profile {
+    /// Reads a profile; a missing file is an error (the caller decides
+    /// whether a default location may be absent).
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError { path: path.display().to_string(), message: format!("cannot read it: {e}"), src: None, at: None })?;
+        toml::from_str(&text).map_err(|e| ProfileError {
+            path: path.display().to_string(),
+            message: e.message().to_string(),
+            at: e.span().map(|r| r.into()),
+            src: Some(miette::NamedSource::new(path.display().to_string(), text.clone())),
+        })
+    }
+
+    /// Resources for a node kind: the kind, then its family, then the default.
+    pub fn resources(&self, kind: &str) -> Resources {
+        let s = &self.slurm;
+        let family = kind.split('.').next().unwrap_or(kind);
+        let specific = s.kind.get(kind).or_else(|| s.kind.get(family)).cloned().unwrap_or_default();
+        specific.or(&s.default)
+    }
+}
+
+pub struct SlurmOptions<'a> {
+    pub only: Vec<String>,
+    pub dry_run: bool,
+    pub stop: &'a std::sync::atomic::AtomicBool,
+    pub progress: &'a Progress,
+    pub profile: &'a Profile,
+    /// The tandem binary the jobs run (it must be reachable from every host).
+    pub exe: PathBuf,
+    /// libtorch threads per job.
+    pub threads: i32,
+    /// `cpu` or `cuda`.
+    pub device: &'static str,
+}
+
+/// A job the driver waits for.
+struct Job {
+    id: String,
+    since: Instant,
+}
+
+/// Slurm's job states that mean the job may still produce its result.
+fn active(state: &str) -> bool {
+    matches!(state, "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESIZING" | "SIGNALING" | "STAGE_OUT")
+}
+
+pub fn job_name(key: &Key) -> String {
+    format!("tandem-{}", key.short())
+}
+
+/// This user's jobs Slurm still knows: id → (name, state).
+fn queue() -> Result<HashMap<String, (String, String)>, ExecError> {
+    let out = Command::new("squeue").args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]).output().map_err(|e| ExecError::Invalid(format!("cannot run squeue: {e} (is Slurm's client installed and on PATH?)")))?;
+    if !out.status.success() {
+        return Err(ExecError::Invalid(format!("squeue failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.trim().splitn(3, '|');
+            Some((f.next()?.to_string(), (f.next()?.to_string(), f.next()?.to_string())))
+        })
+        .collect())
+}
+
+fn dirs(store: &Store) -> Result<(PathBuf, PathBuf, PathBuf), ExecError> {
+    let root = store.root().join("slurm");
+    let (nodes, jobs, logs) = (root.join("nodes"), root.join("jobs"), root.join("logs"));
+    for d in [&nodes, &jobs, &logs] {
+        std::fs::create_dir_all(d).map_err(|e| ExecError::Invalid(format!("cannot create {}: {e}", d.display())))?;
+    }
+    Ok((nodes, jobs, logs))
+}
+
+/// Writes `bytes` to `path` by rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| ExecError::Invalid(format!("cannot write {}: {e}", path.display())))
+}
+
+/// POSIX shell single-quoting.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Submits one node; returns the job id.
+fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<(String, PathBuf), ExecError> {
+    let (nodes_dir, jobs_dir, logs_dir) = dirs(store)?;
+    let hex = node.key.hex();
+    let spec = serde_json::to_vec_pretty(node).map_err(|e| ExecError::Invalid(format!("cannot encode node: {e}")))?;
+    write_atomic(&nodes_dir.join(format!("{hex}.json")), &spec)?;
+    let cache = std::path::absolute(store.root()).map_err(|e| ExecError::Invalid(format!("cache path: {e}")))?;
+    let script = format!(
+        "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\nexec {} exec-node --cache {} --threads {} --device {} {}\n",
+        node.kind,
+        node.display_name(),
+        quote(&opts.exe.display().to_string()),
+        quote(&cache.display().to_string()),
+        opts.threads,
+        opts.device,
+        hex
+    );
+    let script_path = nodes_dir.join(format!("{hex}.sh"));
+    write_atomic(&script_path, script.as_bytes())?;
+    let r = opts.profile.resources(&node.kind);
+    let cpus = r.cpus.unwrap_or(opts.threads.max(1) as u32);
+    let mut cmd = Command::new("sbatch");
+    cmd.arg("--parsable")
+        .arg(format!("--job-name={}", job_name(&node.key)))
+        .arg(format!("--output={}", logs_dir.join(format!("{hex}.%j.out")).display()))
+        .arg(format!("--cpus-per-task={cpus}"))
+        .arg(format!("--mem={}", r.mem.as_deref().unwrap_or("4G")))
+        .arg(format!("--time={}", r.time.as_deref().unwrap_or("24:00:00")));
+    if let Some(p) = &r.partition {
+        cmd.arg(format!("--partition={p}"));
+    }
+    if let Some(a) = &r.account {
+        cmd.arg(format!("--account={a}"));
+    }
+    if let Some(g) = r.gpus.filter(|g| *g > 0) {
+        cmd.arg(format!("--gpus={g}"));
+    }
+    cmd.args(&opts.profile.slurm.sbatch_args).arg(&script_path);
+    let out = cmd.output().map_err(|e| ExecError::Invalid(format!("cannot run sbatch: {e} (is Slurm's client installed and on PATH?)")))?;
+    if !out.status.success() {
+        return Err(ExecError::Invalid(format!("sbatch refused the job: {}", String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    // --parsable prints "id" or "id;cluster".
+    let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_string();
+    if id.is_empty() {
+        return Err(ExecError::Invalid("sbatch printed no job id".into()));
+    }
+    write_atomic(&jobs_dir.join(&hex), id.as_bytes())?;
+    Ok((id.clone(), logs_dir.join(format!("{hex}.{id}.out"))))
+}
+
+/// The job a previous driver left for this node, if Slurm still runs it.
+fn adopt(store: &Store, key: &Key, queue: &HashMap<String, (String, String)>) -> Option<String> {
+    let recorded = std::fs::read_to_string(store.root().join("slurm").join("jobs").join(key.hex())).ok();
+    if let Some(id) = recorded.map(|s| s.trim().to_string()) {
+        if queue.get(&id).is_some_and(|(_, st)| active(st)) {
+            return Some(id);
+        }
+    }
+    let name = job_name(key);
+    queue.iter().find(|(_, (n, st))| *n == name && active(st)).map(|(id, _)| id.clone())
+}
+
+fn log_path(store: &Store, key: &Key, id: &str) -> PathBuf {
+    store.root().join("slurm").join("logs").join(format!("{}.{id}.out", key.hex()))
+}
+
+/// Runs the plan's missing nodes as Slurm jobs and waits for them.
+pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, ExecError> {
+    let (nodes, corrupt) = runner::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
+    let mut sched = runner::schedule(plan, store, &nodes);
+    let mut summary = Summary { cached: sched.cached, corrupt, ..Default::default() };
+    if opts.dry_run {
+        for n in &nodes {
+            if sched.todo.contains(&n.key) {
+                opts.progress.log(&format!("would submit {:<18} {}", n.kind, n.display_name()));
+                summary.ran.push((n.display_name(), 0.0));
+            }
+        }
+        return Ok(summary);
+    }
+    dirs(store)?;
+    opts.progress.start(sched.todo.len() as u64);
+    let mut running: HashMap<Key, Job> = HashMap::new();
+    let mut q = queue()?;
+    let poll = Duration::from_secs_f64(opts.profile.slurm.poll_seconds.max(0.1));
+    loop {
+        // Submit (or adopt) whatever is ready.
+        while let Some(key) = sched.ready.pop_front() {
+            let node = plan.node(&key).expect("planned node");
+            if is_done(store, plan, node) {
+                summary.cached += 1;
+                sched.release(&key);
+                continue;
+            }
+            if let Some(id) = adopt(store, &key, &q) {
+                opts.progress.log(&format!("adopted    {:<18} {} (job {id}, still in the queue)", node.kind, node.display_name()));
+                running.insert(key, Job { id, since: Instant::now() });
+                continue;
+            }
+            match submit(store, node, opts) {
+                Ok((id, _)) => {
+                    opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind, node.display_name()));
+                    running.insert(key, Job { id, since: Instant::now() });
+                }
+                Err(e) => {
+                    opts.progress.log(&format!("failed     {} {}: {e}", node.kind, node.display_name()));
+                    summary.failed.push((node.display_name(), e.to_string(), store.root().join("slurm")));
+                    let skipped = sched.fail(plan, &key);
+                    summary.skipped.extend(skipped);
+                }
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        if opts.stop.load(Ordering::Relaxed) {
+            // The jobs are Slurm's now: they go on, and a driver started
+            // again adopts them.
+            opts.progress.log(&format!("stopping the driver; {} job(s) stay queued or running (run again to follow them, or scancel them)", running.len()));
+            summary.interrupted = true;
+            break;
+        }
+        std::thread::sleep(poll);
+        q = queue()?;
+        let mut finished: Vec<Key> = running.iter().filter(|(_, j)| !q.get(&j.id).is_some_and(|(_, st)| active(st))).map(|(k, _)| *k).collect();
+        finished.sort();
+        for key in finished {
+            let job = running.remove(&key).expect("running job");
+            let node = plan.node(&key).expect("planned node");
+            if is_done(store, plan, node) {
+                // Node time as the job measured it where the entry records
+                // it; a training run's checkpoints do not, so there the time
+                // since submission (queueing included) stands in.
+                let secs = store.manifest(&key).map(|m| m.compute_seconds).unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
+                opts.progress.log(&format!("done       {:<18} {} (job {}, {secs:.1}s)", node.kind, node.display_name(), job.id));
+                opts.progress.advance();
+                summary.ran.push((node.display_name(), secs));
+                sched.release(&key);
+            } else {
+                let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
+                let log = log_path(store, &key, &job.id);
+                let why = format!("Slurm job {} ended ({state}) without a result", job.id);
+                opts.progress.log(&format!("failed     {} {}: {why}\n           log: {}", node.kind, node.display_name(), log.display()));
+                summary.failed.push((node.display_name(), why, log));
+                let skipped = sched.fail(plan, &key);
+                summary.skipped.extend(skipped);
+            }
+        }
+    }
+    opts.progress.finish();
+    Ok(summary)
+}
+
+/// `tandem exec-node KEY`: computes the node a driver wrote for a job.
+pub fn exec_node(store: &Store, key_hex: &str, device: tch::Device, stop: &std::sync::atomic::AtomicBool) -> Result<Option<f64>, String> {
+    let key = Key::from_hex(key_hex).ok_or_else(|| format!("{key_hex:?} is not a node key (64 hex digits)"))?;
+    let path = store.root().join("slurm").join("nodes").join(format!("{}.json", key.hex()));
+    let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let node: Node = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The file must describe the node its name promises.
+    if node.key != key || node_key(&node.kind, node.version, &node.params) != key {
+        return Err(format!("{} does not describe node {}: its parameters give another key", path.display(), key.short()));
+    }
+    if !runner::computed(&node) {
+        return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind));
+    }
+    let mut plan = Plan::default();
+    plan.add(node.clone());
+    // No terminal in a batch job: log lines go to stderr, i.e. the job's output.
+    let progress = Progress::new(false);
+    let opts = runner::Options { device, only: vec![], dry_run: false, jobs: 1, stop, progress: &progress };
+    runner::run_one(&plan, store, &opts, &node).map_err(|(e, log)| format!("{e} (log: {})", log.display()))
+}

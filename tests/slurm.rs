@@ -1,0 +1,181 @@
+//! `tandem run --executor slurm` against a real single-host Slurm cluster
+//! (scripts/slurm/up.sh installs and starts munged, slurmctld and slurmd;
+//! this needs root). The same micro study through Slurm gives artifacts
+//! bit-identical to a local run's, survives its driver being killed with
+//! every node computed by exactly one job, and a failing job stops only its
+//! dependents and is reported with its Slurm log.
+//!
+//! Without root the test says so and passes, unless TANDEM_REQUIRE_SLURM=1
+//! (set by .ci/run), which turns that into a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const STUDY: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d_initial = generate(w, pairs: 400)
+model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+dataset d_golden = relabel(d_initial, judge: golden_pm)
+model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
+model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
+run offline = online with { sampler: offline(d_golden) }
+run tandem = online with { sampler: replay(online, shuffle: 1) }
+eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
+eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
+"#;
+
+// A judge from another world (another vocabulary) cannot label the policy's
+// samples: `bad` fails in its job, its evaluation is skipped, `good` is done.
+const FAILING: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+world other = helpful(seed: 3, vocab: 30, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 200)
+dataset d_other = generate(other, pairs: 200)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_w = pm(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_other = pm(d_other, layers: 1, width: 16, heads: 2, steps: 20)
+run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save_every: 5, batch: 8)
+run bad = good with { sampler: online(judge: pm_other) }
+eval k = kl(policies: [good, bad], prompts: 8)
+"#;
+
+const PROFILE: &str = r#"
+executor = "slurm"
+
+[slurm]
+poll_seconds = 0.3
+
+[slurm.default]
+mem = "1G"
+time = "00:20:00"
+
+[slurm.kind."run.train"]
+mem = "2G"
+"#;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tandem(cache: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    c.arg("--cache").arg(cache).args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
+    c
+}
+
+fn output(mut c: Command) -> (bool, String) {
+    let out = c.output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Stops the cluster at the end if this test started it.
+struct Cluster {
+    started_here: bool,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.started_here {
+            let _ = Command::new("bash").arg(repo().join("scripts/slurm/down.sh")).status();
+        }
+    }
+}
+
+fn cluster_up() -> bool {
+    Command::new("sinfo").args(["-h", "-o", "%T"]).output().is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "idle" || l.trim() == "mixed"))
+}
+
+fn start_cluster() -> Option<Cluster> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        assert!(std::env::var_os("TANDEM_REQUIRE_SLURM").is_none(), "TANDEM_REQUIRE_SLURM is set, but starting a Slurm cluster needs root");
+        eprintln!("SKIPPED: starting a single-host Slurm cluster needs root (set TANDEM_REQUIRE_SLURM=1 to make this a failure)");
+        return None;
+    }
+    let was_up = cluster_up();
+    let status = Command::new("bash").arg(repo().join("scripts/slurm/up.sh")).stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "scripts/slurm/up.sh failed");
+    Some(Cluster { started_here: !was_up })
+}
+
+fn write_study(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("tandem.toml"), PROFILE).unwrap();
+    let f = dir.join(name);
+    std::fs::write(&f, text).unwrap();
+    f
+}
+
+/// (name, files but the log) of every node the plan caches.
+fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
+    let checked = tandem::check::check_file(file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let store = tandem::exec::Store::open_existing(cache);
+    plan.ordered()
+        .into_iter()
+        .filter(|n| n.kind != "run.train" && !n.kind.starts_with("figure."))
+        .map(|n| {
+            let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
+            (n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect())
+        })
+        .collect()
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
+    let Some(_cluster) = start_cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let study = write_study(&tmp.path().join("study"), "micro.exp", STUDY);
+    let file = study.to_str().unwrap();
+
+    // Locally, for reference (`--executor local` overrides the profile).
+    let local = tmp.path().join("cache-local");
+    let (ok, text) = output(tandem(&local, &["run", file, "--executor", "local", "--results", tmp.path().join("r1").to_str().unwrap()]));
+    assert!(ok, "{text}");
+
+    // On Slurm: kill the driver once a few jobs are in, then start it again.
+    let shared = tmp.path().join("cache-slurm");
+    let mut driver = tandem(&shared, &["run", file, "--results", tmp.path().join("r2").to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let jobs = shared.join("slurm/jobs");
+    let t0 = Instant::now();
+    while count_files(&jobs) < 3 && t0.elapsed() < Duration::from_secs(120) {
+        assert!(driver.try_wait().unwrap().is_none(), "the driver ended before it was killed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(count_files(&jobs) >= 3, "no jobs submitted within two minutes");
+    driver.kill().unwrap(); // SIGKILL: no chance to clean up
+    driver.wait().unwrap();
+    let (ok, text) = output(tandem(&shared, &["run", file, "--results", tmp.path().join("r2").to_str().unwrap()]));
+    assert!(ok, "{text}");
+    assert!(text.contains("failed          0") && text.contains("skipped         0"), "{text}");
+
+    // Bit-identical artifacts, a clean verify, one job per node.
+    assert_eq!(artifacts(&study, &local), artifacts(&study, &shared));
+    let (ok, text) = output(tandem(&shared, &["verify"]));
+    assert!(ok && text.contains(" 0 corrupt"), "{text}");
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for e in std::fs::read_dir(shared.join("slurm/logs")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        *per_node.entry(name.split('.').next().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(per_node.len(), count_files(&jobs), "every submitted node has its log");
+    assert!(per_node.values().all(|&n| n == 1), "a node was submitted twice: {per_node:?}");
+
+    // A failing job: reported with its Slurm log, only its dependents skipped.
+    let failing = write_study(&tmp.path().join("failing"), "failing.exp", FAILING);
+    let cache = tmp.path().join("cache-failing");
+    let (ok, text) = output(tandem(&cache, &["run", failing.to_str().unwrap(), "--results", tmp.path().join("r3").to_str().unwrap()]));
+    assert!(!ok, "{text}");
+    assert!(text.contains("failed: bad") && text.contains("slurm/logs/"), "{text}");
+    assert!(text.contains("skipped because an input failed: k(bad@5), k(bad@10)"), "{text}");
+    assert!(text.contains("done       run.train          good"), "{text}");
+    let log = text.lines().find(|l| l.trim_start().starts_with("log:") && l.contains("slurm/logs/")).unwrap().trim().trim_start_matches("log:").trim().to_string();
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("error:"), "the job's own error is in its Slurm log:\n{log_text}");
+}
