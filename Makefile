@@ -2,6 +2,7 @@
 #   make run   - bootstrap libtorch, build the release binary, run the quickstart
 #                (about 3 minutes on 2 cores from an empty cache)
 #   make test  - bootstrap libtorch, build, run the whole test suite
+#   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 SHELL := /bin/bash
 VENV  := .venv
 # tch 0.26 links against the libtorch inside PyTorch 2.13.0 from the venv.
@@ -10,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test build bootstrap check-tools clean-cache
+.PHONY: run test bench build bootstrap check-tools clean-cache
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -26,6 +27,13 @@ run: build
 
 test: build
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# Benchmarks beside PyTorch eager and TRL (installs TRL into .venv first);
+# prints the table and writes bench/results.csv. BENCH_ARGS=--quick skips
+# the quickstart study timings.
+bench: build
+	bash bench/setup.sh
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean-cache:
 	rm -rf cache/objects cache/tmp

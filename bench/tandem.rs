@@ -90,6 +90,11 @@ fn measure(name: &str, o: &Opts, extra: serde_json::Value, mut f: impl FnMut(usi
         })
         .collect();
     ms.sort_by(f64::total_cmp);
+    print_summary(name, o, &extra, &ms);
+}
+
+/// Prints one JSON line from sorted step times.
+fn print_summary(name: &str, o: &Opts, extra: &serde_json::Value, ms: &[f64]) {
     let n = ms.len();
     let pct = |p: f64| ms[((p / 100.0 * (n - 1) as f64).round() as usize).min(n - 1)];
     let mut out = serde_json::json!({
@@ -101,6 +106,26 @@ fn measure(name: &str, o: &Opts, extra: serde_json::Value, mut f: impl FnMut(usi
         a.extend(b.clone());
     }
     println!("{out}");
+}
+
+/// Like [`measure`] for two variants, timed alternately step by step.
+fn measure_pair(names: (&str, &str), o: &Opts, extra: serde_json::Value, mut f: impl FnMut(usize, usize)) {
+    for i in 0..o.warmup {
+        f(i, 0);
+        f(i, 1);
+    }
+    let mut ms = [vec![], vec![]];
+    for i in 0..o.steps {
+        for (which, out) in ms.iter_mut().enumerate() {
+            let t = Instant::now();
+            f(o.warmup + i, which);
+            out.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for (name, mut ms) in [names.0, names.1].into_iter().zip(ms) {
+        ms.sort_by(f64::total_cmp);
+        print_summary(name, o, &extra, &ms);
+    }
 }
 
 /// Floating-point operations of one forward pass of the policy over `seqs`
@@ -123,8 +148,55 @@ fn offline_step(o: &Opts) {
     let fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + RESPONSE, RESPONSE);
     // Policy forward + backward (2× forward) + reference forward.
     let flops = 4.0 * fwd;
-    measure("offline_ipo_step_W", o, serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops}), |i| {
-        train::preference_step(&policy, &reference, Loss::Ipo { beta: 0.1 }, false, &mut adam, &batches[i % batches.len()]);
+    // The same step without sharing the prompt pass between chosen and
+    // rejected (how tandem computed it before; bench/NOTES.md). The two are
+    // timed alternately, step by step, so that drifts in the machine's speed
+    // fall on both alike.
+    let loss = Loss::Ipo { beta: 0.1 };
+    let mut adam_b = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let unshared = |i: usize, adam: &mut Adam| {
+        let batch = &batches[i % batches.len()];
+        let b = batch.len();
+        let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
+        let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
+        let lp = policy.seq_logprob(&prompts, &responses, false);
+        let r = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, false));
+        let value = loss.mean(&lp.narrow(0, 0, b), &lp.narrow(0, b, b), &r.narrow(0, 0, b), &r.narrow(0, b, b));
+        adam.zero_grad();
+        value.backward();
+        adam.step();
+    };
+    let extra = serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops});
+    measure_pair(("offline_ipo_step_W", "offline_ipo_step_W_unshared"), o, extra, |i, which| {
+        if which == 0 {
+            train::preference_step(&policy, &reference, loss, false, &mut adam, &batches[i % batches.len()]);
+        } else {
+            unshared(i, &mut adam_b);
+        }
+    });
+}
+
+fn offline_breakdown(o: &Opts) {
+    let s = spec(RESPONSE);
+    let policy = Policy::new(s, Device::Cpu, 1);
+    let reference = Policy::new(s, Device::Cpu, 1);
+    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let batch = random_pairs(PAIRS, 0);
+    let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
+    let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
+    let fewer = Opts { steps: o.steps.min(100), warmup: o.warmup, threads: o.threads, only: None };
+    measure("W_part_reference_fwd", &fewer, serde_json::json!({}), |_| {
+        let _ = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, false));
+    });
+    measure("W_part_policy_fwd", &fewer, serde_json::json!({}), |_| {
+        let _ = policy.seq_logprob(&prompts, &responses, false);
+    });
+    measure("W_part_fwd_bwd", &fewer, serde_json::json!({}), |_| {
+        adam.zero_grad();
+        policy.seq_logprob(&prompts, &responses, false).sum(Kind::Float).backward();
+    });
+    measure("W_part_adam", &fewer, serde_json::json!({}), |_| {
+        adam.step();
     });
 }
 
@@ -183,7 +255,7 @@ fn main() {
     let o = parse();
     tch::set_num_threads(o.threads);
     tch::set_num_interop_threads(1);
-    let all: [(&str, fn(&Opts)); 4] = [("matmul", matmul), ("offline", offline_step), ("online", online_step), ("sampling", sampling)];
+    let all: [(&str, fn(&Opts)); 5] = [("matmul", matmul), ("offline", offline_step), ("breakdown", offline_breakdown), ("online", online_step), ("sampling", sampling)];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
             eprintln!("bench {name} ({} threads)", o.threads);

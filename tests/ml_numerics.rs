@@ -273,3 +273,35 @@ fn overlap_flags_mark_copied_and_repeated_tokens() {
     let flags = tandem::ml::preference::overlap_flags(&prompts, &y);
     assert_eq!(Vec::<i64>::try_from(flags.view([-1])).unwrap(), vec![1, 0, 2, 3, 0, 0]);
 }
+
+#[test]
+fn shared_prompt_log_probs_and_gradients_equal_the_full_forward() {
+    // Chosen and rejected continuing one prompt pass (what every preference
+    // step uses) against each scored with its own full forward: log-probs
+    // and every parameter's gradient agree up to float rounding.
+    tch::set_num_threads(1);
+    let policy = Policy::new(spec(16, 6), Device::Cpu, 4);
+    let p = prompts();
+    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, 7, 7, EOS], vec![EOS]], 6);
+    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, 9, EOS], vec![EOS], vec![9, 10, EOS]], 6);
+    for mean in [false, true] {
+        let grads = |f: &dyn Fn() -> Tensor| -> (Tensor, Vec<Tensor>) {
+            let mut vars: Vec<(String, Tensor)> = policy.vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            for (_, v) in &mut vars {
+                v.zero_grad();
+            }
+            let out = f();
+            // A weighted sum, so that chosen and rejected rows count differently.
+            let w = Tensor::arange(out.size()[0], (Kind::Float, Device::Cpu)) + 1.0;
+            (&out * w).sum(Kind::Float).backward();
+            (out.detach(), vars.iter().map(|(_, v)| v.grad().copy()).collect())
+        };
+        let (shared, g_shared) = grads(&|| policy.shared_prompt_seq_logprob(&p, &[&y1, &y2], mean));
+        let (full, g_full) = grads(&|| Tensor::cat(&[policy.seq_logprob(&p, &y1, mean), policy.seq_logprob(&p, &y2, mean)], 0));
+        assert!(max_abs(&shared, &full) < 1e-5, "mean={mean}: {shared:?} vs {full:?}");
+        for (a, b) in g_shared.iter().zip(&g_full) {
+            assert!(max_abs(a, b) < 1e-4, "mean={mean}: gradients differ by {}", max_abs(a, b));
+        }
+    }
+}

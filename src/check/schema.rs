@@ -528,6 +528,8 @@ pub fn node_version(node_kind: &str) -> u32 {
         "dataset.relabel" => 2,
         // 2: the `head` argument (pooled by default; 1 was the joint head).
         "model.pm" => 2,
+        // 2: chosen and rejected share the prompts' forward pass.
+        "run.train" => 2,
         _ => 1,
     }
 }

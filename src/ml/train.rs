@@ -60,13 +60,13 @@ pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize
 pub fn preference_step(policy: &Policy, reference: &Policy, loss: Loss, mean_logprob: bool, adam: &mut Adam, batch: &Pairs) -> StepMetrics {
     let device = policy.device();
     let b = batch.len();
-    // Chosen and rejected in one forward pass.
-    let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0).to_device(device);
-    let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0).to_device(device);
-    let lp = policy.seq_logprob(&prompts, &responses, mean_logprob);
+    // Chosen and rejected in one pass, sharing the prompts' computation.
+    let prompts = batch.prompts.to_device(device);
+    let (chosen, rejected) = (batch.chosen.to_device(device), batch.rejected.to_device(device));
+    let lp = policy.shared_prompt_seq_logprob(&prompts, &[&chosen, &rejected], mean_logprob);
     let (lw, ll) = (lp.narrow(0, 0, b), lp.narrow(0, b, b));
     let (rw, rl) = if loss.needs_reference() {
-        let r = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, mean_logprob));
+        let r = tch::no_grad(|| reference.shared_prompt_seq_logprob(&prompts, &[&chosen, &rejected], mean_logprob));
         (r.narrow(0, 0, b), r.narrow(0, b, b))
     } else {
         (lw.zeros_like(), ll.zeros_like())

@@ -65,6 +65,19 @@ pub struct KvCache {
     key_mask: Tensor,
 }
 
+impl KvCache {
+    /// The cache for `n` copies of the batch, stacked along it (copy j of
+    /// row i is row j·B + i): one prompt prefix shared by several responses.
+    pub fn repeat(&self, n: usize) -> KvCache {
+        let rep = |t: &Tensor| {
+            let mut times = vec![1i64; t.dim()];
+            times[0] = n as i64;
+            t.repeat(times.as_slice())
+        };
+        KvCache { k: self.k.iter().map(rep).collect(), v: self.v.iter().map(rep).collect(), key_mask: rep(&self.key_mask) }
+    }
+}
+
 fn block(p: nn::Path, d: i64) -> Block {
     Block {
         ln1: nn::layer_norm(&p / "ln1", vec![d], Default::default()),
@@ -173,6 +186,30 @@ impl Trunk {
             cache.v.push(v);
         }
         (self.ln_f.forward(&x), cache)
+    }
+
+    /// `tokens` [B, T] (PAD allowed, `key_mask` says which are real)
+    /// continuing the sequences in `cache`, at `positions` [B, T]: each new
+    /// token sees every real cached key and the new tokens up to itself.
+    /// Hidden [B, T, D]. The same numbers as a forward over the whole
+    /// sequence, up to float rounding; the cached prefix is not recomputed.
+    pub fn extend(&self, tokens: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: &mut KvCache) -> Tensor {
+        let (b, t) = tokens.size2().expect("[B, T]");
+        let device = tokens.device();
+        let past = cache.key_mask.size()[1];
+        let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
+        let eye = Tensor::eye(t, (Kind::Bool, device));
+        let new_keys = causal.unsqueeze(0).unsqueeze(0).logical_and(&key_mask.unsqueeze(1).unsqueeze(1)).logical_or(&eye.unsqueeze(0).unsqueeze(0)); // [B,1,T,T]
+        let past_keys = cache.key_mask.unsqueeze(1).unsqueeze(1).expand([b, 1, t, past], false);
+        let mask = Tensor::cat(&[past_keys, new_keys], 3);
+        cache.key_mask = Tensor::cat(&[&cache.key_mask, key_mask], 1);
+        let mut x = self.tok.forward(tokens) + self.pos.forward(positions);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let (k, v) = (&mut cache.k[i], &mut cache.v[i]);
+            x = self.attend(blk, &x, &mask, Some((k, v)));
+            x = Self::mlp(blk, &x);
+        }
+        self.ln_f.forward(&x)
     }
 
     /// One new token per row at the given positions: [B, 1] → hidden [B, 1, D].

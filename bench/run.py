@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""`make bench`: tandem beside plain PyTorch and TRL, in one invocation.
+
+    .venv/bin/python bench/run.py [--quick] [--steps N] [--threads 1,2]
+
+Runs, one after the other so they never share the cores:
+- workload W (one offline IPO step, see bench/tandem.rs) in tandem, in
+  eager PyTorch (a hand-written model mirroring tandem's, and transformers'
+  GPT-2) and in TRL's DPOTrainer (loss_type="ipo"), at each thread count;
+- one online IPO step, and sampling 16 tokens with and without the KV cache;
+- a float32 matmul through libtorch, whose rate gives the arithmetic floors;
+- `tandem check` + `tandem plan` of a sweep of about 10,000 nodes;
+- the quickstart study from an empty cache with --jobs 1 and --jobs 2, then a
+  second `run` of the cached study (skipped with --quick).
+
+Prints a table of ms/step and ratios against the targets of issue #7 and
+writes bench/results.csv (one row per measurement, one per target).
+"""
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = os.path.join(ROOT, ".venv", "bin", "python")
+TANDEM = os.path.join(ROOT, "target", "release", "tandem")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def json_lines(cmd, **kw):
+    """Runs cmd; returns the JSON objects it printed on stdout."""
+    log("$", " ".join(cmd))
+    out = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, check=True, text=True, **kw).stdout
+    return [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+
+
+def timed(cmd, reps, cwd=ROOT):
+    """Median wall seconds of `reps` runs of cmd (output discarded)."""
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), min(times), max(times)
+
+
+def sweep_file(path):
+    """A study whose plan has about 10,000 nodes: 100 x 50 runs, each a run
+    node plus its final checkpoint, over one shared world/data/SFT/PM."""
+    betas = ", ".join(f"{0.01 * (i + 1):.2f}" for i in range(100))
+    lrs = ", ".join(f"{1e-6 * (i + 1):.6g}" for i in range(50))
+    with open(path, "w") as f:
+        f.write(
+            "world w = summarize(seed: 1)\n"
+            "dataset d = generate(w, pairs: 1k)\n"
+            "model sft = sft(d, steps: 10)\n"
+            "model pm = pm(d, steps: 10)\n"
+            f"run r = train(sft, loss: ipo(beta: sweep [{betas}]), lr: sweep [{lrs}], sampler: online(judge: pm), steps: 10, save_every: 10)\n"
+        )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="skip the quickstart study timings (about 8 minutes)")
+    ap.add_argument("--steps", type=int, default=200, help="timed steps per step benchmark")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", default="1,2", help="thread counts for workload W")
+    ap.add_argument("--no-trl", action="store_true", help="leave TRL out (e.g. when bench/setup.sh cannot run)")
+    args = ap.parse_args()
+    threads = [int(t) for t in args.threads.split(",")]
+    steps = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    rows = []  # measurements
+
+    def add(m, name=None, impl=None):
+        m = dict(m)
+        if name:
+            m["name"] = name
+        if impl:
+            m["impl"] = impl
+        rows.append(m)
+        log(f"  {m['name']:<22} {m['impl']:<22} threads {m.get('threads', '-')}: {m.get('ms_per_step_median', float('nan')):.2f} ms")
+        return m
+
+    env = dict(os.environ, LIBTORCH_USE_PYTORCH="1")
+    env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env.get("PATH", "")
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bench", "tandem", "--bin", "tandem"], cwd=ROOT, env=env, check=True)
+    bench_bin = subprocess.run(
+        ["cargo", "bench", "--locked", "--bench", "tandem", "--no-run", "--message-format", "json"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=True
+    ).stdout
+    exe = [json.loads(l)["executable"] for l in bench_bin.splitlines() if '"executable":"' in l and '"name":"tandem"' in l and '"bench"' in l]
+    exe = [e for e in exe if e]
+    if not exe:
+        sys.exit("bench/run.py: could not find the tandem bench executable")
+    bench = exe[-1]
+
+    for t in threads:
+        log(f"== workload W and friends, {t} thread(s)")
+        for m in json_lines([bench, "--threads", str(t)] + steps, env=env):
+            add(m)
+        add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "handwritten", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_handwritten")
+        add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "gpt2", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_gpt2")
+        if not args.no_trl:
+            trl_steps = ["--steps", str(max(20, args.steps // 4)), "--warmup", str(max(5, args.warmup // 4))]
+            add(json_lines([PY, "bench/reference/trl_dpo_ipo.py", "--threads", str(t)] + trl_steps)[0], name="offline_ipo_step_W", impl="trl_dpo_ipo")
+
+    log("== check + plan of a 10,000-node sweep")
+    with tempfile.TemporaryDirectory() as tmp:
+        f = os.path.join(tmp, "sweep.exp")
+        sweep_file(f)
+        out = subprocess.run([TANDEM, "plan", "--json", f], cwd=tmp, stdout=subprocess.PIPE, check=True, text=True).stdout
+        nodes = len(json.loads(out)["nodes"])
+        med, lo, hi = timed([TANDEM, "check", f], 5, cwd=tmp)
+        add({"name": "check_10k_sweep", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "nodes": nodes})
+        med, lo, hi = timed([TANDEM, "plan", f], 5, cwd=tmp)
+        add({"name": "plan_10k_sweep", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "nodes": nodes})
+
+    if not args.quick:
+        study = os.path.join(ROOT, "experiments", "quickstart.exp")
+        for jobs in (1, 2):
+            log(f"== quickstart from an empty cache, --jobs {jobs}")
+            with tempfile.TemporaryDirectory() as tmp:
+                cmd = [TANDEM, "--cache", os.path.join(tmp, "cache"), "run", study, "--jobs", str(jobs), "--threads", str(3 - jobs), "--results", os.path.join(tmp, "results")]
+                med, _, _ = timed(cmd, 1)
+                add({"name": "quickstart_study", "impl": f"tandem --jobs {jobs} --threads {3 - jobs}", "ms_per_step_median": med * 1e3, "steps": 1})
+                if jobs == 2:
+                    med, lo, hi = timed(cmd, 5)
+                    add({"name": "cached_rerun", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "steps": 5})
+
+    # ---- ratios against the targets
+    def get(name, impl, t=None):
+        for r in rows:
+            if r["name"] == name and r["impl"] == impl and (t is None or r.get("threads") == t):
+                return r
+        return None
+
+    targets = []
+
+    def target(what, value, goal, ok, note=""):
+        targets.append({"target": what, "value": value, "goal": goal, "met": ok, "note": note})
+
+    for t in threads:
+        w = get("offline_ipo_step_W", "tandem", t)
+        mm = get("matmul_1024_f32", "tandem", t)
+        if not w:
+            continue
+        ms = w["ms_per_step_median"]
+        for impl, goal in (("pytorch_eager_handwritten", 1.5), ("pytorch_eager_gpt2", 1.5), ("trl_dpo_ipo", 10.0)):
+            r = get("offline_ipo_step_W", impl, t)
+            if r:
+                ratio = r["ms_per_step_median"] / ms
+                target(f"W offline step: {impl} / tandem ({t} thr)", ratio, f">= {goal}", ratio >= goal)
+        if mm:
+            rate = mm["flops_per_step"] / (mm["ms_per_step_median"] / 1e3)
+            floor_ms = w["flops_per_step"] / rate * 1e3
+            target(f"W offline step: tandem / floor ({t} thr)", ms / floor_ms, "<= 1.5", ms / floor_ms <= 1.5, f"floor {floor_ms:.1f} ms = {w['flops_per_step'] / 1e9:.2f} GFLOP at {rate / 1e9:.1f} GFLOP/s")
+            o = get("online_ipo_step", "tandem", t)
+            if o:
+                ofloor = o["flops_per_step"] / rate * 1e3
+                target(f"online step: tandem / floor ({t} thr)", o["ms_per_step_median"] / ofloor, "<= 3", o["ms_per_step_median"] / ofloor <= 3, f"floor {ofloor:.1f} ms")
+        kv, nokv = get("sample_16_kv_cache", "tandem", t), get("sample_16_no_cache", "tandem", t)
+        if kv and nokv:
+            ratio = nokv["ms_per_step_median"] / kv["ms_per_step_median"]
+            tps = kv["tokens_per_call"] / (kv["ms_per_step_median"] / 1e3)
+            target(f"KV-cache sampling speed-up, 16 tokens ({t} thr)", ratio, ">= 5", ratio >= 5, f"{tps:.0f} tokens/s with the cache")
+    c, p = get("check_10k_sweep", "tandem"), get("plan_10k_sweep", "tandem")
+    if c and p:
+        # `plan` checks the file first, so its time includes check's.
+        target(f"check + plan of a {p['nodes']}-node sweep (s)", p["ms_per_step_median"] / 1e3, "< 1", p["ms_per_step_median"] < 1000, "plan includes the check")
+    r = get("cached_rerun", "tandem")
+    if r:
+        target("second run of the cached quickstart (s)", r["ms_per_step_median"] / 1e3, "< 1", r["ms_per_step_median"] < 1000)
+
+    # ---- print and write
+    print()
+    print(f"{'measurement':<22} {'implementation':<30} {'thr':>3} {'median ms':>11} {'p10':>9} {'p90':>9}")
+    for r in rows:
+        print(f"{r['name']:<22} {r['impl']:<30} {str(r.get('threads', '-')):>3} {r['ms_per_step_median']:>11.2f} {r.get('ms_per_step_p10', float('nan')):>9.2f} {r.get('ms_per_step_p90', float('nan')):>9.2f}")
+    print()
+    print(f"{'target':<52} {'value':>8} {'goal':>7}  met  note")
+    for t in targets:
+        print(f"{t['target']:<52} {t['value']:>8.2f} {t['goal']:>7}  {'yes' if t['met'] else 'NO ':<4} {t['note']}")
+    out = os.path.join(ROOT, "bench", "results.csv")
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kind", "name", "impl", "threads", "ms_median", "ms_p10", "ms_p90", "value", "goal", "met", "note"])
+        for r in rows:
+            w.writerow(["measurement", r["name"], r["impl"], r.get("threads", ""), f"{r['ms_per_step_median']:.4f}", r.get("ms_per_step_p10", ""), r.get("ms_per_step_p90", ""), "", "", "", ""])
+        for t in targets:
+            w.writerow(["target", t["target"], "", "", "", "", "", f"{t['value']:.4f}", t["goal"], t["met"], t["note"]])
+    print(f"\nwrote {os.path.relpath(out, ROOT)}; machine: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
+
+
+if __name__ == "__main__":
+    main()
