@@ -36,6 +36,7 @@ pub enum Code {
     AmbiguousSweep,
     Cycle,
     BadNumber,
+    OutsideProject,
 }
 
 impl Code {
@@ -62,6 +63,7 @@ impl Code {
             Code::AmbiguousSweep => "tandem::ambiguous_sweep",
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
+            Code::OutsideProject => "tandem::outside_project",
         }
     }
 }

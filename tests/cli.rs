@@ -215,3 +215,32 @@ fn run_dry_run_and_only_list_what_would_be_computed() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("nosuch"));
 }
+
+#[test]
+fn a_jsonl_path_leaving_the_project_must_be_absolute() {
+    // project/ (marked by tandem.toml) holds the study in exp/; the data
+    // lies beside the project. `../../data/...` climbs out: refused with a
+    // help naming the absolute path, which is accepted.
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("exp")).unwrap();
+    std::fs::write(project.join("tandem.toml"), "").unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let data = dir.path().join("data/prefs.jsonl");
+    std::fs::copy("tests/data/tiny_prefs.jsonl", &data).unwrap();
+    let rel = project.join("exp/rel.exp");
+    std::fs::write(&rel, "dataset d = jsonl(\"../../data/prefs.jsonl\")\n").unwrap();
+    let o = tandem(&["check", rel.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("tandem::outside_project") && err.contains("leads outside the project"), "{err}");
+    let abs = project.join("exp/abs.exp");
+    std::fs::write(&abs, format!("dataset d = jsonl({:?})\n", data.to_str().unwrap())).unwrap();
+    let o = tandem(&["check", abs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Inside the project, relative paths are fine.
+    std::fs::copy("tests/data/tiny_prefs.jsonl", project.join("prefs.jsonl")).unwrap();
+    std::fs::write(&rel, "dataset d = jsonl(\"../prefs.jsonl\")\n").unwrap();
+    let o = tandem(&["check", rel.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

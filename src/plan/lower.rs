@@ -13,7 +13,7 @@
 //! changes no key.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::check::program::{is_saved_step, InstanceId, Program, Value};
 use crate::check::schema::node_version;
@@ -310,6 +310,21 @@ impl<'p> Lowerer<'p> {
         let Some(Value::Str(path)) = inst.args.get("path") else { return None };
         let file = &self.program.sources.get(inst.span.file).path;
         let full = file.parent().unwrap_or(Path::new(".")).join(path);
+        // A relative path must not climb out of the project: data from
+        // elsewhere is named explicitly, by an absolute path.
+        if Path::new(path).is_relative() {
+            let root = project_root(&self.program.sources.get(crate::syntax::source::FileId(0)).path);
+            if let (Some(root), Some(target)) = (normalize(&root), normalize(&full)) {
+                if !target.starts_with(&root) {
+                    self.problems.push(
+                        Problem::new(Code::OutsideProject, inst.span, format!("`{path}` leads outside the project ({})", root.display()))
+                            .label("this dataset's file")
+                            .help(format!("to import a file from outside the project, name it by its absolute path: \"{}\"", target.display())),
+                    );
+                    return None;
+                }
+            }
+        }
         match std::fs::read(&full) {
             Ok(bytes) => Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string())),
             Err(e) => {
@@ -322,4 +337,28 @@ impl<'p> Lowerer<'p> {
             }
         }
     }
+}
+
+/// The project a top-level .exp file belongs to: the nearest folder above it
+/// holding `tandem.toml` or `.git`, else the file's own folder.
+fn project_root(top: &Path) -> PathBuf {
+    let dir = top.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let abs = std::path::absolute(&dir).unwrap_or(dir.clone());
+    abs.ancestors().find(|a| a.join("tandem.toml").exists() || a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(abs)
+}
+
+/// An absolute path with `.` and `..` resolved lexically (no symlinks followed).
+fn normalize(p: &Path) -> Option<PathBuf> {
+    let abs = std::path::absolute(p).ok()?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
