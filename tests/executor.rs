@@ -9,19 +9,8 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 
-const STUDY: &str = r#"
-world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
-dataset d_initial = generate(w, pairs: 400)
-model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-dataset d_golden = relabel(d_initial, judge: golden_pm)
-model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
-model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
-run offline = online with { sampler: offline(d_golden) }
-run tandem = online with { sampler: replay(online, shuffle: 1) }
-eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
-eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
-"#;
+mod common;
+use common::{FAILING_STUDY, MICRO_STUDY as STUDY};
 
 fn tandem(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -209,18 +198,7 @@ fn a_failing_node_stops_only_its_dependents() {
     // A judge from another world (another vocabulary) cannot label this
     // policy's samples: that run fails, its evaluation is skipped, and the
     // rest of the study completes.
-    let study = r#"
-world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
-world other = helpful(seed: 3, vocab: 30, prompt_len: 6, response_len: 8)
-dataset d = generate(w, pairs: 200)
-dataset d_other = generate(other, pairs: 200)
-model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
-model pm_w = pm(d, layers: 1, width: 16, heads: 2, steps: 20)
-model pm_other = pm(d_other, layers: 1, width: 16, heads: 2, steps: 20)
-run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save_every: 5, batch: 8)
-run bad = train(sft, loss: ipo(), sampler: online(judge: pm_other), steps: 10, save_every: 5, batch: 8)
-eval k = kl(policies: [good, bad], prompts: 16, at: [10])
-"#;
+    let study = FAILING_STUDY;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mixed.exp");
     std::fs::write(&file, study).unwrap();
@@ -230,7 +208,7 @@ eval k = kl(policies: [good, bad], prompts: 16, at: [10])
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("failed: bad") && stdout.contains("models must come from the same world"), "{stdout}");
     assert!(stdout.contains("log: ") && stdout.contains(".log"), "{stdout}");
-    assert!(stdout.contains("skipped because an input failed: k(bad@10)"), "{stdout}");
+    assert!(stdout.contains("skipped because an input failed: k(bad@5), k(bad@10)"), "{stdout}");
     // The good branch finished.
     let csv = std::fs::read_to_string(dir.path().join("r/mixed/evals.csv")).unwrap();
     assert!(csv.contains("good@10"), "{csv}");

@@ -12,34 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const STUDY: &str = r#"
-world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
-dataset d_initial = generate(w, pairs: 400)
-model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-dataset d_golden = relabel(d_initial, judge: golden_pm)
-model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
-model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
-run offline = online with { sampler: offline(d_golden) }
-run tandem = online with { sampler: replay(online, shuffle: 1) }
-eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
-eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
-"#;
-
-// A judge from another world (another vocabulary) cannot label the policy's
-// samples: `bad` fails in its job, its evaluation is skipped, `good` is done.
-const FAILING: &str = r#"
-world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
-world other = helpful(seed: 3, vocab: 30, prompt_len: 6, response_len: 8)
-dataset d = generate(w, pairs: 200)
-dataset d_other = generate(other, pairs: 200)
-model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
-model pm_w = pm(d, layers: 1, width: 16, heads: 2, steps: 20)
-model pm_other = pm(d_other, layers: 1, width: 16, heads: 2, steps: 20)
-run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save_every: 5, batch: 8)
-run bad = good with { sampler: online(judge: pm_other) }
-eval k = kl(policies: [good, bad], prompts: 8)
-"#;
+mod common;
+use common::{FAILING_STUDY as FAILING, MICRO_STUDY as STUDY};
 
 const PROFILE: &str = r#"
 executor = "slurm"

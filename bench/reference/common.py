@@ -84,3 +84,27 @@ def summary(name, impl, threads, times_s, params, extra=None):
     if extra:
         out.update(extra)
     return json.dumps(out)
+
+
+def gpt2_config(vocab=VOCAB, layers=LAYERS, width=WIDTH, heads=HEADS, context=PROMPT_LEN + RESPONSE_LEN):
+    """transformers' GPT-2 config of workload W: exact GELU, no dropout, SDPA."""
+    from transformers import GPT2Config
+
+    cfg = GPT2Config(
+        vocab_size=vocab,
+        n_positions=context,
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        n_inner=None,  # 4 * n_embd
+        activation_function="gelu",  # exact GELU, as in W (GPT-2's own is gelu_new)
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
+        use_cache=False,
+    )
+    cfg._attn_implementation = "sdpa"
+    return cfg

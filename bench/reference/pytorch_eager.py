@@ -102,25 +102,9 @@ class HandwrittenPolicy(nn.Module):
 class GPT2Policy(nn.Module):
     def __init__(self, vocab, layers, width, heads, context):
         super().__init__()
-        from transformers import GPT2Config, GPT2LMHeadModel
+        from transformers import GPT2LMHeadModel
 
-        cfg = GPT2Config(
-            vocab_size=vocab,
-            n_positions=context,
-            n_embd=width,
-            n_layer=layers,
-            n_head=heads,
-            n_inner=None,  # 4 * n_embd
-            activation_function="gelu",  # exact GELU, as in W (GPT-2's own is gelu_new)
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            bos_token_id=C.BOS,
-            eos_token_id=C.EOS,
-            pad_token_id=C.PAD,
-            use_cache=False,
-        )
-        cfg._attn_implementation = "sdpa"
+        cfg = C.gpt2_config(vocab, layers, width, heads, context)
         self.model = GPT2LMHeadModel(cfg)
         forbid = torch.zeros(vocab)
         forbid[[C.PAD, C.BOS, C.SEP]] = -1e9

@@ -90,25 +90,9 @@ def build_dataset(n_pairs, seed):
 
 
 def build_model():
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import GPT2LMHeadModel
 
-    cfg = GPT2Config(
-        vocab_size=C.VOCAB,
-        n_positions=C.PROMPT_LEN + C.RESPONSE_LEN,
-        n_embd=C.WIDTH,
-        n_layer=C.LAYERS,
-        n_head=C.HEADS,
-        n_inner=None,
-        activation_function="gelu",  # exact GELU as in W
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=C.BOS,
-        eos_token_id=C.EOS,
-        pad_token_id=C.PAD,
-        use_cache=False,
-    )
-    cfg._attn_implementation = "sdpa"
+    cfg = C.gpt2_config()
     return GPT2LMHeadModel(cfg)
 
 

@@ -1,36 +1,33 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Studies shared by the executor tests (tests/executor.rs, tests/slurm.rs):
+//! the same text run locally, killed, concurrently or through Slurm.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+/// The paper's pipeline in miniature: about 20 s on one core.
+pub const MICRO_STUDY: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d_initial = generate(w, pairs: 400)
+model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+dataset d_golden = relabel(d_initial, judge: golden_pm)
+model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
+model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
+run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
+run offline = online with { sampler: offline(d_golden) }
+run tandem = online with { sampler: replay(online, shuffle: 1) }
+eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
+eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
+"#;
 
-use tandem::check::{check_file, check_source, CheckOptions};
-use tandem::plan::lower::lower;
-use tandem::plan::{Key, Plan};
-
-/// Checks and plans text; panics with the rendered diagnostics on failure.
-pub fn plan_text(text: &str) -> Plan {
-    let checked = check_source("test.exp", text, CheckOptions::default());
-    if !checked.is_ok() {
-        panic!("{}\n---\n{}", tandem::cli::render::render(&checked.diagnostics, false, 100), text);
-    }
-    lower(&checked.program).unwrap_or_else(|d| panic!("{}", tandem::cli::render::render(&d, false, 100)))
-}
-
-pub fn plan_path(path: &Path) -> Result<Plan, String> {
-    let checked = check_file(path, CheckOptions::default());
-    if !checked.is_ok() {
-        return Err(tandem::cli::render::render(&checked.diagnostics, false, 80));
-    }
-    lower(&checked.program).map_err(|d| tandem::cli::render::render(&d, false, 80))
-}
-
-pub fn keys(plan: &Plan) -> Vec<Key> {
-    let mut k: Vec<Key> = plan.by_key.keys().copied().collect();
-    k.sort();
-    k
-}
-
-pub fn names(plan: &Plan) -> BTreeMap<String, Key> {
-    plan.names()
-}
+/// A study with one failing node: a judge from another world (another
+/// vocabulary) cannot label the policy's samples, so `bad` fails and its
+/// evaluations are skipped while `good` completes.
+pub const FAILING_STUDY: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+world other = helpful(seed: 3, vocab: 30, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 200)
+dataset d_other = generate(other, pairs: 200)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_w = pm(d, layers: 1, width: 16, heads: 2, steps: 20)
+model pm_other = pm(d_other, layers: 1, width: 16, heads: 2, steps: 20)
+run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save_every: 5, batch: 8)
+run bad = train(sft, loss: ipo(), sampler: online(judge: pm_other), steps: 10, save_every: 5, batch: 8)
+eval k = kl(policies: [good, bad], prompts: 16, at: [5, 10])
+"#;
