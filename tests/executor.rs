@@ -214,3 +214,36 @@ fn a_failing_node_stops_only_its_dependents() {
     assert!(csv.contains("good@10"), "{csv}");
     assert!(!csv.contains("bad@10"));
 }
+
+#[test]
+fn declarations_merged_into_one_run_get_every_checkpoint_they_ask_for() {
+    // `every10` and `every5` are the same run (save_every is not in the key).
+    // First only `every10` is computed; then a study that also evaluates
+    // `every5` at steps 5 and 15 must refill those checkpoints, and the
+    // checkpoint at step 10 must come out byte for byte as before.
+    let base = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 200)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)
+run every10 = train(sft, loss: ipo(), sampler: offline(d), steps: 20, save_every: 10, batch: 8)
+eval k10 = kl(policies: [every10], prompts: 8, at: [10, 20])
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let first = dir.path().join("first.exp");
+    std::fs::write(&first, base).unwrap();
+    run_to_end(&first, &cache);
+    let before = artifacts(&first, &cache);
+    let second = dir.path().join("second.exp");
+    std::fs::write(&second, format!("{base}run every5 = every10 with {{ save_every: 5 }}\neval k5 = kl(policies: [every5], prompts: 8, at: [5, 15])\n")).unwrap();
+    let text = run_to_end(&second, &cache);
+    assert!(text.contains("failed          0"), "{text}");
+    let after = artifacts(&second, &cache);
+    for (name, files) in &before {
+        // A node of the second plan may carry both declarations' names.
+        let again = after.iter().find(|(n, _)| n.split(", ").any(|m| m == name)).map(|(_, f)| f);
+        assert_eq!(Some(files), again, "{name} changed when the gaps were filled");
+    }
+    let csv = std::fs::read_to_string(cache.join("results/second/evals.csv")).unwrap();
+    assert!(csv.contains("every5@5") && csv.contains("every5@15"), "{csv}");
+}

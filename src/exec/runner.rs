@@ -28,7 +28,9 @@ use crate::plan::{Key, Node, Plan};
 /// evaluations, so it is done when they are.
 pub fn is_done(store: &Store, plan: &Plan, node: &Node) -> bool {
     match node.kind.as_str() {
-        "run.train" => store.contains(&checkpoint_key(&node.key, target_steps(node))),
+        "run.train" => {
+            store.contains(&checkpoint_key(&node.key, target_steps(node))) && crate::plan::node::checkpoint_steps(&node.attrs).iter().all(|s| store.contains(&checkpoint_key(&node.key, *s)))
+        }
         k if k.starts_with("figure.") => node.inputs.iter().all(|(_, i)| plan.node(i).is_some_and(|n| is_done(store, plan, n))),
         _ => store.contains(&node.key),
     }

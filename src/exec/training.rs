@@ -115,8 +115,16 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
         }
     }
 
-    // Resume.
-    let start = latest_checkpoint(ctx, &node.key, target);
+    // Resume from the latest checkpoint before the first one missing: the
+    // target, or a step some evaluation needs that an earlier run of this
+    // node (merged from declarations with other save grids) did not save.
+    // Training is deterministic, so refilling a gap rewrites nothing.
+    let required = crate::plan::node::checkpoint_steps(&node.attrs);
+    let missing: Vec<i64> = required.iter().copied().filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s))).collect();
+    let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
+    let first_missing = missing.first().copied().unwrap_or(target);
+    let end = if target_done { missing.last().copied().unwrap_or(target) } else { target };
+    let start = latest_checkpoint(ctx, &node.key, first_missing);
     let began = std::time::Instant::now();
     let seconds_before = if start > 0 { ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0) } else { 0.0 };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
@@ -132,13 +140,13 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
         let parts = if online { vec![art::load_pairs(ctx.store, &ck, "stream.safetensors")?] } else { vec![] };
         (policy, adam, rows, parts)
     };
-    log.line(&format!("training {} from step {start} to {target}", node.display_name()));
+    log.line(&format!("training {} from step {start} to {end}", node.display_name()));
     if adam.step != start {
         return Err(ExecError::Invalid(format!("checkpoint at {start} holds optimizer step {}", adam.step)));
     }
-    (ctx.progress)(start as u64, target as u64);
+    (ctx.progress)(start as u64, end as u64);
 
-    for step in start..target {
+    for step in start..end {
         ctx.check_stop()?;
         let batch_pairs = match &source {
             Source::Offline(data) => data.select(&sampler::offline_indices(data.len() as usize, batch, step as u64, seed)),
@@ -155,7 +163,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
         let m = train::preference_step(&policy, &reference, loss, mean, &mut adam, &batch_pairs);
         rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
         let done = step + 1;
-        if done % save_every == 0 || done == target {
+        if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {
             let ck = checkpoint_node(node, done);
             if !ctx.store.contains(&ck.key) {
                 let mut st = ctx.store.begin(&ck)?;
@@ -178,7 +186,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
                 st.commit()?;
             }
         }
-        (ctx.progress)(done as u64, target as u64);
+        (ctx.progress)(done as u64, end as u64);
     }
     Ok(())
 }

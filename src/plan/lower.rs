@@ -204,12 +204,15 @@ impl<'p> Lowerer<'p> {
         if let Some(pool) = self.pool.get(&train).copied() {
             self.pool.insert(key, pool);
         }
-        // The training node must now go at least this far.
+        // The training node must now go at least this far, and save this
+        // step whatever its `save_every` (declarations merged into one run
+        // may save on different grids).
         if let Some(n) = self.plan.node_mut(&train) {
             let cur = n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0);
             if step > cur {
                 n.attrs.insert("steps".into(), serde_json::json!(step));
             }
+            crate::plan::node::add_checkpoint_step(&mut n.attrs, step);
         }
         key
     }

@@ -110,12 +110,32 @@ impl Plan {
 
 /// `steps` (how far a run must train) is the maximum asked for; other
 /// attributes keep the first value.
+/// Records that a training run must save a checkpoint at `step`
+/// (attribute `checkpoints`: sorted, without repeats).
+pub fn add_checkpoint_step(attrs: &mut BTreeMap<String, serde_json::Value>, step: i64) {
+    let mut steps = checkpoint_steps(attrs);
+    if let Err(at) = steps.binary_search(&step) {
+        steps.insert(at, step);
+    }
+    attrs.insert("checkpoints".into(), serde_json::json!(steps));
+}
+
+/// The steps at which a training run must have saved checkpoints.
+pub fn checkpoint_steps(attrs: &BTreeMap<String, serde_json::Value>) -> Vec<i64> {
+    attrs.get("checkpoints").and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|s| s.as_i64()).collect()).unwrap_or_default()
+}
+
 fn merge_attrs(into: &mut BTreeMap<String, serde_json::Value>, from: BTreeMap<String, serde_json::Value>) {
     for (k, v) in from {
         match (k.as_str(), into.get(&k)) {
             ("steps", Some(old)) => {
                 if v.as_i64() > old.as_i64() {
                     into.insert(k, v);
+                }
+            }
+            ("checkpoints", Some(_)) => {
+                for s in v.as_array().into_iter().flatten().filter_map(|s| s.as_i64()) {
+                    add_checkpoint_step(into, s);
                 }
             }
             (_, Some(_)) => {}
