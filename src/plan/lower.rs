@@ -177,6 +177,14 @@ impl<'p> Lowerer<'p> {
                         _ => {}
                     }
                 }
+                // The evaluations' declared labels: a figure plots their rows
+                // only, though an evaluation node shared with another
+                // declaration (a common step 0, say) carries more names.
+                let evals: Vec<String> = ["x", "y"].iter().filter_map(|a| match inst.args.get(*a) {
+                    Some(Value::Instance(e)) => Some(self.program.instances[*e].label.clone()),
+                    _ => None,
+                }).collect();
+                attrs.insert("evals".to_string(), serde_json::json!(evals));
                 Output::Node(self.add(node_kind, params, vec![inst.label.clone()], attrs))
             }
         };

@@ -62,9 +62,9 @@ fn keys_of(v: Option<&CValue>) -> Vec<Key> {
 
 /// The rows of the given evaluation nodes; an evaluation that reports several
 /// metrics is plotted by its first (its headline).
-fn rows_of<'a>(rows: &'a [TidyRow], keys: &[Key]) -> Vec<&'a TidyRow> {
+fn rows_of<'a>(rows: &'a [TidyRow], keys: &[Key], evals: &[String]) -> Vec<&'a TidyRow> {
     let shorts: Vec<String> = keys.iter().map(|k| k.short()).collect();
-    let selected: Vec<&TidyRow> = rows.iter().filter(|r| shorts.contains(&r.key)).collect();
+    let selected: Vec<&TidyRow> = rows.iter().filter(|r| shorts.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
     let mut headline: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for r in &selected {
         headline.entry(r.eval.as_str()).or_insert(r.metric.as_str());
@@ -95,10 +95,11 @@ pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
     let expect: Vec<String> = node.attrs.get("expect").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
     let mut fig = Figure { name, kind: node.kind.clone(), title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim, expect };
     let by_member = node.attrs.get("series").and_then(|v| v.as_str()) == Some("member");
+    let evals: Vec<String> = node.attrs.get("evals").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
     match node.kind.as_str() {
         "figure.tradeoff" | "figure.scatter" => {
-            let xs = rows_of(rows, &keys_of(node.params.get("x")));
-            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            let xs = rows_of(rows, &keys_of(node.params.get("x")), &evals);
+            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
             fig.x_label = metric_label(&xs);
             fig.y_label = metric_label(&ys);
             for y in &ys {
@@ -113,7 +114,7 @@ pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
             }
         }
         "figure.curve" => {
-            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
             fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) { "step of the online data stream".into() } else { "training step".into() };
             fig.y_label = metric_label(&ys);
             for y in &ys {
@@ -123,7 +124,7 @@ pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
             }
         }
         "figure.best" => {
-            let ys = rows_of(rows, &keys_of(node.params.get("y")));
+            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
             fig.y_label = metric_label(&ys);
             let q = match node.params.get("quantile") {
                 Some(CValue::Float(q)) => *q,
@@ -306,4 +307,26 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     }
     w.flush().map_err(|e| e.to_string())?;
     Ok(vec![svg, png, csv_path])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(eval: &str, target: &str, key: &Key) -> TidyRow {
+        TidyRow { eval: eval.into(), target: target.into(), step: Some(0), metric: "kl".into(), value: 0.0, stderr: 0.0, ci_low: 0.0, ci_high: 0.0, n: 1, data_step: None, key: key.short() }
+    }
+
+    #[test]
+    fn a_figure_takes_only_its_own_evaluations_rows_from_a_shared_node() {
+        // One evaluation node (step 0 of runs that all start from SFT) is
+        // named by two declarations; each figure must see only its own.
+        let shared = Key([7; 32]);
+        let rows = vec![row("f1_kl", "online@0", &shared), row("f13_kl", "shuffled@0", &shared)];
+        let mine = rows_of(&rows, &[shared], &["f1_kl".to_string()]);
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].target, "online@0");
+        // Without the declared labels (an older plan) every row is kept.
+        assert_eq!(rows_of(&rows, &[shared], &[]).len(), 2);
+    }
 }
