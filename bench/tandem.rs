@@ -255,7 +255,8 @@ fn main() {
     let o = parse();
     tch::set_num_threads(o.threads);
     tch::set_num_interop_threads(1);
-    let all: [(&str, fn(&Opts)); 5] = [("matmul", matmul), ("offline", offline_step), ("breakdown", offline_breakdown), ("online", online_step), ("sampling", sampling)];
+    type Bench = (&'static str, fn(&Opts));
+    let all: [Bench; 5] = [("matmul", matmul), ("offline", offline_step), ("breakdown", offline_breakdown), ("online", online_step), ("sampling", sampling)];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
             eprintln!("bench {name} ({} threads)", o.threads);

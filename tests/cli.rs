@@ -244,3 +244,17 @@ fn a_jsonl_path_leaving_the_project_must_be_absolute() {
     let o = tandem(&["check", rel.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_bad_profile_is_a_diagnostic_pointing_into_tandem_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("s.exp");
+    std::fs::write(&study, "world w = summarize(seed: 1)\n").unwrap();
+    std::fs::write(dir.path().join("tandem.toml"), "[slurm]\npoll_seconds = \"fast\"\n").unwrap();
+    let cache = dir.path().join("cache");
+    let o = tandem(&["--cache", cache.to_str().unwrap(), "run", study.to_str().unwrap(), "--dry-run"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("tandem::profile") && err.contains("tandem.toml:2:16") && err.contains("expected f64"), "{err}");
+    assert!(!cache.exists() || std::fs::read_dir(cache.join("objects")).map(|d| d.count() == 0).unwrap_or(true), "nothing ran");
+}

@@ -340,7 +340,7 @@ fn load_profile(cfg: &Config, file: &Path, named: Option<&Path>) -> Option<crate
     match Profile::load(&path) {
         Ok(p) => Some(p),
         Err(e) => {
-            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            eprint!("{}", render::render_one(e.as_ref(), cfg.color, cfg.width));
             None
         }
     }

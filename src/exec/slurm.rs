@@ -123,14 +123,14 @@ pub struct ProfileError {
 impl Profile {
     /// Reads a profile; a missing file is an error (the caller decides
     /// whether a default location may be absent).
-    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+    pub fn load(path: &Path) -> Result<Profile, Box<ProfileError>> {
         let text = std::fs::read_to_string(path).map_err(|e| ProfileError { path: path.display().to_string(), message: format!("cannot read it: {e}"), src: None, at: None })?;
-        toml::from_str(&text).map_err(|e| ProfileError {
+        toml::from_str(&text).map_err(|e| Box::new(ProfileError {
             path: path.display().to_string(),
             message: e.message().to_string(),
             at: e.span().map(|r| r.into()),
             src: Some(miette::NamedSource::new(path.display().to_string(), text.clone())),
-        })
+        }))
     }
 
     /// Resources for a node kind: the kind, then its family, then the default.
