@@ -91,6 +91,19 @@ fn findings(fig: &Figure) -> Vec<String> {
                     if last.x > best.x && best.y - last.y > (best.y_err + last.y_err) / 2.0 {
                         out.push(format!("`{s}` over-optimises: past its peak, more KL brings a lower score ({:.3} → {:.3}).", best.y, last.y));
                     }
+                    // Several members (seeds, grid points) pooled in one
+                    // series: how far apart their own peaks are.
+                    let mut members: Vec<&str> = vec![];
+                    for p in &pts {
+                        if !members.contains(&p.member.as_str()) {
+                            members.push(&p.member);
+                        }
+                    }
+                    if members.len() > 1 {
+                        let member_peaks: Vec<f64> = members.iter().map(|m| pts.iter().filter(|p| p.member == *m).map(|p| p.y).fold(f64::NEG_INFINITY, f64::max)).collect();
+                        let (lo, hi) = member_peaks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+                        out.push(format!("`{s}` pools {} members; their own peaks range from {lo:.3} to {hi:.3} (the spread between them).", members.len()));
+                    }
                     peaks.push((s.to_string(), best.y, best.y_err));
                 }
             }
