@@ -207,7 +207,7 @@ fn quote(s: &str) -> String {
 }
 
 /// Submits one node; returns the job id.
-fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<(String, PathBuf), ExecError> {
+fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, ExecError> {
     let (nodes_dir, jobs_dir, logs_dir) = dirs(store)?;
     let hex = node.key.hex();
     let spec = serde_json::to_vec_pretty(node).map_err(|e| ExecError::Invalid(format!("cannot encode node: {e}")))?;
@@ -254,7 +254,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<(String, Pa
         return Err(ExecError::Invalid("sbatch printed no job id".into()));
     }
     write_atomic(&jobs_dir.join(&hex), id.as_bytes())?;
-    Ok((id.clone(), logs_dir.join(format!("{hex}.{id}.out"))))
+    Ok(id)
 }
 
 /// The job a previous driver left for this node, if Slurm still runs it.
@@ -307,7 +307,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 continue;
             }
             match submit(store, node, opts) {
-                Ok((id, _)) => {
+                Ok(id) => {
                     opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind, node.display_name()));
                     running.insert(key, Job { id, since: Instant::now() });
                 }
