@@ -292,3 +292,18 @@ fn a_run_key_leaves_out_its_step_count() {
     assert!(na.contains_key("d7@300") && nb.contains_key("d7@600"));
     assert_eq!(na["d7@100"], nb["d7@100"]);
 }
+
+#[test]
+fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
+    // `generate`'s `overshoot` came after keys were in use: left out, or
+    // written at its default (0, however spelled), the D_initial keeps the key
+    // it always had; any other value gives a new one.
+    let base = "world w = summarize(seed: 1)\ndataset d = generate(w, pairs: 100";
+    let key = |extra: &str| common::names(&common::plan_text(&format!("{base}{extra})\n")))["d"];
+    let before = key("");
+    assert_eq!(before, key(", overshoot: 0"));
+    assert_eq!(before, key(", overshoot: 0.0"));
+    assert_eq!(before, key(", overshoot: 0e3"));
+    assert_ne!(before, key(", overshoot: 0.2"));
+    assert_ne!(key(", overshoot: 0.2"), key(", overshoot: 0.3"));
+}

@@ -114,6 +114,11 @@ pub struct Param {
     pub default: Default,
     /// False for parameters that do not change what is computed.
     pub in_key: bool,
+    /// For parameters added after keys were in use: at its default value the
+    /// parameter is left out of the key, so that a study that does not use
+    /// it keeps its cache. Only for defaults that compute exactly what was
+    /// computed before the parameter existed.
+    pub omit_default_from_key: bool,
     pub doc: &'static str,
 }
 
@@ -171,10 +176,15 @@ const DATASET: Ty = Ty::Ref(&[Entity::Dataset]);
 const STEP_LIST: Ty = Ty::List(&STEPS);
 
 const fn p(name: &'static str, ty: Ty, default: Default, doc: &'static str) -> Param {
-    Param { name, ty, default, in_key: true, doc }
+    Param { name, ty, default, in_key: true, omit_default_from_key: false, doc }
+}
+/// A parameter added later whose default changes nothing (see
+/// [`Param::omit_default_from_key`]).
+const fn p_added(name: &'static str, ty: Ty, default: Default, doc: &'static str) -> Param {
+    Param { name, ty, default, in_key: true, omit_default_from_key: true, doc }
 }
 const fn p_nokey(name: &'static str, ty: Ty, default: Default, doc: &'static str) -> Param {
-    Param { name, ty, default, in_key: false, doc }
+    Param { name, ty, default, in_key: false, omit_default_from_key: false, doc }
 }
 
 const WORLD_PARAMS: &[Param] = &[
@@ -261,6 +271,12 @@ pub static CTORS: &[Ctor] = &[
             p("pairs", COUNT, Default::Int(2000), "number of labelled pairs (train + validation)"),
             p("val_fraction", HALF_OPEN_UNIT, Default::Float(0.1), "share of pairs held out for validation"),
             p("seed", SEED, Default::Int(0), "sampling seed"),
+            p_added(
+                "overshoot",
+                UNIT,
+                Default::Float(0.0),
+                "share of behaviour responses written carelessly: longer than the oracle's target, repetitive, copying; shows the PMs the oracle's penalties",
+            ),
         ],
         doc: "D_initial: prompts and response pairs labelled by the world's noisy oracle",
     },
@@ -616,7 +632,11 @@ pub fn reference_markdown() -> String {
                     Ty::Float { min, max, .. } => format!("number in [{min}, {max}]"),
                     other => other.describe(),
                 };
-                let _ = writeln!(s, "| `{}` | {} | {} | {} | {} |", p.name, ty, default, if p.in_key { "yes" } else { "no" }, p.doc);
+                let _ = writeln!(s, "| `{}` | {} | {} | {} | {} |", p.name, ty, default, match (p.in_key, p.omit_default_from_key) {
+                    (true, false) => "yes",
+                    (true, true) => "yes, unless at its default",
+                    (false, _) => "no",
+                }, p.doc);
             }
             s.push('\n');
         }

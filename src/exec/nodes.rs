@@ -55,7 +55,9 @@ pub fn generate(ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecErro
     if world.vocab <= crate::ml::tokens::FIRST_CONTENT {
         return Err(ExecError::Invalid("a world needs more tokens than the four special ones".into()));
     }
-    let pairs = crate::worlds::generate::generate(&world, P::int(node, "pairs")? as usize, P::float(node, "val_fraction")?, P::int(node, "seed")? as u64);
+    // `overshoot` is left out of the key at its default (0).
+    let overshoot = if node.params.contains_key("overshoot") { P::float(node, "overshoot")? } else { 0.0 };
+    let pairs = crate::worlds::generate::generate(&world, P::int(node, "pairs")? as usize, P::float(node, "val_fraction")?, overshoot, P::int(node, "seed")? as u64);
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
     art::write_json(st, "meta.json", &meta_of(&pairs, world.vocab))
 }

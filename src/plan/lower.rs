@@ -235,6 +235,9 @@ impl<'p> Lowerer<'p> {
                 continue;
             }
             if let Some(v) = inst.args.get(p.name) {
+                if p.omit_default_from_key && is_default(v, &p.default) {
+                    continue;
+                }
                 out.insert(p.name.to_string(), self.value(v)?);
             }
         }
@@ -252,6 +255,9 @@ impl<'p> Lowerer<'p> {
                 let mut fields = BTreeMap::new();
                 for p in ctor.params {
                     if let (true, Some(a)) = (p.in_key, args.get(p.name)) {
+                        if p.omit_default_from_key && is_default(a, &p.default) {
+                            continue;
+                        }
                         fields.insert(p.name.to_string(), self.value(a)?);
                     }
                 }
@@ -372,4 +378,17 @@ fn normalize(p: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
+}
+
+/// Whether an argument equals its parameter's default (numbers by value).
+fn is_default(v: &Value, default: &crate::check::schema::Default) -> bool {
+    use crate::check::schema::Default as D;
+    match (v, default) {
+        (Value::Int(a), D::Int(b)) => a == b,
+        (Value::Float(a), D::Float(b)) => a == b,
+        (Value::Int(a), D::Float(b)) => *a as f64 == *b,
+        (Value::Str(a), D::Str(b)) => a == b,
+        (Value::Bool(a), D::Bool(b)) => a == b,
+        _ => false,
+    }
 }
