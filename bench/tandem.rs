@@ -153,13 +153,15 @@ fn offline_step(o: &Opts) {
     // timed alternately, step by step, so that drifts in the machine's speed
     // fall on both alike.
     let loss = Loss::Ipo { beta: 0.1 };
-    let mut adam_b = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    // Its own copy of the policy: an Adam owns its variables' storage.
+    let policy_b = Policy::new(s, Device::Cpu, 1);
+    let mut adam_b = Adam::new(&policy_b.vs, 1e-4, 0, 0.0);
     let unshared = |i: usize, adam: &mut Adam| {
         let batch = &batches[i % batches.len()];
         let b = batch.len();
         let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
         let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
-        let lp = policy.seq_logprob(&prompts, &responses, false);
+        let lp = policy_b.seq_logprob(&prompts, &responses, false);
         let r = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, false));
         let value = loss.mean(&lp.narrow(0, 0, b), &lp.narrow(0, b, b), &r.narrow(0, 0, b), &r.narrow(0, b, b));
         adam.zero_grad();
