@@ -160,21 +160,24 @@ impl World {
     }
 
     /// Like [`World::behaviour`]; a `careless` response overshoots: its
-    /// length is past the target (anywhere up to the last slot), it repeats
-    /// tokens (each with a probability drawn from 0.1–0.7) and it copies the
-    /// prompt three times as often. Such responses show a
+    /// length is past the target, from L* + 2 to 2·L* + 2 (within the slots),
+    /// each token repeats the previous one with probability 0.25 (against
+    /// 0.04), and it copies the prompt three times as often. Such responses show a
     /// preference model where the oracle's penalties lie, which responses
     /// that stay below the target never do.
     pub fn behaviour_with(&self, level: usize, prompt: &[i64], careless: bool, r: &mut Stream) -> Vec<i64> {
         let w = weights(self.flavour_of(prompt));
         let slots = (self.response_len - 1).max(1);
         let target = ((w.target_frac * slots as f64).round() as i64).max(1);
-        let len = if careless { r.gen_range((target + 2).min(slots)..=slots) } else { r.gen_range(1..=(target + 1).min(slots)) };
+        let len = if careless {
+            let lo = (target + 2).min(slots);
+            r.gen_range(lo..=(2 * target + 2).min(slots))
+        } else {
+            r.gen_range(1..=(target + 1).min(slots))
+        };
         let tau = [0.0, 0.6, 1.2, 2.0][level.min(3)];
         let p_copy = [0.05, 0.1, 0.12, 0.12][level.min(3)] * (w.copy_share / 0.3) * if careless { 3.0 } else { 1.0 };
-        // Careless writers repeat themselves to every degree, so that the
-        // quadratic penalty is seen over its whole range.
-        let p_repeat = if careless { r.gen_range(0.1..0.7) } else { 0.04 };
+        let p_repeat = if careless { 0.25 } else { 0.04 };
         let mut weights: Vec<f64> = self.content().map(|t| (tau * self.quality[t as usize]).exp() * if self.harmful[t as usize] && level >= 2 { 0.2 } else { 1.0 }).collect();
         let mut y: Vec<i64> = vec![];
         for _ in 0..len {
@@ -256,7 +259,7 @@ mod tests {
     #[test]
     fn careless_responses_overshoot_and_score_lower() {
         // Summarize: 11 slots, target 4. Careful lengths are 1..=5, careless
-        // 6..=11; careless responses repeat and copy more, and the oracle
+        // 6..=10; careless responses repeat and copy more, and the oracle
         // penalises them.
         let w = world(Flavour::Summarize);
         let mut r = rng::stream(2, "t", 0);
@@ -267,7 +270,7 @@ mod tests {
             for (flag, acc) in [(false, &mut careful), (true, &mut careless)] {
                 let y = w.behaviour_with(3, &p, flag, &mut r);
                 let len = y.len() - 1;
-                assert!(if flag { (6..=11).contains(&len) } else { (1..=5).contains(&len) }, "careless {flag}: {len} tokens");
+                assert!(if flag { (6..=10).contains(&len) } else { (1..=5).contains(&len) }, "careless {flag}: {len} tokens");
                 let repeats = (1..len).filter(|&i| y[..i].contains(&y[i])).count() as f64 / len as f64;
                 acc.0 += repeats / n as f64;
                 acc.1 += w.reward(&p, &y) / n as f64;
