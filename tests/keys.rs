@@ -296,14 +296,22 @@ fn a_run_key_leaves_out_its_step_count() {
 #[test]
 fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
     // `generate`'s `overshoot` came after keys were in use: left out, or
-    // written at its default (0, however spelled), the D_initial keeps the key
-    // it always had; any other value gives a new one.
+    // written at its default (0, however spelled), the D_initial node carries
+    // no `overshoot` at all, so it keeps the key it always had (pinned by the
+    // corpus snapshot plan_defaults_implicit); any other value enters the key.
     let base = "world w = summarize(seed: 1)\ndataset d = generate(w, pairs: 100";
-    let key = |extra: &str| common::names(&common::plan_text(&format!("{base}{extra})\n")))["d"];
-    let before = key("");
-    assert_eq!(before, key(", overshoot: 0"));
-    assert_eq!(before, key(", overshoot: 0.0"));
-    assert_eq!(before, key(", overshoot: 0e3"));
-    assert_ne!(before, key(", overshoot: 0.2"));
-    assert_ne!(key(", overshoot: 0.2"), key(", overshoot: 0.3"));
+    let node = |extra: &str| {
+        let plan = common::plan_text(&format!("{base}{extra})\n"));
+        let key = common::names(&plan)["d"];
+        let node = plan.node(&key).expect("the dataset's node").clone();
+        (key, node.params.contains_key("overshoot"))
+    };
+    let (before, has) = node("");
+    assert!(!has, "a left-out default must not enter the key");
+    for spelling in [", overshoot: 0", ", overshoot: 0.0", ", overshoot: 0e3", ", overshoot: -0.0"] {
+        assert_eq!(node(spelling), (before, false), "{spelling}");
+    }
+    let (changed, has) = node(", overshoot: 0.2");
+    assert!(has && changed != before);
+    assert_ne!(node(", overshoot: 0.3").0, changed);
 }

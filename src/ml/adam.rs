@@ -46,10 +46,19 @@ struct Flat {
 
 impl Adam {
     /// An optimizer over every variable of `vs`. The variables become views
-    /// into its buffers, so a VarStore has one Adam at a time.
+    /// into its buffers, so a VarStore has one Adam at a time. The update
+    /// writes the buffers, so a graph built before `step` must not be
+    /// backpropagated after it (libtorch's version check sees the buffer, not
+    /// the views); training here always runs forward, backward, step.
     pub fn new(vs: &nn::VarStore, lr: f64, warmup: i64, clip: f64) -> Adam {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
+        // One buffer holds them all, so they must share a kind and a device
+        // (every model here is float32 on one device).
+        assert!(
+            params.iter().all(|(_, p)| p.kind() == Kind::Float && p.device() == vs.device()),
+            "Adam expects float32 variables on the VarStore's device"
+        );
         let mut spans = vec![];
         let mut offset = 0;
         for (_, p) in &params {
@@ -71,6 +80,21 @@ impl Adam {
         let m = params.iter().zip(&spans).map(|((_, p), &span)| view(&flat.m, span, &p.size())).collect();
         let v = params.iter().zip(&spans).map(|((_, p), &span)| view(&flat.v, span, &p.size())).collect();
         Adam { lr, warmup, clip, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, params, m, v, flat }
+    }
+
+    /// The flat update only reaches the parameters while they (and their
+    /// gradients) still view the buffers. Nothing in tandem breaks that (one
+    /// Adam per VarStore, first-order backward only, no retyping); were it
+    /// broken, training would silently stop, so it is checked every step
+    /// (pointer comparisons, no copy, no device sync).
+    fn check_views(&self) {
+        let at = |buffer: &Tensor, span: (i64, i64)| buffer.data_ptr() as usize + span.0 as usize * 4;
+        for ((name, p), &span) in self.params.iter().zip(&self.flat.spans) {
+            assert_eq!(p.data_ptr() as usize, at(&self.flat.params, span), "{name} no longer views Adam's parameter buffer");
+            if let Some(grads) = &self.flat.grads {
+                assert_eq!(p.grad().data_ptr() as usize, at(grads, span), "{name}'s gradient no longer views Adam's buffer");
+            }
+        }
     }
 
     /// Moves every gradient into one buffer, once every parameter has one.
@@ -136,6 +160,7 @@ impl Adam {
         let bc1 = 1.0 - b1.powi(self.step as i32);
         let bc2 = 1.0 - b2.powi(self.step as i32);
         self.flatten_grads();
+        self.check_views();
         let eps = self.eps;
         // One parameter tensor's (or the whole buffer's) update.
         let update = |p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor| {
@@ -206,6 +231,18 @@ mod tests {
         *v = &*v * b2 + g.square() * (1.0 - b2);
         let step = (&*m / (1.0 - b1.powi(t))) / ((&*v / (1.0 - b2.powi(t))).sqrt() + 1e-8) * lr;
         p - step
+    }
+
+    #[test]
+    #[should_panic(expected = "no longer views")]
+    fn a_second_optimizer_over_the_same_variables_is_caught() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let a = vs.root().var("a", &[4], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
+        let mut first = Adam::new(&vs, 1e-2, 0, 0.0);
+        let _second = Adam::new(&vs, 1e-2, 0, 0.0); // re-points `a` to its own buffer
+        first.zero_grad();
+        a.square().sum(Kind::Float).backward();
+        first.step();
     }
 
     #[test]
