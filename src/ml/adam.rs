@@ -75,10 +75,10 @@ impl Adam {
                 // `p` is the VarStore's own variable: it now reads and writes the buffer.
                 p.set_data(&view(&buffer, span, &p.size()));
             }
-            Flat { m: buffer.zeros_like(), v: buffer.zeros_like(), params: buffer, grads: None, spans: spans.clone() }
+            Flat { m: buffer.zeros_like(), v: buffer.zeros_like(), params: buffer, grads: None, spans }
         });
-        let m = params.iter().zip(&spans).map(|((_, p), &span)| view(&flat.m, span, &p.size())).collect();
-        let v = params.iter().zip(&spans).map(|((_, p), &span)| view(&flat.v, span, &p.size())).collect();
+        let m = params.iter().zip(&flat.spans).map(|((_, p), &span)| view(&flat.m, span, &p.size())).collect();
+        let v = params.iter().zip(&flat.spans).map(|((_, p), &span)| view(&flat.v, span, &p.size())).collect();
         Adam { lr, warmup, clip, beta1: 0.9, beta2: 0.999, eps: 1e-8, step: 0, params, m, v, flat }
     }
 

@@ -380,13 +380,14 @@ fn normalize(p: &Path) -> Option<PathBuf> {
     Some(out)
 }
 
-/// Whether an argument equals its parameter's default (numbers by value).
+/// Whether an argument equals its parameter's default. The checker has
+/// already typed numbers (a float parameter always holds a `Float`, with −0
+/// made 0), so equal values compare equal however they were spelled.
 fn is_default(v: &Value, default: &crate::check::schema::Default) -> bool {
     use crate::check::schema::Default as D;
     match (v, default) {
         (Value::Int(a), D::Int(b)) => a == b,
         (Value::Float(a), D::Float(b)) => a == b,
-        (Value::Int(a), D::Float(b)) => *a as f64 == *b,
         (Value::Str(a), D::Str(b)) => a == b,
         (Value::Bool(a), D::Bool(b)) => a == b,
         _ => false,
