@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use miette::{LabeledSpan, NamedSource, SourceSpan};
 
-use crate::syntax::source::{SourceMap, Span};
+use crate::source::{SourceMap, Span};
 
 /// Every kind of problem tandem reports about an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,6 +37,8 @@ pub enum Code {
     Cycle,
     BadNumber,
     OutsideProject,
+    /// The checker passed something the planner cannot lower: a bug in tandem.
+    Internal,
 }
 
 impl Code {
@@ -64,6 +66,7 @@ impl Code {
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
             Code::OutsideProject => "tandem::outside_project",
+            Code::Internal => "tandem::internal",
         }
     }
 }

@@ -148,7 +148,7 @@ fn show_prints_manifest_and_lineage_of_a_cache_entry() {
     let mut golden = None;
     for n in plan.ordered().into_iter().take(3) {
         let mut s = store.begin(n).unwrap();
-        s.write("artifact.bin", n.kind.as_bytes()).unwrap();
+        s.write("artifact.bin", n.kind().as_bytes()).unwrap();
         s.commit().unwrap();
         golden = Some(n.key);
     }

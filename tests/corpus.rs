@@ -28,7 +28,7 @@ fn valid_files_plan_and_their_keys_are_pinned() {
     let store = Store::open_existing("tests/corpus/no-cache-here");
     for f in files("ok") {
         let plan = common::plan_path(&f).unwrap_or_else(|e| panic!("{} should be valid:\n{e}", f.display()));
-        let text = tandem::cli::plan_text(&plan, &store, &f);
+        let text = tandem::cli::view::plan_text(&plan, &store, &f);
         insta::assert_snapshot!(format!("plan_{}", stem(&f)), text);
     }
 }

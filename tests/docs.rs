@@ -10,7 +10,7 @@ fn language_reference_matches_the_schema() {
     let doc = std::fs::read_to_string(path).unwrap();
     let start = doc.find(BEGIN).expect("begin marker") + BEGIN.len();
     let end = doc.find(END).expect("end marker");
-    let generated = tandem::check::schema::reference_markdown();
+    let generated = tandem::check::reference::reference_markdown();
     if std::env::var_os("TANDEM_BLESS").is_some() {
         let new = format!("{}{}{}", &doc[..start], generated, &doc[end..]);
         std::fs::write(path, new).unwrap();

@@ -38,7 +38,7 @@ fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store:
     let store = tandem::exec::Store::open_existing(cache);
     let mut out = vec![];
     for n in plan.ordered() {
-        if n.kind == "run.train" || n.kind.starts_with("figure.") {
+        if matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)) {
             continue;
         }
         let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));

@@ -304,7 +304,7 @@ fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
         let plan = common::plan_text(&format!("{base}{extra})\n"));
         let key = common::names(&plan)["d"];
         let node = plan.node(&key).expect("the dataset's node").clone();
-        (key, node.params.contains_key("overshoot"))
+        (key, node.op.key_params().contains_key("overshoot"))
     };
     let (before, has) = node("");
     assert!(!has, "a left-out default must not enter the key");
@@ -314,4 +314,56 @@ fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
     let (changed, has) = node(", overshoot: 0.2");
     assert!(has && changed != before);
     assert_ne!(node(", overshoot: 0.3").0, changed);
+}
+
+/// Key fields that lowering adds beside the constructor's own arguments.
+const LOWERING_FIELDS: &[(&str, &[&str])] = &[
+    ("eval", &["target", "pool", "reference"]),
+    ("jsonl", &["content"]),
+];
+
+#[test]
+fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
+    // The typed ops spell each key field once (src/plan/op.rs); this ties
+    // those spellings, and each op's kind, to the schema's table, so a typo
+    // in either fails here rather than silently moving keys.
+    use tandem::check::schema::{ctor, CtorKind};
+    use tandem::plan::CValue;
+    let mut plans = vec![];
+    for f in ["experiments/quickstart.exp", "experiments/paper.exp", "tests/corpus/ok/all_kinds.exp"] {
+        plans.push(common::plan_path(std::path::Path::new(f)).unwrap());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for plan in &plans {
+        for node in plan.ordered() {
+            let Some(name) = node.op.ctor() else {
+                assert_eq!(node.kind(), "checkpoint");
+                continue;
+            };
+            let c = ctor(name).unwrap_or_else(|| panic!("op {} names no constructor `{name}`", node.kind()));
+            match c.kind {
+                CtorKind::Decl { node: kind, .. } => assert_eq!(kind, node.kind(), "the schema's node kind of `{name}`"),
+                CtorKind::Value(_) => panic!("`{name}` is a value constructor"),
+            }
+            let family = if node.kind().starts_with("eval.") { "eval" } else { name };
+            let extra: &[&str] = LOWERING_FIELDS.iter().find(|(f, _)| *f == family).map(|(_, e)| *e).unwrap_or(&[]);
+            for (field, value) in node.op.key_params() {
+                let param = c.param(&field);
+                assert!(param.is_some_and(|p| p.in_key) || extra.contains(&field.as_str()), "`{name}` keys `{field}`, which is not one of its in-key arguments");
+                // Losses and samplers: their fields are their constructor's arguments.
+                if let CValue::Record { tag, fields } = value {
+                    let vc = ctor(&tag).unwrap_or_else(|| panic!("no constructor `{tag}`"));
+                    for f in fields.keys() {
+                        assert!(vc.param(f).is_some_and(|p| p.in_key), "`{tag}` keys `{f}`, which is not one of its arguments");
+                    }
+                    seen.insert(tag);
+                }
+                seen.insert(format!("{name}.{field}"));
+            }
+        }
+    }
+    // The studies exercise every loss and sampler.
+    for tag in ["ipo", "dpo", "slic", "bo2", "offline", "online", "replay"] {
+        assert!(seen.contains(tag), "{tag} not exercised");
+    }
 }

@@ -8,7 +8,8 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use tandem::exec::runner::{self, Options};
+use tandem::exec::local::{self, Options};
+use tandem::exec::summary::Summary;
 use tandem::exec::Store;
 use tandem::plan::Plan;
 
@@ -41,11 +42,11 @@ figure acc_vs_wr = scatter(x: acc_golden, y: wr_all)
 figure best_of = best(y: wr_all)
 "#;
 
-fn run_all(plan: &Plan, store: &Store) -> runner::Summary {
+fn run_all(plan: &Plan, store: &Store) -> Summary {
     tch::set_num_threads(1);
     let stop = AtomicBool::new(false);
     let progress = tandem::exec::progress::Progress::new(true);
-    let s = runner::run(plan, store, &Options { device: tch::Device::Cpu, only: vec![], dry_run: false, jobs: 2, stop: &stop, progress: &progress });
+    let s = local::run(plan, store, &Options { device: tch::Device::Cpu, only: vec![], dry_run: false, jobs: 2, stop: &stop, progress: &progress });
     assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
     s
 }
@@ -53,7 +54,7 @@ fn run_all(plan: &Plan, store: &Store) -> runner::Summary {
 /// The model digest of a run's checkpoint (saved whether or not the plan names it).
 fn model_digest(store: &Store, plan: &Plan, name: &str) -> String {
     let (run, step) = name.split_once('@').unwrap();
-    let key = tandem::plan::lower::checkpoint_key(&plan.names()[run], step.parse().unwrap());
+    let key = tandem::plan::op::checkpoint_key(&plan.names()[run], step.parse().unwrap());
     let m = store.manifest(&key).unwrap();
     m.files.iter().find(|f| f.name == "model.safetensors").unwrap().blake3.clone()
 }
@@ -73,25 +74,25 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         assert_ne!(online, shuffled, "step {step}: a shuffled replay differs");
     }
     // The evaluations ran and carry their uncertainty.
-    let rows = runner::tidy_results(&plan, &store);
-    let kl50: Vec<_> = rows.iter().filter(|r| r.eval == "k" && r.target == "online@50").collect();
+    let rows = tandem::report::results::eval_rows(&plan, &store);
+    let kl50: Vec<_> = rows.iter().filter(|r| r.eval.decl == "k" && r.target_label() == "online@50").collect();
     assert_eq!(kl50.len(), 1);
     assert!(kl50[0].value > 0.0 && kl50[0].stderr > 0.0 && kl50[0].n == 64);
-    let kl0: Vec<_> = rows.iter().filter(|r| r.eval == "k" && r.target == "online@0").collect();
+    let kl0: Vec<_> = rows.iter().filter(|r| r.eval.decl == "k" && r.target_label() == "online@0").collect();
     assert_eq!(kl0[0].value, 0.0, "the starting policy has KL 0 to itself");
-    let wr: Vec<_> = rows.iter().filter(|r| r.eval == "wr").collect();
+    let wr: Vec<_> = rows.iter().filter(|r| r.eval.decl == "wr").collect();
     assert_eq!(wr.len(), 6);
     assert!(wr.iter().all(|r| (0.0..=1.0).contains(&r.value) && r.ci_low <= r.value && r.value <= r.ci_high));
     // Classifier accuracies: a PM scores once; the starting policy is exactly ½
     // (its score is 0 on every pair); stream windows carry their data step.
-    let acc: Vec<_> = rows.iter().filter(|r| r.eval == "acc_golden").collect();
-    assert!(acc.iter().any(|r| r.target == "proxy_pm" && r.value > 0.5));
-    assert!(acc.iter().filter(|r| r.target.ends_with("@0")).all(|r| r.value == 0.5));
-    let stream: Vec<_> = rows.iter().filter(|r| r.eval == "acc_stream").collect();
-    assert_eq!(stream.iter().filter(|r| r.target == "proxy_pm").count(), 5);
+    let acc: Vec<_> = rows.iter().filter(|r| r.eval.decl == "acc_golden").collect();
+    assert!(acc.iter().any(|r| r.target_label() == "proxy_pm" && r.value > 0.5));
+    assert!(acc.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.5));
+    let stream: Vec<_> = rows.iter().filter(|r| r.eval.decl == "acc_stream").collect();
+    assert_eq!(stream.iter().filter(|r| r.target_label() == "proxy_pm").count(), 5);
     assert!(stream.iter().all(|r| r.data_step.is_some_and(|s| (0..50).contains(&s)) && r.n == 32));
-    assert_eq!(rows.iter().filter(|r| r.eval == "self_acc").count(), 1);
-    let logp: Vec<_> = rows.iter().filter(|r| r.eval == "logp").collect();
+    assert_eq!(rows.iter().filter(|r| r.eval.decl == "self_acc").count(), 1);
+    let logp: Vec<_> = rows.iter().filter(|r| r.eval.decl == "logp").collect();
     assert_eq!(logp.len(), 4);
     assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.0));
     // Figures and the report.
@@ -144,8 +145,8 @@ fn the_oracle_scores_samples_against_the_behaviour_policies() {
     let study = format!("{STUDY}\neval truth = oracle(policies: [sft, online], world: w, prompts: 64, at: [50])\n");
     let plan = common::plan_text(&study);
     run_all(&plan, &store);
-    let rows = runner::tidy_results(&plan, &store);
-    let get = |target: &str, metric: &str| rows.iter().find(|r| r.eval == "truth" && r.target == target && r.metric == metric).unwrap_or_else(|| panic!("{target} {metric}"));
+    let rows = tandem::report::results::eval_rows(&plan, &store);
+    let get = |target: &str, metric: &str| rows.iter().find(|r| r.eval.decl == "truth" && r.target_label() == target && r.metric == metric).unwrap_or_else(|| panic!("{target} {metric}"));
     let (worst, best) = (get("sft", "oracle_reward_worst_behaviour"), get("sft", "oracle_reward_best_behaviour"));
     // The behaviour levels are ordered, as the world is built.
     // A one-sided z-test at 97.5%: the best level beats the worst.

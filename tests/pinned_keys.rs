@@ -14,7 +14,7 @@ use std::path::Path;
 
 fn key_lines(study: &str) -> String {
     let plan = common::plan_path(Path::new(&format!("experiments/{study}.exp"))).unwrap_or_else(|e| panic!("{study}: {e}"));
-    let mut lines: Vec<String> = plan.ordered().into_iter().map(|n| format!("{} {} {}", n.key.hex(), n.kind, n.display_name())).collect();
+    let mut lines: Vec<String> = plan.ordered().into_iter().map(|n| format!("{} {} {}", n.key.hex(), n.kind(), n.display_name())).collect();
     lines.sort();
     lines.join("\n") + "\n"
 }

@@ -89,7 +89,7 @@ fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store:
     let store = tandem::exec::Store::open_existing(cache);
     plan.ordered()
         .into_iter()
-        .filter(|n| n.kind != "run.train" && !n.kind.starts_with("figure."))
+        .filter(|n| !matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)))
         .map(|n| {
             let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
             (n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect())

@@ -81,7 +81,7 @@ fn normalize_expr(e: &Expr, problems: &mut Vec<Problem>) -> Option<Expr> {
 }
 
 /// Checks that a declaration's constructor makes what the keyword declares.
-pub fn check_decl_ctor(kind: DeclKind, kind_span: crate::syntax::source::Span, call: &Call, problems: &mut Vec<Problem>) -> Option<&'static Ctor> {
+pub fn check_decl_ctor(kind: DeclKind, kind_span: crate::source::Span, call: &Call, problems: &mut Vec<Problem>) -> Option<&'static Ctor> {
     let c = ctor(&call.callee.name)?;
     match c.kind {
         CtorKind::Decl { decl, .. } if decl == kind => Some(c),

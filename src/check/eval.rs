@@ -10,7 +10,7 @@ use crate::check::program::{is_saved_step, InstanceId, Value};
 use crate::check::schema::{ctor, CtorKind, Default, Entity, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::syntax::ast::{CheckpointRef, Expr, Reference};
-use crate::syntax::source::Span;
+use crate::source::Span;
 
 fn found(e: &Expr) -> &'static str {
     match e {

@@ -18,7 +18,7 @@ use crate::check::program::{display_value, DeclInfo, Instance, InstanceId, Value
 use crate::check::schema::{ctor, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::syntax::ast::{Call, DeclBody, Expr, Reference};
-use crate::syntax::source::{SourceMap, Span};
+use crate::source::{SourceMap, Span};
 
 /// One grid axis found in a declaration.
 #[derive(Debug, Clone)]
@@ -340,17 +340,14 @@ impl<'a> Expander<'a> {
             if !ok {
                 return false;
             }
-            let label = if ch.assignment.is_empty() {
-                name.clone()
-            } else {
-                let parts: Vec<String> = ch.assignment.iter().map(|(k, v)| format!("{k}={}", self.show(v))).collect();
-                format!("{name}[{}]", parts.join(", "))
-            };
-            let inst = Instance { decl: d, label, axes: ch.assignment.clone(), ctor: c, args, span: self.ns.decls[d].span };
+            let iname = crate::check::program::InstanceName { decl: name.clone(), member: ch.assignment.iter().map(|(k, v)| (k.clone(), self.show(v))).collect() };
+            let label = iname.to_string();
+            let inst = Instance { decl: d, name: iname, label, axes: ch.assignment.clone(), ctor: c, args, span: self.ns.decls[d].span };
             let id = self.instances.len();
             self.instances.push(inst);
             self.decls[d].instances.push(id);
-            if !crate::check::validate::validate_instance(self, id) {
+            let known = crate::check::validate::Known { instances: &self.instances, decls: &self.decls, problems: &mut self.problems };
+            if !crate::check::validate::validate_instance(known, id, self.ns.decls[d].span) {
                 return false;
             }
         }

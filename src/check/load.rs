@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::diagnostic::{Code, Problem};
 use crate::syntax::ast::File;
 use crate::syntax::parser::parse_file;
-use crate::syntax::source::{FileId, SourceMap, Span};
+use crate::source::{FileId, SourceMap, Span};
 
 pub struct Loaded {
     pub sources: SourceMap,

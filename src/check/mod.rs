@@ -12,6 +12,7 @@ pub mod expand;
 pub mod load;
 pub mod names;
 pub mod program;
+pub mod reference;
 pub mod schema;
 pub mod validate;
 

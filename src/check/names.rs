@@ -10,7 +10,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::syntax::ast::{CheckpointRef, Decl, DeclBody, Expr, File, Ident, Let};
-use crate::syntax::source::Span;
+use crate::source::Span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entry {

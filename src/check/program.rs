@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::check::schema::{Ctor, Entity};
 use crate::syntax::ast::DeclKind;
-use crate::syntax::source::{SourceMap, Span};
+use crate::source::{SourceMap, Span};
 
 pub type DeclId = usize;
 pub type InstanceId = usize;
@@ -44,10 +44,38 @@ impl DeclInfo {
     }
 }
 
+/// The name of one instance of a declaration: the declaration's name and,
+/// for a sweep member, its axis values as written in labels. Rendered in one
+/// place ([`std::fmt::Display`]): `name` or `name[axis=value, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct InstanceName {
+    pub decl: String,
+    /// (axis, value as displayed), in the sweep's order; empty when not swept.
+    pub member: Vec<(String, String)>,
+}
+
+impl InstanceName {
+    pub fn plain(decl: &str) -> InstanceName {
+        InstanceName { decl: decl.to_string(), member: vec![] }
+    }
+}
+
+impl std::fmt::Display for InstanceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.decl)?;
+        if !self.member.is_empty() {
+            let parts: Vec<String> = self.member.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            write!(f, "[{}]", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Instance {
     pub decl: DeclId,
-    /// `name` or `name[axis=value, ...]`.
+    pub name: InstanceName,
+    /// `name` rendered: `name` or `name[axis=value, ...]`.
     pub label: String,
     pub axes: BTreeMap<String, Value>,
     pub ctor: &'static Ctor,

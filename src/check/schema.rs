@@ -522,32 +522,17 @@ pub static CTORS: &[Ctor] = &[
         params: &[
             p("y", Ty::Ref(&[Entity::Eval]), Default::Required, "the performance evaluation"),
             p("quantile", UNIT, Default::Float(0.9), "the quantile reported as best performance"),
-            p("normalize", Ty::Bool, Default::Bool(true), "divide by the online method's value"),
+            p_nokey("normalize", Ty::Str { choices: &[] }, Default::Str(""), "the series every bar is divided by, e.g. \"online\" (default: none)"),
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
             CLAIM,
             EXPECT,
         ],
-        doc: "best performance per method as a quantile, optionally normalised by online (Figs. 10, 11)",
+        doc: "best performance per method as a quantile, optionally divided by a named series (Figs. 10, 11)",
     },
 ];
 
 pub fn ctor(name: &str) -> Option<&'static Ctor> {
     CTORS.iter().find(|c| c.name == name)
-}
-
-/// The implementation version of each plan node kind. Bump a kind's version
-/// whenever code changes what that kind computes: every cached artifact of that
-/// kind (and everything downstream) then gets a new key.
-pub fn node_version(node_kind: &str) -> u32 {
-    match node_kind {
-        // 2: both splits are relabelled (1 kept the train split only).
-        "dataset.relabel" => 2,
-        // 2: the `head` argument (pooled by default; 1 was the joint head).
-        "model.pm" => 2,
-        // 2: chosen and rejected share the prompts' forward pass.
-        "run.train" => 2,
-        _ => 1,
-    }
 }
 
 #[cfg(test)]
@@ -586,60 +571,4 @@ mod tests {
             }
         }
     }
-}
-
-/// The constructor reference as Markdown, generated from [`CTORS`];
-/// docs/language.md embeds it and a test keeps the two in step.
-pub fn reference_markdown() -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let groups: [(&str, Box<dyn Fn(&Ctor) -> bool>); 8] = [
-        ("Worlds (`world`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::World, .. }))),
-        ("Datasets (`dataset`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Dataset, .. }))),
-        ("Models (`model`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Model, .. }))),
-        ("Runs (`run`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Run, .. }))),
-        ("Losses (a run's `loss:`)", Box::new(|c: &Ctor| c.kind == CtorKind::Value(Category::Loss))),
-        ("Samplers (a run's `sampler:`)", Box::new(|c: &Ctor| c.kind == CtorKind::Value(Category::Sampler))),
-        ("Evaluations (`eval`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Eval, .. }))),
-        ("Figures (`figure`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Figure, .. }))),
-    ];
-    for (title, pred) in groups.iter() {
-        let _ = writeln!(s, "### {title}\n");
-        for c in CTORS.iter().filter(|c| pred(c)) {
-            let _ = writeln!(s, "#### `{}`\n\n{}.", c.name, c.doc);
-            if let CtorKind::Decl { node, .. } = c.kind {
-                let _ = writeln!(s, " Plan node: `{node}`.");
-            }
-            if c.params.is_empty() {
-                let _ = writeln!(s, "\nNo arguments.\n");
-                continue;
-            }
-            let _ = writeln!(s, "\n| argument | type | default | in key | meaning |\n|---|---|---|---|---|");
-            for p in c.params {
-                let default = match p.default {
-                    Default::Required => "required".to_string(),
-                    Default::Optional => "optional".to_string(),
-                    Default::Int(v) => v.to_string(),
-                    Default::Float(v) => crate::check::program::display_float(v),
-                    Default::Str(v) => format!("\"{v}\""),
-                    Default::Bool(v) => v.to_string(),
-                };
-                let ty = match p.ty {
-                    Ty::Int { min, max } if max >= 1_000_000_000 => format!("integer ≥ {min}"),
-                    Ty::Int { min, max } => format!("integer {min}..={max}"),
-                    Ty::Float { min, open_min: true, max } if max.is_infinite() => format!("number > {min}"),
-                    Ty::Float { min, open_min: false, max } if max.is_infinite() => format!("number ≥ {min}"),
-                    Ty::Float { min, max, .. } => format!("number in [{min}, {max}]"),
-                    other => other.describe(),
-                };
-                let _ = writeln!(s, "| `{}` | {} | {} | {} | {} |", p.name, ty, default, match (p.in_key, p.omit_default_from_key) {
-                    (true, false) => "yes",
-                    (true, true) => "yes, unless at its default",
-                    (false, _) => "no",
-                }, p.doc);
-            }
-            s.push('\n');
-        }
-    }
-    s
 }

@@ -1,17 +1,24 @@
 //! Checks that involve more than one argument of an instance, run once the
 //! instance's arguments are typed.
 
-use crate::check::expand::Expander;
-use crate::check::program::{is_saved_step, InstanceId, Value};
+use crate::check::program::{display_value, is_saved_step, DeclInfo, Instance, InstanceId, Value};
 use crate::diagnostic::{Code, Problem};
+use crate::source::Span;
 
-/// Returns false (after reporting) when the instance is unusable.
-pub fn validate_instance(x: &mut Expander, id: InstanceId) -> bool {
-    let inst = x.instances[id].clone();
-    let d = inst.decl;
-    let decl_span = x.ns.decls[d].span;
+/// The instances made so far and their declarations: what a check across
+/// arguments may look at.
+pub struct Known<'a> {
+    pub instances: &'a [Instance],
+    pub decls: &'a [DeclInfo],
+    pub problems: &'a mut Vec<Problem>,
+}
+
+/// Returns false (after reporting) when instance `id`, declared at
+/// `decl_span`, is unusable.
+pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
+    let inst = &x.instances[id];
     let mut ok = true;
-    let name_of = |x: &Expander, v: &Value| x.show(v);
+    let name_of = |x: &Known, v: &Value| display_value(&|i| x.instances[i].label.clone(), v);
 
     if let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) {
         if w % h != 0 {
@@ -39,7 +46,7 @@ pub fn validate_instance(x: &mut Expander, id: InstanceId) -> bool {
                     if let Value::Int(s) = s {
                         if !is_saved_step(*s, steps, every) {
                             x.problems.push(
-                                Problem::new(Code::BadCheckpoint, decl_span, format!("`{}` evaluates `{}` at step {s}, which it does not save", inst.label, name_of(x, &t)))
+                                Problem::new(Code::BadCheckpoint, decl_span, format!("`{}` evaluates `{}` at step {s}, which it does not save", inst.label, name_of(&x, &t)))
                                     .label("evaluation needs a saved checkpoint")
                                     .related(x.decls[r.decl].name_span, "the run")
                                     .help(format!("`{}` saves at 0, every {every} steps, and at {steps}", r.label)),

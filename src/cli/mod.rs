@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod render;
+pub mod view;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,10 +13,11 @@ use rayon::prelude::*;
 
 use crate::check::{check_file, CheckOptions};
 use crate::diagnostic::Diagnostic;
-use crate::exec::store::{Manifest, Store};
+use crate::exec::store::Store;
 use crate::plan::diff::{diff, render_text};
 use crate::plan::lower::lower;
-use crate::plan::{Key, Plan};
+use crate::plan::Plan;
+use view::{plan_dot, plan_json, plan_text, show_text};
 
 /// Exit codes.
 pub const EXIT_OK: i32 = 0;
@@ -119,101 +121,6 @@ fn cmd_plan(cfg: &Config, file: &Path, json: bool, dot: bool) -> i32 {
     EXIT_OK
 }
 
-/// The `plan --json` document (format 1; documented in the README).
-pub fn plan_json(plan: &Plan, store: &Store, file: &Path) -> serde_json::Value {
-    let nodes: Vec<serde_json::Value> = plan
-        .ordered()
-        .into_iter()
-        .map(|n| {
-            serde_json::json!({
-                "key": n.key.hex(),
-                "short": n.key.short(),
-                "kind": n.kind,
-                "version": n.version,
-                "names": n.names,
-                "params": serde_json::Value::Object(n.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect()),
-                "inputs": n.inputs.iter().map(|(p, k)| serde_json::json!({"path": p, "key": k.hex()})).collect::<Vec<_>>(),
-                "attrs": n.attrs,
-                "cached": crate::exec::runner::is_done(store, plan, n),
-            })
-        })
-        .collect();
-    let cached = nodes.iter().filter(|n| n["cached"] == true).count();
-    serde_json::json!({
-        "format": 1,
-        "file": file.display().to_string(),
-        "nodes": nodes,
-        "totals": {"nodes": plan.len(), "cached": cached, "missing": plan.len() - cached},
-    })
-}
-
-fn first_name(plan: &Plan, k: &Key) -> String {
-    plan.node(k).and_then(|n| n.names.first().cloned()).unwrap_or_else(|| k.short())
-}
-
-pub fn plan_text(plan: &Plan, store: &Store, file: &Path) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "plan for {}\n", file.display());
-    let _ = writeln!(s, "{:<10}  {:<20}  {:<7}  {:<36}  inputs", "key", "kind", "status", "name(s)");
-    let mut cached = 0;
-    for n in plan.ordered() {
-        let is_cached = crate::exec::runner::is_done(store, plan, n);
-        cached += usize::from(is_cached);
-        let inputs = inputs_summary(plan, &n.inputs);
-        let mut name = n.display_name();
-        if let Some(steps) = n.attrs.get("steps") {
-            name = format!("{name} (to step {steps})");
-        }
-        let _ = writeln!(
-            s,
-            "{:<10}  {:<20}  {:<7}  {:<36}  {}",
-            n.key.short(),
-            n.kind,
-            if is_cached { "cached" } else { "missing" },
-            name,
-            if inputs.is_empty() { "-".into() } else { inputs.join(" ") }
-        );
-    }
-    let _ = writeln!(s, "\ntotals: {} nodes, {} cached, {} missing", plan.len(), cached, plan.len() - cached);
-    s
-}
-
-/// `param=name` per input; a list of many inputs is summarised by its size.
-fn inputs_summary(plan: &Plan, inputs: &[(String, Key)]) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    let mut lists: Vec<(String, usize)> = vec![];
-    for (p, k) in inputs {
-        match p.split_once('[') {
-            Some((head, _)) => match lists.iter_mut().find(|(h, _)| h == head) {
-                Some((_, n)) => *n += 1,
-                None => lists.push((head.to_string(), 1)),
-            },
-            None => out.push(format!("{p}={}", first_name(plan, k))),
-        }
-    }
-    for (head, n) in lists {
-        out.push(format!("{head}=[{n} nodes]"));
-    }
-    out
-}
-
-pub fn plan_dot(plan: &Plan, store: &Store) -> String {
-    use std::fmt::Write;
-    let mut s = String::from("digraph plan {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
-    for n in plan.ordered() {
-        let style = if crate::exec::runner::is_done(store, plan, n) { "filled" } else { "solid" };
-        let label = format!("{}\\n{}\\n{}", n.display_name().replace('"', "'"), n.kind, n.key.short());
-        let _ = writeln!(s, "  \"{}\" [label=\"{}\", style={style}];", n.key.short(), label);
-    }
-    for e in plan.graph.edge_indices() {
-        let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
-        let _ = writeln!(s, "  \"{}\" -> \"{}\" [label=\"{}\"];", plan.graph[a].key.short(), plan.graph[b].key.short(), plan.graph[e]);
-    }
-    s.push_str("}\n");
-    s
-}
-
 fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
     let (pa, pb) = rayon::join(|| plan_file(cfg, a), || plan_file(cfg, b));
     let mut bad = false;
@@ -256,52 +163,6 @@ fn cmd_show(cfg: &Config, prefix: &str, json: bool) -> i32 {
         print!("{}", show_text(&store, &m));
     }
     EXIT_OK
-}
-
-pub fn show_text(store: &Store, m: &Manifest) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "key      {}", m.key);
-    let _ = writeln!(s, "kind     {} (version {})", m.kind, m.version);
-    let _ = writeln!(s, "names    {}", if m.names.is_empty() { "-".into() } else { m.names.join(", ") });
-    let _ = writeln!(s, "created  {} by tandem {}", m.created, m.tool_version);
-    let _ = writeln!(s, "folder   {}", store.entry_dir(&m.key).display());
-    let _ = writeln!(s, "params");
-    if let serde_json::Value::Object(o) = &m.params {
-        for (k, v) in o {
-            let _ = writeln!(s, "  {k}: {}", crate::plan::diff::show(v));
-        }
-    }
-    let _ = writeln!(s, "files");
-    for f in &m.files {
-        let _ = writeln!(s, "  {:<24} {:>10} bytes  blake3 {}", f.name, f.bytes, &f.blake3[..16]);
-    }
-    let _ = writeln!(s, "lineage");
-    let _ = writeln!(s, "  {} ({} {})", m.names.first().cloned().unwrap_or_default(), m.kind, m.key.short());
-    lineage(store, m, "  ", &mut s, 0);
-    s
-}
-
-fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: usize) {
-    use std::fmt::Write;
-    if depth > 64 {
-        return;
-    }
-    let n = m.inputs.len();
-    for (i, input) in m.inputs.iter().enumerate() {
-        let last = i + 1 == n;
-        let branch = if last { "└─ " } else { "├─ " };
-        match store.manifest(&input.key) {
-            Ok(im) => {
-                let _ = writeln!(out, "{indent}{branch}{}: {} ({} {})", input.path, im.names.first().cloned().unwrap_or_default(), im.kind, input.key.short());
-                let next = format!("{indent}{}", if last { "   " } else { "│  " });
-                lineage(store, &im, &next, out, depth + 1);
-            }
-            Err(_) => {
-                let _ = writeln!(out, "{indent}{branch}{}: {} (not cached)", input.path, input.key.short());
-            }
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -388,7 +249,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
         });
     }
-    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| n.names.iter().any(|m| crate::exec::runner::name_matches(m, o)))).collect();
+    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o)))).collect();
     if !unknown.is_empty() {
         eprintln!("error: --only names no declaration of {}: {}", file.display(), unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
         return EXIT_INVALID;
@@ -419,8 +280,8 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         if !dry_run {
             eprintln!("running {} with {jobs} job(s) × {threads} thread(s); cache {}", file.display(), cfg.cache.display());
         }
-        let opts = crate::exec::runner::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
-        crate::exec::runner::run(&plan, &store, &opts)
+        let opts = crate::exec::local::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
+        crate::exec::local::run(&plan, &store, &opts)
     };
     if dry_run {
         println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
@@ -428,8 +289,8 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     }
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
     let out_dir = results.join(&stem);
-    let rows = crate::exec::runner::tidy_results(&plan, &store);
-    let written = crate::exec::runner::write_tidy(&out_dir, &rows);
+    let rows = crate::report::results::eval_rows(&plan, &store);
+    let written = crate::report::results::write_csv(&out_dir, &rows);
     let compute: f64 = summary.ran.iter().fold(0.0, |a, (_, s)| a + s);
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
@@ -500,7 +361,7 @@ fn cmd_export(cfg: &Config, prefix: &str, out: &Path) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    match crate::worlds::export::export(&store, &key, out) {
+    match crate::exec::export::export(&store, &key, out) {
         Ok(n) => {
             println!("wrote {n} records to {}", out.display());
             EXIT_OK

@@ -68,7 +68,7 @@ pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
     for plan in keep {
         for n in plan.graph.node_weights() {
             reachable.insert(n.key);
-            if n.kind == "run.train" {
+            if matches!(n.op, crate::plan::Op::Train(_)) {
                 runs.insert(n.key.hex());
             }
         }

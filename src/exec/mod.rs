@@ -1,15 +1,21 @@
 //! Stage 4: execution. The content-addressed cache store, the artifacts of
-//! each node kind, the computation of each node, training runs with
-//! checkpoints and resumption, and the runners that walk a plan: on this
-//! machine (`runner`) or as Slurm jobs (`slurm`).
+//! each node kind, the computation of each node (matched exhaustively on its
+//! typed op), training runs with checkpoints and resumption, the schedule,
+//! and the runners that walk it: on this machine (`local`) or as Slurm jobs
+//! (`slurm`).
 pub mod artifacts;
+pub mod evaluate;
+pub mod export;
+pub mod import;
+pub mod local;
 pub mod maintenance;
+pub mod node_log;
 pub mod nodes;
-pub mod params;
 pub mod progress;
-pub mod runner;
+pub mod schedule;
 pub mod slurm;
 pub mod store;
+pub mod summary;
 pub mod training;
 
 pub use store::{Manifest, Store, StoreError};

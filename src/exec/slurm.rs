@@ -30,9 +30,10 @@ use serde::Deserialize;
 
 use crate::exec::artifacts::ExecError;
 use crate::exec::progress::Progress;
-use crate::exec::runner::{self, is_done, Summary};
+use crate::exec::local;
+use crate::exec::schedule::{self, is_done};
+use crate::exec::summary::Summary;
 use crate::exec::store::Store;
-use crate::plan::key::node_key;
 use crate::plan::{Key, Node, Plan};
 
 /// `tandem.toml`: settings a study keeps beside its .exp files.
@@ -215,7 +216,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     let cache = std::path::absolute(store.root()).map_err(|e| ExecError::Invalid(format!("cache path: {e}")))?;
     let script = format!(
         "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\nexec {} exec-node --cache {} --threads {} --device {} {}\n",
-        node.kind,
+        node.kind(),
         node.display_name(),
         quote(&opts.exe.display().to_string()),
         quote(&cache.display().to_string()),
@@ -225,7 +226,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     );
     let script_path = nodes_dir.join(format!("{hex}.sh"));
     write_atomic(&script_path, script.as_bytes())?;
-    let r = opts.profile.resources(&node.kind);
+    let r = opts.profile.resources(node.kind());
     let cpus = r.cpus.unwrap_or(opts.threads.max(1) as u32);
     let mut cmd = Command::new("sbatch");
     cmd.arg("--parsable")
@@ -275,13 +276,13 @@ fn log_path(store: &Store, key: &Key, id: &str) -> PathBuf {
 
 /// Runs the plan's missing nodes as Slurm jobs and waits for them.
 pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, ExecError> {
-    let (nodes, corrupt) = runner::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
-    let mut sched = runner::schedule(plan, store, &nodes);
+    let (nodes, corrupt) = schedule::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
+    let mut sched = schedule::schedule(plan, store, &nodes);
     let mut summary = Summary { cached: sched.cached, corrupt, ..Default::default() };
     if opts.dry_run {
         for n in &nodes {
             if sched.todo.contains(&n.key) {
-                opts.progress.log(&format!("would submit {:<18} {}", n.kind, n.display_name()));
+                opts.progress.log(&format!("would submit {:<18} {}", n.kind(), n.display_name()));
                 summary.ran.push((n.display_name(), 0.0));
             }
         }
@@ -302,17 +303,17 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 continue;
             }
             if let Some(id) = adopt(store, &key, &q) {
-                opts.progress.log(&format!("adopted    {:<18} {} (job {id}, still in the queue)", node.kind, node.display_name()));
+                opts.progress.log(&format!("adopted    {:<18} {} (job {id}, still in the queue)", node.kind(), node.display_name()));
                 running.insert(key, Job { id, since: Instant::now() });
                 continue;
             }
             match submit(store, node, opts) {
                 Ok(id) => {
-                    opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind, node.display_name()));
+                    opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind(), node.display_name()));
                     running.insert(key, Job { id, since: Instant::now() });
                 }
                 Err(e) => {
-                    opts.progress.log(&format!("failed     {} {}: {e}", node.kind, node.display_name()));
+                    opts.progress.log(&format!("failed     {} {}: {e}", node.kind(), node.display_name()));
                     summary.failed.push((node.display_name(), e.to_string(), store.root().join("slurm")));
                     let skipped = sched.fail(plan, &key);
                     summary.skipped.extend(skipped);
@@ -341,7 +342,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 // it; a training run's checkpoints do not, so there the time
                 // since submission (queueing included) stands in.
                 let secs = store.manifest(&key).map(|m| m.compute_seconds).unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
-                opts.progress.log(&format!("done       {:<18} {} (job {}, {secs:.1}s)", node.kind, node.display_name(), job.id));
+                opts.progress.log(&format!("done       {:<18} {} (job {}, {secs:.1}s)", node.kind(), node.display_name(), job.id));
                 opts.progress.advance();
                 summary.ran.push((node.display_name(), secs));
                 sched.release(&key);
@@ -349,7 +350,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
                 let log = log_path(store, &key, &job.id);
                 let why = format!("Slurm job {} ended ({state}) without a result", job.id);
-                opts.progress.log(&format!("failed     {} {}: {why}\n           log: {}", node.kind, node.display_name(), log.display()));
+                opts.progress.log(&format!("failed     {} {}: {why}\n           log: {}", node.kind(), node.display_name(), log.display()));
                 summary.failed.push((node.display_name(), why, log));
                 let skipped = sched.fail(plan, &key);
                 summary.skipped.extend(skipped);
@@ -367,16 +368,16 @@ pub fn exec_node(store: &Store, key_hex: &str, device: tch::Device, stop: &std::
     let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let node: Node = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     // The file must describe the node its name promises.
-    if node.key != key || node_key(&node.kind, node.version, &node.params) != key {
+    if node.key != key || node.op.key() != key {
         return Err(format!("{} does not describe node {}: its parameters give another key", path.display(), key.short()));
     }
-    if !runner::computed(&node) {
-        return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind));
+    if !node.op.is_computed() {
+        return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind()));
     }
     let mut plan = Plan::default();
     plan.add(node.clone());
     // No terminal in a batch job: log lines go to stderr, i.e. the job's output.
     let progress = Progress::new(false);
-    let opts = runner::Options { device, only: vec![], dry_run: false, jobs: 1, stop, progress: &progress };
-    runner::run_one(&plan, store, &opts, &node).map_err(|(e, log)| format!("{e} (log: {})", log.display()))
+    let opts = local::Options { device, only: vec![], dry_run: false, jobs: 1, stop, progress: &progress };
+    local::run_one(&plan, store, &opts, &node).map_err(|(e, log)| format!("{e} (log: {})", log.display()))
 }

@@ -127,16 +127,16 @@ impl Store {
             .prefix(&format!("{}.{}.", node.key.hex(), std::process::id()))
             .tempdir_in(&tmp)
             .map_err(io_err(&tmp))?;
-        let params = serde_json::Value::Object(node.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
+        let params = serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
         Ok(Staging {
             store: self.clone(),
             dir,
             manifest: Manifest {
                 format: FORMAT,
-                kind: node.kind.clone(),
+                kind: node.kind().to_string(),
                 key: node.key,
-                version: node.version,
-                names: node.names.clone(),
+                version: node.op.version(),
+                names: node.name_strings(),
                 params,
                 inputs: node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect(),
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -336,19 +336,17 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    fn node(kind: &str) -> Node {
-        let params: BTreeMap<String, crate::plan::CValue> = [("x".to_string(), crate::plan::CValue::Int(1))].into();
-        let key = crate::plan::key::node_key(kind, 1, &params);
-        Node { key, kind: kind.into(), version: 1, params, inputs: vec![], names: vec!["n".into()], attrs: BTreeMap::new() }
+    /// A world node; `seed` tells nodes apart.
+    fn node(seed: u64) -> Node {
+        let op = crate::plan::Op::World(crate::plan::op::WorldSpec { flavour: crate::plan::op::WorldFlavour::Summarize, seed, vocab: 16, prompt_len: 4, response_len: 4, noise: 1.0 });
+        Node::new(op, vec![crate::plan::NodeName::Decl(crate::check::program::InstanceName::plain("n"))])
     }
 
     #[test]
     fn write_commit_read_verify() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let n = node("world.summarize");
+        let n = node(1);
         assert!(!store.contains(&n.key));
         let mut s = store.begin(&n).unwrap();
         s.write("spec.json", b"{\"a\":1}").unwrap();
@@ -368,7 +366,7 @@ mod tests {
     fn dropped_staging_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let n = node("k");
+        let n = node(2);
         {
             let mut s = store.begin(&n).unwrap();
             s.write("a.bin", b"123").unwrap();
@@ -381,7 +379,7 @@ mod tests {
     fn flipped_bit_is_caught() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let n = node("k");
+        let n = node(2);
         let mut s = store.begin(&n).unwrap();
         s.write("a.bin", &[0u8, 1, 2, 3]).unwrap();
         s.commit().unwrap();
@@ -397,7 +395,7 @@ mod tests {
     fn second_writer_keeps_the_first_entry() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let n = node("k");
+        let n = node(2);
         let mut a = store.begin(&n).unwrap();
         let mut b = store.begin(&n).unwrap();
         a.write("f", b"same").unwrap();
@@ -412,7 +410,7 @@ mod tests {
     fn bad_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let mut s = store.begin(&node("k")).unwrap();
+        let mut s = store.begin(&node(2)).unwrap();
         for bad in ["", "../x", "a/b", MANIFEST, ".hidden"] {
             assert!(matches!(s.write(bad, b""), Err(StoreError::BadName { .. })), "{bad}");
         }

@@ -9,20 +9,18 @@
 //! bit-identical to one that never stopped, on the same device and thread
 //! count.
 
-use std::collections::BTreeMap;
-
 use tch::Tensor;
 
 use crate::exec::artifacts::{self as art, ExecError, MetricRow};
+use crate::exec::node_log::NodeLog;
 use crate::exec::nodes::{prompt_pool, Ctx};
-use crate::exec::params as P;
 use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::loss::Loss;
 use crate::ml::sampler;
 use crate::ml::train;
-use crate::plan::lower::checkpoint_key;
-use crate::plan::{CValue, Key, Node};
+use crate::plan::op::{self, checkpoint_key, LogProb, Op, Sampler, TrainSpec};
+use crate::plan::{Key, Node};
 
 enum Source {
     Offline(Pairs),
@@ -30,35 +28,22 @@ enum Source {
     Replay { stream: Pairs, order: Vec<usize> },
 }
 
-fn loss_of(node: &Node) -> Result<Loss, ExecError> {
-    let (tag, fields) = P::record(node, "loss")?;
-    let beta = || P::field_float(node, fields, "beta");
-    Ok(match tag {
-        "ipo" => Loss::Ipo { beta: beta()? },
-        "dpo" => Loss::Dpo { beta: beta()? },
-        "slic" => Loss::Slic { beta: beta()? },
-        "bo2" => Loss::Bo2,
-        other => return Err(ExecError::Invalid(format!("unknown loss `{other}`"))),
-    })
+fn loss_of(spec: &TrainSpec) -> Loss {
+    match spec.loss {
+        op::Loss::Ipo { beta } => Loss::Ipo { beta },
+        op::Loss::Dpo { beta } => Loss::Dpo { beta },
+        op::Loss::Slic { beta } => Loss::Slic { beta },
+        op::Loss::Bo2 => Loss::Bo2,
+    }
 }
 
 /// The checkpoint node written at `step` of a run.
 fn checkpoint_node(run: &Node, step: i64) -> Node {
-    let key = checkpoint_key(&run.key, step);
-    let mut params = BTreeMap::new();
-    params.insert("run".to_string(), CValue::Key(run.key));
-    params.insert("step".to_string(), CValue::Int(step));
-    Node {
-        key,
-        kind: "checkpoint".into(),
-        version: crate::check::schema::node_version("checkpoint"),
-        params,
-        // The run itself has no entry (it is keyed without its length), so
-        // its inputs are recorded here too: `show` and `export` follow them.
-        inputs: std::iter::once(("run".to_string(), run.key)).chain(run.inputs.iter().map(|(p, k)| (format!("run.{p}"), *k))).collect(),
-        names: run.names.iter().map(|n| format!("{n}@{step}")).collect(),
-        attrs: Default::default(),
-    }
+    let mut ck = Node::new(Op::Checkpoint { run: run.key, step }, run.names.iter().filter_map(|n| n.at_step(step)).collect());
+    // The run itself has no entry (it is keyed without its length), so
+    // its inputs are recorded here too: `show` and `export` follow them.
+    ck.inputs.extend(run.inputs.iter().map(|(p, k)| (format!("run.{p}"), *k)));
+    ck
 }
 
 /// The largest step ≤ `target` with a saved checkpoint (0 if none).
@@ -66,24 +51,25 @@ pub fn latest_checkpoint(ctx: &Ctx, run: &Key, target: i64) -> i64 {
     (1..=target).rev().find(|&s| ctx.store.contains(&checkpoint_key(run, s))).unwrap_or(0)
 }
 
-pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &crate::exec::runner::NodeLog) -> Result<(), ExecError> {
-    let seed = P::int(node, "seed")? as u64;
-    let batch = P::int(node, "batch")? as usize;
-    let (lr, warmup, clip) = (P::float(node, "lr")?, P::int(node, "warmup")?, P::float(node, "clip")?);
-    let mean = P::string(node, "logprob")? == "mean";
-    let loss = loss_of(node)?;
-    let reference = art::load_policy(ctx.store, &P::key(node, "reference")?, ctx.device)?;
-    let (tag, fields) = P::record(node, "sampler")?;
-    let source = match tag {
-        "offline" => Source::Offline(art::load_pairs(ctx.store, &P::field_key(node, fields, "data")?, "pairs.safetensors")?.split(0)),
-        "online" => Source::Online {
-            judge: art::load_pm(ctx.store, &P::field_key(node, fields, "judge")?, ctx.device)?,
-            pool: prompt_pool(ctx.store, &P::field_key(node, fields, "prompts")?)?,
-            temperature: P::field_float(node, fields, "temperature")?,
-        },
-        "replay" => {
-            let src = P::field_key(node, fields, "source")?;
-            let stream = art::load_pairs(ctx.store, &src, "stream.safetensors")?;
+/// Trains the run `node` (whose op is `spec`) to `spec.length.steps`,
+/// saving every `save_every` steps and at every required step.
+pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Result<(), ExecError> {
+    let target = spec.length.steps;
+    let save_every = spec.length.save_every.max(1);
+    let seed = spec.seed;
+    let batch = spec.batch as usize;
+    let (lr, warmup, clip) = (spec.lr, spec.warmup, spec.clip);
+    let mean = spec.logprob == LogProb::Mean;
+    let loss = loss_of(spec);
+    let reference = art::load_policy(ctx.store, &spec.reference, ctx.device)?;
+    let source = match &spec.sampler {
+        Sampler::Offline { data } => Source::Offline(art::load_pairs(ctx.store, data, "pairs.safetensors")?.split(0)),
+        Sampler::Online { judge, temperature, prompts } => {
+            let prompts = prompts.ok_or_else(|| ExecError::Invalid(format!("`{}` samples online but has no prompts: its starting policy has no SFT data to draw them from", node.display_name())))?;
+            Source::Online { judge: art::load_pm(ctx.store, judge, ctx.device)?, pool: prompt_pool(ctx.store, &prompts)?, temperature: *temperature }
+        }
+        Sampler::Replay { source, shuffle } => {
+            let stream = art::load_pairs(ctx.store, source, "stream.safetensors")?;
             let needed = target as usize * batch;
             if needed > stream.len() as usize {
                 return Err(ExecError::Invalid(format!(
@@ -92,14 +78,13 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
                     stream.len()
                 )));
             }
-            let order = sampler::replay_order(stream.len() as usize, P::field_float(node, fields, "shuffle")?, seed);
+            let order = sampler::replay_order(stream.len() as usize, *shuffle, seed);
             Source::Replay { stream, order }
         }
-        other => return Err(ExecError::Invalid(format!("unknown sampler `{other}`"))),
     };
     let online = matches!(source, Source::Online { .. });
     // Every model and dataset involved must speak the same tokens.
-    let start_policy_shapes = art::saved_shapes(ctx.store, &P::key(node, "policy")?)?;
+    let start_policy_shapes = art::saved_shapes(ctx.store, &spec.policy)?;
     art::same_shapes("the reference and the starting policy", art::policy_shapes(&reference), start_policy_shapes)?;
     match &source {
         Source::Online { judge, pool, .. } => {
@@ -119,7 +104,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
     // target, or a step some evaluation needs that an earlier run of this
     // node (merged from declarations with other save grids) did not save.
     // Training is deterministic, so refilling a gap rewrites nothing.
-    let required = crate::plan::node::checkpoint_steps(&node.attrs);
+    let required = &spec.length.checkpoints;
     let missing: Vec<i64> = required.iter().copied().filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s))).collect();
     let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
     let first_missing = missing.first().copied().unwrap_or(target);
@@ -128,7 +113,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, target: i64, save_every: i64, log: &cra
     let began = std::time::Instant::now();
     let seconds_before = if start > 0 { ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0) } else { 0.0 };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
-        let policy = art::load_policy(ctx.store, &P::key(node, "policy")?, ctx.device)?;
+        let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
         let adam = Adam::new(&policy.vs, lr, warmup, clip);
         (policy, adam, vec![], vec![])
     } else {

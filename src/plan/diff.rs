@@ -63,7 +63,7 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
         p.ordered()
             .into_iter()
             .filter(|n| !other.contains(&n.key))
-            .map(|n| NodeRef { key: n.key, kind: n.kind.clone(), names: n.names.clone() })
+            .map(|n| NodeRef { key: n.key, kind: n.kind().to_string(), names: n.name_strings() })
             .collect()
     };
     let only_in_a = refs(a, &keys_b);
@@ -83,18 +83,19 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
         let (na, nb) = (a.node(ka).expect("named node"), b.node(kb).expect("named node"));
         let mut params = vec![];
         let mut inputs = vec![];
-        if na.kind != nb.kind {
-            params.push(ParamChange { path: "(kind)".into(), a: na.kind.clone().into(), b: nb.kind.clone().into() });
+        if na.kind() != nb.kind() {
+            params.push(ParamChange { path: "(kind)".into(), a: na.kind().into(), b: nb.kind().into() });
         }
-        if na.version != nb.version {
-            params.push(ParamChange { path: "(version)".into(), a: na.version.into(), b: nb.version.into() });
+        if na.op.version() != nb.op.version() {
+            params.push(ParamChange { path: "(version)".into(), a: na.op.version().into(), b: nb.op.version().into() });
         }
-        let all: std::collections::BTreeSet<&String> = na.params.keys().chain(nb.params.keys()).collect();
+        let (pa, pb) = (na.op.key_params(), nb.op.key_params());
+        let all: std::collections::BTreeSet<&String> = pa.keys().chain(pb.keys()).collect();
         for p in all {
-            compare(p, na.params.get(p), nb.params.get(p), a, b, &mut params, &mut inputs);
+            compare(p, pa.get(p), pb.get(p), a, b, &mut params, &mut inputs);
         }
         let only_inputs = params.is_empty() && !inputs.is_empty();
-        changed.push((order.get(ka).copied().unwrap_or(usize::MAX), Changed { name: name.clone(), kind: na.kind.clone(), key_a: *ka, key_b: *kb, params, inputs, only_inputs }));
+        changed.push((order.get(ka).copied().unwrap_or(usize::MAX), Changed { name: name.clone(), kind: na.kind().to_string(), key_a: *ka, key_b: *kb, params, inputs, only_inputs }));
     }
     changed.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.name.cmp(&y.1.name)));
     Diff { only_in_a, only_in_b, shared, changed: changed.into_iter().map(|(_, c)| c).collect() }
@@ -107,8 +108,8 @@ fn compare(path: &str, a: Option<&CValue>, b: Option<&CValue>, pa: &Plan, pb: &P
             path: path.to_string(),
             a: *x,
             b: *y,
-            names_a: pa.node(x).map(|n| n.names.clone()).unwrap_or_default(),
-            names_b: pb.node(y).map(|n| n.names.clone()).unwrap_or_default(),
+            names_a: pa.node(x).map(|n| n.name_strings()).unwrap_or_default(),
+            names_b: pb.node(y).map(|n| n.name_strings()).unwrap_or_default(),
         }),
         (Some(CValue::Record { tag: ta, fields: fa }), Some(CValue::Record { tag: tb, fields: fb })) if ta == tb => {
             let all: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();

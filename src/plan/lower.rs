@@ -12,34 +12,95 @@
 //! `reference` defaults to its starting policy, so writing a default out
 //! changes no key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::check::program::{is_saved_step, InstanceId, Program, Value};
-use crate::check::schema::node_version;
+use crate::check::program::{is_saved_step, Instance, InstanceName, Program, Value};
 use crate::diagnostic::{Code, Diagnostic, Problem};
-use crate::plan::key::{node_key, CValue, Key};
+use crate::plan::key::Key;
+use crate::plan::name::NodeName;
 use crate::plan::node::{Node, Plan};
-use crate::syntax::ast::DeclKind;
+use crate::plan::op::*;
 
-/// The key of a training run's checkpoint at `step` (step > 0). The
-/// executor writes checkpoints under exactly these keys.
-pub fn checkpoint_key(train: &Key, step: i64) -> Key {
-    node_key("checkpoint", node_version("checkpoint"), &checkpoint_params(train, step))
-}
-
-fn checkpoint_params(train: &Key, step: i64) -> BTreeMap<String, CValue> {
-    let mut params = BTreeMap::new();
-    params.insert("run".to_string(), CValue::Key(*train));
-    params.insert("step".to_string(), CValue::Int(step));
-    params
-}
+pub use crate::plan::op::checkpoint_key;
 
 #[derive(Debug, Clone)]
 enum Output {
     Node(Key),
     Run { train: Key, last: Key, init: Key, reference: Key, steps: i64, save_every: i64 },
     Eval(Vec<Key>),
+}
+
+/// Why an instance could not be lowered.
+enum Fail {
+    /// An input could not be lowered; its problem is already reported.
+    Upstream,
+    /// Lowering and the checker disagree: a bug in tandem.
+    Internal(String),
+}
+
+type Lowered<T> = Result<T, Fail>;
+
+fn internal<T>(msg: String) -> Lowered<T> {
+    Err(Fail::Internal(msg))
+}
+
+/// Typed reads of a checked argument list (an instance's, or a loss's or
+/// sampler's). The checker has typed and defaulted every argument, so a
+/// miss here is a planner out of step with the schema.
+struct Args<'a> {
+    ctor: &'static str,
+    args: &'a BTreeMap<String, Value>,
+}
+
+impl<'a> Args<'a> {
+    fn get(&self, name: &str) -> Lowered<&'a Value> {
+        match self.args.get(name) {
+            Some(v) => Ok(v),
+            None => internal(format!("`{}` reached the planner without `{name}`", self.ctor)),
+        }
+    }
+    fn int(&self, name: &str) -> Lowered<i64> {
+        match self.get(name)? {
+            Value::Int(i) => Ok(*i),
+            v => internal(format!("`{}.{name}` is {v:?}, not an integer", self.ctor)),
+        }
+    }
+    /// Seeds are checked to lie in 0..=i64::MAX.
+    fn seed(&self, name: &str) -> Lowered<u64> {
+        self.int(name).map(|i| i as u64)
+    }
+    fn float(&self, name: &str) -> Lowered<f64> {
+        match self.get(name)? {
+            Value::Float(f) => Ok(*f),
+            v => internal(format!("`{}.{name}` is {v:?}, not a number", self.ctor)),
+        }
+    }
+    fn string(&self, name: &str) -> Lowered<&'a str> {
+        match self.get(name)? {
+            Value::Str(t) => Ok(t),
+            v => internal(format!("`{}.{name}` is {v:?}, not a string", self.ctor)),
+        }
+    }
+    /// An optional presentation string; absent or empty is none.
+    fn opt_string(&self, name: &str) -> Option<String> {
+        match self.args.get(name) {
+            Some(Value::Str(t)) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        }
+    }
+    fn strings(&self, name: &str) -> Vec<String> {
+        match self.args.get(name) {
+            Some(Value::List(items)) => items.iter().filter_map(|i| if let Value::Str(t) = i { Some(t.clone()) } else { None }).collect(),
+            _ => vec![],
+        }
+    }
+    fn call(&self, name: &str) -> Lowered<(&'static str, Args<'a>)> {
+        match self.get(name)? {
+            Value::Call { ctor, args } => Ok((ctor.name, Args { ctor: ctor.name, args })),
+            v => internal(format!("`{}.{name}` is {v:?}, not a call", self.ctor)),
+        }
+    }
 }
 
 struct Lowerer<'p> {
@@ -50,14 +111,23 @@ struct Lowerer<'p> {
     /// Policy node → the dataset whose prompts it answers: the data its
     /// root SFT model was fine-tuned on. Online sampling and evaluations
     /// draw prompts from it unless told otherwise.
-    pool: std::collections::HashMap<Key, Key>,
+    pool: HashMap<Key, Key>,
 }
 
 pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
     let mut l = Lowerer { program, plan: Plan::default(), out: vec![None; program.instances.len()], problems: vec![], pool: Default::default() };
     // Instances are numbered in dependency order, so inputs are lowered first.
     for id in 0..program.instances.len() {
-        l.lower_instance(id);
+        let inst = &program.instances[id];
+        match l.lower_instance(inst) {
+            Ok(output) => l.out[id] = output,
+            Err(Fail::Upstream) => {}
+            Err(Fail::Internal(msg)) => l.problems.push(
+                Problem::new(Code::Internal, inst.span, format!("tandem cannot plan `{}`: {msg}", inst.label))
+                    .label("this declaration")
+                    .help("the checker accepted it, so this is a bug in tandem; please report it with this file"),
+            ),
+        }
     }
     if l.problems.is_empty() {
         Ok(l.plan)
@@ -67,224 +137,281 @@ pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
 }
 
 impl<'p> Lowerer<'p> {
-    fn lower_instance(&mut self, id: InstanceId) {
-        let inst = &self.program.instances[id];
-        let decl = &self.program.decls[inst.decl];
-        let node_kind = match inst.ctor.kind {
-            crate::check::schema::CtorKind::Decl { node, .. } => node,
-            crate::check::schema::CtorKind::Value(_) => return,
-        };
-        let output = match decl.kind {
-            DeclKind::World | DeclKind::Dataset | DeclKind::Model => {
-                let Some(mut params) = self.params(id, &[]) else { return };
-                let mut attrs = BTreeMap::new();
-                if inst.ctor.name == "jsonl" {
-                    // The file's content, not its path, enters the key.
-                    let Some((digest, path)) = self.file_digest(id) else { return };
-                    params.remove("path");
-                    params.insert("content".into(), CValue::Str(digest));
-                    attrs.insert("path".to_string(), serde_json::json!(path));
-                }
-                let data = match params.get("data") {
-                    Some(CValue::Key(k)) if inst.ctor.name == "sft" => Some(*k),
-                    _ => None,
+    /// Lowers one instance; `Ok(None)` for value constructors, which are
+    /// lowered where they are used.
+    fn lower_instance(&mut self, inst: &'p Instance) -> Lowered<Option<Output>> {
+        let a = Args { ctor: inst.ctor.name, args: &inst.args };
+        let name = || vec![NodeName::Decl(inst.name.clone())];
+        let output = match inst.ctor.name {
+            "summarize" | "helpful" | "harmless" | "arena" => {
+                let Some(flavour) = WorldFlavour::from_name(inst.ctor.name) else { return internal("no such world".into()) };
+                let op = Op::World(WorldSpec {
+                    flavour,
+                    seed: a.seed("seed")?,
+                    vocab: a.int("vocab")?,
+                    prompt_len: a.int("prompt_len")?,
+                    response_len: a.int("response_len")?,
+                    noise: a.float("noise")?,
+                });
+                Output::Node(self.add(op, name()))
+            }
+            "generate" => {
+                let op = Op::Generate(GenerateSpec {
+                    world: self.key(&a, "world")?,
+                    pairs: a.int("pairs")?,
+                    val_fraction: a.float("val_fraction")?,
+                    seed: a.seed("seed")?,
+                    overshoot: a.float("overshoot")?,
+                });
+                Output::Node(self.add(op, name()))
+            }
+            "relabel" => {
+                let op = Op::Relabel(RelabelSpec { data: self.key(&a, "data")?, judge: self.key(&a, "judge")?, seed: a.seed("seed")? });
+                Output::Node(self.add(op, name()))
+            }
+            "pairs" => {
+                let op = Op::Pairs(PairsSpec {
+                    a: self.key(&a, "a")?,
+                    b: self.key(&a, "b")?,
+                    prompts: self.key(&a, "prompts")?,
+                    judge: self.key(&a, "judge")?,
+                    n: a.int("n")?,
+                    temperature: a.float("temperature")?,
+                    seed: a.seed("seed")?,
+                });
+                Output::Node(self.add(op, name()))
+            }
+            "jsonl" => {
+                let tokenizer = match a.string("tokenizer")? {
+                    "char" => Tokenizer::Char,
+                    "byte" => Tokenizer::Byte,
+                    other => return internal(format!("no tokenizer {other:?}")),
                 };
-                let key = self.add(node_kind, params, vec![inst.label.clone()], attrs);
-                if let Some(d) = data {
-                    self.pool.insert(key, d);
-                }
+                // The file's content, not its path, enters the key.
+                let Some((content, path)) = self.file_digest(inst) else { return Err(Fail::Upstream) };
+                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path }), name()))
+            }
+            "sft" => {
+                let spec = self.model_spec(&a)?;
+                let data = spec.data;
+                let key = self.add(Op::Sft(spec), name());
+                self.pool.insert(key, data);
                 Output::Node(key)
             }
-            DeclKind::Run => {
-                let Some(mut params) = self.params(id, &["reference"]) else { return };
-                let init = match params.get("policy") {
-                    Some(CValue::Key(k)) => *k,
-                    _ => return,
+            "pm" => {
+                let head = match a.string("head")? {
+                    "pooled" => PmHead::Pooled,
+                    "joint" => PmHead::Joint,
+                    other => return internal(format!("no preference-model head {other:?}")),
                 };
-                let reference = match inst.args.get("reference") {
-                    Some(v) => match self.value(v) {
-                        Some(CValue::Key(k)) => k,
-                        _ => return,
-                    },
-                    None => init,
-                };
-                params.insert("reference".into(), CValue::Key(reference));
-                let pool = self.pool.get(&init).copied();
-                // Online sampling draws prompts from the starting policy's data unless told otherwise.
-                if let (Some(CValue::Record { tag, fields }), Some(pool)) = (params.get_mut("sampler"), pool) {
-                    if tag == "online" && !fields.contains_key("prompts") {
-                        fields.insert("prompts".into(), CValue::Key(pool));
-                    }
-                }
-                let steps = inst.int("steps").unwrap_or(0);
-                let save_every = inst.int("save_every").unwrap_or(1);
-                let mut attrs = BTreeMap::new();
-                attrs.insert("steps".to_string(), serde_json::json!(steps));
-                attrs.insert("save_every".to_string(), serde_json::json!(save_every));
-                let train = self.add(node_kind, params, vec![inst.label.clone()], attrs);
-                if let Some(pool) = pool {
-                    self.pool.insert(train, pool);
-                }
-                let last = self.checkpoint(train, init, steps, &inst.label);
-                Output::Run { train, last, init, reference, steps, save_every }
+                let spec = self.model_spec(&a)?;
+                Output::Node(self.add(Op::Pm(spec, head), name()))
             }
-            DeclKind::Eval => {
-                let mut keys = vec![];
-                let list_param = if inst.args.contains_key("models") { "models" } else { "policies" };
-                let Some(Value::List(targets)) = inst.args.get(list_param) else { return };
-                let at: Option<Vec<i64>> = match inst.args.get("at") {
-                    Some(Value::List(v)) => Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()),
-                    _ => None,
-                };
-                let Some(base) = self.params(id, &[list_param, "at", "reference"]) else { return };
-                for t in targets {
-                    for (target_key, target_label, default_ref) in self.eval_targets(t, at.as_deref()) {
-                        let mut params = base.clone();
-                        params.insert("target".into(), CValue::Key(target_key));
-                        let reference = match inst.args.get("reference") {
-                            Some(v) => match self.value(v) {
-                                Some(CValue::Key(k)) => Some(k),
-                                _ => None,
-                            },
-                            None => default_ref,
-                        };
-                        if let Some(r) = reference {
-                            params.insert("reference".into(), CValue::Key(r));
-                        }
-                        if let Some(pool) = self.pool.get(&target_key) {
-                            params.insert("pool".into(), CValue::Key(*pool));
-                        }
-                        let name = format!("{}({target_label})", inst.label);
-                        keys.push(self.add(node_kind, params, vec![name], BTreeMap::new()));
-                    }
-                }
-                Output::Eval(keys)
-            }
-            DeclKind::Figure => {
-                let Some(params) = self.params(id, &[]) else { return };
-                // Presentation-only arguments (the paper's claim, the expected
-                // ranking) travel as attributes: they never enter the key.
-                let mut attrs = BTreeMap::new();
-                for p in inst.ctor.params.iter().filter(|p| !p.in_key) {
-                    match inst.args.get(p.name) {
-                        Some(Value::Str(t)) => {
-                            attrs.insert(p.name.to_string(), serde_json::json!(t));
-                        }
-                        Some(Value::List(items)) => {
-                            let v: Vec<String> = items.iter().filter_map(|i| if let Value::Str(t) = i { Some(t.clone()) } else { None }).collect();
-                            attrs.insert(p.name.to_string(), serde_json::json!(v));
-                        }
-                        _ => {}
-                    }
-                }
-                // The evaluations' declared labels: a figure plots their rows
-                // only, though an evaluation node shared with another
-                // declaration (a common step 0, say) carries more names.
-                let evals: Vec<String> = ["x", "y"].iter().filter_map(|a| match inst.args.get(*a) {
-                    Some(Value::Instance(e)) => Some(self.program.instances[*e].label.clone()),
-                    _ => None,
-                }).collect();
-                attrs.insert("evals".to_string(), serde_json::json!(evals));
-                Output::Node(self.add(node_kind, params, vec![inst.label.clone()], attrs))
-            }
+            "train" => self.lower_run(inst, &a)?,
+            "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => self.lower_eval(inst, &a)?,
+            "tradeoff" | "curve" | "scatter" | "best" => self.lower_figure(inst, &a)?,
+            _ => return Ok(None),
         };
-        self.out[id] = Some(output);
+        Ok(Some(output))
     }
 
-    /// Adds a node built from its kind and parameters.
-    fn add(&mut self, kind: &str, params: BTreeMap<String, CValue>, names: Vec<String>, attrs: BTreeMap<String, serde_json::Value>) -> Key {
-        let version = node_version(kind);
-        let key = node_key(kind, version, &params);
-        let mut inputs = vec![];
-        for (n, v) in &params {
-            v.keys(n, &mut inputs);
+    fn model_spec(&mut self, a: &Args) -> Lowered<ModelSpec> {
+        Ok(ModelSpec {
+            data: self.key(a, "data")?,
+            layers: a.int("layers")?,
+            width: a.int("width")?,
+            heads: a.int("heads")?,
+            steps: a.int("steps")?,
+            batch: a.int("batch")?,
+            lr: a.float("lr")?,
+            warmup: a.int("warmup")?,
+            clip: a.float("clip")?,
+            seed: a.seed("seed")?,
+        })
+    }
+
+    fn lower_run(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let init = self.key(a, "policy")?;
+        let pool = self.pool.get(&init).copied();
+        let loss = match a.call("loss")? {
+            ("ipo", l) => Loss::Ipo { beta: l.float("beta")? },
+            ("dpo", l) => Loss::Dpo { beta: l.float("beta")? },
+            ("slic", l) => Loss::Slic { beta: l.float("beta")? },
+            ("bo2", _) => Loss::Bo2,
+            (other, _) => return internal(format!("no loss `{other}`")),
+        };
+        let sampler = match a.call("sampler")? {
+            ("offline", s) => Sampler::Offline { data: self.key(&s, "data")? },
+            // Online sampling draws prompts from the starting policy's data unless told otherwise.
+            ("online", s) => Sampler::Online { judge: self.key(&s, "judge")?, temperature: s.float("temperature")?, prompts: self.opt_key(&s, "prompts")?.or(pool) },
+            ("replay", s) => Sampler::Replay { source: self.key(&s, "source")?, shuffle: s.float("shuffle")? },
+            (other, _) => return internal(format!("no sampler `{other}`")),
+        };
+        // A run's reference defaults to its starting policy, so writing the
+        // default out changes no key.
+        let reference = self.opt_key(a, "reference")?.unwrap_or(init);
+        let logprob = match a.string("logprob")? {
+            "sum" => LogProb::Sum,
+            "mean" => LogProb::Mean,
+            other => return internal(format!("no log-prob reduction {other:?}")),
+        };
+        let (steps, save_every) = (a.int("steps")?, a.int("save_every")?);
+        let op = Op::Train(TrainSpec {
+            policy: init,
+            reference,
+            loss,
+            sampler,
+            lr: a.float("lr")?,
+            batch: a.int("batch")?,
+            warmup: a.int("warmup")?,
+            clip: a.float("clip")?,
+            logprob,
+            seed: a.seed("seed")?,
+            length: RunLength { steps, save_every, checkpoints: vec![] },
+        });
+        let train = self.add(op, vec![NodeName::Decl(inst.name.clone())]);
+        if let Some(pool) = pool {
+            self.pool.insert(train, pool);
         }
-        self.plan.add(Node { key, kind: kind.to_string(), version, params, inputs, names, attrs })
+        let last = self.checkpoint(train, init, steps, &inst.name);
+        Ok(Output::Run { train, last, init, reference, steps, save_every })
+    }
+
+    fn lower_eval(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let mut keys = vec![];
+        let list_param = if inst.ctor.name == "classifier" { "models" } else { "policies" };
+        let Value::List(targets) = a.get(list_param)? else { return internal(format!("`{list_param}` is not a list")) };
+        let at: Option<Vec<i64>> = match inst.args.get("at") {
+            Some(Value::List(v)) => Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()),
+            _ => None,
+        };
+        let seed = a.seed("seed")?;
+        let metric = match inst.ctor.name {
+            "kl" => Metric::Kl { prompts: a.int("prompts")? },
+            "winrate" => Metric::Winrate { baseline: self.key(a, "baseline")?, judge: self.key(a, "judge")?, prompts: a.int("prompts")? },
+            "classifier" => Metric::Classifier { data: self.key(a, "data")?, judge: self.opt_key(a, "judge")?, n: a.int("n")?, windows: a.int("windows")? },
+            "self_classifier" => Metric::SelfClassifier { judge: self.key(a, "judge")?, prompts: a.int("prompts")? },
+            "winner_logprob" => Metric::WinnerLogprob { data: self.key(a, "data")?, n: a.int("n")? },
+            "oracle" => Metric::Oracle { world: self.key(a, "world")?, prompts: a.int("prompts")? },
+            other => return internal(format!("no evaluation `{other}`")),
+        };
+        for t in targets {
+            for (target, target_name, step, default_ref) in self.eval_targets(t, at.as_deref()) {
+                let given_reference = self.opt_key(a, "reference")?;
+                let spec = EvalSpec { target, reference: given_reference.or(default_ref), pool: self.pool.get(&target).copied(), seed, metric: metric.clone() };
+                let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
+                keys.push(self.add(Op::Eval(spec), vec![name]));
+            }
+        }
+        Ok(Output::Eval(keys))
+    }
+
+    fn lower_figure(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let title = a.string("title")?.to_string();
+        let shape = match inst.ctor.name {
+            "tradeoff" => FigureShape::Tradeoff { x: self.eval_keys(a.get("x")?)?, y: self.eval_keys(a.get("y")?)? },
+            "scatter" => FigureShape::Scatter { x: self.eval_keys(a.get("x")?)?, y: self.eval_keys(a.get("y")?)? },
+            "curve" => {
+                let Value::List(ys) = a.get("y")? else { return internal("`curve.y` is not a list".into()) };
+                FigureShape::Curve { y: ys.iter().map(|y| self.eval_keys(y)).collect::<Lowered<_>>()? }
+            }
+            "best" => FigureShape::Best { y: self.eval_keys(a.get("y")?)?, quantile: a.float("quantile")? },
+            other => return internal(format!("no figure `{other}`")),
+        };
+        // The evaluations' declared instances: a figure plots their rows only.
+        let mut evals = vec![];
+        for axis in ["x", "y"] {
+            match inst.args.get(axis) {
+                Some(Value::Instance(e)) => evals.push(self.program.instances[*e].name.clone()),
+                Some(Value::List(items)) => evals.extend(items.iter().filter_map(|i| if let Value::Instance(e) = i { Some(self.program.instances[*e].name.clone()) } else { None })),
+                _ => {}
+            }
+        }
+        let series = match a.opt_string("series").as_deref() {
+            Some("member") => SeriesBy::Member,
+            _ => SeriesBy::Declaration,
+        };
+        // Presentation-only arguments never enter the key.
+        let show = Presentation { claim: a.opt_string("claim").unwrap_or_default(), expect: a.strings("expect"), series, normalize: a.opt_string("normalize"), evals };
+        Ok(Output::Node(self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())])))
+    }
+
+    /// Adds a node computing `op`.
+    fn add(&mut self, op: Op, names: Vec<NodeName>) -> Key {
+        self.plan.add(Node::new(op, names))
+    }
+
+    /// The node key an argument refers to: a world, dataset or model; a run
+    /// means its last checkpoint; `run@k` its checkpoint at k.
+    fn resolve(&mut self, v: &Value) -> Lowered<Key> {
+        match v {
+            Value::Instance(i) => match self.out[*i].clone() {
+                Some(Output::Node(k)) => Ok(k),
+                Some(Output::Run { last, .. }) => Ok(last),
+                Some(Output::Eval(_)) => internal("an evaluation is not one node".into()),
+                None => Err(Fail::Upstream),
+            },
+            Value::Checkpoint(i, step) => match self.out[*i].clone() {
+                Some(Output::Run { train, init, .. }) => {
+                    let run = self.program.instances[*i].name.clone();
+                    Ok(self.checkpoint(train, init, *step, &run))
+                }
+                Some(_) => internal("a checkpoint of something that is not a run".into()),
+                None => Err(Fail::Upstream),
+            },
+            other => internal(format!("{other:?} is not a reference")),
+        }
+    }
+
+    fn key(&mut self, a: &Args, name: &str) -> Lowered<Key> {
+        let v = a.get(name)?;
+        self.resolve(v)
+    }
+
+    fn opt_key(&mut self, a: &Args, name: &str) -> Lowered<Option<Key>> {
+        match a.args.get(name) {
+            Some(v) => self.resolve(v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The nodes of an evaluation argument (a figure's axis).
+    fn eval_keys(&mut self, v: &Value) -> Lowered<Vec<Key>> {
+        match v {
+            Value::Instance(i) => match self.out[*i].clone() {
+                Some(Output::Eval(keys)) => Ok(keys),
+                Some(_) => internal("a figure axis that is not an evaluation".into()),
+                None => Err(Fail::Upstream),
+            },
+            other => internal(format!("{other:?} is not an evaluation")),
+        }
     }
 
     /// The checkpoint of a training run at a step; step 0 is where it started.
-    fn checkpoint(&mut self, train: Key, init: Key, step: i64, run_label: &str) -> Key {
+    fn checkpoint(&mut self, train: Key, init: Key, step: i64, run: &InstanceName) -> Key {
         if step == 0 {
             return init;
         }
-        let params = checkpoint_params(&train, step);
-        let key = self.add("checkpoint", params, vec![format!("{run_label}@{step}")], BTreeMap::new());
+        let key = self.add(Op::Checkpoint { run: train, step }, vec![NodeName::Checkpoint { run: run.clone(), step }]);
         if let Some(pool) = self.pool.get(&train).copied() {
             self.pool.insert(key, pool);
         }
         // The training node must now go at least this far, and save this
         // step whatever its `save_every` (declarations merged into one run
         // may save on different grids).
-        if let Some(n) = self.plan.node_mut(&train) {
-            let cur = n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0);
-            if step > cur {
-                n.attrs.insert("steps".into(), serde_json::json!(step));
-            }
-            crate::plan::node::add_checkpoint_step(&mut n.attrs, step);
+        if let Some(Node { op: Op::Train(t), .. }) = self.plan.node_mut(&train) {
+            t.length.require(step);
         }
         key
     }
 
-    /// The in-key parameters of an instance, lowered; `skip` names the ones
-    /// the caller handles itself.
-    fn params(&mut self, id: InstanceId, skip: &[&str]) -> Option<BTreeMap<String, CValue>> {
-        let inst = &self.program.instances[id];
-        let mut out = BTreeMap::new();
-        for p in inst.ctor.params {
-            if !p.in_key || skip.contains(&p.name) {
-                continue;
-            }
-            if let Some(v) = inst.args.get(p.name) {
-                if p.omit_default_from_key && is_default(v, &p.default) {
-                    continue;
-                }
-                out.insert(p.name.to_string(), self.value(v)?);
-            }
-        }
-        Some(out)
-    }
-
-    fn value(&mut self, v: &Value) -> Option<CValue> {
-        Some(match v {
-            Value::Int(i) => CValue::Int(*i),
-            Value::Float(f) => CValue::Float(*f),
-            Value::Str(s) => CValue::Str(s.clone()),
-            Value::Bool(b) => CValue::Bool(*b),
-            Value::List(items) => CValue::List(items.iter().map(|i| self.value(i)).collect::<Option<_>>()?),
-            Value::Call { ctor, args } => {
-                let mut fields = BTreeMap::new();
-                for p in ctor.params {
-                    if let (true, Some(a)) = (p.in_key, args.get(p.name)) {
-                        if p.omit_default_from_key && is_default(a, &p.default) {
-                            continue;
-                        }
-                        fields.insert(p.name.to_string(), self.value(a)?);
-                    }
-                }
-                CValue::Record { tag: ctor.name.to_string(), fields }
-            }
-            Value::Instance(i) => match self.out[*i].clone()? {
-                Output::Node(k) => CValue::Key(k),
-                Output::Run { last, .. } => CValue::Key(last),
-                Output::Eval(keys) => CValue::List(keys.into_iter().map(CValue::Key).collect()),
-            },
-            Value::Checkpoint(i, step) => match self.out[*i].clone()? {
-                Output::Run { train, init, .. } => {
-                    let label = self.program.instances[*i].label.clone();
-                    CValue::Key(self.checkpoint(train, init, *step, &label))
-                }
-                _ => return None,
-            },
-        })
-    }
-
     /// What an evaluation looks at for one entry of its list: a model once, a
     /// checkpoint once, a run at each requested (or each saved) step. Each
-    /// comes with a label and the reference policy it defaults to.
-    fn eval_targets(&mut self, t: &Value, at: Option<&[i64]>) -> Vec<(Key, String, Option<Key>)> {
+    /// comes with its name, step, and the reference policy it defaults to.
+    fn eval_targets(&mut self, t: &Value, at: Option<&[i64]>) -> Vec<(Key, InstanceName, Option<i64>, Option<Key>)> {
         match t {
             Value::Instance(i) => {
-                let label = self.program.instances[*i].label.clone();
+                let name = self.program.instances[*i].name.clone();
                 match self.out[*i].clone() {
                     Some(Output::Run { train, init, reference, steps, save_every, .. }) => {
                         let chosen: Vec<i64> = match at {
@@ -297,21 +424,21 @@ impl<'p> Lowerer<'p> {
                                 v
                             }
                         };
-                        chosen.into_iter().map(|s| (self.checkpoint(train, init, s, &label), format!("{label}@{s}"), Some(reference))).collect()
+                        chosen.into_iter().map(|s| (self.checkpoint(train, init, s, &name), name.clone(), Some(s), Some(reference))).collect()
                     }
                     Some(Output::Node(k)) => {
                         // An SFT model is its own reference; a PM has none.
                         let is_policy = self.program.instances[*i].ctor.name == "sft";
-                        vec![(k, label, is_policy.then_some(k))]
+                        vec![(k, name, None, is_policy.then_some(k))]
                     }
                     _ => vec![],
                 }
             }
             Value::Checkpoint(i, step) => {
-                let label = self.program.instances[*i].label.clone();
+                let name = self.program.instances[*i].name.clone();
                 match self.out[*i].clone() {
                     Some(Output::Run { train, init, reference, .. }) => {
-                        vec![(self.checkpoint(train, init, *step, &label), format!("{label}@{step}"), Some(reference))]
+                        vec![(self.checkpoint(train, init, *step, &name), name, Some(*step), Some(reference))]
                     }
                     _ => vec![],
                 }
@@ -322,15 +449,14 @@ impl<'p> Lowerer<'p> {
 
     /// blake3 of an imported file, relative to the .exp file that names it,
     /// and the file's full path.
-    fn file_digest(&mut self, id: InstanceId) -> Option<(String, String)> {
-        let inst = &self.program.instances[id];
+    fn file_digest(&mut self, inst: &Instance) -> Option<(String, String)> {
         let Some(Value::Str(path)) = inst.args.get("path") else { return None };
         let file = &self.program.sources.get(inst.span.file).path;
         let full = file.parent().unwrap_or(Path::new(".")).join(path);
         // A relative path must not climb out of the project: data from
         // elsewhere is named explicitly, by an absolute path.
         if Path::new(path).is_relative() {
-            let root = project_root(&self.program.sources.get(crate::syntax::source::FileId(0)).path);
+            let root = project_root(&self.program.sources.get(crate::source::FileId(0)).path);
             if let (Some(root), Some(target)) = (normalize(&root), normalize(&full)) {
                 if !target.starts_with(&root) {
                     self.problems.push(
@@ -378,18 +504,4 @@ fn normalize(p: &Path) -> Option<PathBuf> {
         }
     }
     Some(out)
-}
-
-/// Whether an argument equals its parameter's default. The checker has
-/// already typed numbers (a float parameter always holds a `Float`, with −0
-/// made 0), so equal values compare equal however they were spelled.
-fn is_default(v: &Value, default: &crate::check::schema::Default) -> bool {
-    use crate::check::schema::Default as D;
-    match (v, default) {
-        (Value::Int(a), D::Int(b)) => a == b,
-        (Value::Float(a), D::Float(b)) => a == b,
-        (Value::Str(a), D::Str(b)) => a == b,
-        (Value::Bool(a), D::Bool(b)) => a == b,
-        _ => false,
-    }
 }

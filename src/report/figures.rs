@@ -4,7 +4,8 @@
 //!
 //! A series is a declaration (`offline` pools all members of an `offline`
 //! sweep, as the paper pools its hyper-parameter grid); each member run is one
-//! line of that colour.
+//! line of that colour. A `best` figure divides by the series its
+//! `normalize:` argument names, and by nothing otherwise.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,10 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::exec::runner::TidyRow;
-use crate::plan::{CValue, Key, Node};
+use crate::check::program::InstanceName;
+use crate::plan::op::{FigureShape, FigureSpec, SeriesBy};
+use crate::plan::{Key, Node, Op};
+use crate::report::results::EvalRow;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Point {
@@ -27,10 +30,18 @@ pub struct Point {
     pub n: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FigureKind {
+    Tradeoff,
+    Curve,
+    Scatter,
+    Best,
+}
+
 #[derive(Debug, Clone)]
 pub struct Figure {
     pub name: String,
-    pub kind: String,
+    pub kind: FigureKind,
     pub title: String,
     pub x_label: String,
     pub y_label: String,
@@ -40,39 +51,22 @@ pub struct Figure {
     /// What the paper found here, and its ranking of the series (best first).
     pub claim: String,
     pub expect: Vec<String>,
-}
-
-/// `offline[beta=0.5]@200` → (series `offline`, member `offline[beta=0.5]`, step 200).
-pub fn split_target(target: &str) -> (String, String, Option<i64>) {
-    let (member, step) = match target.rsplit_once('@') {
-        Some((m, s)) => (m.to_string(), s.parse().ok()),
-        None => (target.to_string(), None),
-    };
-    let series = member.split('[').next().unwrap_or(&member).to_string();
-    (series, member, step)
-}
-
-fn keys_of(v: Option<&CValue>) -> Vec<Key> {
-    let mut out = vec![];
-    if let Some(v) = v {
-        v.keys("", &mut out);
-    }
-    out.into_iter().map(|(_, k)| k).collect()
+    /// Problems with the figure's own arguments, said in the report.
+    pub notes: Vec<String>,
 }
 
 /// The rows of the given evaluation nodes; an evaluation that reports several
 /// metrics is plotted by its first (its headline).
-fn rows_of<'a>(rows: &'a [TidyRow], keys: &[Key], evals: &[String]) -> Vec<&'a TidyRow> {
-    let shorts: Vec<String> = keys.iter().map(|k| k.short()).collect();
-    let selected: Vec<&TidyRow> = rows.iter().filter(|r| shorts.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
-    let mut headline: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+fn rows_of<'a>(rows: &'a [EvalRow], keys: &[Key], evals: &[InstanceName]) -> Vec<&'a EvalRow> {
+    let selected: Vec<&EvalRow> = rows.iter().filter(|r| keys.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
+    let mut headline: std::collections::HashMap<&InstanceName, &str> = std::collections::HashMap::new();
     for r in &selected {
-        headline.entry(r.eval.as_str()).or_insert(r.metric.as_str());
+        headline.entry(&r.eval).or_insert(r.metric.as_str());
     }
-    selected.iter().filter(|r| headline.get(r.eval.as_str()) == Some(&r.metric.as_str())).copied().collect()
+    selected.iter().filter(|r| headline.get(&r.eval) == Some(&r.metric.as_str())).copied().collect()
 }
 
-fn metric_label(rows: &[&TidyRow]) -> String {
+fn metric_label(rows: &[&EvalRow]) -> String {
     rows.first().map(|r| match r.metric.as_str() {
         "kl" => "KL(πθ ‖ πsft)".to_string(),
         "winrate" => "win rate against the baseline".to_string(),
@@ -84,75 +78,80 @@ fn metric_label(rows: &[&TidyRow]) -> String {
     }).unwrap_or_default()
 }
 
-/// Gathers a figure's data from the evaluation table.
-pub fn figure_data(node: &Node, rows: &[TidyRow]) -> Figure {
-    let name = node.names.first().cloned().unwrap_or_else(|| node.key.short());
-    let title = match node.params.get("title") {
-        Some(CValue::Str(t)) if !t.is_empty() => t.clone(),
-        _ => name.clone(),
+/// Gathers a figure's data from the evaluation table. A series is a
+/// target's declaration (a sweep pooled), or its sweep member with
+/// `series: "member"`.
+pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
+    let name = node.names.first().map(|n| n.to_string()).unwrap_or_else(|| node.key.short());
+    let Op::Figure(FigureSpec { shape, title, show }) = &node.op else {
+        return Figure { name: name.clone(), kind: FigureKind::Curve, title: name, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim: String::new(), expect: vec![], notes: vec![] };
     };
-    let claim = node.attrs.get("claim").and_then(|c| c.as_str()).unwrap_or_default().to_string();
-    let expect: Vec<String> = node.attrs.get("expect").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-    let mut fig = Figure { name, kind: node.kind.clone(), title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim, expect };
-    let by_member = node.attrs.get("series").and_then(|v| v.as_str()) == Some("member");
-    let evals: Vec<String> = node.attrs.get("evals").and_then(|e| e.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
-    match node.kind.as_str() {
-        "figure.tradeoff" | "figure.scatter" => {
-            let xs = rows_of(rows, &keys_of(node.params.get("x")), &evals);
-            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
+    let title = if title.is_empty() { name.clone() } else { title.clone() };
+    let kind = match shape {
+        FigureShape::Tradeoff { .. } => FigureKind::Tradeoff,
+        FigureShape::Curve { .. } => FigureKind::Curve,
+        FigureShape::Scatter { .. } => FigureKind::Scatter,
+        FigureShape::Best { .. } => FigureKind::Best,
+    };
+    let mut fig = Figure { name, kind, title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim: show.claim.clone(), expect: show.expect.clone(), notes: vec![] };
+    let by_member = show.series == SeriesBy::Member;
+    let evals = &show.evals;
+    match shape {
+        FigureShape::Tradeoff { x, y } | FigureShape::Scatter { x, y } => {
+            let xs = rows_of(rows, x, evals);
+            let ys = rows_of(rows, y, evals);
             fig.x_label = metric_label(&xs);
             fig.y_label = metric_label(&ys);
             for y in &ys {
-                // Join on the evaluated target (and, for streams, the data step).
-                if let Some(x) = xs.iter().find(|x| x.target == y.target && x.data_step == y.data_step) {
-                    let (mut series, member, step) = split_target(&y.target);
-                    if by_member {
-                        series = member.clone();
-                    }
-                    fig.points.push(Point { series, member, step, x: x.value, x_err: 1.96 * x.stderr, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+                // Join on the evaluated target and step (and, for streams, the data step).
+                if let Some(x) = xs.iter().find(|x| x.target == y.target && x.step == y.step && x.data_step == y.data_step) {
+                    let member = y.target.to_string();
+                    let series = if by_member { member.clone() } else { y.target.decl.clone() };
+                    fig.points.push(Point { series, member, step: y.step, x: x.value, x_err: 1.96 * x.stderr, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
                 }
             }
         }
-        "figure.curve" => {
-            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
+        FigureShape::Curve { y } => {
+            let keys: Vec<Key> = y.iter().flatten().copied().collect();
+            let ys = rows_of(rows, &keys, evals);
             fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) { "step of the online data stream".into() } else { "training step".into() };
             fig.y_label = metric_label(&ys);
             for y in &ys {
-                let (_, member, step) = split_target(&y.target);
-                let x = y.data_step.or(step).unwrap_or(0) as f64;
-                fig.points.push(Point { series: format!("{} {}", y.eval, member), member: format!("{} {}", y.eval, member), step, x, x_err: 0.0, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+                let member = format!("{} {}", y.eval, y.target);
+                let x = y.data_step.or(y.step).unwrap_or(0) as f64;
+                fig.points.push(Point { series: member.clone(), member, step: y.step, x, x_err: 0.0, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
             }
         }
-        "figure.best" => {
-            let ys = rows_of(rows, &keys_of(node.params.get("y")), &evals);
+        FigureShape::Best { y, quantile } => {
+            let ys = rows_of(rows, y, evals);
             fig.y_label = metric_label(&ys);
-            let q = match node.params.get("quantile") {
-                Some(CValue::Float(q)) => *q,
-                _ => 0.9,
-            };
             let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
             for y in &ys {
-                by.entry(split_target(&y.target).0).or_default().push((y.value, y.stderr));
+                by.entry(y.target.decl.clone()).or_default().push((y.value, y.stderr));
             }
             for (series, mut vals) in by {
                 vals.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let i = ((vals.len() - 1) as f64 * q).round() as usize;
+                let i = ((vals.len() - 1) as f64 * quantile).round() as usize;
                 fig.bars.push((series, vals[i].0, vals[i].1));
             }
-            let normalize = matches!(node.params.get("normalize"), Some(CValue::Bool(true)));
-            if normalize {
-                if let Some(&(_, base, _)) = fig.bars.iter().find(|b| b.0 == "online") {
-                    if base != 0.0 {
+            if let Some(base_name) = &show.normalize {
+                match fig.bars.iter().find(|b| &b.0 == base_name) {
+                    Some(&(_, base, _)) if base != 0.0 => {
                         for b in &mut fig.bars {
                             b.1 /= base;
                             b.2 /= base.abs();
                         }
-                        fig.y_label = format!("{} (÷ online)", fig.y_label);
+                        fig.y_label = format!("{} (÷ {base_name})", fig.y_label);
                     }
+                    Some(_) => fig.notes.push(format!("not divided by `{base_name}`: its value is 0")),
+                    None if fig.bars.is_empty() => {}
+                    None => fig.notes.push(format!(
+                        "not divided by `{base_name}`: the figure has no such series (it has {})",
+                        fig.bars.iter().map(|b| format!("`{}`", b.0)).collect::<Vec<_>>().join(", ")
+                    )),
                 }
             }
         }
-        _ => {}
     }
     fig
 }
@@ -233,7 +232,7 @@ where
         }
         let mut first = true;
         for pts in members.values_mut() {
-            if fig.kind == "figure.scatter" {
+            if fig.kind == FigureKind::Scatter {
                 pts.sort_by(|a, b| a.x.total_cmp(&b.x));
             } else {
                 pts.sort_by_key(|p| p.step.unwrap_or(0));
@@ -241,7 +240,7 @@ where
             // The 95% interval of y as a band, along x.
             let mut by_x: Vec<&&Point> = pts.iter().collect();
             by_x.sort_by(|a, b| a.x.total_cmp(&b.x));
-            if by_x.len() > 1 && fig.kind != "figure.scatter" {
+            if by_x.len() > 1 && fig.kind != FigureKind::Scatter {
                 let band: Vec<(f64, f64)> = by_x.iter().map(|p| (p.x, p.y + p.y_err)).chain(by_x.iter().rev().map(|p| (p.x, p.y - p.y_err))).collect();
                 chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15)))).map_err(e)?;
             }
@@ -251,14 +250,14 @@ where
                     chart.draw_series(std::iter::once(PathElement::new(vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)], color.mix(0.5)))).map_err(e)?;
                 }
             }
-            if fig.kind != "figure.scatter" {
+            if fig.kind != FigureKind::Scatter {
                 let line = chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2))).map_err(e)?;
                 if first {
                     line.label(s.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
                 }
             }
             let dots = chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 3, color.filled()))).map_err(e)?;
-            if first && fig.kind == "figure.scatter" {
+            if first && fig.kind == FigureKind::Scatter {
                 dots.label(s.clone()).legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
             }
             first = false;
@@ -313,8 +312,8 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
 mod tests {
     use super::*;
 
-    fn row(eval: &str, target: &str, key: &Key) -> TidyRow {
-        TidyRow { eval: eval.into(), target: target.into(), step: Some(0), metric: "kl".into(), value: 0.0, stderr: 0.0, ci_low: 0.0, ci_high: 0.0, n: 1, data_step: None, key: key.short() }
+    fn row(eval: &str, target: &str, key: &Key) -> EvalRow {
+        EvalRow { eval: InstanceName::plain(eval), target: InstanceName::plain(target), step: Some(0), metric: "kl".into(), value: 0.0, stderr: 0.0, ci_low: 0.0, ci_high: 0.0, n: 1, data_step: None, key: *key }
     }
 
     #[test]
@@ -322,11 +321,42 @@ mod tests {
         // One evaluation node (step 0 of runs that all start from SFT) is
         // named by two declarations; each figure must see only its own.
         let shared = Key([7; 32]);
-        let rows = vec![row("f1_kl", "online@0", &shared), row("f13_kl", "shuffled@0", &shared)];
-        let mine = rows_of(&rows, &[shared], &["f1_kl".to_string()]);
+        let rows = vec![row("f1_kl", "online", &shared), row("f13_kl", "shuffled", &shared)];
+        let mine = rows_of(&rows, &[shared], &[InstanceName::plain("f1_kl")]);
         assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].target, "online@0");
+        assert_eq!(mine[0].target_label(), "online@0");
         // Without the declared labels (an older plan) every row is kept.
         assert_eq!(rows_of(&rows, &[shared], &[]).len(), 2);
+    }
+
+    fn best_figure(normalize: Option<&str>, rows: &[EvalRow], keys: Vec<Key>) -> Figure {
+        let show = crate::plan::op::Presentation { claim: String::new(), expect: vec![], series: SeriesBy::Declaration, normalize: normalize.map(String::from), evals: vec![] };
+        let op = Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });
+        figure_data(&Node::new(op, vec![]), rows)
+    }
+
+    #[test]
+    fn best_divides_by_the_series_it_names_and_by_no_other() {
+        let (a, b) = (Key([1; 32]), Key([2; 32]));
+        let mut r1 = row("wr", "online_large", &a);
+        r1.value = 0.5;
+        r1.stderr = 0.125;
+        let mut r2 = row("wr", "offline_large", &b);
+        r2.value = 0.25;
+        let rows = vec![r1, r2];
+        // A series named anything (not only `online`) can be the divisor.
+        let fig = best_figure(Some("online_large"), &rows, vec![a, b]);
+        let bar = |f: &Figure, s: &str| f.bars.iter().find(|x| x.0 == s).map(|x| (x.1, x.2)).unwrap();
+        assert_eq!(bar(&fig, "online_large"), (1.0, 0.25));
+        assert_eq!(bar(&fig, "offline_large").0, 0.5);
+        assert!(fig.y_label.ends_with("(÷ online_large)"), "{}", fig.y_label);
+        // By default nothing is divided, and a series named `online` is not special.
+        let plain = best_figure(None, &rows, vec![a, b]);
+        assert_eq!(bar(&plain, "online_large").0, 0.5);
+        assert!(plain.notes.is_empty());
+        // A divisor that is not a series is said, not silently skipped.
+        let missing = best_figure(Some("online"), &rows, vec![a, b]);
+        assert_eq!(bar(&missing, "online_large").0, 0.5);
+        assert_eq!(missing.notes.len(), 1, "{:?}", missing.notes);
     }
 }

@@ -6,4 +6,5 @@
 //! their legends use declared names, which never enter a key).
 pub mod document;
 pub mod figures;
+pub mod results;
 pub mod study;

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use crate::exec::artifacts as art;
-use crate::exec::runner::{is_done, Summary, TidyRow};
+use crate::exec::schedule::is_done;
 use crate::exec::store::Store;
-use crate::plan::lower::checkpoint_key;
-use crate::plan::Plan;
+use crate::exec::summary::Summary;
+use crate::plan::op::checkpoint_key;
+use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
-use crate::report::figures::{figure_data, file_stem, write_figure, Figure};
+use crate::report::figures::{figure_data, file_stem, write_figure, Figure, FigureKind};
+use crate::report::results::EvalRow;
 
 fn ci(v: f64, se: f64) -> String {
     format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
@@ -69,8 +71,8 @@ fn findings(fig: &Figure) -> Vec<String> {
             series.push(&p.series);
         }
     }
-    match fig.kind.as_str() {
-        "figure.tradeoff" => {
+    match fig.kind {
+        FigureKind::Tradeoff => {
             let mut peaks = vec![];
             for s in &series {
                 let pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
@@ -120,7 +122,7 @@ fn findings(fig: &Figure) -> Vec<String> {
                 ));
             }
         }
-        "figure.scatter" => {
+        FigureKind::Scatter => {
             let n = fig.points.len() as f64;
             if n >= 3.0 {
                 let (mx, my) = (fig.points.iter().map(|p| p.x).sum::<f64>() / n, fig.points.iter().map(|p| p.y).sum::<f64>() / n);
@@ -133,7 +135,7 @@ fn findings(fig: &Figure) -> Vec<String> {
                 out.push(format!("Pearson r between {} and {} over all {} points: {r:.3} [{:.3}, {:.3}].", fig.x_label, fig.y_label, n as usize, (z - 1.96 * se).tanh(), (z + 1.96 * se).tanh()));
             }
         }
-        "figure.curve" => {
+        FigureKind::Curve => {
             for s in &series {
                 let mut pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
                 pts.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -142,18 +144,17 @@ fn findings(fig: &Figure) -> Vec<String> {
                 }
             }
         }
-        "figure.best" => {
+        FigureKind::Best => {
             for (s, v, se) in &fig.bars {
                 out.push(format!("`{s}`: {}", ci(*v, *se)));
             }
         }
-        _ => {}
     }
     out
 }
 
 /// Draws every figure and writes report.md and report.html into `dir`.
-pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &[TidyRow], summary: &Summary) -> Result<(PathBuf, PathBuf), String> {
+pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &[EvalRow], summary: &Summary) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut b = vec![Block::Title(format!("{stem}: tandem report"))];
@@ -161,13 +162,17 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
     let mut saved = 0.0;
     let mut entries = 0;
     for n in plan.graph.node_weights() {
-        let key = if n.kind == "run.train" { checkpoint_key(&n.key, n.attrs.get("steps").and_then(|v| v.as_i64()).unwrap_or(0)) } else { n.key };
-        if n.kind == "checkpoint" || n.kind.starts_with("figure.") || !is_done(store, plan, n) {
+        let key = match &n.op {
+            Op::Train(t) => checkpoint_key(&n.key, t.length.steps),
+            Op::Checkpoint { .. } | Op::Figure(_) => continue,
+            _ => n.key,
+        };
+        if !is_done(store, plan, n) {
             continue;
         }
         if let Ok(m) = store.manifest(&key) {
             entries += 1;
-            if !summary.ran.iter().any(|(name, _)| n.names.iter().any(|x| x == name) || *name == n.display_name()) {
+            if !summary.ran.iter().any(|(name, _)| n.names.iter().any(|x| x.to_string() == *name) || *name == n.display_name()) {
                 saved += m.compute_seconds;
             }
         }
@@ -190,7 +195,7 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
     let mut pm_rows = vec![];
     let mut data_rows = vec![];
     for n in plan.ordered() {
-        if n.kind == "model.pm" && store.contains(&n.key) {
+        if matches!(n.op, Op::Pm(..)) && store.contains(&n.key) {
             if let Ok(s) = art::read_json::<serde_json::Value>(store, &n.key, "summary.json") {
                 pm_rows.push(vec![
                     format!("`{}`", n.display_name()),
@@ -200,7 +205,7 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
                 ]);
             }
         }
-        if n.kind == "dataset.relabel" && store.contains(&n.key) {
+        if matches!(n.op, Op::Relabel(_)) && store.contains(&n.key) {
             if let Ok(m) = art::read_json::<serde_json::Value>(store, &n.key, "meta.json") {
                 data_rows.push(vec![
                     format!("`{}`", n.display_name()),
@@ -221,7 +226,7 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
 
     // Figures.
     for n in plan.ordered() {
-        if !n.kind.starts_with("figure.") {
+        if !matches!(n.op, Op::Figure(_)) {
             continue;
         }
         let fig = figure_data(n, rows);
@@ -236,6 +241,9 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
                 b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
                 if !fig.claim.is_empty() {
                     b.push(Block::Para(format!("**The paper:** {}", fig.claim)));
+                }
+                if !fig.notes.is_empty() {
+                    b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
                 }
                 let v = verdicts(&fig);
                 if !v.is_empty() {

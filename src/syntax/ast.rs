@@ -2,7 +2,7 @@
 //! from so that any later stage can point at the exact text it is unhappy with.
 
 use crate::syntax::number::Number;
-use crate::syntax::source::{FileId, Span};
+use crate::source::{FileId, Span};
 
 /// A parsed file: its imports, constants and declarations, in source order.
 #[derive(Debug, Clone)]

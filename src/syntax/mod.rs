@@ -2,4 +2,3 @@
 pub mod ast;
 pub mod number;
 pub mod parser;
-pub mod source;

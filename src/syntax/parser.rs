@@ -8,7 +8,7 @@ use pest_derive::Parser;
 use crate::diagnostic::{Code, Problem};
 use crate::syntax::ast::*;
 use crate::syntax::number::{Number, NumberError};
-use crate::syntax::source::{FileId, Span};
+use crate::source::{FileId, Span};
 
 #[derive(Parser)]
 #[grammar = "../grammar/exp.pest"]

@@ -11,13 +11,8 @@ use std::collections::BTreeSet;
 
 use tch::{Kind, Tensor};
 
-use crate::exec::artifacts::{self as art, DataMeta, ExecError};
-use crate::exec::nodes::Ctx;
-use crate::exec::params as P;
-use crate::exec::store::Staging;
 use crate::ml::data::Pairs;
 use crate::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
-use crate::plan::Node;
 
 #[derive(serde::Deserialize)]
 struct Line {
@@ -27,17 +22,17 @@ struct Line {
 }
 
 /// Parses every line; the first bad one is an error naming file and line.
-pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, ExecError> {
+pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, String> {
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(line).map_err(|e| ExecError::Invalid(format!("{file}:{}: not a preference record ({e}); each line needs string fields prompt, chosen, rejected", i + 1)))?;
+        let l: Line = serde_json::from_str(line).map_err(|e| format!("{file}:{}: not a preference record ({e}); each line needs string fields prompt, chosen, rejected", i + 1))?;
         out.push((l.prompt, l.chosen, l.rejected));
     }
     if out.is_empty() {
-        return Err(ExecError::Invalid(format!("{file}: no records")));
+        return Err(format!("{file}: no records"));
     }
     Ok(out)
 }
@@ -50,16 +45,34 @@ fn units(s: &str, bytes: bool) -> Vec<u32> {
     }
 }
 
-pub fn import(_ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError> {
-    let path = node.attrs.get("path").and_then(|v| v.as_str()).ok_or_else(|| ExecError::Invalid("a jsonl dataset without a path".into()))?;
-    let bytes = std::fs::read(path).map_err(|e| ExecError::Invalid(format!("cannot read {path}: {e}")))?;
-    let digest = blake3::hash(&bytes).to_hex().to_string();
-    if digest != P::string(node, "content")? {
-        return Err(ExecError::Invalid(format!("{path} changed since the plan was made; plan again")));
+/// Records as token pairs, with the vocabulary that made them.
+pub struct Tokenized {
+    /// Every row in the train split.
+    pub pairs: Pairs,
+    /// The content units (characters or bytes) in token order, from
+    /// token `FIRST_CONTENT` on.
+    pub alphabet: Vec<u32>,
+    pub byte_level: bool,
+}
+
+impl Tokenized {
+    pub fn vocab(&self) -> i64 {
+        FIRST_CONTENT + self.alphabet.len() as i64
     }
-    let text = String::from_utf8(bytes).map_err(|_| ExecError::Invalid(format!("{path} is not UTF-8")))?;
-    let records = parse(&text, path)?;
-    let byte_level = P::string(node, "tokenizer")? == "byte";
+
+    /// `vocab.json`: how tokens become text again.
+    pub fn vocab_json(&self) -> serde_json::Value {
+        let byte_level = self.byte_level;
+        serde_json::json!({
+            "tokenizer": if byte_level { "byte" } else { "char" },
+            "special": {"PAD": 0, "BOS": 1, "EOS": 2, "SEP": 3},
+            "units": self.alphabet.iter().map(|u| if byte_level { serde_json::json!(u) } else { serde_json::json!(char::from_u32(*u).map(String::from).unwrap_or_default()) }).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Tokenizes records with a vocabulary built from their own characters (or bytes).
+pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Tokenized {
     let alphabet: BTreeSet<u32> = records.iter().flat_map(|(p, c, r)| [p, c, r].into_iter().flat_map(|s| units(s, byte_level))).collect();
     let index: std::collections::HashMap<u32, i64> = alphabet.iter().enumerate().map(|(i, u)| (*u, FIRST_CONTENT + i as i64)).collect();
     let encode = |s: &str| units(s, byte_level).into_iter().map(|u| index[&u]).collect::<Vec<i64>>();
@@ -71,12 +84,5 @@ pub fn import(_ctx: &Ctx, node: &Node, st: &mut Staging) -> Result<(), ExecError
     let n = records.len() as i64;
     let mut pairs = Pairs { prompts: left_pad(&prompts, lp), chosen: right_pad(&chosen, lr), rejected: right_pad(&rejected, lr), columns: Default::default() };
     pairs.columns.insert("split".into(), Tensor::zeros([n], (Kind::Int64, tch::Device::Cpu)));
-    art::save_pairs(st, "pairs.safetensors", &pairs)?;
-    let vocab = FIRST_CONTENT + alphabet.len() as i64;
-    art::write_json(st, "vocab.json", &serde_json::json!({
-        "tokenizer": if byte_level { "byte" } else { "char" },
-        "special": {"PAD": 0, "BOS": 1, "EOS": 2, "SEP": 3},
-        "units": alphabet.iter().map(|u| if byte_level { serde_json::json!(u) } else { serde_json::json!(char::from_u32(*u).map(String::from).unwrap_or_default()) }).collect::<Vec<_>>(),
-    }))?;
-    art::write_json(st, "meta.json", &DataMeta { vocab, prompt_len: lp as i64, response_len: lr as i64, rows: n, train: n, val: 0 })
+    Tokenized { pairs, alphabet: alphabet.into_iter().collect(), byte_level }
 }

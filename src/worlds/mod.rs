@@ -1,6 +1,5 @@
 //! Synthetic worlds standing in for the paper's four tasks, and the data
 //! they generate.
-pub mod export;
 pub mod generate;
 pub mod jsonl;
 pub mod oracle;

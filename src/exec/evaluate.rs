@@ -1,0 +1,165 @@
+//! Evaluations: one node scores one policy (or PM) checkpoint against its
+//! metric's inputs and writes `results.csv` rows with their uncertainty.
+
+use tch::{Kind, Tensor};
+
+use crate::exec::artifacts::{self as art, ExecError, ResultRow};
+use crate::exec::nodes::{prompt_pool, Ctx};
+use crate::exec::store::Staging;
+use crate::ml::data::Pairs;
+use crate::ml::eval::{self, Estimate};
+use crate::ml::policy::Policy;
+use crate::ml::preference::PreferenceModel;
+use crate::ml::rng;
+use crate::plan::op::{EvalSpec, Metric};
+use crate::plan::Key;
+
+/// Evaluations: one node scores one policy (or PM) checkpoint.
+pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Result<(), ExecError> {
+    let target_key = spec.target;
+    let seed = spec.seed;
+    let pool = || -> Result<Tensor, ExecError> {
+        let k = spec.pool.ok_or_else(|| ExecError::Invalid(format!("{name} has no prompt pool")))?;
+        prompt_pool(ctx.store, &k)
+    };
+    let reference = || -> Result<Policy, ExecError> {
+        let k = spec.reference.ok_or_else(|| ExecError::Invalid(format!("{name} needs a reference policy")))?;
+        art::load_policy(ctx.store, &k, ctx.device)
+    };
+    let reference = || -> Result<Policy, ExecError> {
+        let r = reference()?;
+        art::same_shapes("the reference and the evaluated model", art::policy_shapes(&r), art::saved_shapes(ctx.store, &target_key)?)?;
+        Ok(r)
+    };
+    let rows: Vec<ResultRow> = match &spec.metric {
+        Metric::Kl { prompts } => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
+            vec![ResultRow::new("kl", &eval::kl(&policy, &reference()?, &prompts, seed), None)]
+        }
+        Metric::Winrate { baseline, judge, prompts } => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let baseline = art::load_policy(ctx.store, baseline, ctx.device)?;
+            let judge = art::load_pm(ctx.store, judge, ctx.device)?;
+            art::same_shapes("the baseline and the evaluated policy", art::policy_shapes(&baseline), art::policy_shapes(&policy))?;
+            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
+            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
+            vec![ResultRow::new("winrate", &eval::winrate(&policy, &baseline, &judge, &prompts, seed), None)]
+        }
+        Metric::SelfClassifier { judge, prompts } => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let judge = art::load_pm(ctx.store, judge, ctx.device)?;
+            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
+            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
+            vec![ResultRow::new("self_accuracy", &eval::self_accuracy(&policy, &reference()?, &judge, &prompts, seed), None)]
+        }
+        Metric::WinnerLogprob { data, n } => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let data = art::load_pairs(ctx.store, data, "pairs.safetensors")?.split(0);
+            if (data.prompt_len(), data.response_len()) != (policy.spec.prompt_len, policy.spec.response_len) {
+                return Err(ExecError::Invalid("the dataset's widths are not the policy's".into()));
+            }
+            let idx = eval::subsample_rows(data.len(), *n as usize, seed, "eval/rows");
+            vec![ResultRow::new("winner_logprob", &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)), None)]
+        }
+        Metric::Classifier { data, judge, n, windows } => classifier(ctx, name, spec, Classify { data: *data, judge: *judge, n: *n, windows: *windows })?,
+        Metric::Oracle { world, prompts } => {
+            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let world = art::load_world(ctx.store, world)?;
+            if (world.vocab, world.prompt_len, world.response_len) != (policy.spec.vocab, policy.spec.prompt_len, policy.spec.response_len) {
+                return Err(ExecError::Invalid("the world's tokens or widths are not the policy's".into()));
+            }
+            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
+            let y = policy.sample(&prompts.to_device(ctx.device), 1.0, &mut rng::stream(seed, "eval/oracle", 0));
+            let (ps, ys) = (crate::ml::tokens::unpad(&prompts), crate::ml::tokens::unpad(&y));
+            let rewards: Vec<f64> = ps.iter().zip(&ys).map(|(p, r)| world.reward(p, r)).collect();
+            // A sample stops on its own when its EOS comes before the last slot.
+            let stops: Vec<f64> = ys.iter().map(|r| if (r.len() as i64) < world.response_len { 1.0 } else { 0.0 }).collect();
+            let behaviour = |level: usize| -> Estimate {
+                let mut r = rng::stream(seed, "eval/oracle-behaviour", level as u64);
+                Estimate::from_samples(&ps.iter().map(|p| world.reward(p, &world.behaviour(level, p, &mut r))).collect::<Vec<_>>())
+            };
+            vec![
+                ResultRow::new("oracle_reward", &Estimate::from_samples(&rewards), None),
+                ResultRow::new("stops_on_its_own", &Estimate::from_samples(&stops), None),
+                ResultRow::new("oracle_reward_worst_behaviour", &behaviour(0), None),
+                ResultRow::new("oracle_reward_best_behaviour", &behaviour(crate::worlds::World::BEHAVIOURS - 1), None),
+            ]
+        }
+    };
+    art::write_results(st, &rows)
+}
+
+/// The arguments of a classifier evaluation.
+struct Classify {
+    data: Key,
+    judge: Option<Key>,
+    n: i64,
+    windows: i64,
+}
+
+fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec<ResultRow>, ExecError> {
+    let (target_key, seed) = (&spec.target, spec.seed);
+    let data_key = c.data;
+    let data_kind = ctx.store.manifest(&data_key)?.kind;
+    let n = c.n as usize;
+    // The data: a dataset's train split, or windows along an online run's stream.
+    let windows: Vec<(Option<i64>, Pairs)> = if data_kind == "checkpoint" {
+        let stream = art::load_pairs(ctx.store, &data_key, "stream.safetensors").map_err(|_| crate::exec::artifacts::input_err(&data_key, "has no data stream: is it an online run?"))?;
+        let steps: Vec<i64> = Vec::try_from(stream.columns.get("step").ok_or_else(|| crate::exec::artifacts::input_err(&data_key, "stream without steps"))?.to_kind(Kind::Int64)).unwrap_or_default();
+        let k = c.windows.max(1) as usize;
+        let total = stream.len() as usize;
+        let mut out = vec![];
+        for w in 0..k {
+            // Window w: the rows whose position falls in the w-th of k equal parts.
+            let (lo, hi) = (w * total / k, ((w + 1) * total / k).max(w * total / k + 1).min(total));
+            let rows: Vec<i64> = (lo as i64..hi as i64).collect();
+            let take: Vec<i64> = eval::subsample_rows(rows.len() as i64, n, seed.wrapping_add(w as u64), "eval/window").into_iter().map(|i| rows[i as usize]).collect();
+            let centre = steps.get((lo + hi) / 2).copied();
+            out.push((centre, stream.select(&take)));
+        }
+        out
+    } else {
+        let data = art::load_pairs(ctx.store, &data_key, "pairs.safetensors")?.split(0);
+        let idx = eval::subsample_rows(data.len(), n, seed, "eval/rows");
+        vec![(None, data.select(&idx))]
+    };
+    let judge = match c.judge {
+        Some(k) => Some(art::load_pm(ctx.store, &k, ctx.device)?),
+        None => None,
+    };
+    let target_is_pm = art::read_json::<serde_json::Value>(ctx.store, target_key, "spec.json")?["kind"] == "pm";
+    let t = art::saved_shapes(ctx.store, target_key)?;
+    if let Some(j) = &judge {
+        art::same_shapes("the judge and the classified model", art::pm_shapes(j), t)?;
+    }
+    if let Some((_, first)) = windows.first() {
+        if (first.prompt_len(), first.response_len()) != (t.1, t.2) {
+            return Err(ExecError::Invalid("the data's widths are not the classified model's".into()));
+        }
+    }
+    // The classifier: a PM by the A.2 sign rule, or a policy by Appendix E.
+    enum Scorer {
+        Pm(PreferenceModel),
+        Policy(Policy, Policy),
+    }
+    let scorer = if target_is_pm {
+        Scorer::Pm(art::load_pm(ctx.store, target_key, ctx.device)?)
+    } else {
+        let rk = spec.reference.ok_or_else(|| ExecError::Invalid(format!("{name} needs a reference policy")))?;
+        Scorer::Policy(art::load_policy(ctx.store, target_key, ctx.device)?, art::load_policy(ctx.store, &rk, ctx.device)?)
+    };
+    let mut rows = vec![];
+    for (i, (step, pairs)) in windows.into_iter().enumerate() {
+        let labelled = match &judge {
+            Some(j) => tch::no_grad(|| eval::relabel(j, &pairs, seed.wrapping_add(i as u64))),
+            None => pairs,
+        };
+        let est = match &scorer {
+            Scorer::Pm(pm) => tch::no_grad(|| eval::pm_accuracy(pm, &labelled)),
+            Scorer::Policy(policy, reference) => tch::no_grad(|| eval::policy_accuracy(policy, reference, &labelled)),
+        };
+        rows.push(ResultRow::new("accuracy", &est, step));
+    }
+    Ok(rows)
+}

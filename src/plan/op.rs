@@ -1,0 +1,589 @@
+//! What a plan node computes, as Rust types: one variant per node kind, each
+//! with typed fields. Lowering builds an [`Op`] once from the checked
+//! program; the key is its canonical serialization ([`Op::key_params`]); the
+//! executor matches on it exhaustively. Nothing downstream reads a parameter
+//! by its name.
+//!
+//! Fields that do not change what is computed (how far a run trains, where a
+//! JSONL file lies, how a figure is labelled) live beside the keyed fields
+//! but never enter [`Op::key_params`]; [`Op::merge`] says how two
+//! declarations lowered to the same node combine them.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::check::program::InstanceName;
+use crate::plan::key::{CValue, Key};
+
+/// A node of the plan: what it computes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    World(WorldSpec),
+    Generate(GenerateSpec),
+    Relabel(RelabelSpec),
+    Pairs(PairsSpec),
+    Jsonl(JsonlSpec),
+    Sft(ModelSpec),
+    Pm(ModelSpec, PmHead),
+    /// A training run, keyed without its length.
+    Train(TrainSpec),
+    /// A run's checkpoint at a step (> 0); written by the run's training.
+    Checkpoint { run: Key, step: i64 },
+    /// One evaluation of one target.
+    Eval(EvalSpec),
+    /// Drawn by the report from its evaluations' rows.
+    Figure(FigureSpec),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorldFlavour {
+    Summarize,
+    Helpful,
+    Harmless,
+    Arena,
+}
+
+impl WorldFlavour {
+    pub const ALL: [WorldFlavour; 4] = [WorldFlavour::Summarize, WorldFlavour::Helpful, WorldFlavour::Harmless, WorldFlavour::Arena];
+
+    /// The constructor that makes it (`summarize(...)`).
+    pub fn name(self) -> &'static str {
+        match self {
+            WorldFlavour::Summarize => "summarize",
+            WorldFlavour::Helpful => "helpful",
+            WorldFlavour::Harmless => "harmless",
+            WorldFlavour::Arena => "arena",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<WorldFlavour> {
+        WorldFlavour::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldSpec {
+    pub flavour: WorldFlavour,
+    pub seed: u64,
+    pub vocab: i64,
+    pub prompt_len: i64,
+    pub response_len: i64,
+    pub noise: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerateSpec {
+    pub world: Key,
+    pub pairs: i64,
+    pub val_fraction: f64,
+    pub seed: u64,
+    /// Added after keys were in use: left out of the key at 0.
+    pub overshoot: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelabelSpec {
+    pub data: Key,
+    pub judge: Key,
+    pub seed: u64,
+}
+
+/// `pairs(a, b, prompts, judge)`: one response from each policy, labelled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairsSpec {
+    pub a: Key,
+    pub b: Key,
+    pub prompts: Key,
+    pub judge: Key,
+    pub n: i64,
+    pub temperature: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tokenizer {
+    Char,
+    Byte,
+}
+
+impl Tokenizer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tokenizer::Char => "char",
+            Tokenizer::Byte => "byte",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JsonlSpec {
+    /// blake3 of the file: its content, not its path, enters the key.
+    pub content: String,
+    pub tokenizer: Tokenizer,
+    /// Where the file was when the plan was made (not in the key).
+    pub path: String,
+}
+
+/// The architecture and optimisation of an SFT policy or a PM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub data: Key,
+    pub layers: i64,
+    pub width: i64,
+    pub heads: i64,
+    pub steps: i64,
+    pub batch: i64,
+    pub lr: f64,
+    pub warmup: i64,
+    pub clip: f64,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PmHead {
+    Pooled,
+    Joint,
+}
+
+impl PmHead {
+    pub fn name(self) -> &'static str {
+        match self {
+            PmHead::Pooled => "pooled",
+            PmHead::Joint => "joint",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Loss {
+    Ipo { beta: f64 },
+    Dpo { beta: f64 },
+    Slic { beta: f64 },
+    Bo2,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Sampler {
+    Offline { data: Key },
+    /// `prompts` is filled by lowering from the starting policy's SFT data
+    /// when not given; absent only when no such data is known.
+    Online { judge: Key, temperature: f64, prompts: Option<Key> },
+    Replay { source: Key, shuffle: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogProb {
+    Sum,
+    Mean,
+}
+
+/// How far a run must go and what it must save: not in the key, so a
+/// longer run resumes a shorter one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLength {
+    /// The largest step anything asks for.
+    pub steps: i64,
+    pub save_every: i64,
+    /// Steps that must be saved whatever `save_every` says (sorted, unique).
+    pub checkpoints: Vec<i64>,
+}
+
+impl RunLength {
+    /// Asks for a checkpoint at `step`; the run now goes at least that far.
+    pub fn require(&mut self, step: i64) {
+        self.steps = self.steps.max(step);
+        if let Err(at) = self.checkpoints.binary_search(&step) {
+            self.checkpoints.insert(at, step);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub policy: Key,
+    /// Defaults to `policy` (lowering fills it in).
+    pub reference: Key,
+    pub loss: Loss,
+    pub sampler: Sampler,
+    pub lr: f64,
+    pub batch: i64,
+    pub warmup: i64,
+    pub clip: f64,
+    pub logprob: LogProb,
+    pub seed: u64,
+    pub length: RunLength,
+}
+
+/// One evaluation of one target (a policy, a checkpoint or a PM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalSpec {
+    pub target: Key,
+    /// πsft of the metric; absent for a PM target.
+    pub reference: Option<Key>,
+    /// The dataset whose prompts the target answers (its SFT data).
+    pub pool: Option<Key>,
+    pub seed: u64,
+    pub metric: Metric,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Metric {
+    Kl { prompts: i64 },
+    Winrate { baseline: Key, judge: Key, prompts: i64 },
+    Classifier { data: Key, judge: Option<Key>, n: i64, windows: i64 },
+    SelfClassifier { judge: Key, prompts: i64 },
+    WinnerLogprob { data: Key, n: i64 },
+    Oracle { world: Key, prompts: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FigureSpec {
+    pub shape: FigureShape,
+    pub title: String,
+    pub show: Presentation,
+}
+
+/// What a figure plots; the evaluation nodes of each axis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FigureShape {
+    Tradeoff { x: Vec<Key>, y: Vec<Key> },
+    /// One list of evaluation nodes per evaluation plotted.
+    Curve { y: Vec<Vec<Key>> },
+    Scatter { x: Vec<Key>, y: Vec<Key> },
+    Best { y: Vec<Key>, quantile: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeriesBy {
+    /// One series per declaration (a sweep pooled).
+    Declaration,
+    /// One series per sweep member.
+    Member,
+}
+
+/// A figure's presentation: never in the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presentation {
+    pub claim: String,
+    /// Series in the paper's order, best first.
+    pub expect: Vec<String>,
+    pub series: SeriesBy,
+    /// The series every bar is divided by (`best` only); none by default.
+    pub normalize: Option<String>,
+    /// The evaluation instances the figure plots: only their rows are
+    /// drawn, though an evaluation node shared with another declaration
+    /// carries more names.
+    pub evals: Vec<InstanceName>,
+}
+
+/// Key fields are written through this, so each literal field name appears
+/// once, beside the field it names.
+struct Fields(BTreeMap<String, CValue>);
+
+impl Fields {
+    fn new() -> Fields {
+        Fields(BTreeMap::new())
+    }
+    fn put(&mut self, name: &str, v: CValue) -> &mut Fields {
+        self.0.insert(name.to_string(), v);
+        self
+    }
+    fn int(&mut self, name: &str, v: i64) -> &mut Fields {
+        self.put(name, CValue::Int(v))
+    }
+    /// Seeds are checked to lie in 0..=i64::MAX and keyed as integers.
+    fn seed(&mut self, name: &str, v: u64) -> &mut Fields {
+        self.put(name, CValue::Int(v as i64))
+    }
+    fn float(&mut self, name: &str, v: f64) -> &mut Fields {
+        self.put(name, CValue::Float(v))
+    }
+    fn str(&mut self, name: &str, v: &str) -> &mut Fields {
+        self.put(name, CValue::Str(v.to_string()))
+    }
+    fn key(&mut self, name: &str, k: Key) -> &mut Fields {
+        self.put(name, CValue::Key(k))
+    }
+    fn opt_key(&mut self, name: &str, k: Option<Key>) -> &mut Fields {
+        if let Some(k) = k {
+            self.key(name, k);
+        }
+        self
+    }
+    fn keys(&mut self, name: &str, ks: &[Key]) -> &mut Fields {
+        self.put(name, key_list(ks))
+    }
+    fn take(&mut self) -> BTreeMap<String, CValue> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+fn key_list(ks: &[Key]) -> CValue {
+    CValue::List(ks.iter().map(|k| CValue::Key(*k)).collect())
+}
+
+impl Loss {
+    pub fn ctor(&self) -> &'static str {
+        match self {
+            Loss::Ipo { .. } => "ipo",
+            Loss::Dpo { .. } => "dpo",
+            Loss::Slic { .. } => "slic",
+            Loss::Bo2 => "bo2",
+        }
+    }
+
+    fn record(&self) -> CValue {
+        let mut f = Fields::new();
+        match self {
+            Loss::Ipo { beta } | Loss::Dpo { beta } | Loss::Slic { beta } => {
+                f.float("beta", *beta);
+            }
+            Loss::Bo2 => {}
+        }
+        CValue::Record { tag: self.ctor().to_string(), fields: f.take() }
+    }
+}
+
+impl Sampler {
+    pub fn ctor(&self) -> &'static str {
+        match self {
+            Sampler::Offline { .. } => "offline",
+            Sampler::Online { .. } => "online",
+            Sampler::Replay { .. } => "replay",
+        }
+    }
+
+    fn record(&self) -> CValue {
+        let mut f = Fields::new();
+        match self {
+            Sampler::Offline { data } => f.key("data", *data),
+            Sampler::Online { judge, temperature, prompts } => f.key("judge", *judge).float("temperature", *temperature).opt_key("prompts", *prompts),
+            Sampler::Replay { source, shuffle } => f.key("source", *source).float("shuffle", *shuffle),
+        };
+        CValue::Record { tag: self.ctor().to_string(), fields: f.take() }
+    }
+}
+
+impl Metric {
+    pub fn ctor(&self) -> &'static str {
+        match self {
+            Metric::Kl { .. } => "kl",
+            Metric::Winrate { .. } => "winrate",
+            Metric::Classifier { .. } => "classifier",
+            Metric::SelfClassifier { .. } => "self_classifier",
+            Metric::WinnerLogprob { .. } => "winner_logprob",
+            Metric::Oracle { .. } => "oracle",
+        }
+    }
+}
+
+impl FigureShape {
+    pub fn ctor(&self) -> &'static str {
+        match self {
+            FigureShape::Tradeoff { .. } => "tradeoff",
+            FigureShape::Curve { .. } => "curve",
+            FigureShape::Scatter { .. } => "scatter",
+            FigureShape::Best { .. } => "best",
+        }
+    }
+}
+
+impl ModelSpec {
+    fn fields(&self, f: &mut Fields) {
+        f.key("data", self.data)
+            .int("layers", self.layers)
+            .int("width", self.width)
+            .int("heads", self.heads)
+            .int("steps", self.steps)
+            .int("batch", self.batch)
+            .float("lr", self.lr)
+            .int("warmup", self.warmup)
+            .float("clip", self.clip)
+            .seed("seed", self.seed);
+    }
+}
+
+impl Op {
+    /// The node kind, as it appears in keys, manifests and `plan` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::World(w) => match w.flavour {
+                WorldFlavour::Summarize => "world.summarize",
+                WorldFlavour::Helpful => "world.helpful",
+                WorldFlavour::Harmless => "world.harmless",
+                WorldFlavour::Arena => "world.arena",
+            },
+            Op::Generate(_) => "dataset.generate",
+            Op::Relabel(_) => "dataset.relabel",
+            Op::Pairs(_) => "dataset.pairs",
+            Op::Jsonl(_) => "dataset.jsonl",
+            Op::Sft(_) => "model.sft",
+            Op::Pm(..) => "model.pm",
+            Op::Train(_) => "run.train",
+            Op::Checkpoint { .. } => "checkpoint",
+            Op::Eval(e) => match e.metric {
+                Metric::Kl { .. } => "eval.kl",
+                Metric::Winrate { .. } => "eval.winrate",
+                Metric::Classifier { .. } => "eval.classifier",
+                Metric::SelfClassifier { .. } => "eval.self_classifier",
+                Metric::WinnerLogprob { .. } => "eval.winner_logprob",
+                Metric::Oracle { .. } => "eval.oracle",
+            },
+            Op::Figure(f) => match f.shape {
+                FigureShape::Tradeoff { .. } => "figure.tradeoff",
+                FigureShape::Curve { .. } => "figure.curve",
+                FigureShape::Scatter { .. } => "figure.scatter",
+                FigureShape::Best { .. } => "figure.best",
+            },
+        }
+    }
+
+    /// The language constructor this op is lowered from (none for a
+    /// checkpoint, which `run@k` or a run's length makes).
+    pub fn ctor(&self) -> Option<&'static str> {
+        Some(match self {
+            Op::World(w) => w.flavour.name(),
+            Op::Generate(_) => "generate",
+            Op::Relabel(_) => "relabel",
+            Op::Pairs(_) => "pairs",
+            Op::Jsonl(_) => "jsonl",
+            Op::Sft(_) => "sft",
+            Op::Pm(..) => "pm",
+            Op::Train(_) => "train",
+            Op::Checkpoint { .. } => return None,
+            Op::Eval(e) => e.metric.ctor(),
+            Op::Figure(f) => f.shape.ctor(),
+        })
+    }
+
+    /// The implementation version of this kind. Bump it whenever code
+    /// changes what the kind computes: every cached artifact of the kind
+    /// (and everything downstream) then gets a new key.
+    pub fn version(&self) -> u32 {
+        match self {
+            // 2: both splits are relabelled (1 kept the train split only).
+            Op::Relabel(_) => 2,
+            // 2: the `head` argument (pooled by default; 1 was the joint head).
+            Op::Pm(..) => 2,
+            // 2: chosen and rejected share the prompts' forward pass.
+            Op::Train(_) => 2,
+            Op::World(_) | Op::Generate(_) | Op::Pairs(_) | Op::Jsonl(_) | Op::Sft(_) | Op::Checkpoint { .. } | Op::Eval(_) | Op::Figure(_) => 1,
+        }
+    }
+
+    /// The normalized, result-affecting parameters: what the key is made of.
+    /// Field names are the language's argument names (a test holds them to
+    /// the schema), input keys included as values.
+    pub fn key_params(&self) -> BTreeMap<String, CValue> {
+        let mut f = Fields::new();
+        match self {
+            Op::World(w) => {
+                f.seed("seed", w.seed).int("vocab", w.vocab).int("prompt_len", w.prompt_len).int("response_len", w.response_len).float("noise", w.noise);
+            }
+            Op::Generate(g) => {
+                f.key("world", g.world).int("pairs", g.pairs).float("val_fraction", g.val_fraction).seed("seed", g.seed);
+                // `-0.0 == 0.0`: every spelling of the default is left out.
+                if g.overshoot != 0.0 {
+                    f.float("overshoot", g.overshoot);
+                }
+            }
+            Op::Relabel(r) => {
+                f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed);
+            }
+            Op::Pairs(p) => {
+                f.key("a", p.a).key("b", p.b).key("prompts", p.prompts).key("judge", p.judge).int("n", p.n).float("temperature", p.temperature).seed("seed", p.seed);
+            }
+            Op::Jsonl(j) => {
+                f.str("content", &j.content).str("tokenizer", j.tokenizer.name());
+            }
+            Op::Sft(m) => m.fields(&mut f),
+            Op::Pm(m, head) => {
+                m.fields(&mut f);
+                f.str("head", head.name());
+            }
+            Op::Train(t) => {
+                f.key("policy", t.policy)
+                    .key("reference", t.reference)
+                    .put("loss", t.loss.record())
+                    .put("sampler", t.sampler.record())
+                    .float("lr", t.lr)
+                    .int("batch", t.batch)
+                    .int("warmup", t.warmup)
+                    .float("clip", t.clip)
+                    .str("logprob", match t.logprob {
+                        LogProb::Sum => "sum",
+                        LogProb::Mean => "mean",
+                    })
+                    .seed("seed", t.seed);
+            }
+            Op::Checkpoint { run, step } => {
+                f.key("run", *run).int("step", *step);
+            }
+            Op::Eval(e) => {
+                f.key("target", e.target).opt_key("reference", e.reference).opt_key("pool", e.pool).seed("seed", e.seed);
+                match &e.metric {
+                    Metric::Kl { prompts } => f.int("prompts", *prompts),
+                    Metric::Winrate { baseline, judge, prompts } => f.key("baseline", *baseline).key("judge", *judge).int("prompts", *prompts),
+                    Metric::Classifier { data, judge, n, windows } => f.key("data", *data).opt_key("judge", *judge).int("n", *n).int("windows", *windows),
+                    Metric::SelfClassifier { judge, prompts } => f.key("judge", *judge).int("prompts", *prompts),
+                    Metric::WinnerLogprob { data, n } => f.key("data", *data).int("n", *n),
+                    Metric::Oracle { world, prompts } => f.key("world", *world).int("prompts", *prompts),
+                };
+            }
+            Op::Figure(fig) => {
+                f.str("title", &fig.title);
+                match &fig.shape {
+                    FigureShape::Tradeoff { x, y } | FigureShape::Scatter { x, y } => f.keys("x", x).keys("y", y),
+                    FigureShape::Curve { y } => f.put("y", CValue::List(y.iter().map(|ks| key_list(ks)).collect())),
+                    FigureShape::Best { y, quantile } => f.keys("y", y).float("quantile", *quantile),
+                };
+            }
+        }
+        f.take()
+    }
+
+    /// The key of this node: kind, version and key parameters.
+    pub fn key(&self) -> Key {
+        crate::plan::key::node_key(self.kind(), self.version(), &self.key_params())
+    }
+
+    /// Facts outside the key, for `plan --json` (`attrs`).
+    pub fn facts_json(&self) -> serde_json::Value {
+        match self {
+            Op::Train(t) => serde_json::json!({"steps": t.length.steps, "save_every": t.length.save_every, "checkpoints": t.length.checkpoints}),
+            Op::Jsonl(j) => serde_json::json!({"path": j.path}),
+            Op::Figure(f) => serde_json::json!({
+                "claim": f.show.claim,
+                "expect": f.show.expect,
+                "series": match f.show.series { SeriesBy::Declaration => "declaration", SeriesBy::Member => "member" },
+                "normalize": f.show.normalize,
+                "evals": f.show.evals.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            }),
+            _ => serde_json::json!({}),
+        }
+    }
+
+    /// Another declaration lowered to the same node: a run goes as far and
+    /// saves as much as any of them asks; other facts keep the first value.
+    pub fn merge(&mut self, other: Op) {
+        if let (Op::Train(a), Op::Train(b)) = (self, other) {
+            a.length.steps = a.length.steps.max(b.length.steps);
+            for s in b.length.checkpoints {
+                a.length.require(s);
+            }
+        }
+    }
+
+    /// Nodes the runner computes: not checkpoints (training writes them) nor
+    /// figures (the report draws them).
+    pub fn is_computed(&self) -> bool {
+        !matches!(self, Op::Checkpoint { .. } | Op::Figure(_))
+    }
+}
+
+/// The key of a training run's checkpoint at `step` (step > 0). The
+/// executor writes checkpoints under exactly these keys.
+pub fn checkpoint_key(train: &Key, step: i64) -> Key {
+    Op::Checkpoint { run: *train, step }.key()
+}

@@ -1,0 +1,113 @@
+//! The evaluation table: every result of every evaluation node the plan
+//! names, one row per (declared name, metric), and `evals.csv`, its tidy
+//! form. Rows carry typed names, so figures group them by declaration and
+//! member without parsing a label.
+
+use std::path::Path;
+
+use crate::check::program::InstanceName;
+use crate::exec::artifacts as art;
+use crate::exec::store::Store;
+use crate::plan::{Key, NodeName, Op, Plan};
+
+/// One evaluation result of one target.
+#[derive(Debug, Clone)]
+pub struct EvalRow {
+    /// The evaluation's instance (`wr`, `wr[seed=1]`).
+    pub eval: InstanceName,
+    /// What it evaluated: a run (at `step`) or a model.
+    pub target: InstanceName,
+    pub step: Option<i64>,
+    pub metric: String,
+    pub value: f64,
+    pub stderr: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub n: usize,
+    /// For windows along a data stream: the stream step at the window's centre.
+    pub data_step: Option<i64>,
+    pub key: Key,
+}
+
+impl EvalRow {
+    /// The target as the plan prints it: `online[lr=0.001]@300`, `golden_pm`.
+    pub fn target_label(&self) -> String {
+        match self.step {
+            Some(s) => format!("{}@{s}", self.target),
+            None => self.target.to_string(),
+        }
+    }
+}
+
+/// A row of `evals.csv`: the columns documented in the README.
+#[derive(Debug, serde::Serialize)]
+struct CsvRow {
+    eval: String,
+    target: String,
+    step: Option<i64>,
+    metric: String,
+    value: f64,
+    stderr: f64,
+    ci_low: f64,
+    ci_high: f64,
+    n: usize,
+    data_step: Option<i64>,
+    key: String,
+}
+
+/// Every evaluation result of the plan that is in the cache.
+pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
+    let mut out = vec![];
+    for node in plan.ordered() {
+        if !matches!(node.op, Op::Eval(_)) || !store.contains(&node.key) {
+            continue;
+        }
+        let Ok(rows) = art::read_results(store, &node.key) else { continue };
+        for name in &node.names {
+            let NodeName::Eval { eval, target, step } = name else { continue };
+            for r in &rows {
+                out.push(EvalRow {
+                    eval: eval.clone(),
+                    target: target.clone(),
+                    step: *step,
+                    metric: r.metric.clone(),
+                    value: r.value,
+                    stderr: r.stderr,
+                    ci_low: r.ci_low,
+                    ci_high: r.ci_high,
+                    n: r.n,
+                    data_step: r.data_step,
+                    key: node.key,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Writes `evals.csv` into `dir` (atomically: a temporary file, then rename).
+pub fn write_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let csv_rows: Vec<CsvRow> = rows
+        .iter()
+        .map(|r| CsvRow {
+            eval: r.eval.to_string(),
+            target: r.target_label(),
+            step: r.step,
+            metric: r.metric.clone(),
+            value: r.value,
+            stderr: r.stderr,
+            ci_low: r.ci_low,
+            ci_high: r.ci_high,
+            n: r.n,
+            data_step: r.data_step,
+            key: r.key.short(),
+        })
+        .collect();
+    let bytes = art::csv_bytes(&csv_rows).map_err(std::io::Error::other)?;
+    let path = dir.join("evals.csv");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &bytes)?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(path)
+}

@@ -1,0 +1,130 @@
+//! The pipeline's layering, checked from the source: every `crate::…` path
+//! in a file of one layer must name a layer below it (or its own), and no two
+//! files of one folder may import each other in a circle. ARCHITECTURE.md
+//! draws the same picture; this test keeps it true.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Each layer and the layers it may use, bottom to top.
+const LAYERS: &[(&str, &[&str])] = &[
+    ("source", &[]),
+    ("diagnostic", &["source"]),
+    ("syntax", &["source", "diagnostic"]),
+    ("check", &["syntax", "source", "diagnostic"]),
+    ("plan", &["check", "syntax", "source", "diagnostic"]),
+    ("ml", &[]),
+    ("worlds", &["ml"]),
+    ("exec", &["plan", "check", "ml", "worlds", "source", "diagnostic"]),
+    ("report", &["exec", "plan", "check", "ml", "worlds", "source", "diagnostic"]),
+    ("cli", &["report", "exec", "plan", "check", "syntax", "ml", "worlds", "source", "diagnostic"]),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The layer of a source file: its folder under src/, or its own name.
+fn layer_of(file: &Path) -> Option<String> {
+    let rel = file.strip_prefix("src").ok()?;
+    let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
+    Some(first.trim_end_matches(".rs").to_string())
+}
+
+/// Every `crate::a::b…` path in code (comments left out), as its segments.
+fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
+    let mut out = vec![];
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("crate::") {
+            let after = &rest[at + "crate::".len()..];
+            let path: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+            let segs: Vec<String> = path.split("::").filter(|s| !s.is_empty()).map(String::from).collect();
+            if !segs.is_empty() {
+                out.push((i + 1, segs));
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+fn sources() -> Vec<(PathBuf, String)> {
+    let mut files = vec![];
+    rust_files(Path::new("src"), &mut files);
+    files.sort();
+    files.into_iter().map(|f| {
+        let text = std::fs::read_to_string(&f).unwrap();
+        (f, text)
+    }).collect()
+}
+
+#[test]
+fn imports_only_point_down_the_pipeline() {
+    let allowed: BTreeMap<&str, &[&str]> = LAYERS.iter().copied().collect();
+    let mut wrong = vec![];
+    for (file, text) in sources() {
+        let Some(layer) = layer_of(&file) else { continue };
+        let Some(may) = allowed.get(layer.as_str()) else {
+            assert!(["lib", "main"].contains(&layer.as_str()), "{} is in no layer: add it to LAYERS", file.display());
+            continue;
+        };
+        for (line, segs) in crate_paths(&text) {
+            let to = segs[0].as_str();
+            if to != layer && !may.contains(&to) && allowed.contains_key(to) {
+                wrong.push(format!("{}:{line}: {layer} uses {to}", file.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports that point up (or sideways):\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn no_two_files_of_a_folder_import_each_other_in_a_circle() {
+    use petgraph::graph::DiGraph;
+    let mut graph: DiGraph<String, ()> = DiGraph::new();
+    let mut ix = BTreeMap::new();
+    let files = sources();
+    let module_of = |f: &Path| -> Option<(String, String)> {
+        let rel = f.strip_prefix("src").ok()?;
+        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()).collect();
+        (parts.len() == 2 && parts[1] != "mod").then(|| (parts[0].clone(), parts[1].clone()))
+    };
+    for (f, _) in &files {
+        if let Some(m) = module_of(f) {
+            ix.insert(m.clone(), graph.add_node(format!("{}/{}.rs", m.0, m.1)));
+        }
+    }
+    for (f, text) in &files {
+        let Some((folder, me)) = module_of(f) else { continue };
+        for (_, segs) in crate_paths(text) {
+            if segs.len() >= 2 && segs[0] == folder && segs[1] != me {
+                if let Some(to) = ix.get(&(folder.clone(), segs[1].clone())) {
+                    graph.update_edge(ix[&(folder.clone(), me.clone())], *to, ());
+                }
+            }
+        }
+    }
+    let circles: Vec<String> = petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| c.iter().map(|n| graph[*n].clone()).collect::<Vec<_>>().join(" ↔ "))
+        .collect();
+    assert!(circles.is_empty(), "files importing each other in a circle:\n{}", circles.join("\n"));
+}
+
+#[test]
+fn the_checker_catches_an_upward_import() {
+    // The scanner must see paths in `use` lines and inline.
+    let found = crate_paths("use crate::exec::store::Store;\nlet x = crate::report::figures::f(); // crate::cli in a comment");
+    let firsts: Vec<&str> = found.iter().map(|(_, s)| s[0].as_str()).collect();
+    assert_eq!(firsts, ["exec", "report"]);
+}
