@@ -1,7 +1,7 @@
 # tandem: two commands do all the set-up on a fresh machine.
 #   make run   - bootstrap libtorch, build the release binary, run the quickstart
 #                (about 3 minutes on 2 cores from an empty cache)
-#   make test  - bootstrap libtorch, build, run the whole test suite
+#   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 SHELL := /bin/bash
 VENV  := .venv
@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test bench build bootstrap check-tools clean-cache
+.PHONY: run test lint bench build bootstrap check-tools clean-cache
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -25,8 +25,13 @@ build: bootstrap
 run: build
 	./target/release/tandem run experiments/quickstart.exp
 
-test: build
+test: build lint
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# One format (rustfmt.toml) and no clippy warning anywhere: tests, bench included.
+lint: bootstrap
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
 # Benchmarks beside PyTorch eager and TRL (installs TRL into .venv first);
 # prints the table and writes bench/results.csv. BENCH_ARGS=--quick skips

@@ -60,7 +60,8 @@ fn spec(response: i64) -> PolicySpec {
 fn random_pairs(n: usize, seed: u64) -> Pairs {
     use rand::Rng;
     let mut r = rng::stream(seed, "bench/data", 0);
-    let content = |k: usize, r: &mut rng::Stream| (0..k).map(|_| r.gen_range(FIRST_CONTENT..VOCAB)).collect::<Vec<i64>>();
+    let content =
+        |k: usize, r: &mut rng::Stream| (0..k).map(|_| r.gen_range(FIRST_CONTENT..VOCAB)).collect::<Vec<i64>>();
     let (mut p, mut c, mut j) = (vec![], vec![], vec![]);
     for i in 0..n {
         let lp = if i == 0 { PROMPT as usize } else { r.gen_range(3..=PROMPT as usize) };
@@ -70,7 +71,12 @@ fn random_pairs(n: usize, seed: u64) -> Pairs {
             out.push([content(lr - 1, &mut r), vec![EOS]].concat());
         }
     }
-    Pairs { prompts: left_pad(&p, PROMPT as usize), chosen: right_pad(&c, RESPONSE as usize), rejected: right_pad(&j, RESPONSE as usize), columns: Default::default() }
+    Pairs {
+        prompts: left_pad(&p, PROMPT as usize),
+        chosen: right_pad(&c, RESPONSE as usize),
+        rejected: right_pad(&j, RESPONSE as usize),
+        columns: Default::default(),
+    }
 }
 
 fn params(vs: &tch::nn::VarStore) -> i64 {
@@ -136,7 +142,9 @@ fn forward_flops(s: &PolicySpec, seqs: i64, t: i64, head_positions: i64) -> f64 
     let per_token_layer = 2.0 * (3.0 * d * d + d * d + 4.0 * d * d * 2.0);
     let attention_layer = 2.0 * 2.0 * (t * t) as f64 * d; // QKᵀ and AV, full T×T (masked, still computed)
     let layers = s.layers as f64;
-    (seqs * t) as f64 * per_token_layer * layers + seqs as f64 * attention_layer * layers + 2.0 * (seqs * head_positions) as f64 * d * s.vocab as f64
+    (seqs * t) as f64 * per_token_layer * layers
+        + seqs as f64 * attention_layer * layers
+        + 2.0 * (seqs * head_positions) as f64 * d * s.vocab as f64
 }
 
 fn offline_step(o: &Opts) {
@@ -206,7 +214,12 @@ fn online_step(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
     let reference = Policy::new(s, Device::Cpu, 1);
-    let judge = PreferenceModel::new(PmSpec { vocab: VOCAB, layers: 2, width: 64, heads: 4, prompt_len: PROMPT, response_len: RESPONSE }, PmHead::Pooled, Device::Cpu, 2);
+    let judge = PreferenceModel::new(
+        PmSpec { vocab: VOCAB, layers: 2, width: 64, heads: 4, prompt_len: PROMPT, response_len: RESPONSE },
+        PmHead::Pooled,
+        Device::Cpu,
+        2,
+    );
     let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
     let pool = random_pairs(256, 9).prompts;
     // The floor counts full-length work: two samplings of 12 tokens with the
@@ -233,11 +246,18 @@ fn sampling(o: &Opts) {
         measure(name, &fewer, serde_json::json!({"tokens_per_call": tokens}), |i| {
             let t = Instant::now();
             let mut r = rng::stream(5, "bench/sample", i as u64);
-            let _ = if cached { policy.sample(&prompts, 1.0, &mut r) } else { policy.sample_without_cache(&prompts, 1.0, &mut r) };
+            let _ = if cached {
+                policy.sample(&prompts, 1.0, &mut r)
+            } else {
+                policy.sample_without_cache(&prompts, 1.0, &mut r)
+            };
             ms_total += t.elapsed().as_secs_f64() * 1e3;
             calls += 1;
         });
-        eprintln!("{name}: {:.0} tokens/s (mean over {calls} calls incl. warm-up)", tokens * calls as f64 / (ms_total / 1e3));
+        eprintln!(
+            "{name}: {:.0} tokens/s (mean over {calls} calls incl. warm-up)",
+            tokens * calls as f64 / (ms_total / 1e3)
+        );
     }
 }
 
@@ -258,7 +278,13 @@ fn main() {
     tch::set_num_threads(o.threads);
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 5] = [("matmul", matmul), ("offline", offline_step), ("breakdown", offline_breakdown), ("online", online_step), ("sampling", sampling)];
+    let all: [Bench; 5] = [
+        ("matmul", matmul),
+        ("offline", offline_step),
+        ("breakdown", offline_breakdown),
+        ("online", online_step),
+        ("sampling", sampling),
+    ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
             eprintln!("bench {name} ({} threads)", o.threads);

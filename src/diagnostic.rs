@@ -185,11 +185,8 @@ impl miette::Diagnostic for Diagnostic {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = self.problem.span?;
         let primary = LabeledSpan::new_primary_with_span(Some(self.problem.label.clone()), SourceSpan::from(span));
-        let rest = self
-            .problem
-            .related
-            .iter()
-            .map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), SourceSpan::from(*s)));
+        let rest =
+            self.problem.related.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), SourceSpan::from(*s)));
         Some(Box::new(std::iter::once(primary).chain(rest)))
     }
 }

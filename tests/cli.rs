@@ -65,7 +65,8 @@ fn plan_keys(file: &str) -> Vec<String> {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["format"], 1);
-    let mut keys: Vec<String> = v["nodes"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
+    let mut keys: Vec<String> =
+        v["nodes"].as_array().unwrap().iter().map(|n| n["key"].as_str().unwrap().to_string()).collect();
     keys.sort();
     assert_eq!(v["totals"]["nodes"].as_u64().unwrap() as usize, keys.len());
     keys
@@ -105,7 +106,12 @@ fn diff_names_the_changed_learning_rate_and_its_downstream_nodes() {
     let direct: Vec<(&str, Vec<&str>)> = changed
         .iter()
         .filter(|c| !c["only_inputs"].as_bool().unwrap())
-        .map(|c| (c["name"].as_str().unwrap(), c["params"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["params"].as_array().unwrap().iter().map(|p| p["path"].as_str().unwrap()).collect(),
+            )
+        })
         .collect();
     assert!(!direct.is_empty());
     for (name, params) in &direct {
@@ -113,7 +119,8 @@ fn diff_names_the_changed_learning_rate_and_its_downstream_nodes() {
         assert!(["online", "offline", "tandem", "golden"].contains(name), "{name}");
     }
     // Everything downstream changed only because an input did.
-    let downstream: Vec<&str> = changed.iter().filter(|c| c["only_inputs"].as_bool().unwrap()).map(|c| c["name"].as_str().unwrap()).collect();
+    let downstream: Vec<&str> =
+        changed.iter().filter(|c| c["only_inputs"].as_bool().unwrap()).map(|c| c["name"].as_str().unwrap()).collect();
     assert!(downstream.contains(&"online@300"), "{downstream:?}");
     assert!(downstream.iter().any(|n| n.starts_with("performance(")), "{downstream:?}");
     assert!(downstream.contains(&"tradeoff"), "{downstream:?}");
@@ -255,6 +262,12 @@ fn a_bad_profile_is_a_diagnostic_pointing_into_tandem_toml() {
     let o = tandem(&["--cache", cache.to_str().unwrap(), "run", study.to_str().unwrap(), "--dry-run"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("tandem::profile") && err.contains("tandem.toml:2:16") && err.contains("expected f64"), "{err}");
-    assert!(!cache.exists() || std::fs::read_dir(cache.join("objects")).map(|d| d.count() == 0).unwrap_or(true), "nothing ran");
+    assert!(
+        err.contains("tandem::profile") && err.contains("tandem.toml:2:16") && err.contains("expected f64"),
+        "{err}"
+    );
+    assert!(
+        !cache.exists() || std::fs::read_dir(cache.join("objects")).map(|d| d.count() == 0).unwrap_or(true),
+        "nothing ran"
+    );
 }

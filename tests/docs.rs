@@ -16,7 +16,11 @@ fn language_reference_matches_the_schema() {
         std::fs::write(path, new).unwrap();
         return;
     }
-    assert_eq!(&doc[start..end], generated, "docs/language.md is out of date: run `TANDEM_BLESS=1 cargo test --test docs`");
+    assert_eq!(
+        &doc[start..end],
+        generated,
+        "docs/language.md is out of date: run `TANDEM_BLESS=1 cargo test --test docs`"
+    );
 }
 
 #[test]

@@ -25,7 +25,20 @@ fn study_file(dir: &Path) -> PathBuf {
 }
 
 fn run_to_end(file: &Path, cache: &Path) -> String {
-    let out = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "2", "--threads", "1", "--results", cache.join("results").to_str().unwrap()]).output().unwrap();
+    let out = tandem(&[
+        "--cache",
+        cache.to_str().unwrap(),
+        "run",
+        file.to_str().unwrap(),
+        "--jobs",
+        "2",
+        "--threads",
+        "1",
+        "--results",
+        cache.join("results").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     text
@@ -78,11 +91,22 @@ fn killed_at_random_moments_then_rerun_gives_the_same_artifacts() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut killed_while_running = 0;
     for _ in 0..4 {
-        let mut child = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "2", "--threads", "1", "--results", dir.path().join("r").to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = tandem(&[
+            "--cache",
+            cache.to_str().unwrap(),
+            "run",
+            file.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--threads",
+            "1",
+            "--results",
+            dir.path().join("r").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(300..4000)));
         if child.try_wait().unwrap().is_none() {
             killed_while_running += 1;
@@ -105,11 +129,22 @@ fn two_concurrent_runs_on_one_cache_agree_and_do_not_collide() {
     let file = study_file(dir.path());
     let cache = dir.path().join("cache");
     let spawn = |tag: &str| {
-        tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--jobs", "1", "--threads", "1", "--results", dir.path().join(tag).to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        tandem(&[
+            "--cache",
+            cache.to_str().unwrap(),
+            "run",
+            file.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--threads",
+            "1",
+            "--results",
+            dir.path().join(tag).to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
     };
     let (a, b) = (spawn("a"), spawn("b"));
     let (oa, ob) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -203,7 +238,16 @@ fn a_failing_node_stops_only_its_dependents() {
     let file = dir.path().join("mixed.exp");
     std::fs::write(&file, study).unwrap();
     let cache = dir.path().join("cache");
-    let out = tandem(&["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap(), "--results", dir.path().join("r").to_str().unwrap()]).output().unwrap();
+    let out = tandem(&[
+        "--cache",
+        cache.to_str().unwrap(),
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        dir.path().join("r").to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("failed: bad") && stdout.contains("models must come from the same world"), "{stdout}");

@@ -39,8 +39,16 @@ fn study() -> Vec<D> {
     use V::*;
     vec![
         D { kind: "world", ctor: "summarize", args: vec![("seed", I(1)), ("noise", F(1, 0))] },
-        D { kind: "dataset", ctor: "generate", args: vec![("world", R(0, None)), ("pairs", I(2000)), ("val_fraction", F(1, -1))] },
-        D { kind: "model", ctor: "pm", args: vec![("data", R(1, None)), ("layers", I(3)), ("width", I(96)), ("steps", I(1500))] },
+        D {
+            kind: "dataset",
+            ctor: "generate",
+            args: vec![("world", R(0, None)), ("pairs", I(2000)), ("val_fraction", F(1, -1))],
+        },
+        D {
+            kind: "model",
+            ctor: "pm",
+            args: vec![("data", R(1, None)), ("layers", I(3)), ("width", I(96)), ("steps", I(1500))],
+        },
         D { kind: "dataset", ctor: "relabel", args: vec![("data", R(1, None)), ("judge", R(2, None))] },
         D { kind: "model", ctor: "sft", args: vec![("data", R(3, None)), ("steps", I(1000)), ("lr", F(3, -4))] },
         D { kind: "model", ctor: "pm", args: vec![("data", R(3, None)), ("steps", I(1000))] },
@@ -79,10 +87,28 @@ fn study() -> Vec<D> {
                 ("save_every", I(50)),
             ],
         },
-        D { kind: "dataset", ctor: "pairs", args: vec![("a", R(4, None)), ("b", R(6, Some(100))), ("prompts", R(3, None)), ("judge", R(2, None)), ("n", I(500))] },
+        D {
+            kind: "dataset",
+            ctor: "pairs",
+            args: vec![
+                ("a", R(4, None)),
+                ("b", R(6, Some(100))),
+                ("prompts", R(3, None)),
+                ("judge", R(2, None)),
+                ("n", I(500)),
+            ],
+        },
         D { kind: "model", ctor: "pm", args: vec![("data", R(9, None)), ("steps", I(2000))] },
-        D { kind: "eval", ctor: "kl", args: vec![("policies", L(vec![R(6, None), R(7, None), R(8, None)])), ("prompts", I(128))] },
-        D { kind: "eval", ctor: "winrate", args: vec![("policies", L(vec![R(6, None), R(7, None)])), ("baseline", R(8, None)), ("judge", R(2, None))] },
+        D {
+            kind: "eval",
+            ctor: "kl",
+            args: vec![("policies", L(vec![R(6, None), R(7, None), R(8, None)])), ("prompts", I(128))],
+        },
+        D {
+            kind: "eval",
+            ctor: "winrate",
+            args: vec![("policies", L(vec![R(6, None), R(7, None)])), ("baseline", R(8, None)), ("judge", R(2, None))],
+        },
         D { kind: "figure", ctor: "tradeoff", args: vec![("x", R(11, None)), ("y", R(12, None)), ("title", S("fig"))] },
     ]
 }
@@ -113,7 +139,12 @@ fn int_spellings(n: i64) -> Vec<String> {
 }
 
 fn float_spellings(m: i64, e: i32) -> Vec<String> {
-    let mut v = vec![format!("{m}e{e}"), format!("{}e{}", m * 10, e - 1), format!("{m}.0e{e}"), format!("{}e{}", m * 100, e - 2)];
+    let mut v = vec![
+        format!("{m}e{e}"),
+        format!("{}e{}", m * 10, e - 1),
+        format!("{m}.0e{e}"),
+        format!("{}e{}", m * 100, e - 2),
+    ];
     // Plain decimal.
     if e < 0 {
         let digits = format!("{:0>width$}", m, width = (-e) as usize + 1);
@@ -178,7 +209,13 @@ fn render(study: &[D], st: &Style) -> String {
         if let Some(f) = first {
             args.insert(0, f);
         }
-        out.push_str(&format!("{}{ws}{}{ws}={ws}{}({ws}{}{ws}){ws}// decl {n}\n", d.kind, st.names[i], d.ctor, args.join(&format!(",{ws}"))));
+        out.push_str(&format!(
+            "{}{ws}{}{ws}={ws}{}({ws}{}{ws}){ws}// decl {n}\n",
+            d.kind,
+            st.names[i],
+            d.ctor,
+            args.join(&format!(",{ws}"))
+        ));
     }
     out
 }
@@ -273,7 +310,8 @@ fn changing_one_parameter_changes_exactly_its_node_and_dependents() {
         let b = common::plan_text(&render(&changed, &st));
         let expected = downstream(&a, &st.names[i]);
         let names_b = common::names(&b);
-        let actual: BTreeSet<_> = names_a.iter().filter(|(n, ka)| names_b.get(*n) != Some(*ka)).map(|(_, ka)| *ka).collect();
+        let actual: BTreeSet<_> =
+            names_a.iter().filter(|(n, ka)| names_b.get(*n) != Some(*ka)).map(|(_, ka)| *ka).collect();
         assert_eq!(expected, actual, "changed {}.{}", st.names[i], s[i].args[k].0);
     }
 }
@@ -317,10 +355,7 @@ fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
 }
 
 /// Key fields that lowering adds beside the constructor's own arguments.
-const LOWERING_FIELDS: &[(&str, &[&str])] = &[
-    ("eval", &["target", "pool", "reference"]),
-    ("jsonl", &["content"]),
-];
+const LOWERING_FIELDS: &[(&str, &[&str])] = &[("eval", &["target", "pool", "reference"]), ("jsonl", &["content"])];
 
 #[test]
 fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
@@ -342,19 +377,27 @@ fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
             };
             let c = ctor(name).unwrap_or_else(|| panic!("op {} names no constructor `{name}`", node.kind()));
             match c.kind {
-                CtorKind::Decl { node: kind, .. } => assert_eq!(kind, node.kind(), "the schema's node kind of `{name}`"),
+                CtorKind::Decl { node: kind, .. } => {
+                    assert_eq!(kind, node.kind(), "the schema's node kind of `{name}`")
+                }
                 CtorKind::Value(_) => panic!("`{name}` is a value constructor"),
             }
             let family = if node.kind().starts_with("eval.") { "eval" } else { name };
             let extra: &[&str] = LOWERING_FIELDS.iter().find(|(f, _)| *f == family).map(|(_, e)| *e).unwrap_or(&[]);
             for (field, value) in node.op.key_params() {
                 let param = c.param(&field);
-                assert!(param.is_some_and(|p| p.in_key) || extra.contains(&field.as_str()), "`{name}` keys `{field}`, which is not one of its in-key arguments");
+                assert!(
+                    param.is_some_and(|p| p.in_key) || extra.contains(&field.as_str()),
+                    "`{name}` keys `{field}`, which is not one of its in-key arguments"
+                );
                 // Losses and samplers: their fields are their constructor's arguments.
                 if let CValue::Record { tag, fields } = value {
                     let vc = ctor(&tag).unwrap_or_else(|| panic!("no constructor `{tag}`"));
                     for f in fields.keys() {
-                        assert!(vc.param(f).is_some_and(|p| p.in_key), "`{tag}` keys `{f}`, which is not one of its arguments");
+                        assert!(
+                            vc.param(f).is_some_and(|p| p.in_key),
+                            "`{tag}` keys `{f}`, which is not one of its arguments"
+                        );
                     }
                     seen.insert(tag);
                 }

@@ -61,10 +61,13 @@ fn sources() -> Vec<(PathBuf, String)> {
     let mut files = vec![];
     rust_files(Path::new("src"), &mut files);
     files.sort();
-    files.into_iter().map(|f| {
-        let text = std::fs::read_to_string(&f).unwrap();
-        (f, text)
-    }).collect()
+    files
+        .into_iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            (f, text)
+        })
+        .collect()
 }
 
 #[test]
@@ -95,7 +98,8 @@ fn no_two_files_of_a_folder_import_each_other_in_a_circle() {
     let files = sources();
     let module_of = |f: &Path| -> Option<(String, String)> {
         let rel = f.strip_prefix("src").ok()?;
-        let parts: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()).collect();
+        let parts: Vec<String> =
+            rel.components().map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()).collect();
         (parts.len() == 2 && parts[1] != "mod").then(|| (parts[0].clone(), parts[1].clone()))
     };
     for (f, _) in &files {
@@ -124,7 +128,8 @@ fn no_two_files_of_a_folder_import_each_other_in_a_circle() {
 #[test]
 fn the_checker_catches_an_upward_import() {
     // The scanner must see paths in `use` lines and inline.
-    let found = crate_paths("use crate::exec::store::Store;\nlet x = crate::report::figures::f(); // crate::cli in a comment");
+    let found =
+        crate_paths("use crate::exec::store::Store;\nlet x = crate::report::figures::f(); // crate::cli in a comment");
     let firsts: Vec<&str> = found.iter().map(|(_, s)| s[0].as_str()).collect();
     assert_eq!(firsts, ["exec", "report"]);
 }

@@ -46,7 +46,11 @@ fn run_all(plan: &Plan, store: &Store) -> Summary {
     tch::set_num_threads(1);
     let stop = AtomicBool::new(false);
     let progress = tandem::exec::progress::Progress::new(true);
-    let s = local::run(plan, store, &Options { device: tch::Device::Cpu, only: vec![], dry_run: false, jobs: 2, stop: &stop, progress: &progress });
+    let s = local::run(
+        plan,
+        store,
+        &Options { device: tch::Device::Cpu, only: vec![], dry_run: false, jobs: 2, stop: &stop, progress: &progress },
+    );
     assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
     s
 }
@@ -97,7 +101,15 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.0));
     // Figures and the report.
     let out = tempfile::tempdir().unwrap();
-    let (md, html) = tandem::report::study::write_report(out.path(), std::path::Path::new("micro.exp"), &plan, &store, &rows, &summary).unwrap();
+    let (md, html) = tandem::report::study::write_report(
+        out.path(),
+        std::path::Path::new("micro.exp"),
+        &plan,
+        &store,
+        &rows,
+        &summary,
+    )
+    .unwrap();
     for f in ["trade", "acc_curve", "acc_vs_wr", "best_of"] {
         for ext in ["svg", "png", "csv"] {
             let p = out.path().join(format!("{f}.{ext}"));
@@ -105,7 +117,10 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         }
     }
     let report = std::fs::read_to_string(md).unwrap();
-    assert!(report.contains("## trade-off") && report.contains("`online`: peak") && report.contains("Pearson r"), "{report}");
+    assert!(
+        report.contains("## trade-off") && report.contains("`online`: peak") && report.contains("Pearson r"),
+        "{report}"
+    );
     assert!(std::fs::read_to_string(html).unwrap().contains("<img src=\"trade.svg\""));
     // A second run computes nothing.
     let again = run_all(&plan, &store);
@@ -133,7 +148,9 @@ fn same_node_twice_gives_bit_identical_artifacts_and_longer_runs_resume_shorter_
     for name in ["sft", "golden_pm", "proxy_pm", "d_golden", "online@30", "online@50", "exact@50"] {
         let ka = plan.names()[name];
         // Every artifact but the log (which records times) is bit-identical.
-        let files = |s: &Store| -> Vec<_> { s.manifest(&ka).unwrap().files.into_iter().filter(|f| f.name != "log.txt").collect() };
+        let files = |s: &Store| -> Vec<_> {
+            s.manifest(&ka).unwrap().files.into_iter().filter(|f| f.name != "log.txt").collect()
+        };
         assert_eq!(files(&sa), files(&sb), "{name}: artifacts differ between caches");
     }
 }
@@ -146,7 +163,11 @@ fn the_oracle_scores_samples_against_the_behaviour_policies() {
     let plan = common::plan_text(&study);
     run_all(&plan, &store);
     let rows = tandem::report::results::eval_rows(&plan, &store);
-    let get = |target: &str, metric: &str| rows.iter().find(|r| r.eval.decl == "truth" && r.target_label() == target && r.metric == metric).unwrap_or_else(|| panic!("{target} {metric}"));
+    let get = |target: &str, metric: &str| {
+        rows.iter()
+            .find(|r| r.eval.decl == "truth" && r.target_label() == target && r.metric == metric)
+            .unwrap_or_else(|| panic!("{target} {metric}"))
+    };
     let (worst, best) = (get("sft", "oracle_reward_worst_behaviour"), get("sft", "oracle_reward_best_behaviour"));
     // The behaviour levels are ordered, as the world is built.
     // A one-sided z-test at 97.5%: the best level beats the worst.

@@ -141,7 +141,12 @@ fn preference_decisions_are_debiased_and_ties_use_the_coin() {
 }
 
 fn debiased_decisions(head: PmHead) {
-    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, head, Device::Cpu, 2);
+    let pm = PreferenceModel::new(
+        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
+        head,
+        Device::Cpu,
+        2,
+    );
     let p = prompts();
     let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
     let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
@@ -163,7 +168,12 @@ fn debiased_decisions(head: PmHead) {
 fn pooled_pm_is_a_difference_of_scores_and_its_loss_is_eq5() {
     // z(x, y1, y2) = s(y1) − s(y2): z(y1, y3) = z(y1, y2) + z(y2, y3), and
     // eq. (5) over both orders reduces to softplus(−z) for an antisymmetric z.
-    let pm = PreferenceModel::new(PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 }, PmHead::Pooled, Device::Cpu, 5);
+    let pm = PreferenceModel::new(
+        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
+        PmHead::Pooled,
+        Device::Cpu,
+        5,
+    );
     let p = prompts();
     let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
     let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
@@ -171,7 +181,12 @@ fn pooled_pm_is_a_difference_of_scores_and_its_loss_is_eq5() {
     let z = |a: &Tensor, b: &Tensor| tch::no_grad(|| pm.logit(&p, a, b));
     assert!(max_abs(&z(&y1, &y3), &(z(&y1, &y2) + z(&y2, &y3))) < 1e-5);
     let loss = tch::no_grad(|| pm.loss(&p, &y1, &y2)).double_value(&[]);
-    let by_hand: f64 = Vec::<f64>::try_from(z(&y1, &y2).to_kind(Kind::Double)).unwrap().iter().map(|z| (1.0 + (-z).exp()).ln()).sum::<f64>() / 4.0;
+    let by_hand: f64 = Vec::<f64>::try_from(z(&y1, &y2).to_kind(Kind::Double))
+        .unwrap()
+        .iter()
+        .map(|z| (1.0 + (-z).exp()).ln())
+        .sum::<f64>()
+        / 4.0;
     assert!((loss - by_hand).abs() < 1e-6, "{loss} vs {by_hand}");
 }
 
@@ -188,7 +203,8 @@ fn classifier_formula_matches_its_definition() {
     let by_hand = (lp(&policy, &y1) - lp(&policy, &y2)) - (lp(&reference, &y1) - lp(&reference, &y2));
     assert!(max_abs(&f, &by_hand) < 1e-6);
     // A policy equal to its reference scores every pair 0: accuracy exactly ½.
-    let data = tandem::ml::data::Pairs { prompts: p.shallow_clone(), chosen: y1, rejected: y2, columns: Default::default() };
+    let data =
+        tandem::ml::data::Pairs { prompts: p.shallow_clone(), chosen: y1, rejected: y2, columns: Default::default() };
     assert_eq!(eval::policy_accuracy(&reference, &reference, &data).value, 0.5);
 }
 
@@ -221,7 +237,12 @@ fn adam_state_round_trips_and_resumes_bit_for_bit() {
     let data = {
         let p = prompts();
         let y = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![EOS], vec![6, 6, EOS], vec![7, EOS]], 6);
-        tandem::ml::data::Pairs { prompts: p, chosen: y.shallow_clone(), rejected: y.flip([0]), columns: Default::default() }
+        tandem::ml::data::Pairs {
+            prompts: p,
+            chosen: y.shallow_clone(),
+            rejected: y.flip([0]),
+            columns: Default::default(),
+        }
     };
     let run = |steps: u64, resume_at: Option<u64>| -> Tensor {
         let mut policy = Policy::new(s, Device::Cpu, 4);
@@ -298,7 +319,8 @@ fn shared_prompt_log_probs_and_gradients_equal_the_full_forward() {
             (out.detach(), vars.iter().map(|(_, v)| v.grad().copy()).collect())
         };
         let (shared, g_shared) = grads(&|| policy.shared_prompt_seq_logprob(&p, &[&y1, &y2], mean));
-        let (full, g_full) = grads(&|| Tensor::cat(&[policy.seq_logprob(&p, &y1, mean), policy.seq_logprob(&p, &y2, mean)], 0));
+        let (full, g_full) =
+            grads(&|| Tensor::cat(&[policy.seq_logprob(&p, &y1, mean), policy.seq_logprob(&p, &y2, mean)], 0));
         assert!(max_abs(&shared, &full) < 1e-5, "mean={mean}: {shared:?} vs {full:?}");
         for (a, b) in g_shared.iter().zip(&g_full) {
             assert!(max_abs(a, b) < 1e-4, "mean={mean}: gradients differ by {}", max_abs(a, b));

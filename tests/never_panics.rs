@@ -16,12 +16,85 @@ fn run(text: &str) {
 }
 
 const TOKENS: &[&str] = &[
-    "world", "dataset", "model", "run", "eval", "figure", "let", "import", "with", "sweep", "true", "false",
-    "w", "d", "m", "r", "e", "x", "online", "offline", "=", "(", ")", "[", "]", "{", "}", ",", ":", "@", ".",
-    "summarize", "generate", "relabel", "pairs", "sft", "pm", "train", "ipo", "dpo", "slic", "bo2", "replay",
-    "kl", "winrate", "classifier", "tradeoff", "curve", "policy", "loss", "sampler", "judge", "data", "source",
-    "shuffle", "beta", "lr", "steps", "save_every", "policies", "at", "seed", "width", "heads", "0", "1", "-1",
-    "4k", "1e-5", "2.5", "1e999", "\"s\"", "\"", "#c\n", "\n", " ", "loss.beta", "@100", "[seed: 1]",
+    "world",
+    "dataset",
+    "model",
+    "run",
+    "eval",
+    "figure",
+    "let",
+    "import",
+    "with",
+    "sweep",
+    "true",
+    "false",
+    "w",
+    "d",
+    "m",
+    "r",
+    "e",
+    "x",
+    "online",
+    "offline",
+    "=",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    ":",
+    "@",
+    ".",
+    "summarize",
+    "generate",
+    "relabel",
+    "pairs",
+    "sft",
+    "pm",
+    "train",
+    "ipo",
+    "dpo",
+    "slic",
+    "bo2",
+    "replay",
+    "kl",
+    "winrate",
+    "classifier",
+    "tradeoff",
+    "curve",
+    "policy",
+    "loss",
+    "sampler",
+    "judge",
+    "data",
+    "source",
+    "shuffle",
+    "beta",
+    "lr",
+    "steps",
+    "save_every",
+    "policies",
+    "at",
+    "seed",
+    "width",
+    "heads",
+    "0",
+    "1",
+    "-1",
+    "4k",
+    "1e-5",
+    "2.5",
+    "1e999",
+    "\"s\"",
+    "\"",
+    "#c\n",
+    "\n",
+    " ",
+    "loss.beta",
+    "@100",
+    "[seed: 1]",
 ];
 
 fn tokens() -> impl Strategy<Value = String> {
@@ -48,11 +121,26 @@ fn decls() -> impl Strategy<Value = String> {
         Just("1.5".to_string()),
         Just("\"x\"".to_string()),
     ];
-    let arg = (proptest::sample::select(&["policy", "loss", "sampler", "judge", "data", "steps", "lr", "beta", "seed", "policies", "at", "x", "y", "a", "b", "prompts"][..]), value)
+    let arg = (
+        proptest::sample::select(
+            &[
+                "policy", "loss", "sampler", "judge", "data", "steps", "lr", "beta", "seed", "policies", "at", "x",
+                "y", "a", "b", "prompts",
+            ][..],
+        ),
+        value,
+    )
         .prop_map(|(k, v)| format!("{k}: {v}"));
-    let ctor = proptest::sample::select(&["train", "sft", "pm", "generate", "relabel", "pairs", "kl", "winrate", "tradeoff", "summarize"][..]);
+    let ctor = proptest::sample::select(
+        &["train", "sft", "pm", "generate", "relabel", "pairs", "kl", "winrate", "tradeoff", "summarize"][..],
+    );
     let kind = proptest::sample::select(&["world", "dataset", "model", "run", "eval", "figure"][..]);
-    let decl = (kind, proptest::sample::select(&["w", "d", "p", "s", "r", "e", "f"][..]), ctor, proptest::collection::vec(arg, 0..5))
+    let decl = (
+        kind,
+        proptest::sample::select(&["w", "d", "p", "s", "r", "e", "f"][..]),
+        ctor,
+        proptest::collection::vec(arg, 0..5),
+    )
         .prop_map(|(k, n, c, args)| format!("{k} {n} = {c}({})", args.join(", ")));
     proptest::collection::vec(decl, 0..8).prop_map(|d| {
         let prelude = "world w = summarize()\ndataset d = generate(w)\nmodel p = pm(d)\nmodel s = sft(d)\nrun r = train(s, loss: ipo(), sampler: online(judge: p), steps: 200)\n";
@@ -92,8 +180,16 @@ fn pathological_inputs() {
         "world w = summarize(seed: 99999999999999999999999)",
         "world w = summarize(seed: 1e18)",
         "run r = r@r",
-        &((1..5000).map(|i| format!("let a{i} = a{}\n", i - 1)).collect::<String>().replace("let a1 = a0", "let a1 = 5") + "world w = summarize(seed: a4999)"),
-        &format!("world w = summarize()\nlet x = {}1{}\nworld v = summarize(seed: x)", "[".repeat(20_000), "]".repeat(20_000)),
+        &((1..5000)
+            .map(|i| format!("let a{i} = a{}\n", i - 1))
+            .collect::<String>()
+            .replace("let a1 = a0", "let a1 = 5")
+            + "world w = summarize(seed: a4999)"),
+        &format!(
+            "world w = summarize()\nlet x = {}1{}\nworld v = summarize(seed: x)",
+            "[".repeat(20_000),
+            "]".repeat(20_000)
+        ),
         &format!("let x = {}", "ipo(beta: ".repeat(5_000)),
         "world w = summarize()\nworld v = w with { seed.x.y: 1 }",
     ] {

@@ -13,8 +13,10 @@ mod common;
 use std::path::Path;
 
 fn key_lines(study: &str) -> String {
-    let plan = common::plan_path(Path::new(&format!("experiments/{study}.exp"))).unwrap_or_else(|e| panic!("{study}: {e}"));
-    let mut lines: Vec<String> = plan.ordered().into_iter().map(|n| format!("{} {} {}", n.key.hex(), n.kind(), n.display_name())).collect();
+    let plan =
+        common::plan_path(Path::new(&format!("experiments/{study}.exp"))).unwrap_or_else(|e| panic!("{study}: {e}"));
+    let mut lines: Vec<String> =
+        plan.ordered().into_iter().map(|n| format!("{} {} {}", n.key.hex(), n.kind(), n.display_name())).collect();
     lines.sort();
     lines.join("\n") + "\n"
 }
@@ -32,7 +34,13 @@ fn check(study: &str) {
         let new: std::collections::BTreeSet<&str> = now.lines().collect();
         let gone: Vec<&&str> = old.difference(&new).collect();
         let added: Vec<&&str> = new.difference(&old).collect();
-        panic!("{study}: the key set moved\n  gone ({}):\n    {}\n  new ({}):\n    {}", gone.len(), gone.iter().take(20).map(|s| s.to_string()).collect::<Vec<_>>().join("\n    "), added.len(), added.iter().take(20).map(|s| s.to_string()).collect::<Vec<_>>().join("\n    "));
+        panic!(
+            "{study}: the key set moved\n  gone ({}):\n    {}\n  new ({}):\n    {}",
+            gone.len(),
+            gone.iter().take(20).map(|s| s.to_string()).collect::<Vec<_>>().join("\n    "),
+            added.len(),
+            added.iter().take(20).map(|s| s.to_string()).collect::<Vec<_>>().join("\n    ")
+        );
     }
 }
 

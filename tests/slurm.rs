@@ -58,13 +58,19 @@ impl Drop for Cluster {
 }
 
 fn cluster_up() -> bool {
-    Command::new("sinfo").args(["-h", "-o", "%T"]).output().is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "idle" || l.trim() == "mixed"))
+    Command::new("sinfo").args(["-h", "-o", "%T"]).output().is_ok_and(|o| {
+        o.status.success()
+            && String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "idle" || l.trim() == "mixed")
+    })
 }
 
 fn start_cluster() -> Option<Cluster> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     if !root {
-        assert!(std::env::var_os("TANDEM_REQUIRE_SLURM").is_none(), "TANDEM_REQUIRE_SLURM is set, but starting a Slurm cluster needs root");
+        assert!(
+            std::env::var_os("TANDEM_REQUIRE_SLURM").is_none(),
+            "TANDEM_REQUIRE_SLURM is set, but starting a Slurm cluster needs root"
+        );
         eprintln!("SKIPPED: starting a single-host Slurm cluster needs root (set TANDEM_REQUIRE_SLURM=1 to make this a failure)");
         return None;
     }
@@ -110,12 +116,19 @@ fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
 
     // Locally, for reference (`--executor local` overrides the profile).
     let local = tmp.path().join("cache-local");
-    let (ok, text) = output(tandem(&local, &["run", file, "--executor", "local", "--results", tmp.path().join("r1").to_str().unwrap()]));
+    let (ok, text) = output(tandem(
+        &local,
+        &["run", file, "--executor", "local", "--results", tmp.path().join("r1").to_str().unwrap()],
+    ));
     assert!(ok, "{text}");
 
     // On Slurm: kill the driver once a few jobs are in, then start it again.
     let shared = tmp.path().join("cache-slurm");
-    let mut driver = tandem(&shared, &["run", file, "--results", tmp.path().join("r2").to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut driver = tandem(&shared, &["run", file, "--results", tmp.path().join("r2").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let jobs = shared.join("slurm/jobs");
     let t0 = Instant::now();
     while count_files(&jobs) < 3 && t0.elapsed() < Duration::from_secs(120) {
@@ -144,12 +157,22 @@ fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
     // A failing job: reported with its Slurm log, only its dependents skipped.
     let failing = write_study(&tmp.path().join("failing"), "failing.exp", FAILING);
     let cache = tmp.path().join("cache-failing");
-    let (ok, text) = output(tandem(&cache, &["run", failing.to_str().unwrap(), "--results", tmp.path().join("r3").to_str().unwrap()]));
+    let (ok, text) = output(tandem(
+        &cache,
+        &["run", failing.to_str().unwrap(), "--results", tmp.path().join("r3").to_str().unwrap()],
+    ));
     assert!(!ok, "{text}");
     assert!(text.contains("failed: bad") && text.contains("slurm/logs/"), "{text}");
     assert!(text.contains("skipped because an input failed: k(bad@5), k(bad@10)"), "{text}");
     assert!(text.contains("done       run.train          good"), "{text}");
-    let log = text.lines().find(|l| l.trim_start().starts_with("log:") && l.contains("slurm/logs/")).unwrap().trim().trim_start_matches("log:").trim().to_string();
+    let log = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("log:") && l.contains("slurm/logs/"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("log:")
+        .trim()
+        .to_string();
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("error:"), "the job's own error is in its Slurm log:\n{log_text}");
 }

@@ -29,9 +29,17 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
             }
             None if call.args[..i].iter().any(|a| a.name.is_some()) => {
                 problems.push(
-                    Problem::new(Code::PositionalAfterNamed, arg.span, "a positional argument cannot follow named ones")
-                        .label("positional argument")
-                        .help(format!("put positional arguments first, or name it; {} takes {}", c.name, signature_help(c))),
+                    Problem::new(
+                        Code::PositionalAfterNamed,
+                        arg.span,
+                        "a positional argument cannot follow named ones",
+                    )
+                    .label("positional argument")
+                    .help(format!(
+                        "put positional arguments first, or name it; {} takes {}",
+                        c.name,
+                        signature_help(c)
+                    )),
                 );
                 ok = false;
                 continue;
@@ -40,9 +48,13 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
                 Some(p) => Ident { name: p.name.to_string(), span: arg.value.span() },
                 None => {
                     problems.push(
-                        Problem::new(Code::TooManyPositional, arg.span, format!("`{}` takes at most {} positional argument(s)", c.name, c.params.len()))
-                            .label("one too many")
-                            .help(signature_help(c)),
+                        Problem::new(
+                            Code::TooManyPositional,
+                            arg.span,
+                            format!("`{}` takes at most {} positional argument(s)", c.name, c.params.len()),
+                        )
+                        .label("one too many")
+                        .help(signature_help(c)),
                     );
                     ok = false;
                     continue;
@@ -74,31 +86,53 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
 fn normalize_expr(e: &Expr, problems: &mut Vec<Problem>) -> Option<Expr> {
     Some(match e {
         Expr::Call(c) => Expr::Call(normalize_call(c, problems)?),
-        Expr::List(items, s) => Expr::List(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s),
-        Expr::Sweep(items, s) => Expr::Sweep(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s),
+        Expr::List(items, s) => {
+            Expr::List(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s)
+        }
+        Expr::Sweep(items, s) => {
+            Expr::Sweep(items.iter().map(|i| normalize_expr(i, problems)).collect::<Option<_>>()?, *s)
+        }
         other => other.clone(),
     })
 }
 
 /// Checks that a declaration's constructor makes what the keyword declares.
-pub fn check_decl_ctor(kind: DeclKind, kind_span: crate::source::Span, call: &Call, problems: &mut Vec<Problem>) -> Option<&'static Ctor> {
+pub fn check_decl_ctor(
+    kind: DeclKind,
+    kind_span: crate::source::Span,
+    call: &Call,
+    problems: &mut Vec<Problem>,
+) -> Option<&'static Ctor> {
     let c = ctor(&call.callee.name)?;
     match c.kind {
         CtorKind::Decl { decl, .. } if decl == kind => Some(c),
         CtorKind::Decl { decl, .. } => {
             problems.push(
-                Problem::new(Code::WrongKind, call.callee.span, format!("`{}` makes a {}, but this is declared as a {}", c.name, decl.keyword(), kind.keyword()))
-                    .label(format!("makes a {}", decl.keyword()))
-                    .related(kind_span, format!("declared as a {}", kind.keyword()))
-                    .help(format!("write `{} name = {}(...)`, or use one of: {}", decl.keyword(), c.name, ctors_for(kind))),
+                Problem::new(
+                    Code::WrongKind,
+                    call.callee.span,
+                    format!("`{}` makes a {}, but this is declared as a {}", c.name, decl.keyword(), kind.keyword()),
+                )
+                .label(format!("makes a {}", decl.keyword()))
+                .related(kind_span, format!("declared as a {}", kind.keyword()))
+                .help(format!(
+                    "write `{} name = {}(...)`, or use one of: {}",
+                    decl.keyword(),
+                    c.name,
+                    ctors_for(kind)
+                )),
             );
             None
         }
         CtorKind::Value(cat) => {
             problems.push(
-                Problem::new(Code::WrongKind, call.callee.span, format!("`{}` is {}, not something a declaration can make", c.name, cat_word(cat)))
-                    .label("not a declaration constructor")
-                    .help(format!("a {} is made by one of: {}", kind.keyword(), ctors_for(kind))),
+                Problem::new(
+                    Code::WrongKind,
+                    call.callee.span,
+                    format!("`{}` is {}, not something a declaration can make", c.name, cat_word(cat)),
+                )
+                .label("not a declaration constructor")
+                .help(format!("a {} is made by one of: {}", kind.keyword(), ctors_for(kind))),
             );
             None
         }
@@ -135,15 +169,21 @@ pub fn signature_help(c: &Ctor) -> String {
 
 pub fn unknown_ctor(callee: &Ident, expected: Option<&str>) -> Problem {
     let names = crate::check::schema::CTORS.iter().map(|c| c.name);
-    let p = Problem::new(Code::UnknownConstructor, callee.span, format!("unknown constructor `{}`", callee.name)).label("no such constructor");
+    let p = Problem::new(Code::UnknownConstructor, callee.span, format!("unknown constructor `{}`", callee.name))
+        .label("no such constructor");
     match did_you_mean(&callee.name, names) {
         Some(s) => p.help(format!("did you mean `{s}`?")),
-        None => p.help(expected.map(|e| format!("expected {e}")).unwrap_or_else(|| "see docs/language.md for the constructors".into())),
+        None => p.help(
+            expected
+                .map(|e| format!("expected {e}"))
+                .unwrap_or_else(|| "see docs/language.md for the constructors".into()),
+        ),
     }
 }
 
 pub fn unknown_arg(c: &Ctor, name: &Ident) -> Problem {
-    let p = Problem::new(Code::UnknownArgument, name.span, format!("`{}` has no argument `{}`", c.name, name.name)).label("unknown argument");
+    let p = Problem::new(Code::UnknownArgument, name.span, format!("`{}` has no argument `{}`", c.name, name.name))
+        .label("unknown argument");
     match did_you_mean(&name.name, c.params.iter().map(|p| p.name)) {
         Some(s) => p.help(format!("did you mean `{s}`? {} takes {}", c.name, signature_help(c))),
         None => p.help(format!("{} takes {}", c.name, signature_help(c))),
@@ -178,18 +218,26 @@ fn apply_path(call: &mut Call, path: &[Ident], value: &Expr, o: &Override, probl
         Some(Expr::Call(inner)) => apply_path(inner, &path[1..], value, o, problems),
         Some(other) => {
             problems.push(
-                Problem::new(Code::BadOverride, o.path.span, format!("cannot reach into `{}`: it is not a call here", head.name))
-                    .label("path goes through a non-call")
-                    .related(other.span(), "the base's value")
-                    .help(format!("override `{}` whole instead", head.name)),
+                Problem::new(
+                    Code::BadOverride,
+                    o.path.span,
+                    format!("cannot reach into `{}`: it is not a call here", head.name),
+                )
+                .label("path goes through a non-call")
+                .related(other.span(), "the base's value")
+                .help(format!("override `{}` whole instead", head.name)),
             );
             false
         }
         None => {
             problems.push(
-                Problem::new(Code::BadOverride, o.path.span, format!("cannot reach into `{}`: the base does not set it", head.name))
-                    .label("nothing to override")
-                    .help(format!("set `{}` whole, e.g. `{}: ...(...)`", head.name, head.name)),
+                Problem::new(
+                    Code::BadOverride,
+                    o.path.span,
+                    format!("cannot reach into `{}`: the base does not set it", head.name),
+                )
+                .label("nothing to override")
+                .help(format!("set `{}` whole, e.g. `{}: ...(...)`", head.name, head.name)),
             );
             false
         }

@@ -9,8 +9,8 @@ use crate::check::names::Entry;
 use crate::check::program::{is_saved_step, InstanceId, Value};
 use crate::check::schema::{ctor, CtorKind, Default, Entity, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
-use crate::syntax::ast::{CheckpointRef, Expr, Reference};
 use crate::source::Span;
+use crate::syntax::ast::{CheckpointRef, Expr, Reference};
 
 fn found(e: &Expr) -> &'static str {
     match e {
@@ -27,9 +27,13 @@ fn found(e: &Expr) -> &'static str {
 impl<'a> Expander<'a> {
     fn mismatch(&mut self, e: &Expr, ty: &Ty, param: &str) {
         self.problems.push(
-            Problem::new(Code::TypeMismatch, e.span(), format!("`{param}` expects {}, found {}", ty.describe(), found(e)))
-                .label(format!("expected {}", ty.describe()))
-                .help(type_help(ty)),
+            Problem::new(
+                Code::TypeMismatch,
+                e.span(),
+                format!("`{param}` expects {}, found {}", ty.describe(), found(e)),
+            )
+            .label(format!("expected {}", ty.describe()))
+            .help(type_help(ty)),
         );
     }
 
@@ -43,9 +47,13 @@ impl<'a> Expander<'a> {
             if let Some(Entry::Let(l)) = self.ns.by_name.get(&r.name.name) {
                 if !r.selector.is_empty() || r.checkpoint.is_some() {
                     self.problems.push(
-                        Problem::new(Code::WrongKind, r.span, format!("`{}` is a constant; only declarations have members or checkpoints", r.name.name))
-                            .label("a `let` constant")
-                            .help("use the constant's name alone"),
+                        Problem::new(
+                            Code::WrongKind,
+                            r.span,
+                            format!("`{}` is a constant; only declarations have members or checkpoints", r.name.name),
+                        )
+                        .label("a `let` constant")
+                        .help("use the constant's name alone"),
                     );
                     return None;
                 }
@@ -74,9 +82,13 @@ impl<'a> Expander<'a> {
                 let Some(v) = n.as_i64() else {
                     let written = self.sources.text(*span).to_string();
                     self.problems.push(
-                        Problem::new(Code::TypeMismatch, *span, format!("`{param}` expects an integer, found {written}"))
-                            .label("not an integer")
-                            .help("write a whole number, e.g. 800, 4k or 2e4"),
+                        Problem::new(
+                            Code::TypeMismatch,
+                            *span,
+                            format!("`{param}` expects an integer, found {written}"),
+                        )
+                        .label("not an integer")
+                        .help("write a whole number, e.g. 800, 4k or 2e4"),
                     );
                     return None;
                 };
@@ -110,7 +122,12 @@ impl<'a> Expander<'a> {
                     return None;
                 };
                 if !choices.is_empty() && !choices.contains(&s.as_str()) {
-                    let mut p = Problem::new(Code::OutOfRange, *span, format!("`{param}` must be {}, found \"{s}\"", ty.describe())).label("not one of the choices");
+                    let mut p = Problem::new(
+                        Code::OutOfRange,
+                        *span,
+                        format!("`{param}` must be {}, found \"{s}\"", ty.describe()),
+                    )
+                    .label("not one of the choices");
                     if let Some(m) = did_you_mean(s, choices.iter().copied()) {
                         p = p.help(format!("did you mean \"{m}\"?"));
                     } else {
@@ -142,17 +159,19 @@ impl<'a> Expander<'a> {
                 for item in items {
                     match (item, inner) {
                         // A swept declaration in a list stands for its members.
-                        (Expr::Reference(r), Ty::Ref(_)) if r.checkpoint.is_none() && self.is_group(r) => match self.group_members(r, ch) {
-                            Some(ms) => {
-                                for m in ms {
-                                    match self.check_entity(r, m, inner, param) {
-                                        Some(v) => out.push(v),
-                                        None => ok = false,
+                        (Expr::Reference(r), Ty::Ref(_)) if r.checkpoint.is_none() && self.is_group(r) => {
+                            match self.group_members(r, ch) {
+                                Some(ms) => {
+                                    for m in ms {
+                                        match self.check_entity(r, m, inner, param) {
+                                            Some(v) => out.push(v),
+                                            None => ok = false,
+                                        }
                                     }
                                 }
+                                None => ok = false,
                             }
-                            None => ok = false,
-                        },
+                        }
                         _ => match self.eval(item, inner, ch, param) {
                             Some(v) => out.push(v),
                             None => ok = false,
@@ -183,9 +202,13 @@ impl<'a> Expander<'a> {
                 };
                 if k.kind != CtorKind::Value(*cat) {
                     self.problems.push(
-                        Problem::new(Code::WrongKind, c.callee.span, format!("`{param}` expects {}, but `{}` is not one", cat.describe(), k.name))
-                            .label(format!("expected {}", cat.describe()))
-                            .help(format!("use {}", cat.describe())),
+                        Problem::new(
+                            Code::WrongKind,
+                            c.callee.span,
+                            format!("`{param}` expects {}, but `{}` is not one", cat.describe(), k.name),
+                        )
+                        .label(format!("expected {}", cat.describe()))
+                        .help(format!("use {}", cat.describe())),
                     );
                     return None;
                 }
@@ -209,9 +232,13 @@ impl<'a> Expander<'a> {
                         },
                         (None, Default::Required) => {
                             self.problems.push(
-                                Problem::new(Code::MissingArgument, c.callee.span, format!("`{}` needs the argument `{}`", k.name, p.name))
-                                    .label(format!("`{}` missing", p.name))
-                                    .help(format!("{}: {}", p.name, p.doc)),
+                                Problem::new(
+                                    Code::MissingArgument,
+                                    c.callee.span,
+                                    format!("`{}` needs the argument `{}`", k.name, p.name),
+                                )
+                                .label(format!("`{}` missing", p.name))
+                                .help(format!("{}: {}", p.name, p.doc)),
                             );
                             ok = false;
                         }
@@ -284,9 +311,17 @@ impl<'a> Expander<'a> {
             [one] => Some(*one),
             _ => {
                 self.problems.push(
-                    Problem::new(Code::AmbiguousSweep, r.span, format!("`{}` is a sweep of {} members; one is needed here", r.name.name, ms.len()))
-                        .label("which member?")
-                        .help(format!("pick one with a selector, e.g. `{}[{}: ...]`", r.name.name, self.decls[d].axes.first().cloned().unwrap_or_default())),
+                    Problem::new(
+                        Code::AmbiguousSweep,
+                        r.span,
+                        format!("`{}` is a sweep of {} members; one is needed here", r.name.name, ms.len()),
+                    )
+                    .label("which member?")
+                    .help(format!(
+                        "pick one with a selector, e.g. `{}[{}: ...]`",
+                        r.name.name,
+                        self.decls[d].axes.first().cloned().unwrap_or_default()
+                    )),
                 );
                 None
             }
@@ -303,7 +338,9 @@ impl<'a> Expander<'a> {
                 let is_online = matches!(self.instances[inst].args.get("sampler"), Some(Value::Call { ctor, .. }) if ctor.name == "online");
                 if !is_online {
                     let what = match self.instances[inst].args.get("sampler") {
-                        Some(Value::Call { ctor, .. }) => format!("`{}` is a run with the `{}` sampler", r.name.name, ctor.name),
+                        Some(Value::Call { ctor, .. }) => {
+                            format!("`{}` is a run with the `{}` sampler", r.name.name, ctor.name)
+                        }
                         _ => format!("`{}` is {}", r.name.name, self.decls[decl].kind.keyword()),
                     };
                     self.problems.push(
@@ -322,17 +359,28 @@ impl<'a> Expander<'a> {
             let expected = ty.describe();
             let what = entity_word(self, decl, entity);
             self.problems.push(
-                Problem::new(Code::WrongKind, r.span, format!("`{param}` expects {expected}, but `{}` is {what}", r.name.name))
-                    .label(format!("expected {expected}"))
-                    .related(self.decls[decl].name_span, "declared here")
-                    .help(kind_help(ty)),
+                Problem::new(
+                    Code::WrongKind,
+                    r.span,
+                    format!("`{param}` expects {expected}, but `{}` is {what}", r.name.name),
+                )
+                .label(format!("expected {expected}"))
+                .related(self.decls[decl].name_span, "declared here")
+                .help(kind_help(ty)),
             );
             return None;
         }
         Some(Value::Instance(inst))
     }
 
-    fn checkpoint(&mut self, r: &Reference, cp: &CheckpointRef, inst: InstanceId, ty: &Ty, param: &str) -> Option<Value> {
+    fn checkpoint(
+        &mut self,
+        r: &Reference,
+        cp: &CheckpointRef,
+        inst: InstanceId,
+        ty: &Ty,
+        param: &str,
+    ) -> Option<Value> {
         let (step, span) = match cp {
             CheckpointRef::Step(n, s) => (n.as_i64(), *s),
             CheckpointRef::Named(id) => match self.ns.by_name.get(&id.name) {
@@ -351,15 +399,23 @@ impl<'a> Expander<'a> {
             },
         };
         let Some(step) = step else {
-            self.problems.push(Problem::new(Code::BadCheckpoint, span, "a checkpoint step must be a whole number").label("not a step").help("write e.g. `online@800`"));
+            self.problems.push(
+                Problem::new(Code::BadCheckpoint, span, "a checkpoint step must be a whole number")
+                    .label("not a step")
+                    .help("write e.g. `online@800`"),
+            );
             return None;
         };
         let decl = self.instances[inst].decl;
         if self.decls[decl].kind != crate::syntax::ast::DeclKind::Run {
             self.problems.push(
-                Problem::new(Code::WrongKind, r.span, format!("`{}` is a {}; only runs have checkpoints", r.name.name, self.decls[decl].kind.keyword()))
-                    .label("no checkpoints")
-                    .help(format!("refer to `{}` without `@`", r.name.name)),
+                Problem::new(
+                    Code::WrongKind,
+                    r.span,
+                    format!("`{}` is a {}; only runs have checkpoints", r.name.name, self.decls[decl].kind.keyword()),
+                )
+                .label("no checkpoints")
+                .help(format!("refer to `{}` without `@`", r.name.name)),
             );
             return None;
         }
@@ -375,10 +431,14 @@ impl<'a> Expander<'a> {
         let (steps, every) = (i.int("steps").unwrap_or(0), i.int("save_every").unwrap_or(1));
         if !is_saved_step(step, steps, every) {
             self.problems.push(
-                Problem::new(Code::BadCheckpoint, span, format!("`{}` does not save a checkpoint at step {step}", self.instances[inst].label))
-                    .label("not a saved step")
-                    .related(self.decls[decl].name_span, "the run")
-                    .help(format!("it saves at 0, every {every} steps, and at its last step {steps}")),
+                Problem::new(
+                    Code::BadCheckpoint,
+                    span,
+                    format!("`{}` does not save a checkpoint at step {step}", self.instances[inst].label),
+                )
+                .label("not a saved step")
+                .related(self.decls[decl].name_span, "the run")
+                .help(format!("it saves at 0, every {every} steps, and at its last step {steps}")),
             );
             return None;
         }
@@ -399,10 +459,14 @@ fn kind_help(ty: &Ty) -> String {
         Ty::Ref(es) if es.contains(&Entity::PreferenceModel) && !es.contains(&Entity::Policy) => {
             "a judge must be a preference model: `model name = pm(data, ...)`".into()
         }
-        Ty::Ref(es) if es.contains(&Entity::Policy) => "a policy is an `sft(...)` model, a run, or a run's checkpoint `run@step`".into(),
+        Ty::Ref(es) if es.contains(&Entity::Policy) => {
+            "a policy is an `sft(...)` model, a run, or a run's checkpoint `run@step`".into()
+        }
         Ty::Ref(es) if es.contains(&Entity::Dataset) => "datasets are made by generate, relabel, pairs or jsonl".into(),
         Ty::Ref(es) if es.contains(&Entity::World) => "worlds are made by summarize, helpful, harmless or arena".into(),
-        Ty::Ref(es) if es.contains(&Entity::Eval) => "evaluations are made by kl, winrate, classifier, self_classifier or winner_logprob".into(),
+        Ty::Ref(es) if es.contains(&Entity::Eval) => {
+            "evaluations are made by kl, winrate, classifier, self_classifier or winner_logprob".into()
+        }
         _ => format!("expected {}", ty.describe()),
     }
 }

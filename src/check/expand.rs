@@ -17,8 +17,8 @@ use crate::check::names::{Entry, Namespace};
 use crate::check::program::{display_value, DeclInfo, Instance, InstanceId, Value};
 use crate::check::schema::{ctor, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
-use crate::syntax::ast::{Call, DeclBody, Expr, Reference};
 use crate::source::{SourceMap, Span};
+use crate::syntax::ast::{Call, DeclBody, Expr, Reference};
 
 /// One grid axis found in a declaration.
 #[derive(Debug, Clone)]
@@ -128,18 +128,35 @@ impl<'a> Expander<'a> {
             }
             DeclBody::Expr(other) => {
                 self.problems.push(
-                    Problem::new(Code::TypeMismatch, other.span(), format!("a {} is made by a constructor call", decl.kind.keyword()))
-                        .label("not a constructor call")
-                        .help(format!("write e.g. `{} {} = {}(...)`", decl.kind.keyword(), decl.name.name, crate::check::derive::ctors_for(decl.kind).split(", ").next().unwrap_or("ctor"))),
+                    Problem::new(
+                        Code::TypeMismatch,
+                        other.span(),
+                        format!("a {} is made by a constructor call", decl.kind.keyword()),
+                    )
+                    .label("not a constructor call")
+                    .help(format!(
+                        "write e.g. `{} {} = {}(...)`",
+                        decl.kind.keyword(),
+                        decl.name.name,
+                        crate::check::derive::ctors_for(decl.kind).split(", ").next().unwrap_or("ctor")
+                    )),
                 );
                 None
             }
             DeclBody::Derive(dv) => {
                 if dv.base.checkpoint.is_some() {
                     self.problems.push(
-                        Problem::new(Code::BadOverride, dv.base.span, "derive from a declaration, not from a checkpoint")
-                            .label("checkpoint not allowed here")
-                            .help(format!("write `{} with {{ policy: {}, ... }}` to start from the checkpoint", dv.base.name.name, self.sources.text(dv.base.span))),
+                        Problem::new(
+                            Code::BadOverride,
+                            dv.base.span,
+                            "derive from a declaration, not from a checkpoint",
+                        )
+                        .label("checkpoint not allowed here")
+                        .help(format!(
+                            "write `{} with {{ policy: {}, ... }}` to start from the checkpoint",
+                            dv.base.name.name,
+                            self.sources.text(dv.base.span)
+                        )),
                     );
                     return None;
                 }
@@ -163,10 +180,19 @@ impl<'a> Expander<'a> {
                 let b = *b;
                 if self.ns.decls[b].kind != decl.kind {
                     self.problems.push(
-                        Problem::new(Code::WrongKind, base.name.span, format!("`{}` is a {}, but this is declared as a {}", base.name.name, self.ns.decls[b].kind.keyword(), decl.kind.keyword()))
-                            .label(format!("a {}", self.ns.decls[b].kind.keyword()))
-                            .related(decl.kind_span, format!("declared as a {}", decl.kind.keyword()))
-                            .help("a derived declaration has the kind of its base"),
+                        Problem::new(
+                            Code::WrongKind,
+                            base.name.span,
+                            format!(
+                                "`{}` is a {}, but this is declared as a {}",
+                                base.name.name,
+                                self.ns.decls[b].kind.keyword(),
+                                decl.kind.keyword()
+                            ),
+                        )
+                        .label(format!("a {}", self.ns.decls[b].kind.keyword()))
+                        .related(decl.kind_span, format!("declared as a {}", decl.kind.keyword()))
+                        .help("a derived declaration has the kind of its base"),
                     );
                     return None;
                 }
@@ -179,9 +205,13 @@ impl<'a> Expander<'a> {
             }
             Some(Entry::Let(_)) => {
                 self.problems.push(
-                    Problem::new(Code::WrongKind, base.name.span, format!("`{}` is a constant, not a declaration", base.name.name))
-                        .label("a `let` constant")
-                        .help("derive from a declaration: `new = old with { ... }`"),
+                    Problem::new(
+                        Code::WrongKind,
+                        base.name.span,
+                        format!("`{}` is a constant, not a declaration", base.name.name),
+                    )
+                    .label("a `let` constant")
+                    .help("derive from a declaration: `new = old with { ... }`"),
                 );
                 None
             }
@@ -227,7 +257,11 @@ impl<'a> Expander<'a> {
                 }
             }
             if vals.is_empty() {
-                self.problems.push(Problem::new(Code::TypeMismatch, a.span, "a sweep needs at least one value").label("empty sweep").help("write `sweep [a, b, ...]`"));
+                self.problems.push(
+                    Problem::new(Code::TypeMismatch, a.span, "a sweep needs at least one value")
+                        .label("empty sweep")
+                        .help("write `sweep [a, b, ...]`"),
+                );
                 return false;
             }
             axis_values.push(vals);
@@ -287,23 +321,37 @@ impl<'a> Expander<'a> {
             for s in &sel {
                 let axis = s.path.dotted();
                 if !combos.iter().any(|c| c.assignment.contains_key(&axis)) {
-                    let axes: Vec<String> = combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
+                    let axes: Vec<String> =
+                        combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
                     self.problems.push(
                         Problem::new(Code::BadSelector, s.path.span, format!("the derived grid has no axis `{axis}`"))
                             .label("unknown axis")
-                            .help(if axes.is_empty() { "the base is not a sweep; derive from it without a selector".to_string() } else { format!("its axes are {}", axes.join(", ")) }),
+                            .help(if axes.is_empty() {
+                                "the base is not a sweep; derive from it without a selector".to_string()
+                            } else {
+                                format!("its axes are {}", axes.join(", "))
+                            }),
                     );
                     return false;
                 }
                 let x: &Expander = self;
                 combos.retain(|c| c.assignment.get(&axis).is_some_and(|v| matches_literal(&s.value, v, x)));
                 if combos.is_empty() {
-                    self.problems.push(Problem::new(Code::BadSelector, s.span, format!("no member has {axis} = {}", self.sources.text(s.value.span()))).label("matches nothing").help("pick a value the base's sweep has"));
+                    self.problems.push(
+                        Problem::new(
+                            Code::BadSelector,
+                            s.span,
+                            format!("no member has {axis} = {}", self.sources.text(s.value.span())),
+                        )
+                        .label("matches nothing")
+                        .help("pick a value the base's sweep has"),
+                    );
                     return false;
                 }
             }
         }
-        let mut axis_names: Vec<String> = combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
+        let mut axis_names: Vec<String> =
+            combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
         axis_names.sort();
         self.decls[d].axes = axis_names;
 
@@ -327,9 +375,13 @@ impl<'a> Expander<'a> {
                         }
                         None if p.default == crate::check::schema::Default::Required => {
                             self.problems.push(
-                                Problem::new(Code::MissingArgument, call.callee.span, format!("`{}` needs the argument `{}`", c.name, p.name))
-                                    .label(format!("`{}` missing", p.name))
-                                    .help(format!("{}: {}", p.name, p.doc)),
+                                Problem::new(
+                                    Code::MissingArgument,
+                                    call.callee.span,
+                                    format!("`{}` needs the argument `{}`", c.name, p.name),
+                                )
+                                .label(format!("`{}` missing", p.name))
+                                .help(format!("{}: {}", p.name, p.doc)),
                             );
                             ok = false;
                         }
@@ -340,13 +392,28 @@ impl<'a> Expander<'a> {
             if !ok {
                 return false;
             }
-            let iname = crate::check::program::InstanceName { decl: name.clone(), member: ch.assignment.iter().map(|(k, v)| (k.clone(), self.show(v))).collect() };
+            let iname = crate::check::program::InstanceName {
+                decl: name.clone(),
+                member: ch.assignment.iter().map(|(k, v)| (k.clone(), self.show(v))).collect(),
+            };
             let label = iname.to_string();
-            let inst = Instance { decl: d, name: iname, label, axes: ch.assignment.clone(), ctor: c, args, span: self.ns.decls[d].span };
+            let inst = Instance {
+                decl: d,
+                name: iname,
+                label,
+                axes: ch.assignment.clone(),
+                ctor: c,
+                args,
+                span: self.ns.decls[d].span,
+            };
             let id = self.instances.len();
             self.instances.push(inst);
             self.decls[d].instances.push(id);
-            let known = crate::check::validate::Known { instances: &self.instances, decls: &self.decls, problems: &mut self.problems };
+            let known = crate::check::validate::Known {
+                instances: &self.instances,
+                decls: &self.decls,
+                problems: &mut self.problems,
+            };
             if !crate::check::validate::validate_instance(known, id, self.ns.decls[d].span) {
                 return false;
             }
@@ -356,14 +423,26 @@ impl<'a> Expander<'a> {
 
     fn too_many(&mut self, d: usize, span: Span) -> bool {
         self.problems.push(
-            Problem::new(Code::SweepLimit, span, format!("`{}` would expand to more than {} instances", self.ns.decls[d].name.name, self.max_instances))
-                .label("this axis pushes it past the limit")
-                .help("shrink the grid, or raise the limit with --max-sweep"),
+            Problem::new(
+                Code::SweepLimit,
+                span,
+                format!("`{}` would expand to more than {} instances", self.ns.decls[d].name.name, self.max_instances),
+            )
+            .label("this axis pushes it past the limit")
+            .help("shrink the grid, or raise the limit with --max-sweep"),
         );
         false
     }
 
-    fn discover(&mut self, e: &Expr, ty: &Ty, path: String, axes: &mut Vec<Axis>, groups: &mut Vec<GroupFactor>, depth: usize) {
+    fn discover(
+        &mut self,
+        e: &Expr,
+        ty: &Ty,
+        path: String,
+        axes: &mut Vec<Axis>,
+        groups: &mut Vec<GroupFactor>,
+        depth: usize,
+    ) {
         if depth > 64 {
             return;
         }
@@ -395,7 +474,8 @@ impl<'a> Expander<'a> {
                     if matches!(ty, Ty::List(_)) || self.failed.contains(&t) || self.decls[t].instances.is_empty() {
                         return;
                     }
-                    if self.decls[t].instances.len() == 1 && self.instances[self.decls[t].instances[0]].axes.is_empty() {
+                    if self.decls[t].instances.len() == 1 && self.instances[self.decls[t].instances[0]].axes.is_empty()
+                    {
                         return;
                     }
                     let key = (t, self.selector_key(r));
@@ -438,7 +518,11 @@ impl<'a> Expander<'a> {
     }
 
     pub fn selector_key(&self, r: &Reference) -> String {
-        r.selector.iter().map(|s| self.sources.text(s.span).split_whitespace().collect::<String>()).collect::<Vec<_>>().join(",")
+        r.selector
+            .iter()
+            .map(|s| self.sources.text(s.span).split_whitespace().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The members of declaration `t` that a reference's selector picks.
@@ -449,9 +533,16 @@ impl<'a> Expander<'a> {
             let has_axis = members.iter().any(|m| self.instances[*m].axes.contains_key(&axis));
             if !has_axis {
                 let axes = self.decls[t].axes.clone();
-                let mut p = Problem::new(Code::BadSelector, s.path.span, format!("`{}` has no sweep axis `{axis}`", self.decls[t].name)).label("unknown axis");
+                let mut p = Problem::new(
+                    Code::BadSelector,
+                    s.path.span,
+                    format!("`{}` has no sweep axis `{axis}`", self.decls[t].name),
+                )
+                .label("unknown axis");
                 p = match (did_you_mean(&axis, axes.iter().map(String::as_str)), axes.is_empty()) {
-                    (_, true) => p.help(format!("`{}` is not a sweep; refer to it without a selector", self.decls[t].name)),
+                    (_, true) => {
+                        p.help(format!("`{}` is not a sweep; refer to it without a selector", self.decls[t].name))
+                    }
                     (Some(s), _) => p.help(format!("did you mean `{s}`? its axes are {}", axes.join(", "))),
                     (None, _) => p.help(format!("its axes are {}", axes.join(", "))),
                 };
@@ -473,9 +564,17 @@ impl<'a> Expander<'a> {
             }
             if kept.is_empty() {
                 self.problems.push(
-                    Problem::new(Code::BadSelector, s.span, format!("no member of `{}` has {axis} = {}", self.decls[t].name, self.sources.text(s.value.span())))
-                        .label("matches nothing")
-                        .help(format!("its values of `{axis}` are {}", seen_values.join(", "))),
+                    Problem::new(
+                        Code::BadSelector,
+                        s.span,
+                        format!(
+                            "no member of `{}` has {axis} = {}",
+                            self.decls[t].name,
+                            self.sources.text(s.value.span())
+                        ),
+                    )
+                    .label("matches nothing")
+                    .help(format!("its values of `{axis}` are {}", seen_values.join(", "))),
                 );
                 return None;
             }
@@ -524,7 +623,9 @@ fn matches_literal(e: &Expr, v: &Value, x: &Expander) -> bool {
         (Expr::Number(n, _), Value::Float(f)) => n.as_f64() == Some(*f),
         (Expr::String(s, _), Value::Str(t)) => s == t,
         (Expr::Bool(b, _), Value::Bool(c)) => b == c,
-        (Expr::Reference(r), Value::Instance(i)) => x.label(*i) == r.name.name || x.decls[x.instances[*i].decl].name == r.name.name,
+        (Expr::Reference(r), Value::Instance(i)) => {
+            x.label(*i) == r.name.name || x.decls[x.instances[*i].decl].name == r.name.name
+        }
         (Expr::Reference(r), other) => match x.ns.by_name.get(&r.name.name) {
             Some(Entry::Let(l)) => matches_literal(&x.ns.lets[*l].value, other, x),
             _ => false,

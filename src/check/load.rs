@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Code, Problem};
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::File;
 use crate::syntax::parser::parse_file;
-use crate::source::{FileId, SourceMap, Span};
 
 pub struct Loaded {
     pub sources: SourceMap,
@@ -50,13 +50,21 @@ fn display_name(path: &Path) -> String {
     }
 }
 
-fn load_one(path: &Path, from: Option<Span>, loaded: &mut Loaded, stack: &mut Vec<(PathBuf, Span)>, problems: &mut Vec<Problem>) {
+fn load_one(
+    path: &Path,
+    from: Option<Span>,
+    loaded: &mut Loaded,
+    stack: &mut Vec<(PathBuf, Span)>,
+    problems: &mut Vec<Problem>,
+) {
     let canonical = match std::fs::canonicalize(path) {
         Ok(p) => p,
         Err(e) => {
             let msg = format!("cannot read `{}`: {e}", display_name(path));
             problems.push(match from {
-                Some(span) => Problem::new(Code::Io, span, msg).label("imported here").help("import paths are relative to the importing file"),
+                Some(span) => Problem::new(Code::Io, span, msg)
+                    .label("imported here")
+                    .help("import paths are relative to the importing file"),
                 None => Problem::without_span(Code::Io, msg),
             });
             return;
@@ -64,7 +72,8 @@ fn load_one(path: &Path, from: Option<Span>, loaded: &mut Loaded, stack: &mut Ve
     };
     if let Some(pos) = stack.iter().position(|(p, _)| *p == canonical) {
         let span = from.expect("the root cannot be on the stack already");
-        let chain: Vec<String> = stack[pos..].iter().map(|(p, _)| display_name(p)).chain([display_name(&canonical)]).collect();
+        let chain: Vec<String> =
+            stack[pos..].iter().map(|(p, _)| display_name(p)).chain([display_name(&canonical)]).collect();
         problems.push(
             Problem::new(Code::ImportCycle, span, format!("import cycle: {}", chain.join(" → ")))
                 .label("this import closes the cycle")

@@ -9,8 +9,8 @@ use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::diagnostic::{did_you_mean, Code, Problem};
-use crate::syntax::ast::{CheckpointRef, Decl, DeclBody, Expr, File, Ident, Let};
 use crate::source::Span;
+use crate::syntax::ast::{CheckpointRef, Decl, DeclBody, Expr, File, Ident, Let};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Entry {
@@ -115,7 +115,8 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
                     graph.add_edge(index[target], index[e], ());
                 }
                 None => {
-                    let mut p = Problem::new(Code::UnknownName, r.span, format!("unknown name `{}`", r.name)).label("not declared anywhere");
+                    let mut p = Problem::new(Code::UnknownName, r.span, format!("unknown name `{}`", r.name))
+                        .label("not declared anywhere");
                     p = match did_you_mean(&r.name, all_names.iter().map(String::as_str)) {
                         Some(s) => p.help(format!("did you mean `{s}`?")),
                         None => p.help("declare it in this file or in an imported one"),

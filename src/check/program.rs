@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::check::schema::{Ctor, Entity};
-use crate::syntax::ast::DeclKind;
 use crate::source::{SourceMap, Span};
+use crate::syntax::ast::DeclKind;
 
 pub type DeclId = usize;
 pub type InstanceId = usize;
@@ -19,7 +19,10 @@ pub enum Value {
     Bool(bool),
     List(Vec<Value>),
     /// A value constructor (loss, sampler) with all its arguments.
-    Call { ctor: &'static Ctor, args: BTreeMap<String, Value> },
+    Call {
+        ctor: &'static Ctor,
+        args: BTreeMap<String, Value>,
+    },
     /// Another declaration's instance (a world, dataset, model, run, eval).
     Instance(InstanceId),
     /// A run's checkpoint at a step: `online@800`.
@@ -125,11 +128,16 @@ pub fn display_value(program_labels: &dyn Fn(InstanceId) -> String, v: &Value) -
         Value::Float(f) => display_float(*f),
         Value::Str(s) => format!("{s:?}"),
         Value::Bool(b) => b.to_string(),
-        Value::List(items) => format!("[{}]", items.iter().map(|i| display_value(program_labels, i)).collect::<Vec<_>>().join(", ")),
+        Value::List(items) => {
+            format!("[{}]", items.iter().map(|i| display_value(program_labels, i)).collect::<Vec<_>>().join(", "))
+        }
         Value::Call { ctor, args } => format!(
             "{}({})",
             ctor.name,
-            args.iter().map(|(k, v)| format!("{k}: {}", display_value(program_labels, v))).collect::<Vec<_>>().join(", ")
+            args.iter()
+                .map(|(k, v)| format!("{k}: {}", display_value(program_labels, v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Instance(i) => program_labels(*i),
         Value::Checkpoint(i, s) => format!("{}@{s}", program_labels(*i)),

@@ -7,18 +7,21 @@ use crate::syntax::ast::DeclKind;
 
 /// The constructor reference as Markdown, generated from [`CTORS`];
 /// docs/language.md embeds it and a test keeps the two in step.
+/// Whether a constructor belongs to a section of the reference.
+type Belongs = fn(&Ctor) -> bool;
+
 pub fn reference_markdown() -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let groups: [(&str, Box<dyn Fn(&Ctor) -> bool>); 8] = [
-        ("Worlds (`world`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::World, .. }))),
-        ("Datasets (`dataset`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Dataset, .. }))),
-        ("Models (`model`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Model, .. }))),
-        ("Runs (`run`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Run, .. }))),
-        ("Losses (a run's `loss:`)", Box::new(|c: &Ctor| c.kind == CtorKind::Value(Category::Loss))),
-        ("Samplers (a run's `sampler:`)", Box::new(|c: &Ctor| c.kind == CtorKind::Value(Category::Sampler))),
-        ("Evaluations (`eval`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Eval, .. }))),
-        ("Figures (`figure`)", Box::new(|c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Figure, .. }))),
+    let groups: [(&str, Belongs); 8] = [
+        ("Worlds (`world`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::World, .. })),
+        ("Datasets (`dataset`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Dataset, .. })),
+        ("Models (`model`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Model, .. })),
+        ("Runs (`run`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Run, .. })),
+        ("Losses (a run's `loss:`)", |c: &Ctor| c.kind == CtorKind::Value(Category::Loss)),
+        ("Samplers (a run's `sampler:`)", |c: &Ctor| c.kind == CtorKind::Value(Category::Sampler)),
+        ("Evaluations (`eval`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Eval, .. })),
+        ("Figures (`figure`)", |c: &Ctor| matches!(c.kind, CtorKind::Decl { decl: DeclKind::Figure, .. })),
     ];
     for (title, pred) in groups.iter() {
         let _ = writeln!(s, "### {title}\n");
@@ -49,11 +52,19 @@ pub fn reference_markdown() -> String {
                     Ty::Float { min, max, .. } => format!("number in [{min}, {max}]"),
                     other => other.describe(),
                 };
-                let _ = writeln!(s, "| `{}` | {} | {} | {} | {} |", p.name, ty, default, match (p.in_key, p.omit_default_from_key) {
-                    (true, false) => "yes",
-                    (true, true) => "yes, unless at its default",
-                    (false, _) => "no",
-                }, p.doc);
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {} | {} | {} |",
+                    p.name,
+                    ty,
+                    default,
+                    match (p.in_key, p.omit_default_from_key) {
+                        (true, false) => "yes",
+                        (true, true) => "yes, unless at its default",
+                        (false, _) => "no",
+                    },
+                    p.doc
+                );
             }
             s.push('\n');
         }

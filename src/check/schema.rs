@@ -57,11 +57,20 @@ impl Category {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Ty {
     /// An integer in `[min, max]`.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A float in the given range; `open_min` excludes `min` itself (β > 0).
-    Float { min: f64, open_min: bool, max: f64 },
+    Float {
+        min: f64,
+        open_min: bool,
+        max: f64,
+    },
     /// A string; when `choices` is not empty it must be one of them.
-    Str { choices: &'static [&'static str] },
+    Str {
+        choices: &'static [&'static str],
+    },
     Bool,
     /// A reference to a declaration producing one of these entities.
     Ref(&'static [Entity]),
@@ -78,7 +87,9 @@ impl Ty {
             Ty::Int { .. } => "an integer".into(),
             Ty::Float { .. } => "a number".into(),
             Ty::Str { choices: [] } => "a string".into(),
-            Ty::Str { choices } => format!("one of {}", choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", ")),
+            Ty::Str { choices } => {
+                format!("one of {}", choices.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "))
+            }
             Ty::Bool => "true or false".into(),
             Ty::Ref(es) => es.iter().map(|e| e.describe()).collect::<Vec<_>>().join(" or "),
             Ty::OnlineRun => "an online run".into(),
@@ -126,7 +137,11 @@ pub struct Param {
 pub enum CtorKind {
     /// Makes a declaration of this kind, producing this entity, lowered to a
     /// plan node of kind `node`.
-    Decl { decl: DeclKind, entity: Entity, node: &'static str },
+    Decl {
+        decl: DeclKind,
+        entity: Entity,
+        node: &'static str,
+    },
     Value(Category),
 }
 
@@ -214,7 +229,12 @@ macro_rules! model_params {
     };
 }
 
-const CLAIM: Param = p_nokey("claim", Ty::Str { choices: &[] }, Default::Str(""), "what the paper found here; the report prints it beside this run's numbers");
+const CLAIM: Param = p_nokey(
+    "claim",
+    Ty::Str { choices: &[] },
+    Default::Str(""),
+    "what the paper found here; the report prints it beside this run's numbers",
+);
 const EXPECT: Param = p_nokey(
     "expect",
     Ty::List(&Ty::Str { choices: &[] }),
@@ -229,12 +249,8 @@ const SERIES: Param = p_nokey(
     "one series per declaration (a sweep pooled) or per sweep member",
 );
 
-const EVAL_AT: Param = p(
-    "at",
-    STEP_LIST,
-    Default::Optional,
-    "checkpoint steps of runs to evaluate (default: every saved step)",
-);
+const EVAL_AT: Param =
+    p("at", STEP_LIST, Default::Optional, "checkpoint steps of runs to evaluate (default: every saved step)");
 
 pub static CTORS: &[Ctor] = &[
     // --- worlds --------------------------------------------------------------

@@ -23,9 +23,13 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
     if let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) {
         if w % h != 0 {
             x.problems.push(
-                Problem::new(Code::OutOfRange, decl_span, format!("`{}`: width {w} is not a multiple of heads {h}", inst.label))
-                    .label("width must divide into heads")
-                    .help(format!("choose a width that is a multiple of {h}, e.g. {}", (w / h).max(1) * h)),
+                Problem::new(
+                    Code::OutOfRange,
+                    decl_span,
+                    format!("`{}`: width {w} is not a multiple of heads {h}", inst.label),
+                )
+                .label("width must divide into heads")
+                .help(format!("choose a width that is a multiple of {h}, e.g. {}", (w / h).max(1) * h)),
             );
             ok = false;
         }
@@ -46,10 +50,18 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                     if let Value::Int(s) = s {
                         if !is_saved_step(*s, steps, every) {
                             x.problems.push(
-                                Problem::new(Code::BadCheckpoint, decl_span, format!("`{}` evaluates `{}` at step {s}, which it does not save", inst.label, name_of(&x, &t)))
-                                    .label("evaluation needs a saved checkpoint")
-                                    .related(x.decls[r.decl].name_span, "the run")
-                                    .help(format!("`{}` saves at 0, every {every} steps, and at {steps}", r.label)),
+                                Problem::new(
+                                    Code::BadCheckpoint,
+                                    decl_span,
+                                    format!(
+                                        "`{}` evaluates `{}` at step {s}, which it does not save",
+                                        inst.label,
+                                        name_of(&x, &t)
+                                    ),
+                                )
+                                .label("evaluation needs a saved checkpoint")
+                                .related(x.decls[r.decl].name_span, "the run")
+                                .help(format!("`{}` saves at 0, every {every} steps, and at {steps}", r.label)),
                             );
                             ok = false;
                         }
@@ -68,10 +80,17 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                 let need = inst.int("steps").unwrap_or(0) * inst.int("batch").unwrap_or(0);
                 if need > have {
                     x.problems.push(
-                        Problem::new(Code::OutOfRange, decl_span, format!("`{}` needs {need} pairs (steps × batch) but `{}` logs only {have}", inst.label, s.label))
-                            .label("replays more than the stream holds")
-                            .related(x.decls[s.decl].name_span, "the online run")
-                            .help("give the replay at most as many steps × batch as the online run"),
+                        Problem::new(
+                            Code::OutOfRange,
+                            decl_span,
+                            format!(
+                                "`{}` needs {need} pairs (steps × batch) but `{}` logs only {have}",
+                                inst.label, s.label
+                            ),
+                        )
+                        .label("replays more than the stream holds")
+                        .related(x.decls[s.decl].name_span, "the online run")
+                        .help("give the replay at most as many steps × batch as the online run"),
                     );
                     ok = false;
                 }
@@ -87,9 +106,16 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
             let online = matches!(s.args.get("sampler"), Some(Value::Call { ctor, .. }) if ctor.name == "online");
             if !is_dataset && !online {
                 x.problems.push(
-                    Problem::new(Code::WrongKind, decl_span, format!("`{}`: `data` must be a dataset or an online run, and `{}` is neither", inst.label, s.label))
-                        .label("no data stream to classify")
-                        .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
+                    Problem::new(
+                        Code::WrongKind,
+                        decl_span,
+                        format!(
+                            "`{}`: `data` must be a dataset or an online run, and `{}` is neither",
+                            inst.label, s.label
+                        ),
+                    )
+                    .label("no data stream to classify")
+                    .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
                 );
                 ok = false;
             }

@@ -82,7 +82,8 @@ fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
 
 fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
     // Files are independent: check them in parallel, report in the order given.
-    let results: Vec<(PathBuf, Result<Plan, Vec<Diagnostic>>)> = files.par_iter().map(|f| (f.clone(), plan_file(cfg, f))).collect();
+    let results: Vec<(PathBuf, Result<Plan, Vec<Diagnostic>>)> =
+        files.par_iter().map(|f| (f.clone(), plan_file(cfg, f))).collect();
     let mut failed = 0;
     for (file, r) in results {
         match r {
@@ -249,9 +250,16 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
         });
     }
-    let unknown: Vec<&String> = only.iter().filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o)))).collect();
+    let unknown: Vec<&String> = only
+        .iter()
+        .filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o))))
+        .collect();
     if !unknown.is_empty() {
-        eprintln!("error: --only names no declaration of {}: {}", file.display(), unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
+        eprintln!(
+            "error: --only names no declaration of {}: {}",
+            file.display(),
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
         return EXIT_INVALID;
     }
     let progress = crate::exec::progress::Progress::new(false);
@@ -268,7 +276,16 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             eprintln!("running {} on Slurm, one job per node with {threads} thread(s); cache {} (it must be on a filesystem every host shares)", file.display(), cfg.cache.display());
         }
         let device = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
-        let opts = crate::exec::slurm::SlurmOptions { only, dry_run, stop: &stop, progress: &progress, profile: &profile, exe, threads, device };
+        let opts = crate::exec::slurm::SlurmOptions {
+            only,
+            dry_run,
+            stop: &stop,
+            progress: &progress,
+            profile: &profile,
+            exe,
+            threads,
+            device,
+        };
         match crate::exec::slurm::run(&plan, &store, &opts) {
             Ok(s) => s,
             Err(e) => {
@@ -278,7 +295,11 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         }
     } else {
         if !dry_run {
-            eprintln!("running {} with {jobs} job(s) × {threads} thread(s); cache {}", file.display(), cfg.cache.display());
+            eprintln!(
+                "running {} with {jobs} job(s) × {threads} thread(s); cache {}",
+                file.display(),
+                cfg.cache.display()
+            );
         }
         let opts = crate::exec::local::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
         crate::exec::local::run(&plan, &store, &opts)
@@ -391,7 +412,12 @@ fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
     for p in &report.stale_tmp {
         println!("stale    {}  (a writer that stopped; `tandem gc --delete` removes it)", p.display());
     }
-    println!("{} entries checked, {} corrupt{}", report.checked, report.corrupt.len(), if evict && !report.corrupt.is_empty() { " (evicted)" } else { "" });
+    println!(
+        "{} entries checked, {} corrupt{}",
+        report.checked,
+        report.corrupt.len(),
+        if evict && !report.corrupt.is_empty() { " (evicted)" } else { "" }
+    );
     if report.corrupt.is_empty() {
         EXIT_OK
     } else {
@@ -419,7 +445,14 @@ fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
         }
     };
     for (k, kind, names, bytes) in &report.unreachable {
-        println!("{} {}  {:<18} {:>10} bytes  {}", if delete { "removed" } else { "would remove" }, k.short(), kind, bytes, if names.is_empty() { "-".into() } else { names.join(", ") });
+        println!(
+            "{} {}  {:<18} {:>10} bytes  {}",
+            if delete { "removed" } else { "would remove" },
+            k.short(),
+            kind,
+            bytes,
+            if names.is_empty() { "-".into() } else { names.join(", ") }
+        );
     }
     for p in &report.stale_tmp {
         println!("{} {}", if delete { "removed" } else { "would remove" }, p.display());

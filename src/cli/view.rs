@@ -96,7 +96,13 @@ pub fn plan_dot(plan: &Plan, store: &Store) -> String {
     }
     for e in plan.graph.edge_indices() {
         let (a, b) = plan.graph.edge_endpoints(e).expect("edge");
-        let _ = writeln!(s, "  \"{}\" -> \"{}\" [label=\"{}\"];", plan.graph[a].key.short(), plan.graph[b].key.short(), plan.graph[e]);
+        let _ = writeln!(
+            s,
+            "  \"{}\" -> \"{}\" [label=\"{}\"];",
+            plan.graph[a].key.short(),
+            plan.graph[b].key.short(),
+            plan.graph[e]
+        );
     }
     s.push_str("}\n");
     s
@@ -137,7 +143,14 @@ fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: u
         let branch = if last { "└─ " } else { "├─ " };
         match store.manifest(&input.key) {
             Ok(im) => {
-                let _ = writeln!(out, "{indent}{branch}{}: {} ({} {})", input.path, im.names.first().cloned().unwrap_or_default(), im.kind, input.key.short());
+                let _ = writeln!(
+                    out,
+                    "{indent}{branch}{}: {} ({} {})",
+                    input.path,
+                    im.names.first().cloned().unwrap_or_default(),
+                    im.kind,
+                    input.key.short()
+                );
                 let next = format!("{indent}{}", if last { "   " } else { "│  " });
                 lineage(store, &im, &next, out, depth + 1);
             }
@@ -147,4 +160,3 @@ fn lineage(store: &Store, m: &Manifest, indent: &str, out: &mut String, depth: u
         }
     }
 }
-

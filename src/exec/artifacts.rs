@@ -27,11 +27,17 @@ pub enum ExecError {
     Store(#[from] StoreError),
 
     #[error("input {key} is not usable: {what}")]
-    #[diagnostic(code(tandem::exec::input), help("`tandem show {key}` shows the entry; `tandem verify` checks the cache"))]
+    #[diagnostic(
+        code(tandem::exec::input),
+        help("`tandem show {key}` shows the entry; `tandem verify` checks the cache")
+    )]
     Input { key: String, what: String },
 
     #[error("{0}")]
-    #[diagnostic(code(tandem::exec::invalid), help("the experiment asks for something this node cannot do; fix the .exp file"))]
+    #[diagnostic(
+        code(tandem::exec::invalid),
+        help("the experiment asks for something this node cannot do; fix the .exp file")
+    )]
     Invalid(String),
 
     #[error("libtorch failed: {0}")]
@@ -39,7 +45,10 @@ pub enum ExecError {
     Torch(String),
 
     #[error("interrupted")]
-    #[diagnostic(code(tandem::exec::interrupted), help("finished nodes and saved checkpoints are kept; run again to resume"))]
+    #[diagnostic(
+        code(tandem::exec::interrupted),
+        help("finished nodes and saved checkpoints are kept; run again to resume")
+    )]
     Interrupted,
 }
 
@@ -77,10 +86,21 @@ pub fn write_json<T: Serialize>(st: &mut Staging, name: &str, v: &T) -> Result<(
 
 pub fn load_world(store: &Store, key: &Key) -> Result<World, ExecError> {
     let m = store.manifest(key)?;
-    let flavour = m.kind.strip_prefix("world.").and_then(Flavour::from_name).ok_or_else(|| input_err(key, format!("{} is not a world", m.kind)))?;
+    let flavour = m
+        .kind
+        .strip_prefix("world.")
+        .and_then(Flavour::from_name)
+        .ok_or_else(|| input_err(key, format!("{} is not a world", m.kind)))?;
     let p = &m.params;
     let int = |k: &str| p[k].as_i64().ok_or_else(|| input_err(key, format!("world without `{k}`")));
-    Ok(World::new(flavour, int("seed")? as u64, int("vocab")?, int("prompt_len")?, int("response_len")?, p["noise"].as_f64().unwrap_or(1.0)))
+    Ok(World::new(
+        flavour,
+        int("seed")? as u64,
+        int("vocab")?,
+        int("prompt_len")?,
+        int("response_len")?,
+        p["noise"].as_f64().unwrap_or(1.0),
+    ))
 }
 
 pub fn load_pairs(store: &Store, key: &Key, name: &str) -> Result<Pairs, ExecError> {
@@ -114,18 +134,45 @@ struct SpecJson {
 
 pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> {
     let s = policy.spec;
-    write_json(st, "spec.json", &SpecJson { kind: "policy".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len, head: None })?;
+    write_json(
+        st,
+        "spec.json",
+        &SpecJson {
+            kind: "policy".into(),
+            vocab: s.vocab,
+            layers: s.layers,
+            width: s.width,
+            heads: s.heads,
+            prompt_len: s.prompt_len,
+            response_len: s.response_len,
+            head: None,
+        },
+    )?;
     save_vars(st, "model.safetensors", &policy.vs)
 }
 
 pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError> {
     let s = pm.spec;
-    write_json(st, "spec.json", &SpecJson { kind: "pm".into(), vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len, head: Some(pm.kind.name().into()) })?;
+    write_json(
+        st,
+        "spec.json",
+        &SpecJson {
+            kind: "pm".into(),
+            vocab: s.vocab,
+            layers: s.layers,
+            width: s.width,
+            heads: s.heads,
+            prompt_len: s.prompt_len,
+            response_len: s.response_len,
+            head: Some(pm.kind.name().into()),
+        },
+    )?;
     save_vars(st, "model.safetensors", &pm.vs)
 }
 
 fn save_vars(st: &mut Staging, name: &str, vs: &tch::nn::VarStore) -> Result<(), ExecError> {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+    let mut vars: Vec<(String, Tensor)> =
+        vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     Tensor::write_safetensors(&vars, st.path().join(name))?;
     st.adopt(name)?;
@@ -149,7 +196,18 @@ pub fn load_policy(store: &Store, key: &Key, device: Device) -> Result<Policy, E
     if s.kind != "policy" {
         return Err(input_err(key, "not a policy"));
     }
-    let mut policy = Policy::new(PolicySpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, device, 0);
+    let mut policy = Policy::new(
+        PolicySpec {
+            vocab: s.vocab,
+            layers: s.layers,
+            width: s.width,
+            heads: s.heads,
+            prompt_len: s.prompt_len,
+            response_len: s.response_len,
+        },
+        device,
+        0,
+    );
     let path = store.verified_path(key, "model.safetensors")?;
     tch::no_grad(|| policy.vs.read_safetensors(&path))?;
     let _ = &mut policy;
@@ -162,10 +220,27 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
         return Err(input_err(key, "not a preference model"));
     }
     let head = match s.head.as_deref() {
-        None => return Err(input_err(key, "this preference model was made by an older tandem (no head recorded); run the study again to rebuild it")),
-        Some(name) => PmHead::from_name(name).ok_or_else(|| input_err(key, format!("unknown preference-model head {name:?}")))?,
+        None => return Err(input_err(
+            key,
+            "this preference model was made by an older tandem (no head recorded); run the study again to rebuild it",
+        )),
+        Some(name) => {
+            PmHead::from_name(name).ok_or_else(|| input_err(key, format!("unknown preference-model head {name:?}")))?
+        }
     };
-    let pm = PreferenceModel::new(PmSpec { vocab: s.vocab, layers: s.layers, width: s.width, heads: s.heads, prompt_len: s.prompt_len, response_len: s.response_len }, head, device, 0);
+    let pm = PreferenceModel::new(
+        PmSpec {
+            vocab: s.vocab,
+            layers: s.layers,
+            width: s.width,
+            heads: s.heads,
+            prompt_len: s.prompt_len,
+            response_len: s.response_len,
+        },
+        head,
+        device,
+        0,
+    );
     let path = store.verified_path(key, "model.safetensors")?;
     tch::no_grad(|| pm.vs.read_safetensors(&path))?;
     Ok(pm)
@@ -247,7 +322,15 @@ pub struct ResultRow {
 impl ResultRow {
     pub fn new(metric: &str, e: &crate::ml::eval::Estimate, data_step: Option<i64>) -> ResultRow {
         let (lo, hi) = e.ci95();
-        ResultRow { metric: metric.into(), value: e.value, stderr: e.stderr, ci_low: lo, ci_high: hi, n: e.n, data_step }
+        ResultRow {
+            metric: metric.into(),
+            value: e.value,
+            stderr: e.stderr,
+            ci_low: lo,
+            ci_high: hi,
+            n: e.n,
+            data_step,
+        }
     }
 }
 

@@ -28,7 +28,11 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
     };
     let reference = || -> Result<Policy, ExecError> {
         let r = reference()?;
-        art::same_shapes("the reference and the evaluated model", art::policy_shapes(&r), art::saved_shapes(ctx.store, &target_key)?)?;
+        art::same_shapes(
+            "the reference and the evaluated model",
+            art::policy_shapes(&r),
+            art::saved_shapes(ctx.store, &target_key)?,
+        )?;
         Ok(r)
     };
     let rows: Vec<ResultRow> = match &spec.metric {
@@ -41,17 +45,33 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let baseline = art::load_policy(ctx.store, baseline, ctx.device)?;
             let judge = art::load_pm(ctx.store, judge, ctx.device)?;
-            art::same_shapes("the baseline and the evaluated policy", art::policy_shapes(&baseline), art::policy_shapes(&policy))?;
-            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
+            art::same_shapes(
+                "the baseline and the evaluated policy",
+                art::policy_shapes(&baseline),
+                art::policy_shapes(&policy),
+            )?;
+            art::same_shapes(
+                "the judge and the evaluated policy",
+                art::pm_shapes(&judge),
+                art::policy_shapes(&policy),
+            )?;
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
             vec![ResultRow::new("winrate", &eval::winrate(&policy, &baseline, &judge, &prompts, seed), None)]
         }
         Metric::SelfClassifier { judge, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let judge = art::load_pm(ctx.store, judge, ctx.device)?;
-            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
+            art::same_shapes(
+                "the judge and the evaluated policy",
+                art::pm_shapes(&judge),
+                art::policy_shapes(&policy),
+            )?;
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
-            vec![ResultRow::new("self_accuracy", &eval::self_accuracy(&policy, &reference()?, &judge, &prompts, seed), None)]
+            vec![ResultRow::new(
+                "self_accuracy",
+                &eval::self_accuracy(&policy, &reference()?, &judge, &prompts, seed),
+                None,
+            )]
         }
         Metric::WinnerLogprob { data, n } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
@@ -60,13 +80,21 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                 return Err(ExecError::Invalid("the dataset's widths are not the policy's".into()));
             }
             let idx = eval::subsample_rows(data.len(), *n as usize, seed, "eval/rows");
-            vec![ResultRow::new("winner_logprob", &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)), None)]
+            vec![ResultRow::new(
+                "winner_logprob",
+                &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)),
+                None,
+            )]
         }
-        Metric::Classifier { data, judge, n, windows } => classifier(ctx, name, spec, Classify { data: *data, judge: *judge, n: *n, windows: *windows })?,
+        Metric::Classifier { data, judge, n, windows } => {
+            classifier(ctx, name, spec, Classify { data: *data, judge: *judge, n: *n, windows: *windows })?
+        }
         Metric::Oracle { world, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let world = art::load_world(ctx.store, world)?;
-            if (world.vocab, world.prompt_len, world.response_len) != (policy.spec.vocab, policy.spec.prompt_len, policy.spec.response_len) {
+            if (world.vocab, world.prompt_len, world.response_len)
+                != (policy.spec.vocab, policy.spec.prompt_len, policy.spec.response_len)
+            {
                 return Err(ExecError::Invalid("the world's tokens or widths are not the policy's".into()));
             }
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
@@ -74,10 +102,13 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             let (ps, ys) = (crate::ml::tokens::unpad(&prompts), crate::ml::tokens::unpad(&y));
             let rewards: Vec<f64> = ps.iter().zip(&ys).map(|(p, r)| world.reward(p, r)).collect();
             // A sample stops on its own when its EOS comes before the last slot.
-            let stops: Vec<f64> = ys.iter().map(|r| if (r.len() as i64) < world.response_len { 1.0 } else { 0.0 }).collect();
+            let stops: Vec<f64> =
+                ys.iter().map(|r| if (r.len() as i64) < world.response_len { 1.0 } else { 0.0 }).collect();
             let behaviour = |level: usize| -> Estimate {
                 let mut r = rng::stream(seed, "eval/oracle-behaviour", level as u64);
-                Estimate::from_samples(&ps.iter().map(|p| world.reward(p, &world.behaviour(level, p, &mut r))).collect::<Vec<_>>())
+                Estimate::from_samples(
+                    &ps.iter().map(|p| world.reward(p, &world.behaviour(level, p, &mut r))).collect::<Vec<_>>(),
+                )
             };
             vec![
                 ResultRow::new("oracle_reward", &Estimate::from_samples(&rewards), None),
@@ -105,8 +136,16 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
     let n = c.n as usize;
     // The data: a dataset's train split, or windows along an online run's stream.
     let windows: Vec<(Option<i64>, Pairs)> = if data_kind == "checkpoint" {
-        let stream = art::load_pairs(ctx.store, &data_key, "stream.safetensors").map_err(|_| crate::exec::artifacts::input_err(&data_key, "has no data stream: is it an online run?"))?;
-        let steps: Vec<i64> = Vec::try_from(stream.columns.get("step").ok_or_else(|| crate::exec::artifacts::input_err(&data_key, "stream without steps"))?.to_kind(Kind::Int64)).unwrap_or_default();
+        let stream = art::load_pairs(ctx.store, &data_key, "stream.safetensors")
+            .map_err(|_| crate::exec::artifacts::input_err(&data_key, "has no data stream: is it an online run?"))?;
+        let steps: Vec<i64> = Vec::try_from(
+            stream
+                .columns
+                .get("step")
+                .ok_or_else(|| crate::exec::artifacts::input_err(&data_key, "stream without steps"))?
+                .to_kind(Kind::Int64),
+        )
+        .unwrap_or_default();
         let k = c.windows.max(1) as usize;
         let total = stream.len() as usize;
         let mut out = vec![];
@@ -114,7 +153,10 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
             // Window w: the rows whose position falls in the w-th of k equal parts.
             let (lo, hi) = (w * total / k, ((w + 1) * total / k).max(w * total / k + 1).min(total));
             let rows: Vec<i64> = (lo as i64..hi as i64).collect();
-            let take: Vec<i64> = eval::subsample_rows(rows.len() as i64, n, seed.wrapping_add(w as u64), "eval/window").into_iter().map(|i| rows[i as usize]).collect();
+            let take: Vec<i64> = eval::subsample_rows(rows.len() as i64, n, seed.wrapping_add(w as u64), "eval/window")
+                .into_iter()
+                .map(|i| rows[i as usize])
+                .collect();
             let centre = steps.get((lo + hi) / 2).copied();
             out.push((centre, stream.select(&take)));
         }
@@ -139,6 +181,8 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
         }
     }
     // The classifier: a PM by the A.2 sign rule, or a policy by Appendix E.
+    // One value per node, never copied around: its size does not matter.
+    #[allow(clippy::large_enum_variant)]
     enum Scorer {
         Pm(PreferenceModel),
         Policy(Policy, Policy),
@@ -147,7 +191,10 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
         Scorer::Pm(art::load_pm(ctx.store, target_key, ctx.device)?)
     } else {
         let rk = spec.reference.ok_or_else(|| ExecError::Invalid(format!("{name} needs a reference policy")))?;
-        Scorer::Policy(art::load_policy(ctx.store, target_key, ctx.device)?, art::load_policy(ctx.store, &rk, ctx.device)?)
+        Scorer::Policy(
+            art::load_policy(ctx.store, target_key, ctx.device)?,
+            art::load_policy(ctx.store, &rk, ctx.device)?,
+        )
     };
     let mut rows = vec![];
     for (i, (step, pairs)) in windows.into_iter().enumerate() {

@@ -28,12 +28,19 @@ enum Decoder {
 
 impl Decoder {
     fn text(&self, tokens: &[i64]) -> String {
-        let content: Vec<i64> = tokens.iter().copied().filter(|&t| t != BOS && t != EOS && t >= FIRST_CONTENT).collect();
+        let content: Vec<i64> =
+            tokens.iter().copied().filter(|&t| t != BOS && t != EOS && t >= FIRST_CONTENT).collect();
         match self {
             Decoder::Words => content.iter().map(|t| format!("t{t}")).collect::<Vec<_>>().join(" "),
-            Decoder::Units { bytes: false, units } => content.iter().filter_map(|&t| units.get((t - FIRST_CONTENT) as usize).and_then(|u| u.as_str())).collect(),
+            Decoder::Units { bytes: false, units } => content
+                .iter()
+                .filter_map(|&t| units.get((t - FIRST_CONTENT) as usize).and_then(|u| u.as_str()))
+                .collect(),
             Decoder::Units { bytes: true, units } => {
-                let raw: Vec<u8> = content.iter().filter_map(|&t| units.get((t - FIRST_CONTENT) as usize).and_then(|u| u.as_u64()).map(|b| b as u8)).collect();
+                let raw: Vec<u8> = content
+                    .iter()
+                    .filter_map(|&t| units.get((t - FIRST_CONTENT) as usize).and_then(|u| u.as_u64()).map(|b| b as u8))
+                    .collect();
                 String::from_utf8_lossy(&raw).into_owned()
             }
         }
@@ -69,15 +76,22 @@ pub fn export(store: &Store, key: &Key, out: &Path) -> Result<usize, ExecError> 
     } else if m.files.iter().any(|f| f.name == "stream.safetensors") {
         ("stream.safetensors", "online stream".to_string())
     } else {
-        return Err(ExecError::Invalid(format!("{} ({}) holds no dataset: export a dataset, or a checkpoint of an online run", key.short(), m.kind)));
+        return Err(ExecError::Invalid(format!(
+            "{} ({}) holds no dataset: export a dataset, or a checkpoint of an online run",
+            key.short(),
+            m.kind
+        )));
     };
     let pairs: Pairs = art::load_pairs(store, key, file)?;
     let decoder = decoder_for(store, key);
     let (p, c, r) = (unpad(&pairs.prompts), unpad(&pairs.chosen), unpad(&pairs.rejected));
-    let column = |name: &str| -> Option<Vec<f64>> { pairs.columns.get(name).and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok()) };
+    let column = |name: &str| -> Option<Vec<f64>> {
+        pairs.columns.get(name).and_then(|t| Vec::<f64>::try_from(t.to_kind(Kind::Double)).ok())
+    };
     let (split, step, batch, oracle) = (column("split"), column("step"), column("batch"), column("oracle"));
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
     for i in 0..p.len() {
         let mut rec = serde_json::json!({
             "prompt": decoder.text(&p[i]),

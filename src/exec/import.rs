@@ -19,5 +19,16 @@ pub fn jsonl(spec: &JsonlSpec, st: &mut Staging) -> Result<(), ExecError> {
     art::save_pairs(st, "pairs.safetensors", &t.pairs)?;
     art::write_json(st, "vocab.json", &t.vocab_json())?;
     let n = t.pairs.len();
-    art::write_json(st, "meta.json", &DataMeta { vocab: t.vocab(), prompt_len: t.pairs.prompt_len(), response_len: t.pairs.response_len(), rows: n, train: n, val: 0 })
+    art::write_json(
+        st,
+        "meta.json",
+        &DataMeta {
+            vocab: t.vocab(),
+            prompt_len: t.pairs.prompt_len(),
+            response_len: t.pairs.response_len(),
+            rows: n,
+            train: n,
+            val: 0,
+        },
+    )
 }

@@ -103,7 +103,12 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
             }
             Err((e, log)) => {
                 let msg = e.to_string();
-                opts.progress.log(&format!("failed     {} {}: {msg}\n           log: {}", node.kind(), node.display_name(), log.display()));
+                opts.progress.log(&format!(
+                    "failed     {} {}: {msg}\n           log: {}",
+                    node.kind(),
+                    node.display_name(),
+                    log.display()
+                ));
                 st.summary.failed.push((node.display_name(), msg, log));
                 let skipped = st.sched.fail(plan, &key);
                 st.summary.skipped.extend(skipped);
@@ -133,10 +138,15 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
     let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress, log: &log_line };
     // libtorch reports some errors by panicking through tch; one node's
     // failure must not take the others down.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&ctx, node, &log))).unwrap_or_else(|p| {
-        let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "unknown panic".into());
-        Err(ExecError::Torch(msg.lines().next().unwrap_or_default().to_string()))
-    });
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&ctx, node, &log))).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(ExecError::Torch(msg.lines().next().unwrap_or_default().to_string()))
+        });
     let secs = started.elapsed().as_secs_f64();
     bar.done();
     match result {
@@ -159,7 +169,12 @@ fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
     let dir = store.root().join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| ExecError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(format!("{}.lock", key.hex()));
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| ExecError::Invalid(format!("cannot open {}: {e}", path.display())))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ExecError::Invalid(format!("cannot open {}: {e}", path.display())))?;
     f.lock_exclusive().map_err(|e| ExecError::Invalid(format!("cannot lock {}: {e}", path.display())))?;
     Ok(f)
 }
@@ -171,7 +186,9 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
     match &node.op {
         // Training commits its own checkpoints as it goes.
         Op::Train(spec) => training::train_run(ctx, node, spec, log),
-        Op::Checkpoint { .. } | Op::Figure(_) => Err(ExecError::Invalid(format!("`{name}` is a {}, which the runner does not compute", node.kind()))),
+        Op::Checkpoint { .. } | Op::Figure(_) => {
+            Err(ExecError::Invalid(format!("`{name}` is a {}, which the runner does not compute", node.kind())))
+        }
         Op::World(_) => commit(ctx, node, log, |st| nodes::world(node, st)),
         Op::Generate(spec) => commit(ctx, node, log, |st| nodes::generate(ctx, spec, st)),
         Op::Relabel(spec) => commit(ctx, node, log, |st| nodes::relabel(ctx, spec, st)),
@@ -185,7 +202,12 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
 
 /// Stages a node's entry, fills it with `fill`, and commits it with its log
 /// and compute time.
-fn commit(ctx: &Ctx, node: &Node, log: &NodeLog, fill: impl FnOnce(&mut Staging) -> Result<(), ExecError>) -> Result<(), ExecError> {
+fn commit(
+    ctx: &Ctx,
+    node: &Node,
+    log: &NodeLog,
+    fill: impl FnOnce(&mut Staging) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
     let started = Instant::now();
     let mut st = ctx.store.begin(node)?;
     fill(&mut st)?;

@@ -57,7 +57,9 @@ impl GcReport {
 }
 
 fn dir_bytes(p: &std::path::Path) -> u64 {
-    std::fs::read_dir(p).map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+    std::fs::read_dir(p)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
 }
 
 /// What a gc would remove given the plans to keep. Every node of a kept plan
@@ -82,7 +84,8 @@ pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
                 continue;
             }
         };
-        let of_kept_run = m.kind == "checkpoint" && m.params.get("run").and_then(|r| r.as_str()).is_some_and(|r| runs.contains(r));
+        let of_kept_run =
+            m.kind == "checkpoint" && m.params.get("run").and_then(|r| r.as_str()).is_some_and(|r| runs.contains(r));
         if reachable.contains(&k) || of_kept_run {
             report.kept += 1;
         } else {

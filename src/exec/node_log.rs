@@ -30,4 +30,3 @@ impl NodeLog {
         std::fs::read(&self.path).unwrap_or_default()
     }
 }
-

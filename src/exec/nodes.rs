@@ -42,14 +42,23 @@ impl Ctx<'_> {
 
 /// A world is its parameters: the oracle is rebuilt from them where needed.
 pub fn world(node: &Node, st: &mut Staging) -> Result<(), ExecError> {
-    let params: serde_json::Map<String, serde_json::Value> = node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    let params: serde_json::Map<String, serde_json::Value> =
+        node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     art::write_json(st, "world.json", &serde_json::json!({"kind": node.kind(), "params": params}))
 }
 
 fn meta_of(p: &Pairs, vocab: i64) -> DataMeta {
-    let split: Vec<i64> = p.columns.get("split").map(|s| Vec::try_from(s.to_kind(Kind::Int64)).unwrap_or_default()).unwrap_or_default();
+    let split: Vec<i64> =
+        p.columns.get("split").map(|s| Vec::try_from(s.to_kind(Kind::Int64)).unwrap_or_default()).unwrap_or_default();
     let val = split.iter().filter(|&&s| s == 1).count() as i64;
-    DataMeta { vocab, prompt_len: p.prompt_len(), response_len: p.response_len(), rows: p.len(), train: p.len() - val, val }
+    DataMeta {
+        vocab,
+        prompt_len: p.prompt_len(),
+        response_len: p.response_len(),
+        rows: p.len(),
+        train: p.len() - val,
+        val,
+    }
 }
 
 pub fn generate(ctx: &Ctx, spec: &GenerateSpec, st: &mut Staging) -> Result<(), ExecError> {
@@ -57,7 +66,8 @@ pub fn generate(ctx: &Ctx, spec: &GenerateSpec, st: &mut Staging) -> Result<(), 
     if world.vocab <= crate::ml::tokens::FIRST_CONTENT {
         return Err(ExecError::Invalid("a world needs more tokens than the four special ones".into()));
     }
-    let pairs = crate::worlds::generate::generate(&world, spec.pairs as usize, spec.val_fraction, spec.overshoot, spec.seed);
+    let pairs =
+        crate::worlds::generate::generate(&world, spec.pairs as usize, spec.val_fraction, spec.overshoot, spec.seed);
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
     art::write_json(st, "meta.json", &meta_of(&pairs, world.vocab))
 }
@@ -71,7 +81,19 @@ fn agreement(a: &Pairs, b: &Pairs) -> Estimate {
 /// Share of rows whose chosen response the noiseless oracle also prefers (ties ½).
 fn oracle_agreement(p: &Pairs) -> Option<Estimate> {
     let o: Vec<f64> = Vec::try_from(p.columns.get("oracle")?.to_kind(Kind::Double)).ok()?;
-    Some(Estimate::from_samples(&o.iter().map(|&m| if m > 0.0 { 1.0 } else if m < 0.0 { 0.0 } else { 0.5 }).collect::<Vec<_>>()))
+    Some(Estimate::from_samples(
+        &o.iter()
+            .map(|&m| {
+                if m > 0.0 {
+                    1.0
+                } else if m < 0.0 {
+                    0.0
+                } else {
+                    0.5
+                }
+            })
+            .collect::<Vec<_>>(),
+    ))
 }
 
 pub fn relabel(ctx: &Ctx, spec: &RelabelSpec, st: &mut Staging) -> Result<(), ExecError> {
@@ -87,9 +109,11 @@ pub fn relabel(ctx: &Ctx, spec: &RelabelSpec, st: &mut Staging) -> Result<(), Ex
     art::save_pairs(st, "pairs.safetensors", &out)?;
     let agree = agreement(&data.split(0), &out.split(0));
     let mut m = serde_json::to_value(meta_of(&out, meta.vocab)).expect("meta");
-    m["train_agreement_with_input_labels"] = serde_json::json!({"value": agree.value, "stderr": agree.stderr, "n": agree.n});
+    m["train_agreement_with_input_labels"] =
+        serde_json::json!({"value": agree.value, "stderr": agree.stderr, "n": agree.n});
     if let Some(o) = oracle_agreement(&out.split(0)) {
-        m["train_agreement_with_noiseless_oracle"] = serde_json::json!({"value": o.value, "stderr": o.stderr, "n": o.n});
+        m["train_agreement_with_noiseless_oracle"] =
+            serde_json::json!({"value": o.value, "stderr": o.stderr, "n": o.n});
     }
     art::write_json(st, "meta.json", &m)
 }
@@ -121,7 +145,12 @@ pub fn pairs(ctx: &Ctx, spec: &PairsSpec, st: &mut Staging) -> Result<(), ExecEr
         let chunk = (start / 256) as u64;
         let ya = a.sample(&p, t, &mut rng::stream(seed, "pairs/a", chunk));
         let yb = b.sample(&p, t, &mut rng::stream(seed, "pairs/b", chunk));
-        let raw = Pairs { prompts: p.to_device(Device::Cpu), chosen: ya.to_device(Device::Cpu), rejected: yb.to_device(Device::Cpu), columns: Default::default() };
+        let raw = Pairs {
+            prompts: p.to_device(Device::Cpu),
+            chosen: ya.to_device(Device::Cpu),
+            rejected: yb.to_device(Device::Cpu),
+            columns: Default::default(),
+        };
         parts.push(eval::relabel(&judge, &raw, seed.wrapping_add(chunk)));
         start += len;
         (ctx.progress)(start as u64, n as u64);
@@ -159,7 +188,19 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
         ModelKind::Pm(op::PmHead::Joint) => Some(PmHead::Joint),
     };
     if let Some(head) = head {
-        let pm = PreferenceModel::new(PmSpec { vocab: meta.vocab, layers, width, heads, prompt_len: meta.prompt_len, response_len: meta.response_len }, head, ctx.device, seed);
+        let pm = PreferenceModel::new(
+            PmSpec {
+                vocab: meta.vocab,
+                layers,
+                width,
+                heads,
+                prompt_len: meta.prompt_len,
+                response_len: meta.response_len,
+            },
+            head,
+            ctx.device,
+            seed,
+        );
         let mut adam = Adam::new(&pm.vs, lr, warmup, clip);
         for step in 0..steps {
             ctx.check_stop()?;
@@ -167,7 +208,13 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
             if (step + 1) % (steps / 10).max(1) == 0 {
                 (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
             }
-            rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
+            rows.push(MetricRow {
+                step: step as i64 + 1,
+                loss: m.loss,
+                grad_norm: m.grad_norm,
+                lr: m.lr,
+                margin: None,
+            });
             (ctx.progress)(step + 1, steps);
         }
         let eval_set = if val_set.is_empty() { &train_set } else { &val_set };
@@ -175,15 +222,49 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
         summary.insert("val_accuracy".into(), serde_json::json!({"value": acc.value, "stderr": acc.stderr, "n": acc.n, "split": if val_set.is_empty() { "train" } else { "validation" }}));
         // Agreement with the world's noiseless preference, where the data knows it.
         if let Some(o) = eval_set.columns.get("oracle") {
-            let margins: Vec<f64> = Vec::try_from(pm.margin(&eval_set.prompts.to_device(ctx.device), &eval_set.chosen.to_device(ctx.device), &eval_set.rejected.to_device(ctx.device)).to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+            let margins: Vec<f64> = Vec::try_from(
+                pm.margin(
+                    &eval_set.prompts.to_device(ctx.device),
+                    &eval_set.chosen.to_device(ctx.device),
+                    &eval_set.rejected.to_device(ctx.device),
+                )
+                .to_kind(Kind::Double)
+                .to_device(Device::Cpu),
+            )
+            .unwrap_or_default();
             let oracle: Vec<f64> = Vec::try_from(o.to_kind(Kind::Double)).unwrap_or_default();
-            let agree: Vec<f64> = margins.iter().zip(&oracle).filter(|(_, o)| **o != 0.0).map(|(m, o)| if *m == 0.0 { 0.5 } else if (*m > 0.0) == (*o > 0.0) { 1.0 } else { 0.0 }).collect();
+            let agree: Vec<f64> = margins
+                .iter()
+                .zip(&oracle)
+                .filter(|(_, o)| **o != 0.0)
+                .map(|(m, o)| {
+                    if *m == 0.0 {
+                        0.5
+                    } else if (*m > 0.0) == (*o > 0.0) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             let e = Estimate::from_samples(&agree);
-            summary.insert("oracle_agreement".into(), serde_json::json!({"value": e.value, "stderr": e.stderr, "n": e.n}));
+            summary
+                .insert("oracle_agreement".into(), serde_json::json!({"value": e.value, "stderr": e.stderr, "n": e.n}));
         }
         art::write_pm(st, &pm)?;
     } else {
-        let policy = Policy::new(PolicySpec { vocab: meta.vocab, layers, width, heads, prompt_len: meta.prompt_len, response_len: meta.response_len }, ctx.device, seed);
+        let policy = Policy::new(
+            PolicySpec {
+                vocab: meta.vocab,
+                layers,
+                width,
+                heads,
+                prompt_len: meta.prompt_len,
+                response_len: meta.response_len,
+            },
+            ctx.device,
+            seed,
+        );
         let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
         for step in 0..steps {
             ctx.check_stop()?;
@@ -191,12 +272,19 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
             if (step + 1) % (steps / 10).max(1) == 0 {
                 (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
             }
-            rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
+            rows.push(MetricRow {
+                step: step as i64 + 1,
+                loss: m.loss,
+                grad_norm: m.grad_norm,
+                lr: m.lr,
+                margin: None,
+            });
             (ctx.progress)(step + 1, steps);
         }
         if !val_set.is_empty() {
             let nll = tch::no_grad(|| {
-                let (lp, mask) = policy.token_logprobs(&val_set.prompts.to_device(ctx.device), &val_set.chosen.to_device(ctx.device));
+                let (lp, mask) = policy
+                    .token_logprobs(&val_set.prompts.to_device(ctx.device), &val_set.chosen.to_device(ctx.device));
                 -(lp.sum(Kind::Float) / mask.to_kind(Kind::Float).sum(Kind::Float)).double_value(&[])
             });
             summary.insert("val_token_nll_chosen".into(), serde_json::json!(nll));
@@ -206,4 +294,3 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
     art::write_metrics(st, &rows)?;
     art::write_json(st, "summary.json", &summary)
 }
-

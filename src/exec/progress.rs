@@ -32,9 +32,17 @@ impl Progress {
     /// `quiet` prints nothing at all (tests).
     pub fn new(quiet: bool) -> Progress {
         let terminal = !quiet && std::io::stderr().is_terminal();
-        let multi = MultiProgress::with_draw_target(if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        let multi = MultiProgress::with_draw_target(if terminal {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         let overall = multi.add(ProgressBar::new(0));
-        overall.set_style(ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} nodes  {elapsed_precise}").expect("template").progress_chars("=> "));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} nodes  {elapsed_precise}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
         overall.set_prefix("tandem");
         Progress { multi, overall, terminal, quiet }
     }
@@ -49,7 +57,11 @@ impl Progress {
 
     pub fn node(&self, label: &str) -> NodeBar {
         let bar = self.multi.add(ProgressBar::new(0));
-        bar.set_style(ProgressStyle::with_template("  {msg:40!} [{bar:20}] {pos}/{len} {per_sec} eta {eta}").expect("template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("  {msg:40!} [{bar:20}] {pos}/{len} {per_sec} eta {eta}")
+                .expect("template")
+                .progress_chars("=> "),
+        );
         bar.set_message(label.to_string());
         NodeBar { bar }
     }

@@ -19,7 +19,10 @@ use crate::plan::{Key, Node, Plan};
 /// save; a figure is drawn from its evaluations, so it is done when they are.
 pub fn is_done(store: &Store, plan: &Plan, node: &Node) -> bool {
     match &node.op {
-        Op::Train(t) => store.contains(&checkpoint_key(&node.key, t.length.steps)) && t.length.checkpoints.iter().all(|s| store.contains(&checkpoint_key(&node.key, *s))),
+        Op::Train(t) => {
+            store.contains(&checkpoint_key(&node.key, t.length.steps))
+                && t.length.checkpoints.iter().all(|s| store.contains(&checkpoint_key(&node.key, *s)))
+        }
         Op::Figure(_) => node.inputs.iter().all(|(_, i)| plan.node(i).is_some_and(|n| is_done(store, plan, n))),
         _ => store.contains(&node.key),
     }
@@ -52,7 +55,9 @@ fn verify_cached(store: &Store, nodes: &[&Node]) -> Vec<String> {
     let mut keys: Vec<(Key, String)> = vec![];
     for n in nodes {
         match &n.op {
-            Op::Train(t) => keys.push((checkpoint_key(&n.key, t.length.steps), format!("{}@{}", n.display_name(), t.length.steps))),
+            Op::Train(t) => {
+                keys.push((checkpoint_key(&n.key, t.length.steps), format!("{}@{}", n.display_name(), t.length.steps)))
+            }
             Op::Figure(_) => {}
             _ => keys.push((n.key, n.display_name())),
         }
@@ -83,7 +88,8 @@ pub struct Schedule {
 
 /// Builds the schedule of `nodes` (in plan order).
 pub fn schedule(plan: &Plan, store: &Store, nodes: &[&Node]) -> Schedule {
-    let todo: HashSet<Key> = nodes.iter().filter(|n| n.op.is_computed() && !is_done(store, plan, n)).map(|n| n.key).collect();
+    let todo: HashSet<Key> =
+        nodes.iter().filter(|n| n.op.is_computed() && !is_done(store, plan, n)).map(|n| n.key).collect();
     let cached = nodes.iter().filter(|n| n.op.is_computed()).count() - todo.len();
     let mut dependents: HashMap<Key, Vec<Key>> = HashMap::new();
     let mut waiting = HashMap::new();
@@ -145,13 +151,19 @@ impl Schedule {
 
 /// The nodes a run covers (all, or `--only` and what it needs), in plan
 /// order, after verifying (and evicting) corrupt cached entries among them.
-pub fn prepare<'p>(plan: &'p Plan, store: &Store, only: &[String], dry_run: bool, progress: &Progress) -> (Vec<&'p Node>, Vec<String>) {
+pub fn prepare<'p>(
+    plan: &'p Plan,
+    store: &Store,
+    only: &[String],
+    dry_run: bool,
+    progress: &Progress,
+) -> (Vec<&'p Node>, Vec<String>) {
     let filter = wanted(plan, only);
-    let nodes: Vec<&Node> = plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
+    let nodes: Vec<&Node> =
+        plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
     let corrupt = if dry_run { vec![] } else { verify_cached(store, &nodes) };
     for c in &corrupt {
         progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
     }
     (nodes, corrupt)
 }
-

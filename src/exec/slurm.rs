@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::exec::artifacts::ExecError;
-use crate::exec::progress::Progress;
 use crate::exec::local;
+use crate::exec::progress::Progress;
 use crate::exec::schedule::{self, is_done};
-use crate::exec::summary::Summary;
 use crate::exec::store::Store;
+use crate::exec::summary::Summary;
 use crate::plan::{Key, Node, Plan};
 
 /// `tandem.toml`: settings a study keeps beside its .exp files.
@@ -78,7 +78,12 @@ fn default_poll() -> f64 {
 
 impl Default for SlurmProfile {
     fn default() -> Self {
-        SlurmProfile { poll_seconds: default_poll(), sbatch_args: vec![], default: Resources::default(), kind: BTreeMap::new() }
+        SlurmProfile {
+            poll_seconds: default_poll(),
+            sbatch_args: vec![],
+            default: Resources::default(),
+            kind: BTreeMap::new(),
+        }
     }
 }
 
@@ -125,13 +130,20 @@ impl Profile {
     /// Reads a profile; a missing file is an error (the caller decides
     /// whether a default location may be absent).
     pub fn load(path: &Path) -> Result<Profile, Box<ProfileError>> {
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError { path: path.display().to_string(), message: format!("cannot read it: {e}"), src: None, at: None })?;
-        toml::from_str(&text).map_err(|e| Box::new(ProfileError {
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
             path: path.display().to_string(),
-            message: e.message().to_string(),
-            at: e.span().map(|r| r.into()),
-            src: Some(miette::NamedSource::new(path.display().to_string(), text.clone())),
-        }))
+            message: format!("cannot read it: {e}"),
+            src: None,
+            at: None,
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            Box::new(ProfileError {
+                path: path.display().to_string(),
+                message: e.message().to_string(),
+                at: e.span().map(|r| r.into()),
+                src: Some(miette::NamedSource::new(path.display().to_string(), text.clone())),
+            })
+        })
     }
 
     /// Resources for a node kind: the kind, then its family, then the default.
@@ -165,7 +177,20 @@ struct Job {
 
 /// Slurm's job states that mean the job may still produce its result.
 fn active(state: &str) -> bool {
-    matches!(state, "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "SUSPENDED" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESIZING" | "SIGNALING" | "STAGE_OUT")
+    matches!(
+        state,
+        "PENDING"
+            | "RUNNING"
+            | "CONFIGURING"
+            | "COMPLETING"
+            | "SUSPENDED"
+            | "REQUEUED"
+            | "REQUEUE_HOLD"
+            | "REQUEUE_FED"
+            | "RESIZING"
+            | "SIGNALING"
+            | "STAGE_OUT"
+    )
 }
 
 pub fn job_name(key: &Key) -> String {
@@ -174,7 +199,9 @@ pub fn job_name(key: &Key) -> String {
 
 /// This user's jobs Slurm still knows: id → (name, state).
 fn queue() -> Result<HashMap<String, (String, String)>, ExecError> {
-    let out = Command::new("squeue").args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]).output().map_err(|e| ExecError::Invalid(format!("cannot run squeue: {e} (is Slurm's client installed and on PATH?)")))?;
+    let out = Command::new("squeue").args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]).output().map_err(|e| {
+        ExecError::Invalid(format!("cannot run squeue: {e} (is Slurm's client installed and on PATH?)"))
+    })?;
     if !out.status.success() {
         return Err(ExecError::Invalid(format!("squeue failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
@@ -199,7 +226,9 @@ fn dirs(store: &Store) -> Result<(PathBuf, PathBuf, PathBuf), ExecError> {
 /// Writes `bytes` to `path` by rename, so a reader never sees half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExecError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path)).map_err(|e| ExecError::Invalid(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| ExecError::Invalid(format!("cannot write {}: {e}", path.display())))
 }
 
 /// POSIX shell single-quoting.
@@ -245,9 +274,14 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
         cmd.arg(format!("--gpus={g}"));
     }
     cmd.args(&opts.profile.slurm.sbatch_args).arg(&script_path);
-    let out = cmd.output().map_err(|e| ExecError::Invalid(format!("cannot run sbatch: {e} (is Slurm's client installed and on PATH?)")))?;
+    let out = cmd.output().map_err(|e| {
+        ExecError::Invalid(format!("cannot run sbatch: {e} (is Slurm's client installed and on PATH?)"))
+    })?;
     if !out.status.success() {
-        return Err(ExecError::Invalid(format!("sbatch refused the job: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(ExecError::Invalid(format!(
+            "sbatch refused the job: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     // --parsable prints "id" or "id;cluster".
     let id = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap_or_default().to_string();
@@ -303,7 +337,11 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 continue;
             }
             if let Some(id) = adopt(store, &key, &q) {
-                opts.progress.log(&format!("adopted    {:<18} {} (job {id}, still in the queue)", node.kind(), node.display_name()));
+                opts.progress.log(&format!(
+                    "adopted    {:<18} {} (job {id}, still in the queue)",
+                    node.kind(),
+                    node.display_name()
+                ));
                 running.insert(key, Job { id, since: Instant::now() });
                 continue;
             }
@@ -326,13 +364,17 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
         if opts.stop.load(Ordering::Relaxed) {
             // The jobs are Slurm's now: they go on, and a driver started
             // again adopts them.
-            opts.progress.log(&format!("stopping the driver; {} job(s) stay queued or running (run again to follow them, or scancel them)", running.len()));
+            opts.progress.log(&format!(
+                "stopping the driver; {} job(s) stay queued or running (run again to follow them, or scancel them)",
+                running.len()
+            ));
             summary.interrupted = true;
             break;
         }
         std::thread::sleep(poll);
         q = queue()?;
-        let mut finished: Vec<Key> = running.iter().filter(|(_, j)| !q.get(&j.id).is_some_and(|(_, st)| active(st))).map(|(k, _)| *k).collect();
+        let mut finished: Vec<Key> =
+            running.iter().filter(|(_, j)| !q.get(&j.id).is_some_and(|(_, st)| active(st))).map(|(k, _)| *k).collect();
         finished.sort();
         for key in finished {
             let job = running.remove(&key).expect("running job");
@@ -341,8 +383,16 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 // Node time as the job measured it where the entry records
                 // it; a training run's checkpoints do not, so there the time
                 // since submission (queueing included) stands in.
-                let secs = store.manifest(&key).map(|m| m.compute_seconds).unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
-                opts.progress.log(&format!("done       {:<18} {} (job {}, {secs:.1}s)", node.kind(), node.display_name(), job.id));
+                let secs = store
+                    .manifest(&key)
+                    .map(|m| m.compute_seconds)
+                    .unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
+                opts.progress.log(&format!(
+                    "done       {:<18} {} (job {}, {secs:.1}s)",
+                    node.kind(),
+                    node.display_name(),
+                    job.id
+                ));
                 opts.progress.advance();
                 summary.ran.push((node.display_name(), secs));
                 sched.release(&key);
@@ -350,7 +400,12 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
                 let log = log_path(store, &key, &job.id);
                 let why = format!("Slurm job {} ended ({state}) without a result", job.id);
-                opts.progress.log(&format!("failed     {} {}: {why}\n           log: {}", node.kind(), node.display_name(), log.display()));
+                opts.progress.log(&format!(
+                    "failed     {} {}: {why}\n           log: {}",
+                    node.kind(),
+                    node.display_name(),
+                    log.display()
+                ));
                 summary.failed.push((node.display_name(), why, log));
                 let skipped = sched.fail(plan, &key);
                 summary.skipped.extend(skipped);
@@ -362,14 +417,23 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
 }
 
 /// `tandem exec-node KEY`: computes the node a driver wrote for a job.
-pub fn exec_node(store: &Store, key_hex: &str, device: tch::Device, stop: &std::sync::atomic::AtomicBool) -> Result<Option<f64>, String> {
+pub fn exec_node(
+    store: &Store,
+    key_hex: &str,
+    device: tch::Device,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<f64>, String> {
     let key = Key::from_hex(key_hex).ok_or_else(|| format!("{key_hex:?} is not a node key (64 hex digits)"))?;
     let path = store.root().join("slurm").join("nodes").join(format!("{}.json", key.hex()));
     let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let node: Node = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     // The file must describe the node its name promises.
     if node.key != key || node.op.key() != key {
-        return Err(format!("{} does not describe node {}: its parameters give another key", path.display(), key.short()));
+        return Err(format!(
+            "{} does not describe node {}: its parameters give another key",
+            path.display(),
+            key.short()
+        ));
     }
     if !node.op.is_computed() {
         return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind()));

@@ -32,11 +32,17 @@ pub enum StoreError {
     Io { path: PathBuf, source: io::Error },
 
     #[error("cache entry {key} is corrupt: {what}")]
-    #[diagnostic(code(tandem::cache::corrupt), help("the entry will be recomputed; `tandem verify` checks the whole cache"))]
+    #[diagnostic(
+        code(tandem::cache::corrupt),
+        help("the entry will be recomputed; `tandem verify` checks the whole cache")
+    )]
     Corrupt { key: String, what: String },
 
     #[error("no cache entry {key}")]
-    #[diagnostic(code(tandem::cache::missing), help("`tandem plan FILE` lists the keys of an experiment and whether each is cached"))]
+    #[diagnostic(
+        code(tandem::cache::missing),
+        help("`tandem plan FILE` lists the keys of an experiment and whether each is cached")
+    )]
     Missing { key: String },
 
     #[error("`{prefix}` matches {count} cache entries: {examples}")]
@@ -44,7 +50,10 @@ pub enum StoreError {
     Ambiguous { prefix: String, count: usize, examples: String },
 
     #[error("`{name}` is not a valid artifact file name")]
-    #[diagnostic(code(tandem::cache::bad_name), help("artifact names are plain file names: letters, digits, '.', '-', '_'"))]
+    #[diagnostic(
+        code(tandem::cache::bad_name),
+        help("artifact names are plain file names: letters, digits, '.', '-', '_'")
+    )]
     BadName { name: String },
 }
 
@@ -127,7 +136,8 @@ impl Store {
             .prefix(&format!("{}.{}.", node.key.hex(), std::process::id()))
             .tempdir_in(&tmp)
             .map_err(io_err(&tmp))?;
-        let params = serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
+        let params =
+            serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
         Ok(Staging {
             store: self.clone(),
             dir,
@@ -154,7 +164,8 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing { key: key.hex() }),
             Err(e) => return Err(StoreError::Io { path, source: e }),
         };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { key: key.hex(), what: format!("unreadable manifest: {e}") })?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { key: key.hex(), what: format!("unreadable manifest: {e}") })?;
         if m.key != *key {
             return Err(StoreError::Corrupt { key: key.hex(), what: format!("manifest names key {}", m.key) });
         }
@@ -164,7 +175,11 @@ impl Store {
     /// Reads one artifact, checking its digest against the manifest.
     pub fn read(&self, key: &Key, name: &str) -> Result<Vec<u8>, StoreError> {
         let m = self.manifest(key)?;
-        let entry = m.files.iter().find(|f| f.name == name).ok_or_else(|| StoreError::Corrupt { key: key.hex(), what: format!("no file `{name}` in the manifest") })?;
+        let entry = m
+            .files
+            .iter()
+            .find(|f| f.name == name)
+            .ok_or_else(|| StoreError::Corrupt { key: key.hex(), what: format!("no file `{name}` in the manifest") })?;
         let path = self.entry_dir(key).join(name);
         let bytes = fs::read(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::Corrupt { key: key.hex(), what: format!("`{name}` is missing") },
@@ -239,11 +254,17 @@ impl Store {
 
 fn check_digest(key: &Key, entry: &FileEntry, bytes: &[u8]) -> Result<(), StoreError> {
     if bytes.len() as u64 != entry.bytes {
-        return Err(StoreError::Corrupt { key: key.hex(), what: format!("`{}` has {} bytes, the manifest says {}", entry.name, bytes.len(), entry.bytes) });
+        return Err(StoreError::Corrupt {
+            key: key.hex(),
+            what: format!("`{}` has {} bytes, the manifest says {}", entry.name, bytes.len(), entry.bytes),
+        });
     }
     let digest = blake3::hash(bytes).to_hex().to_string();
     if digest != entry.blake3 {
-        return Err(StoreError::Corrupt { key: key.hex(), what: format!("`{}` does not match its blake3 digest", entry.name) });
+        return Err(StoreError::Corrupt {
+            key: key.hex(),
+            what: format!("`{}` does not match its blake3 digest", entry.name),
+        });
     }
     Ok(())
 }
@@ -276,7 +297,11 @@ impl Staging {
         let mut f = File::create(&path).map_err(io_err(&path))?;
         f.write_all(bytes).map_err(io_err(&path))?;
         f.sync_all().map_err(io_err(&path))?;
-        self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(bytes).to_hex().to_string() });
+        self.manifest.files.push(FileEntry {
+            name: name.to_string(),
+            bytes: bytes.len() as u64,
+            blake3: blake3::hash(bytes).to_hex().to_string(),
+        });
         Ok(())
     }
 
@@ -294,7 +319,11 @@ impl Staging {
         let path = self.dir.path().join(name);
         let bytes = fs::read(&path).map_err(io_err(&path))?;
         File::open(&path).and_then(|f| f.sync_all()).map_err(io_err(&path))?;
-        self.manifest.files.push(FileEntry { name: name.to_string(), bytes: bytes.len() as u64, blake3: blake3::hash(&bytes).to_hex().to_string() });
+        self.manifest.files.push(FileEntry {
+            name: name.to_string(),
+            bytes: bytes.len() as u64,
+            blake3: blake3::hash(&bytes).to_hex().to_string(),
+        });
         Ok(())
     }
 
@@ -338,7 +367,14 @@ mod tests {
     use super::*;
     /// A world node; `seed` tells nodes apart.
     fn node(seed: u64) -> Node {
-        let op = crate::plan::Op::World(crate::plan::op::WorldSpec { flavour: crate::plan::op::WorldFlavour::Summarize, seed, vocab: 16, prompt_len: 4, response_len: 4, noise: 1.0 });
+        let op = crate::plan::Op::World(crate::plan::op::WorldSpec {
+            flavour: crate::plan::op::WorldFlavour::Summarize,
+            seed,
+            vocab: 16,
+            prompt_len: 4,
+            response_len: 4,
+            noise: 1.0,
+        });
         Node::new(op, vec![crate::plan::NodeName::Decl(crate::check::program::InstanceName::plain("n"))])
     }
 

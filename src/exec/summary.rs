@@ -15,4 +15,3 @@ pub struct Summary {
     pub corrupt: Vec<String>,
     pub interrupted: bool,
 }
-

@@ -22,6 +22,8 @@ use crate::ml::train;
 use crate::plan::op::{self, checkpoint_key, LogProb, Op, Sampler, TrainSpec};
 use crate::plan::{Key, Node};
 
+// One value per training run, never copied around: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     Offline(Pairs),
     Online { judge: crate::ml::preference::PreferenceModel, pool: Tensor, temperature: f64 },
@@ -39,7 +41,8 @@ fn loss_of(spec: &TrainSpec) -> Loss {
 
 /// The checkpoint node written at `step` of a run.
 fn checkpoint_node(run: &Node, step: i64) -> Node {
-    let mut ck = Node::new(Op::Checkpoint { run: run.key, step }, run.names.iter().filter_map(|n| n.at_step(step)).collect());
+    let mut ck =
+        Node::new(Op::Checkpoint { run: run.key, step }, run.names.iter().filter_map(|n| n.at_step(step)).collect());
     // The run itself has no entry (it is keyed without its length), so
     // its inputs are recorded here too: `show` and `export` follow them.
     ck.inputs.extend(run.inputs.iter().map(|(p, k)| (format!("run.{p}"), *k)));
@@ -65,8 +68,17 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     let source = match &spec.sampler {
         Sampler::Offline { data } => Source::Offline(art::load_pairs(ctx.store, data, "pairs.safetensors")?.split(0)),
         Sampler::Online { judge, temperature, prompts } => {
-            let prompts = prompts.ok_or_else(|| ExecError::Invalid(format!("`{}` samples online but has no prompts: its starting policy has no SFT data to draw them from", node.display_name())))?;
-            Source::Online { judge: art::load_pm(ctx.store, judge, ctx.device)?, pool: prompt_pool(ctx.store, &prompts)?, temperature: *temperature }
+            let prompts = prompts.ok_or_else(|| {
+                ExecError::Invalid(format!(
+                    "`{}` samples online but has no prompts: its starting policy has no SFT data to draw them from",
+                    node.display_name()
+                ))
+            })?;
+            Source::Online {
+                judge: art::load_pm(ctx.store, judge, ctx.device)?,
+                pool: prompt_pool(ctx.store, &prompts)?,
+                temperature: *temperature,
+            }
         }
         Sampler::Replay { source, shuffle } => {
             let stream = art::load_pairs(ctx.store, source, "stream.safetensors")?;
@@ -95,7 +107,9 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         }
         Source::Offline(d) | Source::Replay { stream: d, .. } => {
             if (d.prompt_len(), d.response_len()) != (start_policy_shapes.1, start_policy_shapes.2) {
-                return Err(ExecError::Invalid("the training data's prompts or responses are not the policy's widths".into()));
+                return Err(ExecError::Invalid(
+                    "the training data's prompts or responses are not the policy's widths".into(),
+                ));
             }
         }
     }
@@ -105,13 +119,21 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     // node (merged from declarations with other save grids) did not save.
     // Training is deterministic, so refilling a gap rewrites nothing.
     let required = &spec.length.checkpoints;
-    let missing: Vec<i64> = required.iter().copied().filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s))).collect();
+    let missing: Vec<i64> = required
+        .iter()
+        .copied()
+        .filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s)))
+        .collect();
     let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
     let first_missing = missing.first().copied().unwrap_or(target);
     let end = if target_done { missing.last().copied().unwrap_or(target) } else { target };
     let start = latest_checkpoint(ctx, &node.key, first_missing);
     let began = std::time::Instant::now();
-    let seconds_before = if start > 0 { ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0) } else { 0.0 };
+    let seconds_before = if start > 0 {
+        ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0)
+    } else {
+        0.0
+    };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
         let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
         let adam = Adam::new(&policy.vs, lr, warmup, clip);
@@ -120,7 +142,8 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         let ck = checkpoint_key(&node.key, start);
         let policy = art::load_policy(ctx.store, &ck, ctx.device)?;
         let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
-        adam.restore(&art::load_tensors(ctx.store, &ck, "optim.safetensors")?).map_err(|e| crate::exec::artifacts::input_err(&ck, e))?;
+        adam.restore(&art::load_tensors(ctx.store, &ck, "optim.safetensors")?)
+            .map_err(|e| crate::exec::artifacts::input_err(&ck, e))?;
         let rows = art::read_metrics(ctx.store, &ck)?;
         let parts = if online { vec![art::load_pairs(ctx.store, &ck, "stream.safetensors")?] } else { vec![] };
         (policy, adam, rows, parts)
@@ -134,14 +157,17 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     for step in start..end {
         ctx.check_stop()?;
         let batch_pairs = match &source {
-            Source::Offline(data) => data.select(&sampler::offline_indices(data.len() as usize, batch, step as u64, seed)),
+            Source::Offline(data) => {
+                data.select(&sampler::offline_indices(data.len() as usize, batch, step as u64, seed))
+            }
             Source::Online { judge, pool, temperature } => {
                 let b = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
                 stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
                 b
             }
             Source::Replay { stream, order } => {
-                let idx: Vec<i64> = order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
+                let idx: Vec<i64> =
+                    order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
                 stream.select(&idx)
             }
         };
@@ -156,12 +182,19 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
                 art::write_policy(&mut st, &policy)?;
                 art::save_tensors(&mut st, "optim.safetensors", &adam.state())?;
                 art::write_metrics(&mut st, &rows)?;
-                art::write_json(&mut st, "state.json", &serde_json::json!({
-                    "step": done, "seed": seed,
-                    "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
-                }))?;
+                art::write_json(
+                    &mut st,
+                    "state.json",
+                    &serde_json::json!({
+                        "step": done, "seed": seed,
+                        "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
+                    }),
+                )?;
                 let last = rows.last().expect("a step ran");
-                log.line(&format!("step {done}: loss {:.5} grad norm {:.4} lr {:.3e}", last.loss, last.grad_norm, last.lr));
+                log.line(&format!(
+                    "step {done}: loss {:.5} grad norm {:.4} lr {:.3e}",
+                    last.loss, last.grad_norm, last.lr
+                ));
                 st.write("log.txt", &log.text())?;
                 if online {
                     let all = Pairs::concat(&stream_parts);

@@ -90,9 +90,17 @@ impl Adam {
     fn check_views(&self) {
         let at = |buffer: &Tensor, span: (i64, i64)| buffer.data_ptr() as usize + span.0 as usize * 4;
         for ((name, p), &span) in self.params.iter().zip(&self.flat.spans) {
-            assert_eq!(p.data_ptr() as usize, at(&self.flat.params, span), "{name} no longer views Adam's parameter buffer");
+            assert_eq!(
+                p.data_ptr() as usize,
+                at(&self.flat.params, span),
+                "{name} no longer views Adam's parameter buffer"
+            );
             if let Some(grads) = &self.flat.grads {
-                assert_eq!(p.grad().data_ptr() as usize, at(grads, span), "{name}'s gradient no longer views Adam's buffer");
+                assert_eq!(
+                    p.grad().data_ptr() as usize,
+                    at(grads, span),
+                    "{name}'s gradient no longer views Adam's buffer"
+                );
             }
         }
     }
@@ -253,7 +261,9 @@ mod tests {
         let b = root.var("b", &[7], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
         let c = root.var("c", &[2, 2, 2], nn::Init::Randn { mean: 0.0, stdev: 1.0 });
         let x = Tensor::randn([5, 7], (Kind::Float, tch::Device::Cpu));
-        let loss = |a: &Tensor, b: &Tensor, c: &Tensor| (a.matmul(&x) * b).tanh().sum(Kind::Float) + c.pow_tensor_scalar(3).sum(Kind::Float) * 3.0;
+        let loss = |a: &Tensor, b: &Tensor, c: &Tensor| {
+            (a.matmul(&x) * b).tanh().sum(Kind::Float) + c.pow_tensor_scalar(3).sum(Kind::Float) * 3.0
+        };
         // The reference: copies of the variables, updated per tensor, with
         // gradients from the same loss. A clip of 2 makes the scale bite.
         let mut refs: Vec<Tensor> = [&a, &b, &c].iter().map(|t| t.detach().copy()).collect();

@@ -43,7 +43,11 @@ impl Pairs {
             prompts: self.prompts.index_select(0, &i),
             chosen: self.chosen.index_select(0, &i),
             rejected: self.rejected.index_select(0, &i),
-            columns: self.columns.iter().map(|(k, v)| (k.clone(), v.index_select(0, &i.to_device(v.device())))).collect(),
+            columns: self
+                .columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.index_select(0, &i.to_device(v.device()))))
+                .collect(),
         }
     }
 

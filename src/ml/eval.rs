@@ -69,7 +69,19 @@ pub fn winrate(policy: &Policy, baseline: &Policy, judge: &PreferenceModel, prom
     let yb = baseline.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-baseline", 0));
     let d = judge.vs.device();
     let m = to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d)));
-    Estimate::from_samples(&m.iter().map(|&x| if x > 0.0 { 1.0 } else if x < 0.0 { 0.0 } else { 0.5 }).collect::<Vec<_>>())
+    Estimate::from_samples(
+        &m.iter()
+            .map(|&x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    0.0
+                } else {
+                    0.5
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The policy-as-classifier score of Appendix E:
@@ -78,14 +90,28 @@ pub fn classifier_scores(policy: &Policy, reference: &Policy, prompts: &Tensor, 
     tch::no_grad(|| {
         let d = policy.device();
         let (p, a, b) = (prompts.to_device(d), y1.to_device(d), y2.to_device(d));
-        (policy.seq_logprob(&p, &a, false) - policy.seq_logprob(&p, &b, false)) - (reference.seq_logprob(&p, &a, false) - reference.seq_logprob(&p, &b, false))
+        (policy.seq_logprob(&p, &a, false) - policy.seq_logprob(&p, &b, false))
+            - (reference.seq_logprob(&p, &a, false) - reference.seq_logprob(&p, &b, false))
     })
 }
 
 /// 1 / 0 / ½ per row for a score whose sign says "the first is preferred",
 /// when the first is in fact the chosen one.
 fn accuracy_of(scores: &Tensor) -> Estimate {
-    Estimate::from_samples(&to_vec(scores).iter().map(|&s| if s > 0.0 { 1.0 } else if s < 0.0 { 0.0 } else { 0.5 }).collect::<Vec<_>>())
+    Estimate::from_samples(
+        &to_vec(scores)
+            .iter()
+            .map(|&s| {
+                if s > 0.0 {
+                    1.0
+                } else if s < 0.0 {
+                    0.0
+                } else {
+                    0.5
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// Accuracy of a policy as a classifier on labelled pairs (chosen first).
@@ -118,7 +144,8 @@ pub fn relabel(judge: &PreferenceModel, data: &Pairs, seed: u64) -> Pairs {
     let pick = Tensor::from_slice(&keep.iter().map(|&k| k as i64).collect::<Vec<_>>()).unsqueeze(1).to_kind(Kind::Bool);
     let chosen = data.chosen.where_self(&pick, &data.rejected);
     let rejected = data.rejected.where_self(&pick, &data.chosen);
-    let mut columns: std::collections::BTreeMap<String, Tensor> = data.columns.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+    let mut columns: std::collections::BTreeMap<String, Tensor> =
+        data.columns.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
     if let Some(o) = columns.get("oracle") {
         // The oracle margin is of chosen over rejected: flip it where they swapped.
         let sign = pick.squeeze_dim(1).to_kind(Kind::Float) * 2.0 - 1.0;
@@ -129,11 +156,22 @@ pub fn relabel(judge: &PreferenceModel, data: &Pairs, seed: u64) -> Pairs {
 }
 
 /// Appendix E.1: the policy classifies pairs of its own samples, labelled by a judge.
-pub fn self_accuracy(policy: &Policy, reference: &Policy, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
+pub fn self_accuracy(
+    policy: &Policy,
+    reference: &Policy,
+    judge: &PreferenceModel,
+    prompts: &Tensor,
+    seed: u64,
+) -> Estimate {
     let p = prompts.to_device(policy.device());
     let y1 = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/self-a", 0));
     let y2 = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/self-b", 0));
-    let pairs = Pairs { prompts: p.to_device(Device::Cpu), chosen: y1.to_device(Device::Cpu), rejected: y2.to_device(Device::Cpu), columns: Default::default() };
+    let pairs = Pairs {
+        prompts: p.to_device(Device::Cpu),
+        chosen: y1.to_device(Device::Cpu),
+        rejected: y2.to_device(Device::Cpu),
+        columns: Default::default(),
+    };
     let labelled = relabel(judge, &pairs, seed);
     policy_accuracy(policy, reference, &labelled)
 }

@@ -69,7 +69,10 @@ mod tests {
         let (w, l, rw, rl) = inputs();
         // β = 0.5: z = [0.75, -0.5]
         close(&vals(&Loss::Ipo { beta: 0.5 }.per_example(&w, &l, &rw, &rl)), &[0.0625, 1.0]);
-        close(&vals(&Loss::Dpo { beta: 0.5 }.per_example(&w, &l, &rw, &rl)), &[(1.0 + (-0.75f64).exp()).ln(), (1.0 + 0.5f64.exp()).ln()]);
+        close(
+            &vals(&Loss::Dpo { beta: 0.5 }.per_example(&w, &l, &rw, &rl)),
+            &[(1.0 + (-0.75f64).exp()).ln(), (1.0 + 0.5f64.exp()).ln()],
+        );
         close(&vals(&Loss::Slic { beta: 0.5 }.per_example(&w, &l, &rw, &rl)), &[0.25, 1.5]);
         close(&vals(&Loss::Bo2.per_example(&w, &l, &rw, &rl)), &[1.0, 2.0]);
         // β = 2: z = [3, -2]; SLiC hinge is 0 past the margin.

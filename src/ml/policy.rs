@@ -28,10 +28,18 @@ const NEG: f64 = -1e9;
 impl Policy {
     pub fn new(spec: PolicySpec, device: Device, seed: u64) -> Policy {
         let vs = nn::VarStore::new(device);
-        let arch = Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context: spec.prompt_len + spec.response_len, segments: 0 };
+        let arch = Arch {
+            vocab: spec.vocab,
+            layers: spec.layers,
+            width: spec.width,
+            heads: spec.heads,
+            context: spec.prompt_len + spec.response_len,
+            segments: 0,
+        };
         let root = vs.root();
         let trunk = Trunk::new(&(&root / "trunk"), arch);
-        let head = nn::linear(&root / "head", spec.width, spec.vocab, nn::LinearConfig { bias: false, ..Default::default() });
+        let head =
+            nn::linear(&root / "head", spec.width, spec.vocab, nn::LinearConfig { bias: false, ..Default::default() });
         crate::ml::transformer::init(&vs, seed, spec.layers);
         let mut forbid = vec![0f32; spec.vocab as usize];
         for t in [PAD, BOS, SEP] {
@@ -97,7 +105,8 @@ impl Policy {
         let mut cache = cache.repeat(n);
         let ys = Tensor::cat(responses, 0); // [nB, Lr]
         let ymask = tokens::mask(&ys);
-        let count = pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64).repeat([n as i64, 1]); // [nB, 1]
+        let count =
+            pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64).repeat([n as i64, 1]); // [nB, 1]
         let positions = ymask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1 + &count;
         let hidden_y = self.trunk.extend(&ys, &positions.clamp_min(0), &ymask, &mut cache);
         // Token j of a response is predicted at the position before it: the
@@ -121,7 +130,8 @@ impl Policy {
         let cum = probs.cumsum(-1, Kind::Float);
         let b = log_dist.size()[0];
         let u: Vec<f32> = (0..b).map(|_| rng.gen_range(f32::MIN_POSITIVE..1.0)).collect();
-        let u = Tensor::from_slice(&u).to_device(log_dist.device()).unsqueeze(1) * cum.narrow(1, self.spec.vocab - 1, 1);
+        let u =
+            Tensor::from_slice(&u).to_device(log_dist.device()).unsqueeze(1) * cum.narrow(1, self.spec.vocab - 1, 1);
         cum.lt_tensor(&u).sum_dim_intlist([1i64].as_slice(), false, Kind::Int64).clamp_max(self.spec.vocab - 1)
     }
 
@@ -168,8 +178,16 @@ impl Policy {
             let q = reference.response_log_dists(prompts, responses);
             let kl = (p.exp() * (&p - &q)).sum_dim_intlist([2i64].as_slice(), false, Kind::Float);
             let lr = responses.size()[1];
-            let free = Tensor::ones([lr], (Kind::Float, responses.device())).index_fill_(0, &Tensor::from_slice(&[lr - 1]).to_device(responses.device()), 0.0);
-            (kl * tokens::mask(responses).to_kind(Kind::Float) * free).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            let free = Tensor::ones([lr], (Kind::Float, responses.device())).index_fill_(
+                0,
+                &Tensor::from_slice(&[lr - 1]).to_device(responses.device()),
+                0.0,
+            );
+            (kl * tokens::mask(responses).to_kind(Kind::Float) * free).sum_dim_intlist(
+                [1i64].as_slice(),
+                false,
+                Kind::Float,
+            )
         })
     }
 

@@ -59,7 +59,11 @@ enum Head {
     Joint(nn::Linear),
     /// Features [mean over response, last token] (2D) → D → 1; `overlap`
     /// embeds each response token's two overlap flags.
-    Pooled { hidden: nn::Linear, out: nn::Linear, overlap: nn::Embedding },
+    Pooled {
+        hidden: nn::Linear,
+        out: nn::Linear,
+        overlap: nn::Embedding,
+    },
 }
 
 pub struct PreferenceModel {
@@ -77,7 +81,11 @@ pub struct PreferenceModel {
 /// from the pairs alone (docs/worlds.md). [B, Lr] → [B, Lr] Int64.
 pub fn overlap_flags(prompts: &Tensor, y: &Tensor) -> Tensor {
     let real = tokens::mask(y);
-    let in_prompt = y.unsqueeze(2).eq_tensor(&prompts.unsqueeze(1)).logical_and(&tokens::mask(prompts).unsqueeze(1)).any_dim(2, false);
+    let in_prompt = y
+        .unsqueeze(2)
+        .eq_tensor(&prompts.unsqueeze(1))
+        .logical_and(&tokens::mask(prompts).unsqueeze(1))
+        .any_dim(2, false);
     let lr = y.size()[1];
     let earlier = Tensor::ones([lr, lr], (Kind::Bool, y.device())).tril(-1);
     let repeated = y.unsqueeze(2).eq_tensor(&y.unsqueeze(1)).logical_and(&earlier.unsqueeze(0)).any_dim(2, false);
@@ -103,7 +111,8 @@ impl PreferenceModel {
             PmHead::Joint => 3,
             PmHead::Pooled => 2,
         };
-        let arch = Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context, segments };
+        let arch =
+            Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context, segments };
         let root = vs.root();
         let trunk = Trunk::new(&(&root / "trunk"), arch);
         let head = match kind {
@@ -120,7 +129,9 @@ impl PreferenceModel {
 
     /// The pooled head's score s(x, y): [B].
     fn score(&self, prompts: &Tensor, y: &Tensor) -> Tensor {
-        let Head::Pooled { hidden: fc, out, overlap } = &self.head else { unreachable!("score() is the pooled head's") };
+        let Head::Pooled { hidden: fc, out, overlap } = &self.head else {
+            unreachable!("score() is the pooled head's")
+        };
         let b = prompts.size()[0];
         let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
         let seq = Tensor::cat(&[prompts, &sep, y], 1);
@@ -133,7 +144,8 @@ impl PreferenceModel {
         let lr = y.size()[1];
         let resp_mask = tokens::mask(y).to_kind(Kind::Float).unsqueeze(2); // [B, Lr, 1]
         let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
-        let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float) / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
+        let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
+            / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
         let features = Tensor::cat(&[mean, last_real(&hidden, &mask)], 1);
         out.forward(&fc.forward(&features).gelu("none")).squeeze_dim(1)
     }

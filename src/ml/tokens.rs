@@ -41,8 +41,11 @@ pub fn right_pad(rows: &[Vec<i64>], width: usize) -> Tensor {
 /// Rows of a 2-D int tensor without their padding.
 pub fn unpad(t: &Tensor) -> Vec<Vec<i64>> {
     let (n, w) = t.size2().expect("a 2-D token tensor");
-    let flat: Vec<i64> = Vec::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).reshape([-1])).expect("int tensor");
-    (0..n as usize).map(|i| flat[i * w as usize..(i + 1) * w as usize].iter().copied().filter(|&x| x != PAD).collect()).collect()
+    let flat: Vec<i64> =
+        Vec::try_from(t.to_device(Device::Cpu).to_kind(Kind::Int64).reshape([-1])).expect("int tensor");
+    (0..n as usize)
+        .map(|i| flat[i * w as usize..(i + 1) * w as usize].iter().copied().filter(|&x| x != PAD).collect())
+        .collect()
 }
 
 /// 1 where a token is not PAD.

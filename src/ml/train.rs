@@ -57,7 +57,14 @@ pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize
 /// One preference-optimisation step on a labelled batch. Online, offline and
 /// replay runs all go through this one function, so a replay of an online
 /// run's stream computes exactly what the online run computed.
-pub fn preference_step(policy: &Policy, reference: &Policy, loss: Loss, mean_logprob: bool, adam: &mut Adam, batch: &Pairs) -> StepMetrics {
+pub fn preference_step(
+    policy: &Policy,
+    reference: &Policy,
+    loss: Loss,
+    mean_logprob: bool,
+    adam: &mut Adam,
+    batch: &Pairs,
+) -> StepMetrics {
     let device = policy.device();
     let b = batch.len();
     // Chosen and rejected in one pass, sharing the prompts' computation.
@@ -82,16 +89,39 @@ pub fn preference_step(policy: &Policy, reference: &Policy, loss: Loss, mean_log
 
 /// An online batch: prompts from the pool, two fresh samples from the
 /// current policy, labelled by the judge (A.2 debiasing, seeded coin on ties).
-pub fn online_batch(policy: &Policy, judge: &PreferenceModel, pool: &Tensor, batch: usize, temperature: f64, step: u64, seed: u64) -> Pairs {
+pub fn online_batch(
+    policy: &Policy,
+    judge: &PreferenceModel,
+    pool: &Tensor,
+    batch: usize,
+    temperature: f64,
+    step: u64,
+    seed: u64,
+) -> Pairs {
     let n = pool.size()[0] as usize;
     let idx = sampler::prompt_indices(n, batch, step, seed);
     let prompts = pool.index_select(0, &Tensor::from_slice(&idx).to_device(pool.device())).to_device(policy.device());
     let y1 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-a", step));
     let y2 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-b", step));
-    let first = tch::no_grad(|| judge.prefers_first(&prompts.to_device(judge.vs.device()), &y1.to_device(judge.vs.device()), &y2.to_device(judge.vs.device()), &mut rng::stream(seed, "online/coin", step)));
-    let pick = Tensor::from_slice(&first.iter().map(|&f| f as i64).collect::<Vec<_>>()).to_device(policy.device()).unsqueeze(1).to_kind(Kind::Bool);
+    let first = tch::no_grad(|| {
+        judge.prefers_first(
+            &prompts.to_device(judge.vs.device()),
+            &y1.to_device(judge.vs.device()),
+            &y2.to_device(judge.vs.device()),
+            &mut rng::stream(seed, "online/coin", step),
+        )
+    });
+    let pick = Tensor::from_slice(&first.iter().map(|&f| f as i64).collect::<Vec<_>>())
+        .to_device(policy.device())
+        .unsqueeze(1)
+        .to_kind(Kind::Bool);
     let chosen = y1.where_self(&pick, &y2);
     let rejected = y2.where_self(&pick, &y1);
-    let out = Pairs { prompts: prompts.to_device(tch::Device::Cpu), chosen: chosen.to_device(tch::Device::Cpu), rejected: rejected.to_device(tch::Device::Cpu), columns: Default::default() };
+    let out = Pairs {
+        prompts: prompts.to_device(tch::Device::Cpu),
+        chosen: chosen.to_device(tch::Device::Cpu),
+        rejected: rejected.to_device(tch::Device::Cpu),
+        columns: Default::default(),
+    };
     sampler::tag_stream_batch(out, step as i64)
 }

@@ -74,7 +74,11 @@ impl KvCache {
             times[0] = n as i64;
             t.repeat(times.as_slice())
         };
-        KvCache { k: self.k.iter().map(rep).collect(), v: self.v.iter().map(rep).collect(), key_mask: rep(&self.key_mask) }
+        KvCache {
+            k: self.k.iter().map(rep).collect(),
+            v: self.v.iter().map(rep).collect(),
+            key_mask: rep(&self.key_mask),
+        }
     }
 }
 
@@ -147,7 +151,11 @@ impl Trunk {
         match &self.seg {
             None => x,
             Some(seg) => {
-                let ids = tokens.eq(crate::ml::tokens::SEP).to_kind(Kind::Int64).cumsum(1, Kind::Int64).clamp_max(self.arch.segments - 1);
+                let ids = tokens
+                    .eq(crate::ml::tokens::SEP)
+                    .to_kind(Kind::Int64)
+                    .cumsum(1, Kind::Int64)
+                    .clamp_max(self.arch.segments - 1);
                 x + seg.forward(&ids)
             }
         }
@@ -199,7 +207,11 @@ impl Trunk {
         let past = cache.key_mask.size()[1];
         let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0);
         let eye = Tensor::eye(t, (Kind::Bool, device));
-        let new_keys = causal.unsqueeze(0).unsqueeze(0).logical_and(&key_mask.unsqueeze(1).unsqueeze(1)).logical_or(&eye.unsqueeze(0).unsqueeze(0)); // [B,1,T,T]
+        let new_keys = causal
+            .unsqueeze(0)
+            .unsqueeze(0)
+            .logical_and(&key_mask.unsqueeze(1).unsqueeze(1))
+            .logical_or(&eye.unsqueeze(0).unsqueeze(0)); // [B,1,T,T]
         let past_keys = cache.key_mask.unsqueeze(1).unsqueeze(1).expand([b, 1, t, past], false);
         let mask = Tensor::cat(&[past_keys, new_keys], 3);
         cache.key_mask = Tensor::cat(&[&cache.key_mask, key_mask], 1);
@@ -242,7 +254,11 @@ pub fn init(vs: &nn::VarStore, seed: u64, layers: i64) {
             } else if name.ends_with("bias") {
                 vec![0.0; n]
             } else {
-                let scale = if name.ends_with("proj.weight") || name.ends_with("out.weight") { 0.02 / (2.0 * layers as f64).sqrt() } else { 0.02 };
+                let scale = if name.ends_with("proj.weight") || name.ends_with("out.weight") {
+                    0.02 / (2.0 * layers as f64).sqrt()
+                } else {
+                    0.02
+                };
                 let mut rng = crate::ml::rng::stream(seed, &format!("init/{name}"), 0);
                 (0..n).map(|_| (crate::ml::rng::normal(&mut rng) * scale) as f32).collect()
             };

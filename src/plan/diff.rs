@@ -95,13 +95,32 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
             compare(p, pa.get(p), pb.get(p), a, b, &mut params, &mut inputs);
         }
         let only_inputs = params.is_empty() && !inputs.is_empty();
-        changed.push((order.get(ka).copied().unwrap_or(usize::MAX), Changed { name: name.clone(), kind: na.kind().to_string(), key_a: *ka, key_b: *kb, params, inputs, only_inputs }));
+        changed.push((
+            order.get(ka).copied().unwrap_or(usize::MAX),
+            Changed {
+                name: name.clone(),
+                kind: na.kind().to_string(),
+                key_a: *ka,
+                key_b: *kb,
+                params,
+                inputs,
+                only_inputs,
+            },
+        ));
     }
     changed.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.name.cmp(&y.1.name)));
     Diff { only_in_a, only_in_b, shared, changed: changed.into_iter().map(|(_, c)| c).collect() }
 }
 
-fn compare(path: &str, a: Option<&CValue>, b: Option<&CValue>, pa: &Plan, pb: &Plan, params: &mut Vec<ParamChange>, inputs: &mut Vec<InputChange>) {
+fn compare(
+    path: &str,
+    a: Option<&CValue>,
+    b: Option<&CValue>,
+    pa: &Plan,
+    pb: &Plan,
+    params: &mut Vec<ParamChange>,
+    inputs: &mut Vec<InputChange>,
+) {
     match (a, b) {
         (Some(x), Some(y)) if x == y => {}
         (Some(CValue::Key(x)), Some(CValue::Key(y))) => inputs.push(InputChange {
@@ -135,7 +154,9 @@ pub fn show(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Number(n) if n.is_f64() => display_float(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::Null => "(unset)".into(),
-        serde_json::Value::String(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => s[..10].to_string(),
+        serde_json::Value::String(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
+            s[..10].to_string()
+        }
         other => other.to_string(),
     }
 }
@@ -173,7 +194,8 @@ pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
     let _ = writeln!(s, "\nchanged only because an input changed ({}):", downstream.len());
     for c in &downstream {
         let why: Vec<String> = c.inputs.iter().map(|i| format!("{} ({})", i.path, join_names(&i.names_a))).collect();
-        let _ = writeln!(s, "  {} ({})  {} → {}  via {}", c.name, c.kind, c.key_a.short(), c.key_b.short(), why.join(", "));
+        let _ =
+            writeln!(s, "  {} ({})  {} → {}  via {}", c.name, c.kind, c.key_a.short(), c.key_b.short(), why.join(", "));
     }
     s
 }
@@ -185,4 +207,3 @@ fn join_names(n: &[String]) -> String {
         n.join(", ")
     }
 }
-

@@ -75,7 +75,10 @@ pub enum CValue {
     Bool(bool),
     List(Vec<CValue>),
     /// A structured value (a loss, a sampler) tagged by its constructor.
-    Record { tag: String, fields: BTreeMap<String, CValue> },
+    Record {
+        tag: String,
+        fields: BTreeMap<String, CValue>,
+    },
     /// Another node's key: an input.
     Key(Key),
 }

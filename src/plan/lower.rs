@@ -91,7 +91,9 @@ impl<'a> Args<'a> {
     }
     fn strings(&self, name: &str) -> Vec<String> {
         match self.args.get(name) {
-            Some(Value::List(items)) => items.iter().filter_map(|i| if let Value::Str(t) = i { Some(t.clone()) } else { None }).collect(),
+            Some(Value::List(items)) => {
+                items.iter().filter_map(|i| if let Value::Str(t) = i { Some(t.clone()) } else { None }).collect()
+            }
             _ => vec![],
         }
     }
@@ -115,7 +117,13 @@ struct Lowerer<'p> {
 }
 
 pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
-    let mut l = Lowerer { program, plan: Plan::default(), out: vec![None; program.instances.len()], problems: vec![], pool: Default::default() };
+    let mut l = Lowerer {
+        program,
+        plan: Plan::default(),
+        out: vec![None; program.instances.len()],
+        problems: vec![],
+        pool: Default::default(),
+    };
     // Instances are numbered in dependency order, so inputs are lowered first.
     for id in 0..program.instances.len() {
         let inst = &program.instances[id];
@@ -144,7 +152,9 @@ impl<'p> Lowerer<'p> {
         let name = || vec![NodeName::Decl(inst.name.clone())];
         let output = match inst.ctor.name {
             "summarize" | "helpful" | "harmless" | "arena" => {
-                let Some(flavour) = WorldFlavour::from_name(inst.ctor.name) else { return internal("no such world".into()) };
+                let Some(flavour) = WorldFlavour::from_name(inst.ctor.name) else {
+                    return internal("no such world".into());
+                };
                 let op = Op::World(WorldSpec {
                     flavour,
                     seed: a.seed("seed")?,
@@ -166,7 +176,11 @@ impl<'p> Lowerer<'p> {
                 Output::Node(self.add(op, name()))
             }
             "relabel" => {
-                let op = Op::Relabel(RelabelSpec { data: self.key(&a, "data")?, judge: self.key(&a, "judge")?, seed: a.seed("seed")? });
+                let op = Op::Relabel(RelabelSpec {
+                    data: self.key(&a, "data")?,
+                    judge: self.key(&a, "judge")?,
+                    seed: a.seed("seed")?,
+                });
                 Output::Node(self.add(op, name()))
             }
             "pairs" => {
@@ -208,7 +222,9 @@ impl<'p> Lowerer<'p> {
                 Output::Node(self.add(Op::Pm(spec, head), name()))
             }
             "train" => self.lower_run(inst, &a)?,
-            "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => self.lower_eval(inst, &a)?,
+            "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => {
+                self.lower_eval(inst, &a)?
+            }
             "tradeoff" | "curve" | "scatter" | "best" => self.lower_figure(inst, &a)?,
             _ => return Ok(None),
         };
@@ -243,7 +259,11 @@ impl<'p> Lowerer<'p> {
         let sampler = match a.call("sampler")? {
             ("offline", s) => Sampler::Offline { data: self.key(&s, "data")? },
             // Online sampling draws prompts from the starting policy's data unless told otherwise.
-            ("online", s) => Sampler::Online { judge: self.key(&s, "judge")?, temperature: s.float("temperature")?, prompts: self.opt_key(&s, "prompts")?.or(pool) },
+            ("online", s) => Sampler::Online {
+                judge: self.key(&s, "judge")?,
+                temperature: s.float("temperature")?,
+                prompts: self.opt_key(&s, "prompts")?.or(pool),
+            },
             ("replay", s) => Sampler::Replay { source: self.key(&s, "source")?, shuffle: s.float("shuffle")? },
             (other, _) => return internal(format!("no sampler `{other}`")),
         };
@@ -282,14 +302,25 @@ impl<'p> Lowerer<'p> {
         let list_param = if inst.ctor.name == "classifier" { "models" } else { "policies" };
         let Value::List(targets) = a.get(list_param)? else { return internal(format!("`{list_param}` is not a list")) };
         let at: Option<Vec<i64>> = match inst.args.get("at") {
-            Some(Value::List(v)) => Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect()),
+            Some(Value::List(v)) => {
+                Some(v.iter().filter_map(|x| if let Value::Int(i) = x { Some(*i) } else { None }).collect())
+            }
             _ => None,
         };
         let seed = a.seed("seed")?;
         let metric = match inst.ctor.name {
             "kl" => Metric::Kl { prompts: a.int("prompts")? },
-            "winrate" => Metric::Winrate { baseline: self.key(a, "baseline")?, judge: self.key(a, "judge")?, prompts: a.int("prompts")? },
-            "classifier" => Metric::Classifier { data: self.key(a, "data")?, judge: self.opt_key(a, "judge")?, n: a.int("n")?, windows: a.int("windows")? },
+            "winrate" => Metric::Winrate {
+                baseline: self.key(a, "baseline")?,
+                judge: self.key(a, "judge")?,
+                prompts: a.int("prompts")?,
+            },
+            "classifier" => Metric::Classifier {
+                data: self.key(a, "data")?,
+                judge: self.opt_key(a, "judge")?,
+                n: a.int("n")?,
+                windows: a.int("windows")?,
+            },
             "self_classifier" => Metric::SelfClassifier { judge: self.key(a, "judge")?, prompts: a.int("prompts")? },
             "winner_logprob" => Metric::WinnerLogprob { data: self.key(a, "data")?, n: a.int("n")? },
             "oracle" => Metric::Oracle { world: self.key(a, "world")?, prompts: a.int("prompts")? },
@@ -298,7 +329,13 @@ impl<'p> Lowerer<'p> {
         for t in targets {
             for (target, target_name, step, default_ref) in self.eval_targets(t, at.as_deref()) {
                 let given_reference = self.opt_key(a, "reference")?;
-                let spec = EvalSpec { target, reference: given_reference.or(default_ref), pool: self.pool.get(&target).copied(), seed, metric: metric.clone() };
+                let spec = EvalSpec {
+                    target,
+                    reference: given_reference.or(default_ref),
+                    pool: self.pool.get(&target).copied(),
+                    seed,
+                    metric: metric.clone(),
+                };
                 let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
                 keys.push(self.add(Op::Eval(spec), vec![name]));
             }
@@ -323,7 +360,13 @@ impl<'p> Lowerer<'p> {
         for axis in ["x", "y"] {
             match inst.args.get(axis) {
                 Some(Value::Instance(e)) => evals.push(self.program.instances[*e].name.clone()),
-                Some(Value::List(items)) => evals.extend(items.iter().filter_map(|i| if let Value::Instance(e) = i { Some(self.program.instances[*e].name.clone()) } else { None })),
+                Some(Value::List(items)) => evals.extend(items.iter().filter_map(|i| {
+                    if let Value::Instance(e) = i {
+                        Some(self.program.instances[*e].name.clone())
+                    } else {
+                        None
+                    }
+                })),
                 _ => {}
             }
         }
@@ -332,8 +375,16 @@ impl<'p> Lowerer<'p> {
             _ => SeriesBy::Declaration,
         };
         // Presentation-only arguments never enter the key.
-        let show = Presentation { claim: a.opt_string("claim").unwrap_or_default(), expect: a.strings("expect"), series, normalize: a.opt_string("normalize"), evals };
-        Ok(Output::Node(self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())])))
+        let show = Presentation {
+            claim: a.opt_string("claim").unwrap_or_default(),
+            expect: a.strings("expect"),
+            series,
+            normalize: a.opt_string("normalize"),
+            evals,
+        };
+        Ok(Output::Node(
+            self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())]),
+        ))
     }
 
     /// Adds a node computing `op`.
@@ -424,7 +475,10 @@ impl<'p> Lowerer<'p> {
                                 v
                             }
                         };
-                        chosen.into_iter().map(|s| (self.checkpoint(train, init, s, &name), name.clone(), Some(s), Some(reference))).collect()
+                        chosen
+                            .into_iter()
+                            .map(|s| (self.checkpoint(train, init, s, &name), name.clone(), Some(s), Some(reference)))
+                            .collect()
                     }
                     Some(Output::Node(k)) => {
                         // An SFT model is its own reference; a PM has none.
@@ -460,9 +514,16 @@ impl<'p> Lowerer<'p> {
             if let (Some(root), Some(target)) = (normalize(&root), normalize(&full)) {
                 if !target.starts_with(&root) {
                     self.problems.push(
-                        Problem::new(Code::OutsideProject, inst.span, format!("`{path}` leads outside the project ({})", root.display()))
-                            .label("this dataset's file")
-                            .help(format!("to import a file from outside the project, name it by its absolute path: \"{}\"", target.display())),
+                        Problem::new(
+                            Code::OutsideProject,
+                            inst.span,
+                            format!("`{path}` leads outside the project ({})", root.display()),
+                        )
+                        .label("this dataset's file")
+                        .help(format!(
+                            "to import a file from outside the project, name it by its absolute path: \"{}\"",
+                            target.display()
+                        )),
                     );
                     return None;
                 }
@@ -487,7 +548,10 @@ impl<'p> Lowerer<'p> {
 fn project_root(top: &Path) -> PathBuf {
     let dir = top.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let abs = std::path::absolute(&dir).unwrap_or(dir.clone());
-    abs.ancestors().find(|a| a.join("tandem.toml").exists() || a.join(".git").exists()).map(Path::to_path_buf).unwrap_or(abs)
+    abs.ancestors()
+        .find(|a| a.join("tandem.toml").exists() || a.join(".git").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(abs)
 }
 
 /// An absolute path with `.` and `..` resolved lexically (no symlinks followed).

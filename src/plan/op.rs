@@ -29,7 +29,10 @@ pub enum Op {
     /// A training run, keyed without its length.
     Train(TrainSpec),
     /// A run's checkpoint at a step (> 0); written by the run's training.
-    Checkpoint { run: Key, step: i64 },
+    Checkpoint {
+        run: Key,
+        step: i64,
+    },
     /// One evaluation of one target.
     Eval(EvalSpec),
     /// Drawn by the report from its evaluations' rows.
@@ -45,7 +48,8 @@ pub enum WorldFlavour {
 }
 
 impl WorldFlavour {
-    pub const ALL: [WorldFlavour; 4] = [WorldFlavour::Summarize, WorldFlavour::Helpful, WorldFlavour::Harmless, WorldFlavour::Arena];
+    pub const ALL: [WorldFlavour; 4] =
+        [WorldFlavour::Summarize, WorldFlavour::Helpful, WorldFlavour::Harmless, WorldFlavour::Arena];
 
     /// The constructor that makes it (`summarize(...)`).
     pub fn name(self) -> &'static str {
@@ -165,11 +169,20 @@ pub enum Loss {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Sampler {
-    Offline { data: Key },
+    Offline {
+        data: Key,
+    },
     /// `prompts` is filled by lowering from the starting policy's SFT data
     /// when not given; absent only when no such data is known.
-    Online { judge: Key, temperature: f64, prompts: Option<Key> },
-    Replay { source: Key, shuffle: f64 },
+    Online {
+        judge: Key,
+        temperature: f64,
+        prompts: Option<Key>,
+    },
+    Replay {
+        source: Key,
+        shuffle: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,11 +260,22 @@ pub struct FigureSpec {
 /// What a figure plots; the evaluation nodes of each axis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FigureShape {
-    Tradeoff { x: Vec<Key>, y: Vec<Key> },
+    Tradeoff {
+        x: Vec<Key>,
+        y: Vec<Key>,
+    },
     /// One list of evaluation nodes per evaluation plotted.
-    Curve { y: Vec<Vec<Key>> },
-    Scatter { x: Vec<Key>, y: Vec<Key> },
-    Best { y: Vec<Key>, quantile: f64 },
+    Curve {
+        y: Vec<Vec<Key>>,
+    },
+    Scatter {
+        x: Vec<Key>,
+        y: Vec<Key>,
+    },
+    Best {
+        y: Vec<Key>,
+        quantile: f64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,7 +382,9 @@ impl Sampler {
         let mut f = Fields::new();
         match self {
             Sampler::Offline { data } => f.key("data", *data),
-            Sampler::Online { judge, temperature, prompts } => f.key("judge", *judge).float("temperature", *temperature).opt_key("prompts", *prompts),
+            Sampler::Online { judge, temperature, prompts } => {
+                f.key("judge", *judge).float("temperature", *temperature).opt_key("prompts", *prompts)
+            }
             Sampler::Replay { source, shuffle } => f.key("source", *source).float("shuffle", *shuffle),
         };
         CValue::Record { tag: self.ctor().to_string(), fields: f.take() }
@@ -468,7 +494,14 @@ impl Op {
             Op::Pm(..) => 2,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
-            Op::World(_) | Op::Generate(_) | Op::Pairs(_) | Op::Jsonl(_) | Op::Sft(_) | Op::Checkpoint { .. } | Op::Eval(_) | Op::Figure(_) => 1,
+            Op::World(_)
+            | Op::Generate(_)
+            | Op::Pairs(_)
+            | Op::Jsonl(_)
+            | Op::Sft(_)
+            | Op::Checkpoint { .. }
+            | Op::Eval(_)
+            | Op::Figure(_) => 1,
         }
     }
 
@@ -479,10 +512,17 @@ impl Op {
         let mut f = Fields::new();
         match self {
             Op::World(w) => {
-                f.seed("seed", w.seed).int("vocab", w.vocab).int("prompt_len", w.prompt_len).int("response_len", w.response_len).float("noise", w.noise);
+                f.seed("seed", w.seed)
+                    .int("vocab", w.vocab)
+                    .int("prompt_len", w.prompt_len)
+                    .int("response_len", w.response_len)
+                    .float("noise", w.noise);
             }
             Op::Generate(g) => {
-                f.key("world", g.world).int("pairs", g.pairs).float("val_fraction", g.val_fraction).seed("seed", g.seed);
+                f.key("world", g.world)
+                    .int("pairs", g.pairs)
+                    .float("val_fraction", g.val_fraction)
+                    .seed("seed", g.seed);
                 // `-0.0 == 0.0`: every spelling of the default is left out.
                 if g.overshoot != 0.0 {
                     f.float("overshoot", g.overshoot);
@@ -492,7 +532,13 @@ impl Op {
                 f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed);
             }
             Op::Pairs(p) => {
-                f.key("a", p.a).key("b", p.b).key("prompts", p.prompts).key("judge", p.judge).int("n", p.n).float("temperature", p.temperature).seed("seed", p.seed);
+                f.key("a", p.a)
+                    .key("b", p.b)
+                    .key("prompts", p.prompts)
+                    .key("judge", p.judge)
+                    .int("n", p.n)
+                    .float("temperature", p.temperature)
+                    .seed("seed", p.seed);
             }
             Op::Jsonl(j) => {
                 f.str("content", &j.content).str("tokenizer", j.tokenizer.name());
@@ -511,21 +557,31 @@ impl Op {
                     .int("batch", t.batch)
                     .int("warmup", t.warmup)
                     .float("clip", t.clip)
-                    .str("logprob", match t.logprob {
-                        LogProb::Sum => "sum",
-                        LogProb::Mean => "mean",
-                    })
+                    .str(
+                        "logprob",
+                        match t.logprob {
+                            LogProb::Sum => "sum",
+                            LogProb::Mean => "mean",
+                        },
+                    )
                     .seed("seed", t.seed);
             }
             Op::Checkpoint { run, step } => {
                 f.key("run", *run).int("step", *step);
             }
             Op::Eval(e) => {
-                f.key("target", e.target).opt_key("reference", e.reference).opt_key("pool", e.pool).seed("seed", e.seed);
+                f.key("target", e.target)
+                    .opt_key("reference", e.reference)
+                    .opt_key("pool", e.pool)
+                    .seed("seed", e.seed);
                 match &e.metric {
                     Metric::Kl { prompts } => f.int("prompts", *prompts),
-                    Metric::Winrate { baseline, judge, prompts } => f.key("baseline", *baseline).key("judge", *judge).int("prompts", *prompts),
-                    Metric::Classifier { data, judge, n, windows } => f.key("data", *data).opt_key("judge", *judge).int("n", *n).int("windows", *windows),
+                    Metric::Winrate { baseline, judge, prompts } => {
+                        f.key("baseline", *baseline).key("judge", *judge).int("prompts", *prompts)
+                    }
+                    Metric::Classifier { data, judge, n, windows } => {
+                        f.key("data", *data).opt_key("judge", *judge).int("n", *n).int("windows", *windows)
+                    }
                     Metric::SelfClassifier { judge, prompts } => f.key("judge", *judge).int("prompts", *prompts),
                     Metric::WinnerLogprob { data, n } => f.key("data", *data).int("n", *n),
                     Metric::Oracle { world, prompts } => f.key("world", *world).int("prompts", *prompts),
@@ -551,7 +607,9 @@ impl Op {
     /// Facts outside the key, for `plan --json` (`attrs`).
     pub fn facts_json(&self) -> serde_json::Value {
         match self {
-            Op::Train(t) => serde_json::json!({"steps": t.length.steps, "save_every": t.length.save_every, "checkpoints": t.length.checkpoints}),
+            Op::Train(t) => {
+                serde_json::json!({"steps": t.length.steps, "save_every": t.length.save_every, "checkpoints": t.length.checkpoints})
+            }
             Op::Jsonl(j) => serde_json::json!({"path": j.path}),
             Op::Figure(f) => serde_json::json!({
                 "claim": f.show.claim,

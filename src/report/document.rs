@@ -24,7 +24,11 @@ pub fn markdown(blocks: &[Block]) -> String {
                 s.push('\n');
             }
             Block::Table { head, rows } => {
-                s.push_str(&format!("| {} |\n|{}|\n", head.join(" | "), head.iter().map(|_| "---").collect::<Vec<_>>().join("|")));
+                s.push_str(&format!(
+                    "| {} |\n|{}|\n",
+                    head.join(" | "),
+                    head.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+                ));
                 for r in rows {
                     s.push_str(&format!("| {} |\n", r.join(" | ")));
                 }
@@ -113,7 +117,9 @@ pub fn html(blocks: &[Block]) -> String {
                 }
                 s.push_str("</table>\n");
             }
-            Block::Image { src, alt } => s.push_str(&format!("<p><img src=\"{}\" alt=\"{}\"></p>\n", esc(src), esc(alt))),
+            Block::Image { src, alt } => {
+                s.push_str(&format!("<p><img src=\"{}\" alt=\"{}\"></p>\n", esc(src), esc(alt)))
+            }
         }
     }
     s.push_str("</body></html>\n");

@@ -58,7 +58,8 @@ pub struct Figure {
 /// The rows of the given evaluation nodes; an evaluation that reports several
 /// metrics is plotted by its first (its headline).
 fn rows_of<'a>(rows: &'a [EvalRow], keys: &[Key], evals: &[InstanceName]) -> Vec<&'a EvalRow> {
-    let selected: Vec<&EvalRow> = rows.iter().filter(|r| keys.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
+    let selected: Vec<&EvalRow> =
+        rows.iter().filter(|r| keys.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
     let mut headline: std::collections::HashMap<&InstanceName, &str> = std::collections::HashMap::new();
     for r in &selected {
         headline.entry(&r.eval).or_insert(r.metric.as_str());
@@ -67,15 +68,17 @@ fn rows_of<'a>(rows: &'a [EvalRow], keys: &[Key], evals: &[InstanceName]) -> Vec
 }
 
 fn metric_label(rows: &[&EvalRow]) -> String {
-    rows.first().map(|r| match r.metric.as_str() {
-        "kl" => "KL(πθ ‖ πsft)".to_string(),
-        "winrate" => "win rate against the baseline".to_string(),
-        "accuracy" => "classification accuracy".to_string(),
-        "winner_logprob" => "log πθ(y_w) − log πsft(y_w)".to_string(),
-        "self_accuracy" => "self-classification accuracy".to_string(),
-        "oracle_reward" => "oracle reward r*(x, y)".to_string(),
-        m => m.to_string(),
-    }).unwrap_or_default()
+    rows.first()
+        .map(|r| match r.metric.as_str() {
+            "kl" => "KL(πθ ‖ πsft)".to_string(),
+            "winrate" => "win rate against the baseline".to_string(),
+            "accuracy" => "classification accuracy".to_string(),
+            "winner_logprob" => "log πθ(y_w) − log πsft(y_w)".to_string(),
+            "self_accuracy" => "self-classification accuracy".to_string(),
+            "oracle_reward" => "oracle reward r*(x, y)".to_string(),
+            m => m.to_string(),
+        })
+        .unwrap_or_default()
 }
 
 /// Gathers a figure's data from the evaluation table. A series is a
@@ -84,7 +87,18 @@ fn metric_label(rows: &[&EvalRow]) -> String {
 pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
     let name = node.names.first().map(|n| n.to_string()).unwrap_or_else(|| node.key.short());
     let Op::Figure(FigureSpec { shape, title, show }) = &node.op else {
-        return Figure { name: name.clone(), kind: FigureKind::Curve, title: name, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim: String::new(), expect: vec![], notes: vec![] };
+        return Figure {
+            name: name.clone(),
+            kind: FigureKind::Curve,
+            title: name,
+            x_label: String::new(),
+            y_label: String::new(),
+            points: vec![],
+            bars: vec![],
+            claim: String::new(),
+            expect: vec![],
+            notes: vec![],
+        };
     };
     let title = if title.is_empty() { name.clone() } else { title.clone() };
     let kind = match shape {
@@ -93,7 +107,18 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
         FigureShape::Scatter { .. } => FigureKind::Scatter,
         FigureShape::Best { .. } => FigureKind::Best,
     };
-    let mut fig = Figure { name, kind, title, x_label: String::new(), y_label: String::new(), points: vec![], bars: vec![], claim: show.claim.clone(), expect: show.expect.clone(), notes: vec![] };
+    let mut fig = Figure {
+        name,
+        kind,
+        title,
+        x_label: String::new(),
+        y_label: String::new(),
+        points: vec![],
+        bars: vec![],
+        claim: show.claim.clone(),
+        expect: show.expect.clone(),
+        notes: vec![],
+    };
     let by_member = show.series == SeriesBy::Member;
     let evals = &show.evals;
     match shape {
@@ -104,22 +129,46 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
             fig.y_label = metric_label(&ys);
             for y in &ys {
                 // Join on the evaluated target and step (and, for streams, the data step).
-                if let Some(x) = xs.iter().find(|x| x.target == y.target && x.step == y.step && x.data_step == y.data_step) {
+                if let Some(x) =
+                    xs.iter().find(|x| x.target == y.target && x.step == y.step && x.data_step == y.data_step)
+                {
                     let member = y.target.to_string();
                     let series = if by_member { member.clone() } else { y.target.decl.clone() };
-                    fig.points.push(Point { series, member, step: y.step, x: x.value, x_err: 1.96 * x.stderr, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+                    fig.points.push(Point {
+                        series,
+                        member,
+                        step: y.step,
+                        x: x.value,
+                        x_err: 1.96 * x.stderr,
+                        y: y.value,
+                        y_err: 1.96 * y.stderr,
+                        n: y.n,
+                    });
                 }
             }
         }
         FigureShape::Curve { y } => {
             let keys: Vec<Key> = y.iter().flatten().copied().collect();
             let ys = rows_of(rows, &keys, evals);
-            fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) { "step of the online data stream".into() } else { "training step".into() };
+            fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) {
+                "step of the online data stream".into()
+            } else {
+                "training step".into()
+            };
             fig.y_label = metric_label(&ys);
             for y in &ys {
                 let member = format!("{} {}", y.eval, y.target);
                 let x = y.data_step.or(y.step).unwrap_or(0) as f64;
-                fig.points.push(Point { series: member.clone(), member, step: y.step, x, x_err: 0.0, y: y.value, y_err: 1.96 * y.stderr, n: y.n });
+                fig.points.push(Point {
+                    series: member.clone(),
+                    member,
+                    step: y.step,
+                    x,
+                    x_err: 0.0,
+                    y: y.value,
+                    y_err: 1.96 * y.stderr,
+                    n: y.n,
+                });
             }
         }
         FigureShape::Best { y, quantile } => {
@@ -166,7 +215,8 @@ fn register_font() {
 
 fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     let v: Vec<f64> = vals.filter(|x| x.is_finite()).collect();
-    let (lo, hi) = (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+    let (lo, hi) =
+        (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -202,8 +252,15 @@ where
         for (i, (_, v, se)) in fig.bars.iter().enumerate() {
             let c = Palette99::pick(i);
             let x = i as f64;
-            chart.draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, *v)], c.mix(0.7).filled()))).map_err(e)?;
-            chart.draw_series(std::iter::once(PathElement::new(vec![(x, v - 1.96 * se), (x, v + 1.96 * se)], BLACK.stroke_width(2)))).map_err(e)?;
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, *v)], c.mix(0.7).filled())))
+                .map_err(e)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, v - 1.96 * se), (x, v + 1.96 * se)],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(e)?;
         }
         root.present().map_err(e)?;
         return Ok(());
@@ -241,19 +298,36 @@ where
             let mut by_x: Vec<&&Point> = pts.iter().collect();
             by_x.sort_by(|a, b| a.x.total_cmp(&b.x));
             if by_x.len() > 1 && fig.kind != FigureKind::Scatter {
-                let band: Vec<(f64, f64)> = by_x.iter().map(|p| (p.x, p.y + p.y_err)).chain(by_x.iter().rev().map(|p| (p.x, p.y - p.y_err))).collect();
+                let band: Vec<(f64, f64)> = by_x
+                    .iter()
+                    .map(|p| (p.x, p.y + p.y_err))
+                    .chain(by_x.iter().rev().map(|p| (p.x, p.y - p.y_err)))
+                    .collect();
                 chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15)))).map_err(e)?;
             }
             for p in pts.iter() {
-                chart.draw_series(std::iter::once(PathElement::new(vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)], color.mix(0.5)))).map_err(e)?;
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)],
+                        color.mix(0.5),
+                    )))
+                    .map_err(e)?;
                 if p.x_err > 0.0 {
-                    chart.draw_series(std::iter::once(PathElement::new(vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)], color.mix(0.5)))).map_err(e)?;
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)],
+                            color.mix(0.5),
+                        )))
+                        .map_err(e)?;
                 }
             }
             if fig.kind != FigureKind::Scatter {
-                let line = chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2))).map_err(e)?;
+                let line = chart
+                    .draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2)))
+                    .map_err(e)?;
                 if first {
-                    line.label(s.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    line.label(s.clone())
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
                 }
             }
             let dots = chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 3, color.filled()))).map_err(e)?;
@@ -263,7 +337,13 @@ where
             first = false;
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw().map_err(e)?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(e)?;
     root.present().map_err(e)?;
     Ok(())
 }
@@ -313,7 +393,19 @@ mod tests {
     use super::*;
 
     fn row(eval: &str, target: &str, key: &Key) -> EvalRow {
-        EvalRow { eval: InstanceName::plain(eval), target: InstanceName::plain(target), step: Some(0), metric: "kl".into(), value: 0.0, stderr: 0.0, ci_low: 0.0, ci_high: 0.0, n: 1, data_step: None, key: *key }
+        EvalRow {
+            eval: InstanceName::plain(eval),
+            target: InstanceName::plain(target),
+            step: Some(0),
+            metric: "kl".into(),
+            value: 0.0,
+            stderr: 0.0,
+            ci_low: 0.0,
+            ci_high: 0.0,
+            n: 1,
+            data_step: None,
+            key: *key,
+        }
     }
 
     #[test]
@@ -330,8 +422,15 @@ mod tests {
     }
 
     fn best_figure(normalize: Option<&str>, rows: &[EvalRow], keys: Vec<Key>) -> Figure {
-        let show = crate::plan::op::Presentation { claim: String::new(), expect: vec![], series: SeriesBy::Declaration, normalize: normalize.map(String::from), evals: vec![] };
-        let op = Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });
+        let show = crate::plan::op::Presentation {
+            claim: String::new(),
+            expect: vec![],
+            series: SeriesBy::Declaration,
+            normalize: normalize.map(String::from),
+            evals: vec![],
+        };
+        let op =
+            Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });
         figure_data(&Node::new(op, vec![]), rows)
     }
 

@@ -57,7 +57,10 @@ fn verdicts(fig: &Figure) -> Vec<String> {
             (false, false) => "leans against the paper, but the 95% intervals overlap: not decided",
         };
         let what = if fig.bars.is_empty() { "peak" } else { "value" };
-        out.push(format!("paper: `{}` above `{}`; this run's {what}s: {:.3} ± {:.3} vs {:.3} ± {:.3} — {verdict}.", a.0, b.0, a.1, a.2, b.1, b.2));
+        out.push(format!(
+            "paper: `{}` above `{}`; this run's {what}s: {:.3} ± {:.3} vs {:.3} ± {:.3} — {verdict}.",
+            a.0, b.0, a.1, a.2, b.1, b.2
+        ));
     }
     out
 }
@@ -91,7 +94,10 @@ fn findings(fig: &Figure) -> Vec<String> {
                     ));
                     // Over-optimisation: does y fall after its peak as KL grows?
                     if last.x > best.x && best.y - last.y > (best.y_err + last.y_err) / 2.0 {
-                        out.push(format!("`{s}` over-optimises: past its peak, more KL brings a lower score ({:.3} → {:.3}).", best.y, last.y));
+                        out.push(format!(
+                            "`{s}` over-optimises: past its peak, more KL brings a lower score ({:.3} → {:.3}).",
+                            best.y, last.y
+                        ));
                     }
                     // Several members (seeds, grid points) pooled in one
                     // series: how far apart their own peaks are.
@@ -102,8 +108,15 @@ fn findings(fig: &Figure) -> Vec<String> {
                         }
                     }
                     if members.len() > 1 {
-                        let member_peaks: Vec<f64> = members.iter().map(|m| pts.iter().filter(|p| p.member == *m).map(|p| p.y).fold(f64::NEG_INFINITY, f64::max)).collect();
-                        let (lo, hi) = member_peaks.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+                        let member_peaks: Vec<f64> = members
+                            .iter()
+                            .map(|m| {
+                                pts.iter().filter(|p| p.member == *m).map(|p| p.y).fold(f64::NEG_INFINITY, f64::max)
+                            })
+                            .collect();
+                        let (lo, hi) = member_peaks
+                            .iter()
+                            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
                         out.push(format!("`{s}` pools {} members; their own peaks range from {lo:.3} to {hi:.3} (the spread between them).", members.len()));
                     }
                     peaks.push((s.to_string(), best.y, best.y_err));
@@ -118,21 +131,36 @@ fn findings(fig: &Figure) -> Vec<String> {
                     w[1].0,
                     w[0].1,
                     w[1].1,
-                    if sep { "the 95% intervals do not overlap" } else { "the 95% intervals overlap: no clear difference at this sample size" }
+                    if sep {
+                        "the 95% intervals do not overlap"
+                    } else {
+                        "the 95% intervals overlap: no clear difference at this sample size"
+                    }
                 ));
             }
         }
         FigureKind::Scatter => {
             let n = fig.points.len() as f64;
             if n >= 3.0 {
-                let (mx, my) = (fig.points.iter().map(|p| p.x).sum::<f64>() / n, fig.points.iter().map(|p| p.y).sum::<f64>() / n);
+                let (mx, my) =
+                    (fig.points.iter().map(|p| p.x).sum::<f64>() / n, fig.points.iter().map(|p| p.y).sum::<f64>() / n);
                 let cov: f64 = fig.points.iter().map(|p| (p.x - mx) * (p.y - my)).sum();
-                let (vx, vy): (f64, f64) = (fig.points.iter().map(|p| (p.x - mx).powi(2)).sum(), fig.points.iter().map(|p| (p.y - my).powi(2)).sum());
+                let (vx, vy): (f64, f64) = (
+                    fig.points.iter().map(|p| (p.x - mx).powi(2)).sum(),
+                    fig.points.iter().map(|p| (p.y - my).powi(2)).sum(),
+                );
                 let r = cov / (vx * vy).sqrt();
                 // Fisher z interval for r.
                 let z = r.atanh();
                 let se = 1.0 / (n - 3.0).max(1.0).sqrt();
-                out.push(format!("Pearson r between {} and {} over all {} points: {r:.3} [{:.3}, {:.3}].", fig.x_label, fig.y_label, n as usize, (z - 1.96 * se).tanh(), (z + 1.96 * se).tanh()));
+                out.push(format!(
+                    "Pearson r between {} and {} over all {} points: {r:.3} [{:.3}, {:.3}].",
+                    fig.x_label,
+                    fig.y_label,
+                    n as usize,
+                    (z - 1.96 * se).tanh(),
+                    (z + 1.96 * se).tanh()
+                ));
             }
         }
         FigureKind::Curve => {
@@ -140,7 +168,14 @@ fn findings(fig: &Figure) -> Vec<String> {
                 let mut pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
                 pts.sort_by(|a, b| a.x.total_cmp(&b.x));
                 if let (Some(a), Some(b)) = (pts.first(), pts.last()) {
-                    out.push(format!("`{s}`: {} at {} {:.0} → {} at {:.0}.", ci(a.y, a.y_err / 1.96), fig.x_label, a.x, ci(b.y, b.y_err / 1.96), b.x));
+                    out.push(format!(
+                        "`{s}`: {} at {} {:.0} → {} at {:.0}.",
+                        ci(a.y, a.y_err / 1.96),
+                        fig.x_label,
+                        a.x,
+                        ci(b.y, b.y_err / 1.96),
+                        b.x
+                    ));
                 }
             }
         }
@@ -154,7 +189,14 @@ fn findings(fig: &Figure) -> Vec<String> {
 }
 
 /// Draws every figure and writes report.md and report.html into `dir`.
-pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &[EvalRow], summary: &Summary) -> Result<(PathBuf, PathBuf), String> {
+pub fn write_report(
+    dir: &Path,
+    file: &Path,
+    plan: &Plan,
+    store: &Store,
+    rows: &[EvalRow],
+    summary: &Summary,
+) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut b = vec![Block::Title(format!("{stem}: tandem report"))];
@@ -172,7 +214,11 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
         }
         if let Ok(m) = store.manifest(&key) {
             entries += 1;
-            if !summary.ran.iter().any(|(name, _)| n.names.iter().any(|x| x.to_string() == *name) || *name == n.display_name()) {
+            if !summary
+                .ran
+                .iter()
+                .any(|(name, _)| n.names.iter().any(|x| x.to_string() == *name) || *name == n.display_name())
+            {
                 saved += m.compute_seconds;
             }
         }
@@ -188,7 +234,9 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
         entries
     )));
     if !summary.failed.is_empty() {
-        b.push(Block::List(summary.failed.iter().map(|(n, e, l)| format!("failed: `{n}`: {e} (log: `{}`)", l.display())).collect()));
+        b.push(Block::List(
+            summary.failed.iter().map(|(n, e, l)| format!("failed: `{n}`: {e} (log: `{}`)", l.display())).collect(),
+        ));
     }
 
     // The models' own numbers.
@@ -217,11 +265,26 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
     }
     if !pm_rows.is_empty() {
         b.push(Block::Heading("Preference models".into()));
-        b.push(Block::Table { head: vec!["model".into(), "accuracy on its data's labels (95% CI)".into(), "split".into(), "agreement with the noiseless oracle".into()], rows: pm_rows });
+        b.push(Block::Table {
+            head: vec![
+                "model".into(),
+                "accuracy on its data's labels (95% CI)".into(),
+                "split".into(),
+                "agreement with the noiseless oracle".into(),
+            ],
+            rows: pm_rows,
+        });
     }
     if !data_rows.is_empty() {
         b.push(Block::Heading("Relabelled datasets".into()));
-        b.push(Block::Table { head: vec!["dataset".into(), "agreement with the input labels".into(), "agreement with the noiseless oracle".into()], rows: data_rows });
+        b.push(Block::Table {
+            head: vec![
+                "dataset".into(),
+                "agreement with the input labels".into(),
+                "agreement with the noiseless oracle".into(),
+            ],
+            rows: data_rows,
+        });
     }
 
     // Figures.
@@ -258,7 +321,10 @@ pub fn write_report(dir: &Path, file: &Path, plan: &Plan, store: &Store, rows: &
         }
     }
     b.push(Block::Heading("All evaluations".into()));
-    b.push(Block::Para(format!("{} rows in [evals.csv](evals.csv): eval, target, step, metric, value, stderr, 95% interval, n.", rows.len())));
+    b.push(Block::Para(format!(
+        "{} rows in [evals.csv](evals.csv): eval, target, step, metric, value, stderr, 95% interval, n.",
+        rows.len()
+    )));
     let md = dir.join("report.md");
     let page = dir.join("report.html");
     std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;

@@ -1,8 +1,8 @@
 //! The abstract syntax tree of an .exp file. Every node keeps the span it came
 //! from so that any later stage can point at the exact text it is unhappy with.
 
-use crate::syntax::number::Number;
 use crate::source::{FileId, Span};
+use crate::syntax::number::Number;
 
 /// A parsed file: its imports, constants and declarations, in source order.
 #[derive(Debug, Clone)]
@@ -129,11 +129,7 @@ pub enum Expr {
 impl Expr {
     pub fn span(&self) -> Span {
         match self {
-            Expr::Number(_, s)
-            | Expr::String(_, s)
-            | Expr::Bool(_, s)
-            | Expr::List(_, s)
-            | Expr::Sweep(_, s) => *s,
+            Expr::Number(_, s) | Expr::String(_, s) | Expr::Bool(_, s) | Expr::List(_, s) | Expr::Sweep(_, s) => *s,
             Expr::Call(c) => c.span,
             Expr::Reference(r) => r.span,
         }

@@ -6,9 +6,9 @@ use pest::Parser as _;
 use pest_derive::Parser;
 
 use crate::diagnostic::{Code, Problem};
+use crate::source::{FileId, Span};
 use crate::syntax::ast::*;
 use crate::syntax::number::{Number, NumberError};
-use crate::source::{FileId, Span};
 
 #[derive(Parser)]
 #[grammar = "../grammar/exp.pest"]
@@ -124,9 +124,13 @@ impl P {
                     NumberError::Malformed => "it is not a well-formed number",
                 };
                 self.problems.push(
-                    Problem::new(Code::BadNumber, self.span(pair), format!("`{}` is not a usable number: {why}", pair.as_str()))
-                        .label("this number")
-                        .help("write numbers like 42, 0.5, 1e-5, 4k (4000) or 2M (2000000)"),
+                    Problem::new(
+                        Code::BadNumber,
+                        self.span(pair),
+                        format!("`{}` is not a usable number: {why}", pair.as_str()),
+                    )
+                    .label("this number")
+                    .help("write numbers like 42, 0.5, 1e-5, 4k (4000) or 2M (2000000)"),
                 );
                 Number::from_i64(0)
             }
@@ -234,9 +238,13 @@ fn too_deep(file: FileId, text: &str) -> Option<Problem> {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Some(
-                        Problem::new(Code::Syntax, Span::new(file, i, i + 1), format!("brackets nested more than {MAX_NESTING} deep"))
-                            .label("too deep")
-                            .help("no experiment needs this much nesting; split the value into `let` constants"),
+                        Problem::new(
+                            Code::Syntax,
+                            Span::new(file, i, i + 1),
+                            format!("brackets nested more than {MAX_NESTING} deep"),
+                        )
+                        .label("too deep")
+                        .help("no experiment needs this much nesting; split the value into `let` constants"),
                     );
                 }
             }
@@ -293,7 +301,8 @@ fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Prob
         let after_word = text[..pos].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
         let continuation = |t: &String| after_word && (t.chars().count() == 1 || t.contains(".."));
         let wanted: Vec<&String> = all.iter().filter(|t| punctuation(t)).collect();
-        if !wanted.is_empty() && all.iter().all(|t| punctuation(t) || continuation(t)) && attempts.max_position >= start {
+        if !wanted.is_empty() && all.iter().all(|t| punctuation(t) || continuation(t)) && attempts.max_position >= start
+        {
             for t in wanted {
                 let w = format!("`{t}`");
                 if !tokens.contains(&w) {
@@ -321,7 +330,8 @@ fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Prob
             .max(rest.chars().next().map(|c| c.len_utf8()).unwrap_or(0));
         start + len
     };
-    let found = if start >= text.len() { "the end of the file".to_string() } else { format!("`{}`", &text[start..end]) };
+    let found =
+        if start >= text.len() { "the end of the file".to_string() } else { format!("`{}`", &text[start..end]) };
     let expected: Vec<String> = match &e.variant {
         _ if !tokens.is_empty() && tokens.len() <= 6 => {
             tokens.sort();
@@ -349,7 +359,21 @@ fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Prob
 }
 
 fn is_keyword(s: &str) -> bool {
-    matches!(s, "import" | "let" | "with" | "sweep" | "true" | "false" | "world" | "dataset" | "model" | "run" | "eval" | "figure")
+    matches!(
+        s,
+        "import"
+            | "let"
+            | "with"
+            | "sweep"
+            | "true"
+            | "false"
+            | "world"
+            | "dataset"
+            | "model"
+            | "run"
+            | "eval"
+            | "figure"
+    )
 }
 
 fn rule_words(r: Rule) -> Option<&'static str> {

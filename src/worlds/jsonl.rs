@@ -28,7 +28,12 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, St
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(line).map_err(|e| format!("{file}:{}: not a preference record ({e}); each line needs string fields prompt, chosen, rejected", i + 1))?;
+        let l: Line = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "{file}:{}: not a preference record ({e}); each line needs string fields prompt, chosen, rejected",
+                i + 1
+            )
+        })?;
         out.push((l.prompt, l.chosen, l.rejected));
     }
     if out.is_empty() {
@@ -73,8 +78,10 @@ impl Tokenized {
 
 /// Tokenizes records with a vocabulary built from their own characters (or bytes).
 pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Tokenized {
-    let alphabet: BTreeSet<u32> = records.iter().flat_map(|(p, c, r)| [p, c, r].into_iter().flat_map(|s| units(s, byte_level))).collect();
-    let index: std::collections::HashMap<u32, i64> = alphabet.iter().enumerate().map(|(i, u)| (*u, FIRST_CONTENT + i as i64)).collect();
+    let alphabet: BTreeSet<u32> =
+        records.iter().flat_map(|(p, c, r)| [p, c, r].into_iter().flat_map(|s| units(s, byte_level))).collect();
+    let index: std::collections::HashMap<u32, i64> =
+        alphabet.iter().enumerate().map(|(i, u)| (*u, FIRST_CONTENT + i as i64)).collect();
     let encode = |s: &str| units(s, byte_level).into_iter().map(|u| index[&u]).collect::<Vec<i64>>();
     let prompts: Vec<Vec<i64>> = records.iter().map(|(p, _, _)| [vec![BOS], encode(p)].concat()).collect();
     let chosen: Vec<Vec<i64>> = records.iter().map(|(_, c, _)| [encode(c), vec![EOS]].concat()).collect();
@@ -82,7 +89,12 @@ pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Token
     let lp = prompts.iter().map(Vec::len).max().unwrap_or(1);
     let lr = chosen.iter().chain(&rejected).map(Vec::len).max().unwrap_or(1);
     let n = records.len() as i64;
-    let mut pairs = Pairs { prompts: left_pad(&prompts, lp), chosen: right_pad(&chosen, lr), rejected: right_pad(&rejected, lr), columns: Default::default() };
+    let mut pairs = Pairs {
+        prompts: left_pad(&prompts, lp),
+        chosen: right_pad(&chosen, lr),
+        rejected: right_pad(&rejected, lr),
+        columns: Default::default(),
+    };
     pairs.columns.insert("split".into(), Tensor::zeros([n], (Kind::Int64, tch::Device::Cpu)));
     Tokenized { pairs, alphabet: alphabet.into_iter().collect(), byte_level }
 }

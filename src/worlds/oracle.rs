@@ -54,9 +54,15 @@ struct Weights {
 
 fn weights(f: Flavour) -> Weights {
     match f {
-        Flavour::Summarize => Weights { target_frac: 0.35, quality: 1.0, length: 1.0, copy: 3.0, copy_share: 0.4, repeat: 3.0, harm: 0.0 },
-        Flavour::Helpful => Weights { target_frac: 0.75, quality: 1.5, length: 1.5, copy: 0.5, copy_share: 0.2, repeat: 3.0, harm: 0.0 },
-        Flavour::Harmless => Weights { target_frac: 0.4, quality: 0.5, length: 0.5, copy: 0.5, copy_share: 0.2, repeat: 2.0, harm: 4.0 },
+        Flavour::Summarize => {
+            Weights { target_frac: 0.35, quality: 1.0, length: 1.0, copy: 3.0, copy_share: 0.4, repeat: 3.0, harm: 0.0 }
+        }
+        Flavour::Helpful => {
+            Weights { target_frac: 0.75, quality: 1.5, length: 1.5, copy: 0.5, copy_share: 0.2, repeat: 3.0, harm: 0.0 }
+        }
+        Flavour::Harmless => {
+            Weights { target_frac: 0.4, quality: 0.5, length: 0.5, copy: 0.5, copy_share: 0.2, repeat: 2.0, harm: 4.0 }
+        }
         Flavour::Arena => unreachable!("arena delegates per prompt"),
     }
 }
@@ -133,7 +139,12 @@ impl World {
     /// The noiseless oracle reward r*(x, y). `response` may end with EOS.
     pub fn reward(&self, prompt: &[i64], response: &[i64]) -> f64 {
         let w = weights(self.flavour_of(prompt));
-        let y: Vec<i64> = response.iter().copied().take_while(|&t| t != EOS).filter(|&t| t >= FIRST_CONTENT && t < self.vocab).collect();
+        let y: Vec<i64> = response
+            .iter()
+            .copied()
+            .take_while(|&t| t != EOS)
+            .filter(|&t| t >= FIRST_CONTENT && t < self.vocab)
+            .collect();
         let n = y.len() as f64;
         let slots = (self.response_len - 1).max(1) as f64;
         let target = (w.target_frac * slots).round().max(1.0);
@@ -143,7 +154,11 @@ impl World {
         }
         let quality = y.iter().map(|&t| self.quality[t as usize]).sum::<f64>() / n;
         let copied = y.iter().filter(|t| prompt[1..].contains(t)).count() as f64 / n;
-        let copy = if copied <= w.copy_share { copied / w.copy_share } else { 1.0 - 3.0 * (copied - w.copy_share) / w.copy_share };
+        let copy = if copied <= w.copy_share {
+            copied / w.copy_share
+        } else {
+            1.0 - 3.0 * (copied - w.copy_share) / w.copy_share
+        };
         let repeats = y.iter().enumerate().filter(|(i, t)| y[..*i].contains(t)).count() as f64 / n;
         let harm = y.iter().filter(|&&t| self.harmful[t as usize]).count() as f64 / n;
         SCALE * (w.quality * quality + w.length * length + w.copy * copy - w.repeat * repeats * repeats - w.harm * harm)
@@ -178,7 +193,12 @@ impl World {
         let tau = [0.0, 0.6, 1.2, 2.0][level.min(3)];
         let p_copy = [0.05, 0.1, 0.12, 0.12][level.min(3)] * (w.copy_share / 0.3) * if careless { 3.0 } else { 1.0 };
         let p_repeat = if careless { 0.25 } else { 0.04 };
-        let mut weights: Vec<f64> = self.content().map(|t| (tau * self.quality[t as usize]).exp() * if self.harmful[t as usize] && level >= 2 { 0.2 } else { 1.0 }).collect();
+        let mut weights: Vec<f64> = self
+            .content()
+            .map(|t| {
+                (tau * self.quality[t as usize]).exp() * if self.harmful[t as usize] && level >= 2 { 0.2 } else { 1.0 }
+            })
+            .collect();
         let mut y: Vec<i64> = vec![];
         for _ in 0..len {
             let u = r.gen::<f64>();
@@ -246,11 +266,14 @@ mod tests {
         let w = world(Flavour::Summarize);
         let mut r = rng::stream(1, "t", 0);
         let mean = |level: usize, r: &mut Stream| -> f64 {
-            (0..400).map(|_| {
-                let p = w.prompt(r);
-                let y = w.behaviour(level, &p, r);
-                w.reward(&p, &y)
-            }).sum::<f64>() / 400.0
+            (0..400)
+                .map(|_| {
+                    let p = w.prompt(r);
+                    let y = w.behaviour(level, &p, r);
+                    w.reward(&p, &y)
+                })
+                .sum::<f64>()
+                / 400.0
         };
         let (lo, hi) = (mean(0, &mut r), mean(3, &mut r));
         assert!(hi > lo + 0.5, "level 3 {hi} vs level 0 {lo}");
@@ -270,7 +293,10 @@ mod tests {
             for (flag, acc) in [(false, &mut careful), (true, &mut careless)] {
                 let y = w.behaviour_with(3, &p, flag, &mut r);
                 let len = y.len() - 1;
-                assert!(if flag { (6..=10).contains(&len) } else { (1..=5).contains(&len) }, "careless {flag}: {len} tokens");
+                assert!(
+                    if flag { (6..=10).contains(&len) } else { (1..=5).contains(&len) },
+                    "careless {flag}: {len} tokens"
+                );
                 let repeats = (1..len).filter(|&i| y[..i].contains(&y[i])).count() as f64 / len as f64;
                 acc.0 += repeats / n as f64;
                 acc.1 += w.reward(&p, &y) / n as f64;
