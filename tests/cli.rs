@@ -271,3 +271,40 @@ fn a_bad_profile_is_a_diagnostic_pointing_into_tandem_toml() {
         "nothing ran"
     );
 }
+
+/// The `fingerprint` lines of `tandem env` under a profile and environment.
+fn fingerprint(numerics: &str, env: &[(&str, &str)]) -> Vec<String> {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    c.args(["--numerics", numerics, "env"]).env_remove("ATEN_CPU_CAPABILITY").env_remove("MKL_CBWR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o).lines().filter(|l| l.starts_with("fingerprint")).map(String::from).collect()
+}
+
+#[test]
+fn the_portable_profile_takes_effect_whatever_the_environment_says() {
+    // `portable` sets ATen's kernel level and MKL's branch inside the process
+    // before libtorch reads them: what the environment says must not matter.
+    let portable = fingerprint("portable", &[]);
+    assert_eq!(portable.len(), 5, "{portable:?}");
+    for env in [
+        [("ATEN_CPU_CAPABILITY", "default"), ("MKL_CBWR", "AUTO")],
+        [("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_CBWR", "AVX2")],
+    ] {
+        assert_eq!(fingerprint("portable", &env), portable, "{env:?}");
+    }
+    // ...and the settings do matter, so that equality is not vacuous: the
+    // host's own choices (or ATen's scalar kernels) give other bytes.
+    assert_ne!(fingerprint("native", &[("ATEN_CPU_CAPABILITY", "default"), ("MKL_CBWR", "AUTO")]), portable);
+    // The same reference computations give the committed digests on every
+    // x86-64 host with AVX2 (written once, like tests/golden/micro_study.digests).
+    let golden = std::fs::read_to_string("tests/golden/fingerprint.txt").unwrap();
+    assert_eq!(
+        portable,
+        golden.lines().map(String::from).collect::<Vec<_>>(),
+        "this host computes other bytes under `portable`"
+    );
+}

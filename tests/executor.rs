@@ -291,3 +291,70 @@ eval k10 = kl(policies: [every10], prompts: 8, at: [10, 20])
     let csv = std::fs::read_to_string(cache.join("results/second/evals.csv")).unwrap();
     assert!(csv.contains("every5@5") && csv.contains("every5@15"), "{csv}");
 }
+
+/// `name file blake3` lines of a study's artifacts (logs left out).
+fn digest_lines(artifacts: &[(String, Vec<tandem::exec::store::FileEntry>)]) -> String {
+    let mut lines = vec![];
+    for (name, files) in artifacts {
+        for f in files {
+            lines.push(format!("{name}\t{}\t{}", f.name, f.blake3));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn the_portable_profile_reproduces_the_committed_digests() {
+    // tests/golden/micro_study.digests holds the bytes of every artifact of
+    // the micro study under `portable`, computed once. Whatever x86-64 host
+    // with AVX2 runs this suite must reproduce them exactly: this is what
+    // keeps "a key names one result" true across machines. Rewrite the file
+    // only for a deliberate change of what a node computes (a bumped
+    // version): TANDEM_GOLDEN=write cargo test --release --test executor.
+    let path = Path::new("tests/golden/micro_study.digests");
+    let now = digest_lines(&reference_artifacts());
+    if std::env::var("TANDEM_GOLDEN").as_deref() == Ok("write") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &now).unwrap();
+        return;
+    }
+    let golden = std::fs::read_to_string(path).unwrap();
+    let differ: Vec<&str> = now.lines().filter(|l| !golden.lines().any(|g| g == *l)).collect();
+    let host = tandem(&["env"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    assert!(
+        differ.is_empty() && now.lines().count() == golden.lines().count(),
+        "{} of {} artifacts differ from the committed digests on this host:\n{}\n--- this host:\n{host}",
+        differ.len(),
+        golden.lines().count(),
+        differ.join("\n")
+    );
+}
+
+#[test]
+fn portable_bytes_depend_neither_on_threads_nor_on_the_kernel_level_in_the_environment() {
+    // The reference ran with --threads 1 and the environment as it is; this
+    // run asks for two threads per node, and sets ATen's kernels and MKL's
+    // branch from outside to what an AVX2-only host (AUTO) would choose.
+    let expected = reference_artifacts();
+    let dir = tempfile::tempdir().unwrap();
+    let file = study_file(dir.path());
+    let cache = dir.path().join("cache");
+    let out = tandem(&[
+        "--cache",
+        cache.to_str().unwrap(),
+        "run",
+        file.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--threads",
+        "2",
+        "--results",
+        dir.path().join("r").to_str().unwrap(),
+    ])
+    .env("ATEN_CPU_CAPABILITY", "avx2")
+    .env("MKL_CBWR", "AUTO")
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(artifacts(&file, &cache), expected);
+}

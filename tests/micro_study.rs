@@ -43,7 +43,7 @@ figure best_of = best(y: wr_all)
 "#;
 
 fn run_all(plan: &Plan, store: &Store) -> Summary {
-    tch::set_num_threads(1);
+    tandem::exec::numerics::activate(tandem::plan::op::Numerics::Portable, 1).unwrap();
     let stop = AtomicBool::new(false);
     let progress = tandem::exec::progress::Progress::new(true);
     let s = local::run(
@@ -179,4 +179,40 @@ fn the_oracle_scores_samples_against_the_behaviour_policies() {
         let stops = get(t, "stops_on_its_own");
         assert!((0.0..=1.0).contains(&stops.value));
     }
+}
+
+#[test]
+fn two_profiles_never_share_a_key_and_a_node_is_never_computed_under_another() {
+    use tandem::plan::op::Numerics;
+    let checked = tandem::check::check_source("p.exp", common::MICRO_STUDY, Default::default());
+    let portable = tandem::plan::lower::lower_with(&checked.program, Numerics::Portable).unwrap();
+    let native = tandem::plan::lower::lower_with(&checked.program, Numerics::Native).unwrap();
+    let (kp, kn) = (common::names(&portable), common::names(&native));
+    for (name, key) in &kp {
+        let node = portable.node(key).unwrap();
+        // Pure-Rust nodes (the world, generated data) are shared; every node
+        // libtorch computes, and everything downstream of one, is not.
+        let shared = matches!(node.op, tandem::plan::Op::World(_) | tandem::plan::Op::Generate(_));
+        assert_eq!(kn[name] == *key, shared, "{name}");
+    }
+    // This process computes under `portable`: a `native` node is refused.
+    tandem::exec::numerics::activate(Numerics::Portable, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let stop = AtomicBool::new(false);
+    let progress = tandem::exec::progress::Progress::new(true);
+    let opts = Options {
+        device: tch::Device::Cpu,
+        only: vec!["golden_pm".into()],
+        dry_run: false,
+        jobs: 1,
+        stop: &stop,
+        progress: &progress,
+    };
+    let s = local::run(&native, &store, &opts);
+    assert_eq!(s.failed.len(), 1, "{:?}", s.failed);
+    assert!(s.failed[0].1.contains("keyed under the `native` numerics profile"), "{}", s.failed[0].1);
+    // The world and D_initial it needed were computed: they belong to every profile.
+    assert_eq!(s.ran.len(), 2, "{:?}", s.ran);
+    assert!(tandem::exec::numerics::activate(Numerics::Native, 1).is_err(), "a process keeps one profile");
 }

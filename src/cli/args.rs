@@ -24,6 +24,13 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 
+    /// How libtorch computes: `portable` gives the same bytes on every x86-64
+    /// host with AVX2 and at any --threads; `native` uses this host's fastest
+    /// kernels (bytes may differ between hosts); `cuda` runs on the GPU. The
+    /// profile is part of every model, run and evaluation key.
+    #[arg(long, global = true, value_enum, env = "TANDEM_NUMERICS", default_value_t = NumericsArg::Portable)]
+    pub numerics: NumericsArg,
+
     /// The most instances one declaration's sweep may expand to.
     #[arg(long, global = true, default_value_t = 100_000, value_name = "N")]
     pub max_sweep: usize,
@@ -36,6 +43,24 @@ pub struct Cli {
 pub enum DeviceArg {
     Cpu,
     Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NumericsArg {
+    Portable,
+    Native,
+    Cuda,
+}
+
+impl NumericsArg {
+    pub fn profile(self) -> crate::plan::op::Numerics {
+        use crate::plan::op::Numerics;
+        match self {
+            NumericsArg::Portable => Numerics::Portable,
+            NumericsArg::Native => Numerics::Native,
+            NumericsArg::Cuda => Numerics::Cuda,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,6 @@ use crate::check::{check_file, CheckOptions};
 use crate::diagnostic::Diagnostic;
 use crate::exec::store::Store;
 use crate::plan::diff::{diff, render_text};
-use crate::plan::lower::lower;
 use crate::plan::Plan;
 use view::{plan_dot, plan_json, plan_text, show_text};
 
@@ -33,6 +32,8 @@ pub struct Config {
     pub color: bool,
     pub width: usize,
     pub check: CheckOptions,
+    /// The numerics profile: it selects the keys, and how nodes compute.
+    pub numerics: crate::plan::op::Numerics,
 }
 
 impl Config {
@@ -43,7 +44,13 @@ impl Config {
             args::Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
         };
         let width = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100).clamp(40, 200);
-        Config { cache: cli.cache.clone(), color, width, check: CheckOptions { max_instances: cli.max_sweep.max(1) } }
+        Config {
+            cache: cli.cache.clone(),
+            color,
+            width,
+            check: CheckOptions { max_instances: cli.max_sweep.max(1) },
+            numerics: cli.numerics.profile(),
+        }
     }
 }
 
@@ -61,7 +68,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
-        args::Command::Env => cmd_env(),
+        args::Command::Env => cmd_env(&cfg),
     }
 }
 
@@ -71,7 +78,7 @@ pub fn plan_file(cfg: &Config, file: &Path) -> Result<Plan, Vec<Diagnostic>> {
     if !checked.is_ok() {
         return Err(checked.diagnostics);
     }
-    lower(&checked.program)
+    crate::plan::lower::lower_with(&checked.program, cfg.numerics)
 }
 
 fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
@@ -178,12 +185,26 @@ struct RunArgs {
     profile: Option<PathBuf>,
 }
 
-fn torch_device(device: args::DeviceArg) -> Option<tch::Device> {
-    match device {
-        args::DeviceArg::Cpu => Some(tch::Device::Cpu),
-        args::DeviceArg::Cuda if tch::Cuda::is_available() => Some(tch::Device::Cuda(0)),
-        args::DeviceArg::Cuda => {
-            eprintln!("error: --device cuda was asked for, but libtorch sees no CUDA device (`tandem env` shows what it sees)");
+/// Puts the numerics profile into effect before any tensor exists, and
+/// gives the device it computes on and the intra-op threads in force. The
+/// GPU is the `cuda` profile's: `--device cuda` under another profile is an
+/// error, since its results would be keyed as that profile's.
+fn activate(cfg: &Config, device: args::DeviceArg, threads: i32) -> Option<(tch::Device, i32)> {
+    use crate::plan::op::Numerics;
+    if device == args::DeviceArg::Cuda && cfg.numerics != Numerics::Cuda {
+        eprintln!(
+            "error: --device cuda computes under the `cuda` numerics profile, and this run is `{}`: add `--numerics cuda`",
+            cfg.numerics.name()
+        );
+        return None;
+    }
+    match crate::exec::numerics::activate(cfg.numerics, threads) {
+        Ok(intra) => {
+            let device = if cfg.numerics == Numerics::Cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+            Some((device, intra))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             None
         }
     }
@@ -218,7 +239,6 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             return EXIT_INVALID;
         }
     };
-    let Some(device) = torch_device(device_arg) else { return EXIT_FAILURE };
     let Some(profile) = load_profile(cfg, file, profile.as_deref()) else { return EXIT_INVALID };
     use crate::exec::slurm::Executor;
     let slurm = match executor {
@@ -226,12 +246,19 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         Some(args::ExecutorArg::Local) => false,
         None => profile.executor == Some(Executor::Slurm),
     };
-    // Budget: jobs × threads fits the cores. One thread per node by default,
-    // so results do not depend on the machine's core count.
+    // Budget: jobs × threads fits the cores. One thread per node by default;
+    // `portable` always computes a node on one thread (its bytes must not
+    // depend on the thread count), so its cores go to more nodes at once.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let threads = threads.unwrap_or(1).max(1);
+    let asked = threads.unwrap_or(1).max(1);
+    let Some((device, threads)) = activate(cfg, device_arg, asked) else { return EXIT_FAILURE };
+    if threads != asked {
+        eprintln!(
+            "note: `{}` computes each node on {threads} thread(s); --threads {asked} runs more nodes at once instead",
+            cfg.numerics.name()
+        );
+    }
     let jobs = jobs.unwrap_or((cores / threads as usize).max(1)).max(1);
-    tch::set_num_threads(threads);
     let store = match Store::open(&cfg.cache) {
         Ok(s) => s,
         Err(e) => {
@@ -284,6 +311,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             profile: &profile,
             exe,
             threads,
+            numerics: cfg.numerics,
             device,
         };
         match crate::exec::slurm::run(&plan, &store, &opts) {
@@ -347,8 +375,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
 }
 
 fn cmd_exec_node(cfg: &Config, key: &str, threads: i32, device: args::DeviceArg) -> i32 {
-    let Some(device) = torch_device(device) else { return EXIT_FAILURE };
-    tch::set_num_threads(threads.max(1));
+    let Some((device, _)) = activate(cfg, device, threads.max(1)) else { return EXIT_FAILURE };
     let store = match Store::open(&cfg.cache) {
         Ok(s) => s,
         Err(e) => {
@@ -474,8 +501,16 @@ fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
     EXIT_OK
 }
 
-fn cmd_env() -> i32 {
+fn cmd_env(cfg: &Config) -> i32 {
+    // The profile first: its settings must be in place before any tensor.
+    let activated = crate::exec::numerics::activate(cfg.numerics, 1);
     println!("tandem {}", env!("CARGO_PKG_VERSION"));
+    if let Err(e) = &activated {
+        println!("numerics             {} cannot be honoured here: {e}", cfg.numerics.name());
+    }
+    for (what, value) in crate::exec::numerics::Host::now().lines() {
+        println!("{:<20} {value}", what);
+    }
     println!("libtorch threads     {}", tch::get_num_threads());
     println!("libtorch openmp      {}", tch::utils::has_openmp());
     println!("libtorch mkl         {}", tch::utils::has_mkl());
@@ -484,5 +519,13 @@ fn cmd_env() -> i32 {
     // A tiny computation proves the library is loaded and working.
     let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
     println!("libtorch check       sum([1,2,3]) = {}", t.sum(tch::Kind::Float).double_value(&[]));
+    // Digests of reference computations under these settings: two hosts (or
+    // two settings) that print the same lines compute the same bytes.
+    for (what, digest) in crate::exec::numerics::fingerprint() {
+        println!("fingerprint {:<8} {digest}", what);
+    }
+    if activated.is_err() {
+        return EXIT_FAILURE;
+    }
     EXIT_OK
 }

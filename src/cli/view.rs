@@ -122,6 +122,12 @@ pub fn show_text(store: &Store, m: &Manifest) -> String {
             let _ = writeln!(s, "  {k}: {}", crate::plan::diff::show(v));
         }
     }
+    if let Some(h) = &m.host {
+        let _ = writeln!(s, "computed");
+        for (what, value) in h.lines() {
+            let _ = writeln!(s, "  {what:<18} {value}");
+        }
+    }
     let _ = writeln!(s, "files");
     for f in &m.files {
         let _ = writeln!(s, "  {:<24} {:>10} bytes  blake3 {}", f.name, f.bytes, &f.blake3[..16]);

@@ -11,7 +11,7 @@ use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::Policy;
 use crate::ml::preference::PreferenceModel;
 use crate::ml::rng;
-use crate::plan::op::{EvalSpec, Metric};
+use crate::plan::op::{Classified, EvalSpec, Metric};
 use crate::plan::Key;
 
 /// Evaluations: one node scores one policy (or PM) checkpoint.
@@ -123,7 +123,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
 
 /// The arguments of a classifier evaluation.
 struct Classify {
-    data: Key,
+    data: Classified,
     judge: Option<Key>,
     n: i64,
     windows: i64,
@@ -131,11 +131,10 @@ struct Classify {
 
 fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec<ResultRow>, ExecError> {
     let (target_key, seed) = (&spec.target, spec.seed);
-    let data_key = c.data;
-    let data_kind = ctx.store.manifest(&data_key)?.kind;
+    let data_key = c.data.key();
     let n = c.n as usize;
     // The data: a dataset's train split, or windows along an online run's stream.
-    let windows: Vec<(Option<i64>, Pairs)> = if data_kind == "checkpoint" {
+    let windows: Vec<(Option<i64>, Pairs)> = if let Classified::Stream(_) = c.data {
         let stream = art::load_pairs(ctx.store, &data_key, "stream.safetensors")
             .map_err(|_| crate::exec::artifacts::input_err(&data_key, "has no data stream: is it an online run?"))?;
         let steps: Vec<i64> = Vec::try_from(

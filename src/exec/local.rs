@@ -128,6 +128,18 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
     if is_done(store, plan, node) {
         return Ok(None);
     }
+    // A node keyed under one profile is never computed under another.
+    if let Some(wanted) = node.op.numerics() {
+        if crate::exec::numerics::active() != Some(wanted) {
+            let now = crate::exec::numerics::active().map_or("no profile", |n| n.name());
+            let e = ExecError::Invalid(format!(
+                "`{}` is keyed under the `{}` numerics profile, but this process computes under {now}",
+                node.display_name(),
+                wanted.name()
+            ));
+            return Err((e, log_path));
+        }
+    }
     let name = node.display_name();
     let bar = opts.progress.node(&format!("{} {}", node.kind(), name));
     let log = NodeLog::open(&log_path);

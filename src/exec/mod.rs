@@ -11,6 +11,7 @@ pub mod local;
 pub mod maintenance;
 pub mod node_log;
 pub mod nodes;
+pub mod numerics;
 pub mod progress;
 pub mod schedule;
 pub mod slurm;

@@ -165,6 +165,8 @@ pub struct SlurmOptions<'a> {
     pub exe: PathBuf,
     /// libtorch threads per job.
     pub threads: i32,
+    /// The profile every job activates (the plan's keys are made under it).
+    pub numerics: crate::plan::op::Numerics,
     /// `cpu` or `cuda`.
     pub device: &'static str,
 }
@@ -244,11 +246,12 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     write_atomic(&nodes_dir.join(format!("{hex}.json")), &spec)?;
     let cache = std::path::absolute(store.root()).map_err(|e| ExecError::Invalid(format!("cache path: {e}")))?;
     let script = format!(
-        "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\nexec {} exec-node --cache {} --threads {} --device {} {}\n",
+        "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\nexec {} exec-node --cache {} --numerics {} --threads {} --device {} {}\n",
         node.kind(),
         node.display_name(),
         quote(&opts.exe.display().to_string()),
         quote(&cache.display().to_string()),
+        opts.numerics.name(),
         opts.threads,
         opts.device,
         hex

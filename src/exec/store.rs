@@ -91,6 +91,10 @@ pub struct Manifest {
     /// run's step 0, over all resumptions). What reusing it saves.
     #[serde(default)]
     pub compute_seconds: f64,
+    /// The machine and numerics settings that computed it (absent in
+    /// entries written before tandem recorded them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::exec::numerics::Host>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +157,7 @@ impl Store {
                 created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 files: vec![],
                 compute_seconds: 0.0,
+                host: Some(crate::exec::numerics::Host::now()),
             },
         })
     }

@@ -114,10 +114,20 @@ struct Lowerer<'p> {
     /// root SFT model was fine-tuned on. Online sampling and evaluations
     /// draw prompts from it unless told otherwise.
     pool: HashMap<Key, Key>,
+    /// The profile every libtorch-computed node is keyed and computed under.
+    numerics: Numerics,
 }
 
+/// Lowers a checked program under the default numerics profile, `portable`.
 pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
+    lower_with(program, Numerics::Portable)
+}
+
+/// Lowers a checked program; every node computed with libtorch is keyed by
+/// `numerics`, so two profiles never share an entry.
+pub fn lower_with(program: &Program, numerics: Numerics) -> Result<Plan, Vec<Diagnostic>> {
     let mut l = Lowerer {
+        numerics,
         program,
         plan: Plan::default(),
         out: vec![None; program.instances.len()],
@@ -180,6 +190,7 @@ impl<'p> Lowerer<'p> {
                     data: self.key(&a, "data")?,
                     judge: self.key(&a, "judge")?,
                     seed: a.seed("seed")?,
+                    numerics: self.numerics,
                 });
                 Output::Node(self.add(op, name()))
             }
@@ -192,6 +203,7 @@ impl<'p> Lowerer<'p> {
                     n: a.int("n")?,
                     temperature: a.float("temperature")?,
                     seed: a.seed("seed")?,
+                    numerics: self.numerics,
                 });
                 Output::Node(self.add(op, name()))
             }
@@ -243,6 +255,7 @@ impl<'p> Lowerer<'p> {
             warmup: a.int("warmup")?,
             clip: a.float("clip")?,
             seed: a.seed("seed")?,
+            numerics: self.numerics,
         })
     }
 
@@ -287,6 +300,7 @@ impl<'p> Lowerer<'p> {
             clip: a.float("clip")?,
             logprob,
             seed: a.seed("seed")?,
+            numerics: self.numerics,
             length: RunLength { steps, save_every, checkpoints: vec![] },
         });
         let train = self.add(op, vec![NodeName::Decl(inst.name.clone())]);
@@ -316,7 +330,7 @@ impl<'p> Lowerer<'p> {
                 prompts: a.int("prompts")?,
             },
             "classifier" => Metric::Classifier {
-                data: self.key(a, "data")?,
+                data: self.classified(a)?,
                 judge: self.opt_key(a, "judge")?,
                 n: a.int("n")?,
                 windows: a.int("windows")?,
@@ -334,6 +348,7 @@ impl<'p> Lowerer<'p> {
                     reference: given_reference.or(default_ref),
                     pool: self.pool.get(&target).copied(),
                     seed,
+                    numerics: self.numerics,
                     metric: metric.clone(),
                 };
                 let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
@@ -424,6 +439,18 @@ impl<'p> Lowerer<'p> {
             Some(v) => self.resolve(v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A classifier's data: a dataset, or a run's (or `run@k`'s) data stream.
+    fn classified(&mut self, a: &Args) -> Lowered<Classified> {
+        let v = a.get("data")?;
+        let stream = match v {
+            Value::Checkpoint(..) => true,
+            Value::Instance(i) => matches!(self.out[*i], Some(Output::Run { .. })),
+            _ => false,
+        };
+        let key = self.resolve(v)?;
+        Ok(if stream { Classified::Stream(key) } else { Classified::Dataset(key) })
     }
 
     /// The nodes of an evaluation argument (a figure's axis).

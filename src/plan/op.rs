@@ -39,6 +39,41 @@ pub enum Op {
     Figure(FigureSpec),
 }
 
+/// How libtorch computes a node: a numerics profile.
+///
+/// - `Portable` (the default): the same bytes on every x86-64 machine with
+///   AVX2 and at every `--threads`: ATen's kernels pinned to AVX2, MKL's
+///   conditional numerical reproducibility on its COMPATIBLE branch (the only
+///   one MKL honours on non-Intel processors), one intra-op thread per node.
+/// - `Native`: the host's own kernels and any thread count; fastest, and its
+///   bytes may differ from host to host under one key.
+/// - `Cuda`: on the GPU, with cuBLAS's deterministic workspace.
+///
+/// Worlds, generated data and imports do not depend on it (pure Rust), so
+/// their keys leave it out and every profile shares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Numerics {
+    Portable,
+    Native,
+    Cuda,
+}
+
+impl Numerics {
+    pub const ALL: [Numerics; 3] = [Numerics::Portable, Numerics::Native, Numerics::Cuda];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Numerics::Portable => "portable",
+            Numerics::Native => "native",
+            Numerics::Cuda => "cuda",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Numerics> {
+        Numerics::ALL.into_iter().find(|n| n.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorldFlavour {
     Summarize,
@@ -91,6 +126,8 @@ pub struct RelabelSpec {
     pub data: Key,
     pub judge: Key,
     pub seed: u64,
+    /// How libtorch computes it (enters the key: profiles never share an entry).
+    pub numerics: Numerics,
 }
 
 /// `pairs(a, b, prompts, judge)`: one response from each policy, labelled.
@@ -103,6 +140,8 @@ pub struct PairsSpec {
     pub n: i64,
     pub temperature: f64,
     pub seed: u64,
+    /// How libtorch computes it (enters the key: profiles never share an entry).
+    pub numerics: Numerics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +181,8 @@ pub struct ModelSpec {
     pub warmup: i64,
     pub clip: f64,
     pub seed: u64,
+    /// How libtorch computes it (enters the key: profiles never share an entry).
+    pub numerics: Numerics,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +266,8 @@ pub struct TrainSpec {
     pub clip: f64,
     pub logprob: LogProb,
     pub seed: u64,
+    /// How libtorch computes it (enters the key: profiles never share an entry).
+    pub numerics: Numerics,
     pub length: RunLength,
 }
 
@@ -237,6 +280,8 @@ pub struct EvalSpec {
     /// The dataset whose prompts the target answers (its SFT data).
     pub pool: Option<Key>,
     pub seed: u64,
+    /// How libtorch computes it (enters the key: profiles never share an entry).
+    pub numerics: Numerics,
     pub metric: Metric,
 }
 
@@ -244,10 +289,27 @@ pub struct EvalSpec {
 pub enum Metric {
     Kl { prompts: i64 },
     Winrate { baseline: Key, judge: Key, prompts: i64 },
-    Classifier { data: Key, judge: Option<Key>, n: i64, windows: i64 },
+    Classifier { data: Classified, judge: Option<Key>, n: i64, windows: i64 },
     SelfClassifier { judge: Key, prompts: i64 },
     WinnerLogprob { data: Key, n: i64 },
     Oracle { world: Key, prompts: i64 },
+}
+
+/// What a classifier evaluation scores: a dataset's train split, or windows
+/// along an online run's data stream. Keyed by the input's key alone.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Classified {
+    Dataset(Key),
+    /// A checkpoint of an online run (`data: online`): its D_online so far.
+    Stream(Key),
+}
+
+impl Classified {
+    pub fn key(self) -> Key {
+        match self {
+            Classified::Dataset(k) | Classified::Stream(k) => k,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -426,7 +488,8 @@ impl ModelSpec {
             .float("lr", self.lr)
             .int("warmup", self.warmup)
             .float("clip", self.clip)
-            .seed("seed", self.seed);
+            .seed("seed", self.seed)
+            .str("numerics", self.numerics.name());
     }
 }
 
@@ -529,7 +592,7 @@ impl Op {
                 }
             }
             Op::Relabel(r) => {
-                f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed);
+                f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed).str("numerics", r.numerics.name());
             }
             Op::Pairs(p) => {
                 f.key("a", p.a)
@@ -538,7 +601,8 @@ impl Op {
                     .key("judge", p.judge)
                     .int("n", p.n)
                     .float("temperature", p.temperature)
-                    .seed("seed", p.seed);
+                    .seed("seed", p.seed)
+                    .str("numerics", p.numerics.name());
             }
             Op::Jsonl(j) => {
                 f.str("content", &j.content).str("tokenizer", j.tokenizer.name());
@@ -564,7 +628,8 @@ impl Op {
                             LogProb::Mean => "mean",
                         },
                     )
-                    .seed("seed", t.seed);
+                    .seed("seed", t.seed)
+                    .str("numerics", t.numerics.name());
             }
             Op::Checkpoint { run, step } => {
                 f.key("run", *run).int("step", *step);
@@ -573,14 +638,15 @@ impl Op {
                 f.key("target", e.target)
                     .opt_key("reference", e.reference)
                     .opt_key("pool", e.pool)
-                    .seed("seed", e.seed);
+                    .seed("seed", e.seed)
+                    .str("numerics", e.numerics.name());
                 match &e.metric {
                     Metric::Kl { prompts } => f.int("prompts", *prompts),
                     Metric::Winrate { baseline, judge, prompts } => {
                         f.key("baseline", *baseline).key("judge", *judge).int("prompts", *prompts)
                     }
                     Metric::Classifier { data, judge, n, windows } => {
-                        f.key("data", *data).opt_key("judge", *judge).int("n", *n).int("windows", *windows)
+                        f.key("data", data.key()).opt_key("judge", *judge).int("n", *n).int("windows", *windows)
                     }
                     Metric::SelfClassifier { judge, prompts } => f.key("judge", *judge).int("prompts", *prompts),
                     Metric::WinnerLogprob { data, n } => f.key("data", *data).int("n", *n),
@@ -630,6 +696,20 @@ impl Op {
             for s in b.length.checkpoints {
                 a.length.require(s);
             }
+        }
+    }
+
+    /// The numerics profile this node is computed under; none for nodes
+    /// whose bytes do not depend on libtorch (worlds, generated and imported
+    /// data) or that are not computed (checkpoints, figures).
+    pub fn numerics(&self) -> Option<Numerics> {
+        match self {
+            Op::Relabel(s) => Some(s.numerics),
+            Op::Pairs(s) => Some(s.numerics),
+            Op::Sft(s) | Op::Pm(s, _) => Some(s.numerics),
+            Op::Train(s) => Some(s.numerics),
+            Op::Eval(s) => Some(s.numerics),
+            Op::World(_) | Op::Generate(_) | Op::Jsonl(_) | Op::Checkpoint { .. } | Op::Figure(_) => None,
         }
     }
 

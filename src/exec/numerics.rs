@@ -1,0 +1,225 @@
+//! Putting a numerics profile into effect, and describing the host.
+//!
+//! libtorch reads `ATEN_CPU_CAPABILITY` (which vectorised kernels ATen
+//! dispatches to) and MKL reads `MKL_CBWR` (which code branch its BLAS runs)
+//! once, the first time they compute. [`activate`] therefore runs before any
+//! tensor is made: it sets them in this process's environment, pins the
+//! intra-op thread count, and remembers the profile, so the executor can
+//! refuse a node keyed under another one. `tandem env` prints a fingerprint
+//! of reference computations under the active profile; the tests compare
+//! fingerprints across environments to show the settings took effect.
+//!
+//! Measured on an AVX2-only AMD host (tests/numerics.rs): a matmul's bytes
+//! change with `MKL_CBWR` (COMPATIBLE against AUTO), and `MKL_CBWR=AVX2` is
+//! silently AUTO there, as MKL documents for non-Intel processors: only
+//! COMPATIBLE pins MKL across vendors. `ATEN_CPU_CAPABILITY=default` changes
+//! exp, tanh, softmax, layer norm and the matmul.
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::op::Numerics;
+
+/// The profile this process computes under, once activated.
+static ACTIVE: OnceLock<Numerics> = OnceLock::new();
+
+/// The settings `portable` pins, as (variable, value).
+pub const PORTABLE_ENV: [(&str, &str); 2] = [("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_CBWR", "COMPATIBLE,STRICT")];
+
+/// cuBLAS's deterministic workspace (libtorch's deterministic mode needs it).
+pub const CUDA_ENV: [(&str, &str); 1] = [("CUBLAS_WORKSPACE_CONFIG", ":4096:8")];
+
+/// Puts `numerics` into effect for this process. Call before any tensor
+/// exists: a second call with the same profile is a no-op, with another an
+/// error. `threads` is the intra-op thread count asked for; `portable`
+/// computes each node on one thread whatever is asked (more threads go to
+/// more nodes at once), and returns the count in force.
+pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
+    if let Some(active) = ACTIVE.get() {
+        return if *active == numerics {
+            Ok(tch::get_num_threads())
+        } else {
+            Err(format!("this process computes under `{}`, not `{}`", active.name(), numerics.name()))
+        };
+    }
+    let intra = match numerics {
+        Numerics::Portable => {
+            if !host_has_avx2() {
+                return Err("the `portable` profile needs a CPU with AVX2 and FMA (x86-64-v3); this one has none: \
+                            use `--numerics native`, whose results are this host's own"
+                    .into());
+            }
+            for (k, v) in PORTABLE_ENV {
+                set_env(k, v);
+            }
+            1
+        }
+        Numerics::Native => threads.max(1),
+        Numerics::Cuda => {
+            for (k, v) in CUDA_ENV {
+                set_env(k, v);
+            }
+            if !tch::Cuda::is_available() {
+                return Err(
+                    "the `cuda` profile needs a GPU, and libtorch sees none (`tandem env` shows what it sees)".into()
+                );
+            }
+            threads.max(1)
+        }
+    };
+    tch::set_num_threads(intra);
+    let _ = ACTIVE.set(numerics);
+    Ok(intra)
+}
+
+fn set_env(key: &str, value: &str) {
+    // Before any thread of ours exists and before libtorch or MKL has read
+    // its settings: the only moment these variables can still matter.
+    std::env::set_var(key, value);
+}
+
+/// The profile in force, if one was activated.
+pub fn active() -> Option<Numerics> {
+    ACTIVE.get().copied()
+}
+
+fn host_has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// What a manifest records about the machine and settings that computed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    pub numerics: String,
+    pub cpu: String,
+    /// The best vector extension the CPU has (`avx512`, `avx2`, `none`).
+    pub cpu_features: String,
+    /// ATen's kernel level as set for this process (`host's choice` when unset).
+    pub kernels: String,
+    /// MKL's code branch as set for this process.
+    pub mkl_branch: String,
+    pub mkl: String,
+    pub libtorch: String,
+    pub threads: i32,
+}
+
+impl Host {
+    /// The host as it is now, in this process.
+    pub fn now() -> Host {
+        let env = |k: &str| std::env::var(k).unwrap_or_else(|_| "host's choice".into());
+        Host {
+            numerics: active().map(|n| n.name().to_string()).unwrap_or_else(|| "none".into()),
+            cpu: cpu_model(),
+            cpu_features: cpu_features().into(),
+            kernels: env("ATEN_CPU_CAPABILITY"),
+            mkl_branch: env("MKL_CBWR"),
+            mkl: mkl_version(),
+            libtorch: LIBTORCH_VERSION.to_string(),
+            threads: tch::get_num_threads(),
+        }
+    }
+
+    pub fn lines(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("numerics", self.numerics.clone()),
+            ("cpu", self.cpu.clone()),
+            ("cpu features", self.cpu_features.clone()),
+            ("aten kernels", self.kernels.clone()),
+            ("mkl branch", self.mkl_branch.clone()),
+            ("mkl", self.mkl.clone()),
+            ("libtorch", self.libtorch.clone()),
+            ("intra-op threads", self.threads.to_string()),
+        ]
+    }
+}
+
+/// The libtorch this binary was built against (from the build script).
+pub const LIBTORCH_VERSION: &str = match option_env!("TANDEM_LIBTORCH_VERSION") {
+    Some(v) => v,
+    None => "unknown",
+};
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cpu_features() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return "avx2";
+        }
+    }
+    "none"
+}
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    /// MKL's own version string; libtorch's CPU library carries MKL and
+    /// exports this function.
+    fn MKL_Get_Version_String(buffer: *mut std::os::raw::c_char, len: std::os::raw::c_int);
+}
+
+fn mkl_version() -> String {
+    if !tch::utils::has_mkl() {
+        return "not linked".into();
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut buf = vec![0 as std::os::raw::c_char; 256];
+        // SAFETY: MKL writes at most `len` bytes, NUL-terminated, into the buffer.
+        unsafe { MKL_Get_Version_String(buf.as_mut_ptr(), buf.len() as std::os::raw::c_int) };
+        let bytes: Vec<u8> = buf.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "unknown".into()
+    }
+}
+
+/// Digests of reference computations that depend on the settings above: a
+/// matmul (MKL's branch), elementwise exp and tanh, softmax and layer norm
+/// (ATen's kernels). Inputs come from a fixed counter-based stream, not
+/// libtorch's generator.
+pub fn fingerprint() -> Vec<(&'static str, String)> {
+    use tch::{Kind, Tensor};
+    let values = |n: usize, salt: u64| -> Vec<f32> {
+        let mut rng = crate::ml::rng::stream(7, "numerics-fingerprint", salt);
+        (0..n).map(|_| rand::Rng::gen_range(&mut rng, -3.0f32..3.0)).collect()
+    };
+    let a = Tensor::from_slice(&values(257 * 311, 1)).reshape([257, 311]);
+    let b = Tensor::from_slice(&values(311 * 129, 2)).reshape([311, 129]);
+    let x = Tensor::from_slice(&values(100_000, 3));
+    let digest = |t: &Tensor| -> String {
+        let v: Vec<f32> = Vec::try_from(t.to_kind(Kind::Float).flatten(0, -1)).unwrap_or_default();
+        let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
+        blake3::hash(&bytes).to_hex()[..12].to_string()
+    };
+    vec![
+        ("matmul", digest(&a.matmul(&b))),
+        ("exp", digest(&x.exp())),
+        ("tanh", digest(&x.tanh())),
+        ("softmax", digest(&a.softmax(1, Kind::Float))),
+        ("layer_norm", digest(&a.layer_norm([311], None::<&Tensor>, None::<&Tensor>, 1e-5, false))),
+    ]
+}
