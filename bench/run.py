@@ -113,6 +113,15 @@ def main():
             trl_steps = ["--steps", str(max(20, args.steps // 4)), "--warmup", str(max(5, args.warmup // 4))]
             add(json_lines([PY, "bench/reference/trl_dpo_ipo.py", "--threads", str(t)] + trl_steps)[0], name="offline_ipo_step_W", impl="trl_dpo_ipo")
 
+    # The cost of the `portable` numerics profile (the default of `tandem run`)
+    # against `native` (the host's kernels; the rows above): W and the matmul
+    # rate at one thread, measured in the same invocation.
+    log("== workload W under the portable numerics profile, 1 thread")
+    for m in json_lines([bench, "--threads", "1", "--numerics", "portable", "--only", "offline"] + steps, env=env):
+        add(m)
+    for m in json_lines([bench, "--threads", "1", "--numerics", "portable", "--only", "matmul"] + steps, env=env):
+        add(m)
+
     log("== check + plan of a 10,000-node sweep")
     with tempfile.TemporaryDirectory() as tmp:
         f = os.path.join(tmp, "sweep.exp")
@@ -126,13 +135,15 @@ def main():
 
     if not args.quick:
         study = os.path.join(ROOT, "experiments", "quickstart.exp")
-        for jobs in (1, 2):
-            log(f"== quickstart from an empty cache, --jobs {jobs}")
+        # native: the host's kernels, intra-op threads as asked; portable (the
+        # default) computes each node on one thread, so --jobs 2 is its best.
+        for numerics, jobs in (("native", 1), ("native", 2), ("portable", 2)):
+            log(f"== quickstart from an empty cache, --numerics {numerics} --jobs {jobs}")
             with tempfile.TemporaryDirectory() as tmp:
-                cmd = [TANDEM, "--cache", os.path.join(tmp, "cache"), "run", study, "--jobs", str(jobs), "--threads", str(3 - jobs), "--results", os.path.join(tmp, "results")]
+                cmd = [TANDEM, "--numerics", numerics, "--cache", os.path.join(tmp, "cache"), "run", study, "--jobs", str(jobs), "--threads", str(3 - jobs), "--results", os.path.join(tmp, "results")]
                 med, _, _ = timed(cmd, 1)
-                add({"name": "quickstart_study", "impl": f"tandem --jobs {jobs} --threads {3 - jobs}", "ms_per_step_median": med * 1e3, "steps": 1})
-                if jobs == 2:
+                add({"name": "quickstart_study", "impl": f"tandem {numerics} --jobs {jobs} --threads {3 - jobs}", "ms_per_step_median": med * 1e3, "steps": 1})
+                if numerics == "portable":
                     med, lo, hi = timed(cmd, 5)
                     add({"name": "cached_rerun", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "steps": 5})
 
@@ -176,6 +187,16 @@ def main():
     if c and p:
         # `plan` checks the file first, so its time includes check's.
         target(f"check + plan of a {p['nodes']}-node sweep (s)", p["ms_per_step_median"] / 1e3, "< 1", p["ms_per_step_median"] < 1000, "plan includes the check")
+    # The price of portable: its time over native's, side by side.
+    wn, wp = get("offline_ipo_step_W", "tandem", 1), get("offline_ipo_step_W", "tandem portable", 1)
+    if wn and wp:
+        target("W offline step: portable / native (1 thr)", wp["ms_per_step_median"] / wn["ms_per_step_median"], "report", True, "the cost of bytes that match on every host")
+    mn, mp = get("matmul_1024_f32", "tandem", 1), get("matmul_1024_f32", "tandem portable", 1)
+    if mn and mp:
+        target("matmul 1024: portable / native (1 thr)", mp["ms_per_step_median"] / mn["ms_per_step_median"], "report", True, "MKL's COMPATIBLE branch against the host's")
+    qn, qp = get("quickstart_study", "tandem native --jobs 2 --threads 1"), get("quickstart_study", "tandem portable --jobs 2 --threads 1")
+    if qn and qp:
+        target("quickstart wall time: portable / native (--jobs 2)", qp["ms_per_step_median"] / qn["ms_per_step_median"], "report", True)
     r = get("cached_rerun", "tandem")
     if r:
         target("second run of the cached quickstart (s)", r["ms_per_step_median"] / 1e3, "< 1", r["ms_per_step_median"] < 1000)

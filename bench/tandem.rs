@@ -13,6 +13,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use tandem::ml::adam::Adam;
+use tandem::plan::op::Numerics;
 use tandem::ml::data::Pairs;
 use tandem::ml::loss::Loss;
 use tandem::ml::policy::{Policy, PolicySpec};
@@ -28,18 +29,21 @@ const RESPONSE: i64 = 12;
 
 struct Opts {
     threads: i32,
+    /// The numerics profile (`native`, the host's kernels, by default).
+    numerics: Numerics,
     steps: usize,
     warmup: usize,
     only: Option<String>,
 }
 
 fn parse() -> Opts {
-    let mut o = Opts { threads: 1, steps: 200, warmup: 20, only: None };
+    let mut o = Opts { threads: 1, numerics: Numerics::Native, steps: 200, warmup: 20, only: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
             "--threads" => o.threads = val().parse().expect("--threads N"),
+            "--numerics" => o.numerics = Numerics::from_name(&val()).expect("--numerics portable|native|cuda"),
             "--steps" => o.steps = val().parse().expect("--steps N"),
             "--warmup" => o.warmup = val().parse().expect("--warmup N"),
             "--only" => o.only = Some(val()),
@@ -104,7 +108,8 @@ fn print_summary(name: &str, o: &Opts, extra: &serde_json::Value, ms: &[f64]) {
     let n = ms.len();
     let pct = |p: f64| ms[((p / 100.0 * (n - 1) as f64).round() as usize).min(n - 1)];
     let mut out = serde_json::json!({
-        "name": name, "impl": "tandem", "threads": o.threads, "steps": n,
+        "name": name, "impl": if o.numerics == Numerics::Native { "tandem".to_string() } else { format!("tandem {}", o.numerics.name()) },
+        "threads": o.threads, "steps": n,
         "ms_per_step_median": pct(50.0), "ms_per_step_mean": ms.iter().sum::<f64>() / n as f64,
         "ms_per_step_p10": pct(10.0), "ms_per_step_p90": pct(90.0),
     });
@@ -194,7 +199,7 @@ fn offline_breakdown(o: &Opts) {
     let batch = random_pairs(PAIRS, 0);
     let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
     let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
-    let fewer = Opts { steps: o.steps.min(100), warmup: o.warmup, threads: o.threads, only: None };
+    let fewer = Opts { steps: o.steps.min(100), warmup: o.warmup, threads: o.threads, numerics: o.numerics, only: None };
     measure("W_part_reference_fwd", &fewer, serde_json::json!({}), |_| {
         let _ = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, false));
     });
@@ -239,7 +244,7 @@ fn sampling(o: &Opts) {
     let policy = Policy::new(s, Device::Cpu, 3);
     let prompts = random_pairs(PAIRS, 4).prompts;
     let tokens = (PAIRS * 16) as f64;
-    let fewer = Opts { steps: o.steps.min(50), warmup: o.warmup.min(5), threads: o.threads, only: None };
+    let fewer = Opts { steps: o.steps.min(50), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };
     for (name, cached) in [("sample_16_kv_cache", true), ("sample_16_no_cache", false)] {
         let mut ms_total = 0.0;
         let mut calls = 0;
@@ -266,7 +271,7 @@ fn matmul(o: &Opts) {
     let n = 1024;
     let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
     let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let fewer = Opts { steps: o.steps.min(30), warmup: 3, threads: o.threads, only: None };
+    let fewer = Opts { steps: o.steps.min(30), warmup: 3, threads: o.threads, numerics: o.numerics, only: None };
     let flops = 2.0 * (n * n * n) as f64;
     measure("matmul_1024_f32", &fewer, serde_json::json!({"flops_per_step": flops}), |_| {
         let _ = a.matmul(&b);
@@ -274,8 +279,9 @@ fn matmul(o: &Opts) {
 }
 
 fn main() {
-    let o = parse();
-    tch::set_num_threads(o.threads);
+    let mut o = parse();
+    // Before any tensor: the profile's settings are read once, at first use.
+    o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
     let all: [Bench; 5] = [
