@@ -13,7 +13,6 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use tandem::ml::adam::Adam;
-use tandem::plan::op::Numerics;
 use tandem::ml::data::Pairs;
 use tandem::ml::loss::Loss;
 use tandem::ml::policy::{Policy, PolicySpec};
@@ -21,6 +20,7 @@ use tandem::ml::preference::{PmHead, PmSpec, PreferenceModel};
 use tandem::ml::rng;
 use tandem::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
 use tandem::ml::train;
+use tandem::plan::op::Numerics;
 
 const VOCAB: i64 = 63;
 const PAIRS: usize = 32;
@@ -199,7 +199,8 @@ fn offline_breakdown(o: &Opts) {
     let batch = random_pairs(PAIRS, 0);
     let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
     let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
-    let fewer = Opts { steps: o.steps.min(100), warmup: o.warmup, threads: o.threads, numerics: o.numerics, only: None };
+    let fewer =
+        Opts { steps: o.steps.min(100), warmup: o.warmup, threads: o.threads, numerics: o.numerics, only: None };
     measure("W_part_reference_fwd", &fewer, serde_json::json!({}), |_| {
         let _ = tch::no_grad(|| reference.seq_logprob(&prompts, &responses, false));
     });
@@ -244,7 +245,8 @@ fn sampling(o: &Opts) {
     let policy = Policy::new(s, Device::Cpu, 3);
     let prompts = random_pairs(PAIRS, 4).prompts;
     let tokens = (PAIRS * 16) as f64;
-    let fewer = Opts { steps: o.steps.min(50), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };
+    let fewer =
+        Opts { steps: o.steps.min(50), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };
     for (name, cached) in [("sample_16_kv_cache", true), ("sample_16_no_cache", false)] {
         let mut ms_total = 0.0;
         let mut calls = 0;
