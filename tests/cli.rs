@@ -308,3 +308,41 @@ fn the_portable_profile_takes_effect_whatever_the_environment_says() {
         "this host computes other bytes under `portable`"
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    // `tandem plan F | head -1`: the reader goes away after one line, the
+    // command's next writes find no reader. It must end quietly (exit 0, or
+    // killed by SIGPIPE as `cat` is), never panic.
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let commands: [&[&str]; 4] = [
+        &["plan", "experiments/paper.exp"],
+        &["plan", "--json", "experiments/paper.exp"],
+        &["plan", "--dot", "experiments/paper.exp"],
+        &["diff", "experiments/quickstart.exp", "experiments/paper.exp"],
+    ];
+    for args in commands {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?} printed nothing");
+        // The reader (and its end of the pipe) is dropped here.
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let quiet = out.status.success() || out.status.signal() == Some(libc_sigpipe());
+        assert!(quiet, "{args:?} ended with {:?}: {err}", out.status);
+    }
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+fn libc_sigpipe() -> i32 {
+    13
+}
