@@ -191,6 +191,52 @@ pub fn unknown_arg(c: &Ctor, name: &Ident) -> Problem {
 }
 
 /// Applies one override to a normalized call.
+/// Overrides of one `with { ... }` that contradict each other: a path set
+/// twice (`lr: 1e-3, lr: 3e-3`), or a part set and then dropped by setting
+/// its whole (`sampler.temperature: 2, sampler: online(...)`). Setting a
+/// whole and then one of its parts is fine: the part refines the new whole.
+/// Returns false (after reporting) when any is found.
+pub fn check_override_set(overrides: &[Override], problems: &mut Vec<Problem>) -> bool {
+    let mut ok = true;
+    let names = |o: &Override| -> Vec<String> { o.path.segments.iter().map(|s| s.name.clone()).collect() };
+    for (i, later) in overrides.iter().enumerate() {
+        let l = names(later);
+        for earlier in &overrides[..i] {
+            let e = names(earlier);
+            if e == l {
+                problems.push(
+                    Problem::new(
+                        Code::DuplicateArgument,
+                        later.path.span,
+                        format!("`{}` is set twice in one `with`", l.join(".")),
+                    )
+                    .label("second value")
+                    .related(earlier.path.span, "first value")
+                    .help("keep one of them: only the last would count"),
+                );
+                ok = false;
+            } else if l.len() < e.len() && e[..l.len()] == l[..] {
+                problems.push(
+                    Problem::new(
+                        Code::BadOverride,
+                        later.path.span,
+                        format!("`{}` is replaced whole here, dropping `{}` set before it", l.join("."), e.join(".")),
+                    )
+                    .label("replaces the whole")
+                    .related(earlier.path.span, "dropped")
+                    .help(format!(
+                        "set `{}` first and `{}` after it, or put the value into the call",
+                        l.join("."),
+                        e.join(".")
+                    )),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
 pub fn apply_override(call: &mut Call, o: &Override, problems: &mut Vec<Problem>) -> bool {
     apply_path(call, &o.path.segments, &o.value, o, problems)
 }

@@ -164,7 +164,7 @@ impl<'a> Expander<'a> {
                     self.derive_filter.entry(d).or_default().extend(dv.base.selector.iter().cloned());
                 }
                 let mut call = self.base_call(d, &dv.base)?;
-                let mut ok = true;
+                let mut ok = crate::check::derive::check_override_set(&dv.overrides, &mut self.problems);
                 for o in &dv.overrides {
                     ok &= apply_override(&mut call, o, &mut self.problems);
                 }

@@ -63,7 +63,8 @@ impl P {
     fn import(&mut self, pair: Pair<Rule>) -> Import {
         let span = self.span(&pair);
         let s = pair.into_inner().next().expect("import has a string");
-        Import { path: unescape(s.into_inner().next().map(|p| p.as_str()).unwrap_or("")), span }
+        let path = self.string_contents(s);
+        Import { path, span }
     }
 
     fn let_decl(&mut self, pair: Pair<Rule>) -> Let {
@@ -141,7 +142,7 @@ impl P {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::number => Expr::Number(self.number(&pair), span),
-            Rule::string => Expr::String(unescape(pair.into_inner().next().map(|p| p.as_str()).unwrap_or("")), span),
+            Rule::string => Expr::String(self.string_contents(pair), span),
             Rule::boolean => Expr::Bool(pair.as_str() == "true", span),
             Rule::list => Expr::List(pair.into_inner().map(|e| self.expr(e)).collect(), span),
             Rule::sweep => {
@@ -256,22 +257,41 @@ fn too_deep(file: FileId, text: &str) -> Option<Problem> {
     None
 }
 
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
+impl P {
+    /// The text of a string literal with its escapes (`\n`, `\t`, `\\`,
+    /// `\"`) resolved; any other escape is a problem at its place, not a
+    /// silently dropped backslash.
+    fn string_contents(&mut self, string: Pair<Rule>) -> String {
+        let Some(inner) = string.into_inner().next() else { return String::new() };
+        let (text, base) = (inner.as_str(), inner.as_span().start());
+        let mut out = String::with_capacity(text.len());
+        let mut chars = text.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
             match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some(other) => out.push(other),
+                Some((_, 'n')) => out.push('\n'),
+                Some((_, 't')) => out.push('\t'),
+                Some((_, e @ ('\\' | '"'))) => out.push(e),
+                Some((j, other)) => {
+                    let end = base + j + other.len_utf8();
+                    self.problems.push(
+                        Problem::new(
+                            Code::Syntax,
+                            Span::new(self.file, base + i, end),
+                            format!("unknown escape `\\{other}`"),
+                        )
+                        .label("not an escape tandem knows")
+                        .help("strings know \\n, \\t, \\\\ and \\\"; write `\\\\` for a backslash"),
+                    );
+                }
                 None => {}
             }
-        } else {
-            out.push(c);
         }
+        out
     }
-    out
 }
 
 /// Turns pest's error into a problem with a readable "expected ..." message.
