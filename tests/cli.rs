@@ -346,3 +346,16 @@ fn a_closed_stdout_ends_every_command_quietly() {
 fn libc_sigpipe() -> i32 {
     13
 }
+
+#[test]
+fn max_sweep_takes_numbers_as_the_language_writes_them() {
+    for ok in ["1e6", "100k", "2M", "100000"] {
+        let o = tandem(&["--max-sweep", ok, "check", "experiments/quickstart.exp"]);
+        assert!(o.status.success(), "{ok}: {}", stderr(&o));
+    }
+    for bad in ["1.5", "0", "1e30", "many"] {
+        let o = tandem(&["--max-sweep", bad, "check", "experiments/quickstart.exp"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("`{bad}`")), "{bad}: {}", stderr(&o));
+    }
+}

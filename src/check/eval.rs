@@ -81,6 +81,19 @@ impl<'a> Expander<'a> {
                 };
                 let Some(v) = n.as_i64() else {
                     let written = self.sources.text(*span).to_string();
+                    if n.is_integral() {
+                        // A whole number, only too large for any integer tandem keeps.
+                        self.problems.push(
+                            Problem::new(
+                                Code::OutOfRange,
+                                *span,
+                                format!("`{param}`: {written} is a whole number too large for a 64-bit integer"),
+                            )
+                            .label("too large")
+                            .help(format!("choose a value of `{param}` that is {}", range_text_int(*min, *max))),
+                        );
+                        return None;
+                    }
                     self.problems.push(
                         Problem::new(
                             Code::TypeMismatch,
@@ -108,6 +121,21 @@ impl<'a> Expander<'a> {
                     return None;
                 };
                 let written = self.sources.text(*span).to_string();
+                if v == 0.0 && !n.is_zero() {
+                    self.problems.push(
+                        Problem::new(
+                            Code::OutOfRange,
+                            *span,
+                            format!("`{param}`: {written} is too small for a 64-bit float, which rounds it to 0"),
+                        )
+                        .label("rounds to 0")
+                        .help(format!(
+                            "choose a value of `{param}` that is {}",
+                            range_text_float(*min, *open_min, *max)
+                        )),
+                    );
+                    return None;
+                }
                 let below = if *open_min { v <= *min } else { v < *min };
                 if below || v > *max {
                     self.out_of_range(*span, param, &written, &range_text_float(*min, *open_min, *max));

@@ -31,8 +31,9 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, env = "TANDEM_NUMERICS", default_value_t = NumericsArg::Portable)]
     pub numerics: NumericsArg,
 
-    /// The most instances one declaration's sweep may expand to.
-    #[arg(long, global = true, default_value_t = 100_000, value_name = "N")]
+    /// The most instances one declaration's sweep may expand to (a number as
+    /// the language writes it: 100000, 100k, 1e5).
+    #[arg(long, global = true, default_value_t = 100_000, value_name = "N", value_parser = count)]
     pub max_sweep: usize,
 
     #[command(subcommand)]
@@ -179,4 +180,16 @@ pub enum Command {
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,
+}
+
+/// A positive whole number written as the language writes numbers (`1e6`,
+/// `100k`, `2M`), so a flag accepts what an .exp file would.
+fn count(text: &str) -> Result<usize, String> {
+    let n = crate::syntax::number::Number::parse(text).map_err(|_| format!("`{text}` is not a number"))?;
+    match n.as_i64() {
+        Some(v) if v >= 1 => usize::try_from(v).map_err(|_| format!("`{text}` is too large")),
+        Some(_) => Err(format!("`{text}` must be at least 1")),
+        None if n.is_integral() => Err(format!("`{text}` is too large")),
+        None => Err(format!("`{text}` is not a whole number")),
+    }
 }

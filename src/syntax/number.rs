@@ -83,6 +83,11 @@ impl Number {
         self.digits == "0"
     }
 
+    /// Whether the value is a whole number (however large).
+    pub fn is_integral(&self) -> bool {
+        self.exp10 >= 0 // normalized: a negative exponent means a fractional part
+    }
+
     /// The exact integer value, if the number is integral and fits an i64.
     pub fn as_i64(&self) -> Option<i64> {
         if self.exp10 < 0 {
