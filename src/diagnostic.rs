@@ -34,6 +34,8 @@ pub enum Code {
     BadOverride,
     SweepLimit,
     AmbiguousSweep,
+    /// A declaration whose axes leave no consistent member.
+    NoMembers,
     Cycle,
     BadNumber,
     OutsideProject,
@@ -63,6 +65,7 @@ impl Code {
             Code::BadOverride => "tandem::bad_override",
             Code::SweepLimit => "tandem::sweep_limit",
             Code::AmbiguousSweep => "tandem::ambiguous_sweep",
+            Code::NoMembers => "tandem::no_members",
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
             Code::OutsideProject => "tandem::outside_project",

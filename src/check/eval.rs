@@ -187,19 +187,22 @@ impl<'a> Expander<'a> {
                 for item in items {
                     match (item, inner) {
                         // A swept declaration in a list stands for its members.
-                        (Expr::Reference(r), Ty::Ref(_)) if r.checkpoint.is_none() && self.is_group(r) => {
-                            match self.group_members(r, ch) {
-                                Some(ms) => {
-                                    for m in ms {
-                                        match self.check_entity(r, m, inner, param) {
-                                            Some(v) => out.push(v),
-                                            None => ok = false,
-                                        }
+                        // `online@800` likewise: every member's checkpoint at that step.
+                        (Expr::Reference(r), Ty::Ref(_)) if self.is_group(r) => match self.group_members(r, ch) {
+                            Some(ms) => {
+                                for m in ms {
+                                    let v = match &r.checkpoint {
+                                        None => self.check_entity(r, m, inner, param),
+                                        Some(cp) => self.checkpoint(r, cp, m, inner, param),
+                                    };
+                                    match v {
+                                        Some(v) => out.push(v),
+                                        None => ok = false,
                                     }
                                 }
-                                None => ok = false,
                             }
-                        }
+                            None => ok = false,
+                        },
                         _ => match self.eval(item, inner, ch, param) {
                             Some(v) => out.push(v),
                             None => ok = false,
@@ -348,7 +351,7 @@ impl<'a> Expander<'a> {
                     .help(format!(
                         "pick one with a selector, e.g. `{}[{}: ...]`",
                         r.name.name,
-                        self.decls[d].axes.first().cloned().unwrap_or_default()
+                        self.decls[d].axes.first().map(|a| a.name.clone()).unwrap_or_default()
                     )),
                 );
                 None

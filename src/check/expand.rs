@@ -3,9 +3,14 @@
 //! A declaration with `sweep [...]` axes becomes one instance per combination.
 //! A declaration that uses a swept declaration where one value is expected
 //! (`replay(online)` when `online` sweeps `seed`) inherits that sweep: it gets
-//! one instance per member, and axes with the same name are joined rather than
-//! crossed, so `tandem[seed=1]` replays `online[seed=1]`. In a list position
-//! (`policies: [online]`) a swept declaration stands for all its members.
+//! one instance per member and carries the member's axes, so `tandem[seed=1]`
+//! replays `online[seed=1]`. In a list position (`policies: [online]`) a swept
+//! declaration stands for all its members.
+//!
+//! Axes are joined only when they are the same axis ([`AxisId`]: the same
+//! `sweep [...]` in the source), never because two parameters share a name.
+//! A declaration whose axes leave no consistent member is an error, not an
+//! empty grid.
 //!
 //! Arguments are typed against the constructor table as they are evaluated:
 //! see `eval.rs`.
@@ -14,17 +19,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::check::derive::{apply_override, check_decl_ctor, normalize_call};
 use crate::check::names::{Entry, Namespace};
-use crate::check::program::{display_value, DeclInfo, Instance, InstanceId, Value};
+use crate::check::program::{display_value, AxisId, AxisName, DeclInfo, Instance, InstanceId, Value};
 use crate::check::schema::{ctor, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{Call, DeclBody, Expr, Reference};
 
-/// One grid axis found in a declaration.
+/// One of a declaration's own sweep axes.
 #[derive(Debug, Clone)]
 pub struct Axis {
-    pub name: String,
-    pub path: String,
+    pub id: AxisId,
+    /// The parameters it is given to (two for a `let` sweep used twice).
+    pub paths: Vec<String>,
     pub span: Span,
     pub ty: Ty,
     pub items: Vec<Expr>,
@@ -35,6 +41,9 @@ pub struct Axis {
 pub struct GroupFactor {
     pub key: FactorKey,
     pub members: Vec<InstanceId>,
+    /// The parameter it is used in, to name its axes when they clash with others.
+    pub via: String,
+    pub span: Span,
 }
 
 pub type FactorKey = (usize, String);
@@ -44,7 +53,7 @@ pub type FactorKey = (usize, String);
 pub struct Choice {
     pub sweep: HashMap<Span, usize>,
     pub group: HashMap<FactorKey, InstanceId>,
-    pub assignment: BTreeMap<String, Value>,
+    pub assignment: BTreeMap<AxisId, Value>,
 }
 
 pub struct Expander<'a> {
@@ -56,8 +65,12 @@ pub struct Expander<'a> {
     pub instances: Vec<Instance>,
     pub problems: Vec<Problem>,
     pub failed: HashSet<usize>,
-    /// `base[axis: v] with { ... }`: the members of the derived grid to keep.
-    pub derive_filter: HashMap<usize, Vec<crate::syntax::ast::Selection>>,
+    /// A derivation's base members (all of them, or those its selector picks):
+    /// the derived grid keeps the members that agree with one of them on the
+    /// axes they share. An axis the derivation overrides is no longer shared.
+    pub derive_from: HashMap<usize, Vec<InstanceId>>,
+    /// Each axis's name and span where its sweep is written, for messages.
+    pub axis_origin: HashMap<AxisId, (String, Span)>,
     /// How many `let` constants deep the current evaluation is.
     pub let_depth: usize,
 }
@@ -86,7 +99,8 @@ impl<'a> Expander<'a> {
             instances: vec![],
             problems: vec![],
             failed: HashSet::new(),
-            derive_filter: HashMap::new(),
+            derive_from: HashMap::new(),
+            axis_origin: HashMap::new(),
             let_depth: 0,
         }
     }
@@ -120,12 +134,7 @@ impl<'a> Expander<'a> {
                 Some(n)
             }
             // `run x = base` or `run x = grid[lr: 1e-4]`: a derivation without overrides.
-            DeclBody::Expr(Expr::Reference(r)) if r.checkpoint.is_none() => {
-                if !r.selector.is_empty() {
-                    self.derive_filter.entry(d).or_default().extend(r.selector.iter().cloned());
-                }
-                self.base_call(d, r)
-            }
+            DeclBody::Expr(Expr::Reference(r)) if r.checkpoint.is_none() => self.base_call(d, r),
             DeclBody::Expr(other) => {
                 self.problems.push(
                     Problem::new(
@@ -160,9 +169,6 @@ impl<'a> Expander<'a> {
                     );
                     return None;
                 }
-                if !dv.base.selector.is_empty() {
-                    self.derive_filter.entry(d).or_default().extend(dv.base.selector.iter().cloned());
-                }
                 let mut call = self.base_call(d, &dv.base)?;
                 let mut ok = crate::check::derive::check_override_set(&dv.overrides, &mut self.problems);
                 for o in &dv.overrides {
@@ -196,12 +202,14 @@ impl<'a> Expander<'a> {
                     );
                     return None;
                 }
-                // A derivation keeps its base's selection of members.
-                if let Some(f) = self.derive_filter.get(&b).cloned() {
-                    self.derive_filter.entry(d).or_default().extend(f);
-                }
                 // A failed base has already been reported; stay quiet.
-                self.merged[b].clone()
+                let call = self.merged[b].clone()?;
+                // The members it derives from: a derivation of a derivation
+                // keeps the first one's selection, since its base has only those.
+                let from =
+                    if base.selector.is_empty() { self.decls[b].instances.clone() } else { self.select(b, base)? };
+                self.derive_from.insert(d, from);
+                Some(call)
             }
             Some(Entry::Let(_)) => {
                 self.problems.push(
@@ -234,15 +242,8 @@ impl<'a> Expander<'a> {
                 self.discover(&arg.value, &p.ty, name.clone(), &mut axes, &mut groups, 0);
             }
         }
-        // Short axis names, unless two axes would share one.
-        let mut counts: HashMap<String, usize> = HashMap::new();
         for a in &axes {
-            *counts.entry(a.name.clone()).or_default() += 1;
-        }
-        for a in &mut axes {
-            if counts[&a.name] > 1 {
-                a.name = a.path.clone();
-            }
+            self.axis_origin.entry(a.id).or_insert_with(|| (leaf(&a.paths[0]).to_string(), a.span));
         }
 
         // 2. Typed values of each axis.
@@ -250,7 +251,7 @@ impl<'a> Expander<'a> {
         for a in &axes {
             let mut vals = vec![];
             for item in &a.items {
-                let v = self.eval(item, &a.ty, &Choice::default(), &a.path);
+                let v = self.eval(item, &a.ty, &Choice::default(), &a.paths[0]);
                 match v {
                     Some(v) => vals.push(v),
                     None => return false,
@@ -277,14 +278,9 @@ impl<'a> Expander<'a> {
             let mut next = vec![];
             for ch in &combos {
                 for (i, v) in vals.iter().enumerate() {
-                    if let Some(prev) = ch.assignment.get(&a.name) {
-                        if prev != v {
-                            continue;
-                        }
-                    }
                     let mut n = ch.clone();
                     n.sweep.insert(a.span, i);
-                    n.assignment.insert(a.name.clone(), v.clone());
+                    n.assignment.insert(a.id, v.clone());
                     next.push(n);
                 }
             }
@@ -311,49 +307,36 @@ impl<'a> Expander<'a> {
                     }
                 }
             }
+            if next.is_empty() && !combos.is_empty() {
+                self.report_no_members(d, g, &combos);
+                return false;
+            }
             combos = next;
             if combos.len() > self.max_instances {
                 return self.too_many(d, self.ns.decls[d].name.span);
             }
         }
-        // Derived from selected members: keep the matching part of the grid.
-        if let Some(sel) = self.derive_filter.get(&d).cloned() {
-            for s in &sel {
-                let axis = s.path.dotted();
-                if !combos.iter().any(|c| c.assignment.contains_key(&axis)) {
-                    let axes: Vec<String> =
-                        combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
-                    self.problems.push(
-                        Problem::new(Code::BadSelector, s.path.span, format!("the derived grid has no axis `{axis}`"))
-                            .label("unknown axis")
-                            .help(if axes.is_empty() {
-                                "the base is not a sweep; derive from it without a selector".to_string()
-                            } else {
-                                format!("its axes are {}", axes.join(", "))
-                            }),
-                    );
-                    return false;
-                }
-                let x: &Expander = self;
-                combos.retain(|c| c.assignment.get(&axis).is_some_and(|v| matches_literal(&s.value, v, x)));
-                if combos.is_empty() {
-                    self.problems.push(
-                        Problem::new(
-                            Code::BadSelector,
-                            s.span,
-                            format!("no member has {axis} = {}", self.sources.text(s.value.span())),
-                        )
-                        .label("matches nothing")
-                        .help("pick a value the base's sweep has"),
-                    );
-                    return false;
-                }
+        // Derived from (selected) members: keep the members of the derived
+        // grid that agree with one of them on every axis both have.
+        if let Some(from) = self.derive_from.get(&d).cloned() {
+            let instances = &self.instances;
+            combos.retain(|c| {
+                from.iter().any(|m| instances[*m].axes.iter().all(|(k, v)| c.assignment.get(k).is_none_or(|x| x == v)))
+            });
+            if combos.is_empty() {
+                self.problems.push(
+                    Problem::new(
+                        Code::NoMembers,
+                        self.ns.decls[d].name.span,
+                        format!("`{}` has no member that agrees with the members it derives from", self.ns.decls[d].name.name),
+                    )
+                    .label("no members")
+                    .help("its overrides leave no combination its base's selection allows; select other members or override fewer axes"),
+                );
+                return false;
             }
         }
-        let mut axis_names: Vec<String> =
-            combos.first().map(|c| c.assignment.keys().cloned().collect()).unwrap_or_default();
-        axis_names.sort();
-        self.decls[d].axes = axis_names;
+        self.decls[d].axes = self.axis_names(&axes, &groups);
 
         // 4. One instance per combination.
         let name = self.ns.decls[d].name.name.clone();
@@ -392,10 +375,12 @@ impl<'a> Expander<'a> {
             if !ok {
                 return false;
             }
-            let iname = crate::check::program::InstanceName {
-                decl: name.clone(),
-                member: ch.assignment.iter().map(|(k, v)| (k.clone(), self.show(v))).collect(),
-            };
+            let member = self.decls[d]
+                .axes
+                .iter()
+                .filter_map(|a| ch.assignment.get(&a.id).map(|v| (a.name.clone(), self.show(v))))
+                .collect();
+            let iname = crate::check::program::InstanceName { decl: name.clone(), member };
             let label = iname.to_string();
             let inst = Instance {
                 decl: d,
@@ -448,8 +433,12 @@ impl<'a> Expander<'a> {
         }
         match e {
             Expr::Sweep(items, span) => {
-                if axes.iter().any(|a| a.span == *span) {
-                    return; // the same constant used twice: one axis
+                if let Some(a) = axes.iter_mut().find(|a| a.span == *span) {
+                    // The same `let` sweep used twice: one axis, both parameters named.
+                    if !a.paths.contains(&path) {
+                        a.paths.push(path);
+                    }
+                    return;
                 }
                 for i in items {
                     if contains_sweep(i, self.ns) {
@@ -461,8 +450,13 @@ impl<'a> Expander<'a> {
                         return;
                     }
                 }
-                let name = path.rsplit('.').next().unwrap_or(&path).to_string();
-                axes.push(Axis { name, path, span: *span, ty: *ty, items: items.clone() });
+                axes.push(Axis {
+                    id: AxisId::from(*span),
+                    paths: vec![path],
+                    span: *span,
+                    ty: *ty,
+                    items: items.clone(),
+                });
             }
             Expr::Reference(r) => match self.ns.by_name.get(&r.name.name) {
                 Some(Entry::Let(l)) => {
@@ -486,7 +480,7 @@ impl<'a> Expander<'a> {
                         // Several members: one instance each. One member that
                         // carries axes (`d[world: summarize]`): it pins them.
                         if members.len() > 1 || members.iter().any(|m| !self.instances[*m].axes.is_empty()) {
-                            groups.push(GroupFactor { key, members });
+                            groups.push(GroupFactor { key, members, via: path, span: r.span });
                         }
                     }
                 }
@@ -525,14 +519,16 @@ impl<'a> Expander<'a> {
             .join(",")
     }
 
-    /// The members of declaration `t` that a reference's selector picks.
+    /// The members of declaration `t` that a reference's selector picks. A
+    /// selector names an axis as the members show it and gives a value as
+    /// the plan prints it (numbers by value, so `1e-5` picks `0.00001`; calls
+    /// with their arguments, so `loss: dpo(beta: 0.5)` works).
     pub fn select(&mut self, t: usize, r: &Reference) -> Option<Vec<InstanceId>> {
         let mut members = self.decls[t].instances.clone();
         for s in &r.selector {
             let axis = s.path.dotted();
-            let has_axis = members.iter().any(|m| self.instances[*m].axes.contains_key(&axis));
-            if !has_axis {
-                let axes = self.decls[t].axes.clone();
+            let Some(named) = self.decls[t].axes.iter().find(|a| a.name == axis).cloned() else {
+                let axes: Vec<String> = self.decls[t].axes.iter().map(|a| a.name.clone()).collect();
                 let mut p = Problem::new(
                     Code::BadSelector,
                     s.path.span,
@@ -548,12 +544,13 @@ impl<'a> Expander<'a> {
                 };
                 self.problems.push(p);
                 return None;
-            }
+            };
+            let wanted = self.eval(&s.value, &named.ty, &Choice::default(), &axis)?;
             let mut kept = vec![];
             let mut seen_values = vec![];
             for m in &members {
-                if let Some(v) = self.instances[*m].axes.get(&axis) {
-                    if matches_literal(&s.value, v, self) {
+                if let Some(v) = self.instances[*m].axes.get(&named.id) {
+                    if *v == wanted {
                         kept.push(*m);
                     }
                     let shown = self.show(v);
@@ -582,6 +579,117 @@ impl<'a> Expander<'a> {
         }
         Some(members)
     }
+
+    /// The names a declaration's members show for its axes: each own axis by
+    /// its parameter (`lr`, or `loss.beta` when two parameters end alike),
+    /// each inherited axis by the name its declaration gave it (prefixed with
+    /// the parameter it came through, `policy.seed`, when it clashes).
+    fn axis_names(&self, axes: &[Axis], groups: &[GroupFactor]) -> Vec<AxisName> {
+        // (short name, long name, axis, type)
+        let mut entries: Vec<(String, String, AxisId, Ty)> = vec![];
+        for a in axes {
+            for p in &a.paths {
+                entries.push((leaf(p).to_string(), p.clone(), a.id, a.ty));
+            }
+        }
+        for g in groups {
+            let carried: HashSet<AxisId> =
+                g.members.iter().flat_map(|m| self.instances[*m].axes.keys().copied()).collect();
+            let t = self.instances[g.members[0]].decl;
+            for n in &self.decls[t].axes {
+                if carried.contains(&n.id) {
+                    entries.push((n.name.clone(), format!("{}.{}", g.via, n.name), n.id, n.ty));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        entries.retain(|(short, _, id, _)| seen.insert((short.clone(), *id)));
+        let mut ids_by_short: HashMap<&str, HashSet<AxisId>> = HashMap::new();
+        for (short, _, id, _) in &entries {
+            ids_by_short.entry(short).or_default().insert(*id);
+        }
+        let mut names: Vec<AxisName> = entries
+            .iter()
+            .map(|(short, long, id, ty)| {
+                let name = if ids_by_short[short.as_str()].len() > 1 { long.clone() } else { short.clone() };
+                AxisName { name, id: *id, ty: *ty }
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        names.retain(|n| seen.insert((n.name.clone(), n.id)));
+        // Two different axes still under one name (the same parameter path
+        // reached twice): number them so a selector can tell them apart.
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for n in &names {
+            *count.entry(n.name.clone()).or_default() += 1;
+        }
+        let mut k: HashMap<String, usize> = HashMap::new();
+        for n in &mut names {
+            if count[&n.name] > 1 {
+                let i = k.entry(n.name.clone()).or_default();
+                *i += 1;
+                n.name = format!("{}{}", n.name, i);
+            }
+        }
+        names.sort_by(|a, b| a.name.cmp(&b.name));
+        names
+    }
+
+    /// A group (a swept declaration used in one argument) that agrees with
+    /// none of the combinations built so far: say which axis conflicts.
+    fn report_no_members(&mut self, d: usize, g: &GroupFactor, combos: &[Choice]) {
+        let mut conflict = None;
+        let ids: Vec<AxisId> = g.members.iter().flat_map(|m| self.instances[*m].axes.keys().copied()).collect();
+        for id in ids {
+            let mine: Vec<&Value> = g.members.iter().filter_map(|m| self.instances[*m].axes.get(&id)).collect();
+            let rest: Vec<&Value> = combos.iter().filter_map(|c| c.assignment.get(&id)).collect();
+            if !rest.is_empty() && !mine.iter().any(|v| rest.contains(v)) {
+                conflict = Some((id, mine, rest));
+                break;
+            }
+        }
+        let name = &self.ns.decls[d].name.name;
+        let via = &g.via;
+        let show_set = |vals: &[&Value], x: &Expander| {
+            let mut shown: Vec<String> = vec![];
+            for v in vals {
+                let s = x.show(v);
+                if !shown.contains(&s) {
+                    shown.push(s);
+                }
+            }
+            shown.join(", ")
+        };
+        let mut problem = match conflict {
+            Some((id, mine, rest)) => {
+                let (axis, at) = self.axis_origin.get(&id).cloned().unwrap_or_else(|| ("?".into(), g.span));
+                Problem::new(
+                    Code::NoMembers,
+                    g.span,
+                    format!(
+                        "`{name}` has no members: `{via}` has {axis} = {}, its other arguments have {axis} = {}",
+                        show_set(&mine, self),
+                        show_set(&rest, self)
+                    ),
+                )
+                .related(at, format!("both take `{axis}` from this sweep"))
+                .help(format!("one sweep has one value per member; select members that agree on `{axis}`"))
+            }
+            None => Problem::new(
+                Code::NoMembers,
+                g.span,
+                format!("`{name}` has no members: `{via}` agrees with none of the combinations of its other arguments"),
+            )
+            .help("select members of the swept declarations that agree on the axes they share"),
+        };
+        problem = problem.label("agrees with no other argument");
+        self.problems.push(problem);
+    }
+}
+
+/// The last part of a parameter path: `beta` of `loss.beta`.
+fn leaf(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
 }
 
 fn default_value(d: crate::check::schema::Default) -> Option<Value> {
@@ -611,26 +719,6 @@ fn contains_sweep_depth(e: &Expr, ns: &Namespace, depth: usize) -> bool {
             Some(Entry::Let(l)) => contains_sweep_depth(&ns.lets[*l].value, ns, depth + 1),
             _ => false,
         },
-        _ => false,
-    }
-}
-
-/// Does a selector's literal equal an axis value? Numbers compare by value
-/// (`1e-5` selects `0.00001`), references by the instance they name.
-fn matches_literal(e: &Expr, v: &Value, x: &Expander) -> bool {
-    match (e, v) {
-        (Expr::Number(n, _), Value::Int(i)) => n.as_i64() == Some(*i),
-        (Expr::Number(n, _), Value::Float(f)) => n.as_f64() == Some(*f),
-        (Expr::String(s, _), Value::Str(t)) => s == t,
-        (Expr::Bool(b, _), Value::Bool(c)) => b == c,
-        (Expr::Reference(r), Value::Instance(i)) => {
-            x.label(*i) == r.name.name || x.decls[x.instances[*i].decl].name == r.name.name
-        }
-        (Expr::Reference(r), other) => match x.ns.by_name.get(&r.name.name) {
-            Some(Entry::Let(l)) => matches_literal(&x.ns.lets[*l].value, other, x),
-            _ => false,
-        },
-        (Expr::Call(c), Value::Call { ctor, .. }) => c.callee.name == ctor.name && c.args.is_empty(),
         _ => false,
     }
 }

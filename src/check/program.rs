@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::schema::{Ctor, Entity};
-use crate::source::{SourceMap, Span};
+use crate::check::schema::{Ctor, Entity, Ty};
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::ast::DeclKind;
 
 pub type DeclId = usize;
@@ -29,6 +29,34 @@ pub enum Value {
     Checkpoint(InstanceId, i64),
 }
 
+/// What a sweep axis is: the place its `sweep [...]` is written. Axes are
+/// joined only when they are the same axis: a `let` sweep used in several
+/// arguments or declarations varies them together, a derivation keeps its
+/// base's sweeps (so `b = a with { .. }` pairs with `a` member by member), and
+/// a declaration that inherits a sweep from another carries that sweep's axis.
+/// Two sweeps written in two places are two axes, crossed, whatever their
+/// parameters are called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AxisId {
+    pub file: FileId,
+    pub start: usize,
+}
+
+impl From<Span> for AxisId {
+    fn from(s: Span) -> AxisId {
+        AxisId { file: s.file, start: s.start }
+    }
+}
+
+/// The name a declaration's members show for one of its axes, and the type of
+/// the axis's values (for typing a selector's value).
+#[derive(Debug, Clone)]
+pub struct AxisName {
+    pub name: String,
+    pub id: AxisId,
+    pub ty: Ty,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeclInfo {
     pub name: String,
@@ -37,8 +65,9 @@ pub struct DeclInfo {
     pub name_span: Span,
     pub ctor: Option<&'static Ctor>,
     pub instances: Vec<InstanceId>,
-    /// Axis names of this declaration's sweep (own and inherited), sorted.
-    pub axes: Vec<String>,
+    /// Names of this declaration's axes (own and inherited), sorted. An axis
+    /// a `let` sweep gives to two parameters has both their names.
+    pub axes: Vec<AxisName>,
 }
 
 impl DeclInfo {
@@ -80,7 +109,8 @@ pub struct Instance {
     pub name: InstanceName,
     /// `name` rendered: `name` or `name[axis=value, ...]`.
     pub label: String,
-    pub axes: BTreeMap<String, Value>,
+    /// The value of every axis this member lies on, by identity.
+    pub axes: BTreeMap<AxisId, Value>,
     pub ctor: &'static Ctor,
     /// Every parameter of the constructor that has a value (given or default).
     pub args: BTreeMap<String, Value>,
