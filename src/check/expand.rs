@@ -301,7 +301,7 @@ impl<'a> Expander<'a> {
                         let mut n = ch.clone();
                         n.group.insert(g.key.clone(), *m);
                         for (k, v) in maxes {
-                            n.assignment.insert(k.clone(), v.clone());
+                            n.assignment.insert(*k, v.clone());
                         }
                         next.push(n);
                     }
