@@ -44,6 +44,34 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for docs and tests that must cover them all.
+    pub const ALL: &'static [Code] = &[
+        Code::Syntax,
+        Code::Io,
+        Code::ImportCycle,
+        Code::UnknownName,
+        Code::DuplicateName,
+        Code::WrongKind,
+        Code::UnknownConstructor,
+        Code::UnknownArgument,
+        Code::MissingArgument,
+        Code::DuplicateArgument,
+        Code::TooManyPositional,
+        Code::PositionalAfterNamed,
+        Code::TypeMismatch,
+        Code::OutOfRange,
+        Code::BadCheckpoint,
+        Code::BadSelector,
+        Code::BadOverride,
+        Code::SweepLimit,
+        Code::AmbiguousSweep,
+        Code::NoMembers,
+        Code::Cycle,
+        Code::BadNumber,
+        Code::OutsideProject,
+        Code::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::Syntax => "tandem::syntax",

@@ -19,37 +19,67 @@ fn files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-fn stem(p: &Path) -> String {
-    p.file_stem().unwrap().to_string_lossy().into_owned()
+/// What checking and then planning a file reports.
+fn diagnostics(f: &Path) -> Vec<tandem::diagnostic::Diagnostic> {
+    let checked = tandem::check::check_file(f, Default::default());
+    if !checked.is_ok() {
+        return checked.diagnostics;
+    }
+    tandem::plan::lower::lower(&checked.program).err().unwrap_or_default()
 }
+
+// `insta::glob!` checks every file and reports all that fail, so one broken
+// file does not hide the others.
 
 #[test]
 fn valid_files_plan_and_their_keys_are_pinned() {
     let store = Store::open_existing("tests/corpus/no-cache-here");
-    for f in files("ok") {
-        let plan = common::plan_path(&f).unwrap_or_else(|e| panic!("{} should be valid:\n{e}", f.display()));
-        let text = tandem::cli::view::plan_text(&plan, &store, &f);
-        insta::assert_snapshot!(format!("plan_{}", stem(&f)), text);
-    }
+    insta::glob!("corpus/ok/*.exp", |f| {
+        let plan = common::plan_path(f).unwrap_or_else(|e| panic!("{} should be valid:\n{e}", f.display()));
+        let text = tandem::cli::view::plan_text(
+            &plan,
+            &store,
+            Path::new("tests/corpus/ok").join(f.file_name().unwrap()).as_path(),
+        );
+        insta::assert_snapshot!(text);
+    });
 }
 
 #[test]
 fn invalid_files_fail_with_pinned_diagnostics() {
-    for f in files("err") {
-        let rendered = match common::plan_path(&f) {
-            Ok(_) => panic!("{} should have problems", f.display()),
+    insta::glob!("corpus/err/*.exp", |f| {
+        let rel = Path::new("tests/corpus/err").join(f.file_name().unwrap());
+        let rendered = match common::plan_path(&rel) {
+            Ok(_) => panic!("{} should have problems", rel.display()),
             Err(r) => r,
         };
-        insta::assert_snapshot!(format!("diag_{}", stem(&f)), rendered);
+        insta::assert_snapshot!(rendered);
+    });
+}
+
+#[test]
+fn every_diagnostic_code_has_a_corpus_file_that_shows_it() {
+    let mut shown = std::collections::HashSet::new();
+    for f in files("err") {
+        for d in diagnostics(&f) {
+            shown.insert(d.code());
+        }
     }
+    // `internal` is the checker and planner disagreeing: a bug, never an input's fault.
+    let missing: Vec<&str> = tandem::diagnostic::Code::ALL
+        .iter()
+        .filter(|c| **c != tandem::diagnostic::Code::Internal && !shown.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(missing.is_empty(), "no file in tests/corpus/err shows {missing:?}");
 }
 
 #[test]
 fn every_diagnostic_has_a_location_a_label_and_help() {
     for f in files("err") {
-        let checked = tandem::check::check_file(&f, Default::default());
-        assert!(!checked.diagnostics.is_empty(), "{}", f.display());
-        for d in &checked.diagnostics {
+        let found = diagnostics(&f);
+        assert!(!found.is_empty(), "{}", f.display());
+        for d in &found {
             assert!(d.problem.help.is_some(), "{}: `{}` has no help", f.display(), d.problem.message);
             if d.code() != tandem::diagnostic::Code::Io || d.problem.span.is_some() {
                 let (file, line, col) = d.location.clone().expect("a location");

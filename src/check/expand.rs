@@ -119,7 +119,8 @@ impl<'a> Expander<'a> {
         for d in order {
             let before = self.problems.len();
             let ok = self.expand_decl(d);
-            if !ok || self.problems.len() > before {
+            let broken = self.ns.broken.contains(&Entry::Decl(d));
+            if !ok || broken || self.problems.len() > before {
                 self.failed.insert(d);
             }
         }
@@ -206,6 +207,11 @@ impl<'a> Expander<'a> {
                 let call = self.merged[b].clone()?;
                 // The members it derives from: a derivation of a derivation
                 // keeps the first one's selection, since its base has only those.
+                if self.failed.contains(&b) {
+                    // Check the derivation's own arguments, but never plan it.
+                    self.failed.insert(d);
+                    return Some(call);
+                }
                 let from =
                     if base.selector.is_empty() { self.decls[b].instances.clone() } else { self.select(b, base)? };
                 self.derive_from.insert(d, from);
@@ -246,18 +252,19 @@ impl<'a> Expander<'a> {
             self.axis_origin.entry(a.id).or_insert_with(|| (leaf(&a.paths[0]).to_string(), a.span));
         }
 
-        // 2. Typed values of each axis.
-        let mut axis_values: Vec<Vec<Value>> = vec![];
+        // 2. Typed values of each axis. A bad value is reported and left out,
+        // so the rest of the declaration is still checked with the good ones.
+        // (index in the sweep as written, value)
+        let mut axis_values: Vec<Vec<(usize, Value)>> = vec![];
+        let mut bad_values = false;
         for a in &axes {
             let mut vals = vec![];
-            for item in &a.items {
-                let v = self.eval(item, &a.ty, &Choice::default(), &a.paths[0]);
-                match v {
-                    Some(v) => vals.push(v),
-                    None => return false,
+            for (i, item) in a.items.iter().enumerate() {
+                if let Some(v) = self.eval(item, &a.ty, &Choice::default(), &a.paths[0]) {
+                    vals.push((i, v));
                 }
             }
-            if vals.is_empty() {
+            if a.items.is_empty() {
                 self.problems.push(
                     Problem::new(Code::TypeMismatch, a.span, "a sweep needs at least one value")
                         .label("empty sweep")
@@ -265,6 +272,10 @@ impl<'a> Expander<'a> {
                 );
                 return false;
             }
+            if vals.is_empty() {
+                return false; // every value reported
+            }
+            bad_values |= vals.len() < a.items.len();
             axis_values.push(vals);
         }
 
@@ -277,9 +288,9 @@ impl<'a> Expander<'a> {
             }
             let mut next = vec![];
             for ch in &combos {
-                for (i, v) in vals.iter().enumerate() {
+                for (i, v) in vals {
                     let mut n = ch.clone();
-                    n.sweep.insert(a.span, i);
+                    n.sweep.insert(a.span, *i);
                     n.assignment.insert(a.id, v.clone());
                     next.push(n);
                 }
@@ -403,7 +414,7 @@ impl<'a> Expander<'a> {
                 return false;
             }
         }
-        true
+        !bad_values
     }
 
     fn too_many(&mut self, d: usize, span: Span) -> bool {

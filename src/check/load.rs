@@ -27,13 +27,9 @@ pub fn load_text(name: &str, dir: &Path, text: &str, problems: &mut Vec<Problem>
     let mut loaded = Loaded { sources: SourceMap::default(), files: vec![] };
     let virtual_path = dir.join(name);
     let id = loaded.sources.add(name.to_string(), virtual_path.clone(), text.to_string());
-    let parsed = match parse_file(id, text) {
-        Ok(f) => f,
-        Err(ps) => {
-            problems.extend(ps);
-            return loaded;
-        }
-    };
+    let (parsed, ps) = parse_file(id, text);
+    problems.extend(ps);
+    let Some(parsed) = parsed else { return loaded };
     let mut stack = vec![(virtual_path, Span::default())];
     for imp in &parsed.imports {
         load_one(&dir.join(&imp.path), Some(imp.span), &mut loaded, &mut stack, problems);
@@ -106,13 +102,9 @@ fn load_one(
         }
     };
     let id: FileId = loaded.sources.add(display_name(&canonical), canonical.clone(), text);
-    let parsed = match parse_file(id, &loaded.sources.get(id).text.clone()) {
-        Ok(f) => f,
-        Err(ps) => {
-            problems.extend(ps);
-            return;
-        }
-    };
+    let (parsed, ps) = parse_file(id, &loaded.sources.get(id).text.clone());
+    problems.extend(ps);
+    let Some(parsed) = parsed else { return };
     stack.push((canonical.clone(), from.unwrap_or_default()));
     let dir = canonical.parent().map(Path::to_path_buf).unwrap_or_default();
     for imp in &parsed.imports {

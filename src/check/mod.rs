@@ -66,6 +66,18 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     x.run();
     problems.extend(std::mem::take(&mut x.problems));
 
+    // A literal the parser could not use stands in as a placeholder; what
+    // the checker says about that placeholder is an echo, not news.
+    let poisoned: Vec<crate::source::Span> = loaded.files.iter().flat_map(|f| f.poisoned.iter().copied()).collect();
+    problems.retain(|p| {
+        matches!(p.code, crate::diagnostic::Code::BadNumber | crate::diagnostic::Code::Syntax)
+            || !p.span.is_some_and(|s| {
+                poisoned
+                    .iter()
+                    .any(|q| q.file == s.file && q.start < s.end.max(s.start + 1) && s.start < q.end.max(q.start + 1))
+            })
+    });
+
     // One report per distinct problem (sweeps can hit the same one many times),
     // in source order.
     let mut seen = HashSet::new();

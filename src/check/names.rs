@@ -23,7 +23,8 @@ pub struct Namespace<'a> {
     pub decls: Vec<&'a Decl>,
     pub by_name: HashMap<String, Entry>,
     /// Declarations in an order where every dependency comes first; members of
-    /// a cycle are left out (and reported).
+    /// a cycle are left out (and reported). Broken ones are in it: they are
+    /// checked for their own problems but never planned.
     pub decl_order: Vec<usize>,
     /// Entries that are part of (or depend on) a cycle or an unknown name.
     pub broken: std::collections::HashSet<Entry>,
@@ -171,15 +172,15 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
             o.into_iter().map(|n| index[&g[n]]).collect()
         }
     };
+    // Every declaration outside a cycle is still checked, so its own problems
+    // are reported; references to a broken one resolve to nothing, silently.
     for n in &order {
         let e = graph[*n];
         if graph.neighbors_directed(*n, petgraph::Direction::Incoming).any(|src| ns.broken.contains(&graph[src])) {
             ns.broken.insert(e);
         }
         if let Entry::Decl(i) = e {
-            if !ns.broken.contains(&e) {
-                ns.decl_order.push(i);
-            }
+            ns.decl_order.push(i);
         }
     }
     ns

@@ -541,16 +541,12 @@ impl<'p> Lowerer<'p> {
             if let (Some(root), Some(target)) = (normalize(&root), normalize(&full)) {
                 if !target.starts_with(&root) {
                     self.problems.push(
-                        Problem::new(
-                            Code::OutsideProject,
-                            inst.span,
-                            format!("`{path}` leads outside the project ({})", root.display()),
-                        )
-                        .label("this dataset's file")
-                        .help(format!(
-                            "to import a file from outside the project, name it by its absolute path: \"{}\"",
-                            target.display()
-                        )),
+                        Problem::new(Code::OutsideProject, inst.span, format!("`{path}` leads outside the project"))
+                            .label("this dataset's file")
+                            .help(
+                                "a relative path stays inside the project (the folder with tandem.toml or .git); \
+                             name a file from elsewhere by its absolute path",
+                            ),
                     );
                     return None;
                 }

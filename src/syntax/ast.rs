@@ -11,6 +11,9 @@ pub struct File {
     pub imports: Vec<Import>,
     pub lets: Vec<Let>,
     pub decls: Vec<Decl>,
+    /// Literals the parser could not use (reported already): problems the
+    /// checker finds there are echoes of those and are not reported again.
+    pub poisoned: Vec<crate::source::Span>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,18 +14,28 @@ use crate::syntax::number::{Number, NumberError};
 #[grammar = "../grammar/exp.pest"]
 pub struct ExpParser;
 
-/// Parses one file. A syntax error stops at the first problem (pest cannot
-/// recover), but number problems are collected: all of them are returned.
-pub fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Problem>> {
+/// The most syntax errors reported for one file; past a few, the rest are
+/// usually echoes of the first.
+pub const MAX_SYNTAX_ERRORS: usize = 20;
+
+/// Parses one file. The file comes back whenever it parses: a bad literal
+/// (a number that cannot be used, an unknown escape) is a problem, but the
+/// file is still checked, with the literal's place marked in
+/// [`File::poisoned`]. A syntax error stops pest, so parsing resumes at the
+/// next declaration to find the others; then no file comes back.
+pub fn parse_file(file: FileId, text: &str) -> (Option<File>, Vec<Problem>) {
     if let Some(p) = too_deep(file, text) {
-        return Err(vec![p]);
+        return (None, vec![p]);
     }
     // Detailed attempts let syntax errors name the tokens that were expected.
     pest::set_error_detail(true);
-    let mut pairs = ExpParser::parse(Rule::file, text).map_err(|e| vec![syntax_problem(file, text, e)])?;
+    let mut pairs = match ExpParser::parse(Rule::file, text) {
+        Ok(pairs) => pairs,
+        Err(e) => return (None, syntax_problems(file, text, e)),
+    };
     let root = pairs.next().expect("the file rule always yields one pair");
     let mut p = P { file, problems: vec![] };
-    let mut out = File { file, imports: vec![], lets: vec![], decls: vec![] };
+    let mut out = File { file, imports: vec![], lets: vec![], decls: vec![], poisoned: vec![] };
     for item in root.into_inner() {
         match item.as_rule() {
             Rule::import => out.imports.push(p.import(item)),
@@ -35,18 +45,72 @@ pub fn parse_file(file: FileId, text: &str) -> Result<File, Vec<Problem>> {
             r => unreachable!("grammar: unexpected item {r:?}"),
         }
     }
-    if p.problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(p.problems)
+    out.poisoned = p.problems.iter().filter_map(|p| p.span).collect();
+    (Some(out), p.problems)
+}
+
+/// Every syntax error of a file, the first from pest and then the others:
+/// after each error parsing restarts at the declaration line the error lies
+/// in (an unclosed bracket in the previous one makes pest stumble there), or,
+/// when that was tried already, at the next declaration line.
+fn syntax_problems(file: FileId, text: &str, first: pest::error::Error<Rule>) -> Vec<Problem> {
+    let starts = item_starts(text);
+    let mut problems = vec![syntax_problem(file, text, 0, first)];
+    let mut base = 0;
+    let mut at = problems[0].span.map_or(text.len(), |s| s.start);
+    while problems.len() < MAX_SYNTAX_ERRORS {
+        let containing = starts.iter().copied().filter(|s| *s <= at && *s > base).max();
+        let Some(next) = containing.or_else(|| starts.iter().copied().find(|s| *s >= at && *s > base)) else { break };
+        base = next;
+        match ExpParser::parse(Rule::file, &text[next..]) {
+            Ok(_) => break,
+            Err(e) => {
+                let p = syntax_problem(file, &text[next..], next, e);
+                at = p.span.map_or(text.len(), |s| s.start);
+                if !problems.iter().any(|q| q.span == p.span) {
+                    problems.push(p);
+                }
+            }
+        }
     }
+    problems
+}
+
+/// Byte offsets of the lines that begin a declaration, a constant or an
+/// import (`run x =`, `let x =`, `import "`): where a parse can restart.
+/// No line inside a well-formed item looks like one.
+fn item_starts(text: &str) -> Vec<usize> {
+    let mut out = vec![];
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start_matches([' ', '\t', '\r']);
+        let at = line_start + (line.len() - trimmed.len());
+        line_start += line.len();
+        let word_end = trimmed.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(trimmed.len());
+        let (word, rest) = trimmed.split_at(word_end);
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let begins = match word {
+            "import" => rest.starts_with('"'),
+            "let" | "world" | "dataset" | "model" | "run" | "eval" | "figure" => {
+                let name_end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+                name_end > 0 && rest[name_end..].trim_start_matches([' ', '\t']).starts_with('=')
+            }
+            _ => false,
+        };
+        if begins {
+            out.push(at);
+        }
+    }
+    out
 }
 
 /// Parses a single expression (used by tests and by `--set` style tools).
 pub fn parse_expr(file: FileId, text: &str) -> Result<Expr, Vec<Problem>> {
     let src = format!("let __expr = {text}");
-    let f = parse_file(file, &src)?;
-    Ok(f.lets.into_iter().next().map(|l| l.value).expect("one let"))
+    match parse_file(file, &src) {
+        (Some(f), problems) if problems.is_empty() => Ok(f.lets.into_iter().next().map(|l| l.value).expect("one let")),
+        (_, problems) => Err(problems),
+    }
 }
 
 struct P {
@@ -295,7 +359,8 @@ impl P {
 }
 
 /// Turns pest's error into a problem with a readable "expected ..." message.
-fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Problem {
+/// `text` is what was parsed, starting `offset` bytes into the file.
+fn syntax_problem(file: FileId, text: &str, offset: usize, e: pest::error::Error<Rule>) -> Problem {
     use pest::error::{ErrorVariant, InputLocation};
     let (mut start, mut end) = match e.location {
         InputLocation::Pos(p) => (p, p),
@@ -375,7 +440,9 @@ fn syntax_problem(file: FileId, text: &str, e: pest::error::Error<Rule>) -> Prob
     } else {
         "a file holds `import \"f.exp\"`, `let name = value` and declarations such as `run name = train(...)`; see docs/language.md".into()
     };
-    Problem::new(Code::Syntax, Span::new(file, start, end), message).label("not expected here").help(help)
+    Problem::new(Code::Syntax, Span::new(file, offset + start, offset + end), message)
+        .label("not expected here")
+        .help(help)
 }
 
 fn is_keyword(s: &str) -> bool {
