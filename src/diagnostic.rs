@@ -33,6 +33,8 @@ pub enum Code {
     BadSelector,
     BadOverride,
     SweepLimit,
+    /// A plan with more nodes than `--max-nodes`.
+    PlanLimit,
     AmbiguousSweep,
     /// A declaration whose axes leave no consistent member.
     NoMembers,
@@ -64,6 +66,7 @@ impl Code {
         Code::BadSelector,
         Code::BadOverride,
         Code::SweepLimit,
+        Code::PlanLimit,
         Code::AmbiguousSweep,
         Code::NoMembers,
         Code::Cycle,
@@ -92,6 +95,7 @@ impl Code {
             Code::BadSelector => "tandem::bad_selector",
             Code::BadOverride => "tandem::bad_override",
             Code::SweepLimit => "tandem::sweep_limit",
+            Code::PlanLimit => "tandem::plan_limit",
             Code::AmbiguousSweep => "tandem::ambiguous_sweep",
             Code::NoMembers => "tandem::no_members",
             Code::Cycle => "tandem::cycle",

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use tandem::check::{check_source, CheckOptions};
 
 fn run(text: &str) {
-    let checked = check_source("fuzz.exp", text, CheckOptions { max_instances: 1000 });
+    let checked = check_source("fuzz.exp", text, CheckOptions { max_instances: 1000, max_nodes: 100_000 });
     if checked.is_ok() {
         let _ = tandem::plan::lower::lower(&checked.program);
     } else {

@@ -60,6 +60,8 @@ pub struct Expander<'a> {
     pub ns: &'a Namespace<'a>,
     pub sources: &'a SourceMap,
     pub max_instances: usize,
+    /// The most instances of all declarations together (the plan's bound).
+    pub max_total: usize,
     pub decls: Vec<DeclInfo>,
     pub merged: Vec<Option<Call>>,
     pub instances: Vec<Instance>,
@@ -94,6 +96,7 @@ impl<'a> Expander<'a> {
             ns,
             sources,
             max_instances,
+            max_total: usize::MAX,
             decls,
             merged: vec![None; ns.decls.len()],
             instances: vec![],
@@ -122,6 +125,9 @@ impl<'a> Expander<'a> {
             let broken = self.ns.broken.contains(&Entry::Decl(d));
             if !ok || broken || self.problems.len() > before {
                 self.failed.insert(d);
+            }
+            if self.problems.iter().any(|p| p.code == Code::PlanLimit) {
+                break; // the rest would only use more memory to say the same
             }
         }
     }
@@ -350,6 +356,21 @@ impl<'a> Expander<'a> {
         self.decls[d].axes = self.axis_names(&axes, &groups);
 
         // 4. One instance per combination.
+        if self.instances.len().saturating_add(combos.len()) > self.max_total {
+            self.problems.push(
+                Problem::new(
+                    Code::PlanLimit,
+                    self.ns.decls[d].name.span,
+                    format!(
+                        "the plan would have more than {} nodes; `{}` pushes it past",
+                        self.max_total, self.ns.decls[d].name.name
+                    ),
+                )
+                .label("expands past the bound")
+                .help("shrink the sweeps, or raise the bound with --max-nodes"),
+            );
+            return false;
+        }
         let name = self.ns.decls[d].name.name.clone();
         for ch in combos {
             let mut args = BTreeMap::new();

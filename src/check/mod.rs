@@ -26,11 +26,14 @@ pub use program::{Program, Value};
 pub struct CheckOptions {
     /// The most instances one declaration may expand to.
     pub max_instances: usize,
+    /// The most nodes the plan may have; every instance is at least one, so
+    /// the checker stops expanding once the instances alone pass it.
+    pub max_nodes: usize,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { max_instances: 100_000 }
+        CheckOptions { max_instances: 100_000, max_nodes: crate::plan::lower::DEFAULT_MAX_NODES }
     }
 }
 
@@ -63,6 +66,7 @@ pub fn check_source(name: &str, text: &str, opts: CheckOptions) -> Checked {
 fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) -> Checked {
     let ns = names::build(&loaded.files, &mut problems);
     let mut x = expand::Expander::new(&ns, &loaded.sources, opts.max_instances);
+    x.max_total = opts.max_nodes;
     x.run();
     problems.extend(std::mem::take(&mut x.problems));
 

@@ -36,6 +36,12 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 100_000, value_name = "N", value_parser = count)]
     pub max_sweep: usize,
 
+    /// The most nodes a plan may have: runs count one per checkpoint used,
+    /// evaluations one per policy and step (a number as the language writes
+    /// it: 1M, 2e6).
+    #[arg(long, global = true, default_value_t = 1_000_000, value_name = "N", value_parser = count)]
+    pub max_nodes: usize,
+
     #[command(subcommand)]
     pub command: Command,
 }

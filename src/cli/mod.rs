@@ -48,7 +48,7 @@ impl Config {
             cache: cli.cache.clone(),
             color,
             width,
-            check: CheckOptions { max_instances: cli.max_sweep.max(1) },
+            check: CheckOptions { max_instances: cli.max_sweep.max(1), max_nodes: cli.max_nodes.max(1) },
             numerics: cli.numerics.profile(),
         }
     }
@@ -78,7 +78,7 @@ pub fn plan_file(cfg: &Config, file: &Path) -> Result<Plan, Vec<Diagnostic>> {
     if !checked.is_ok() {
         return Err(checked.diagnostics);
     }
-    crate::plan::lower::lower_with(&checked.program, cfg.numerics)
+    crate::plan::lower::lower_bounded(&checked.program, cfg.numerics, cfg.check.max_nodes)
 }
 
 fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {

@@ -37,6 +37,8 @@ enum Fail {
     Upstream,
     /// Lowering and the checker disagree: a bug in tandem.
     Internal(String),
+    /// The plan reached its bound on nodes.
+    Limit,
 }
 
 type Lowered<T> = Result<T, Fail>;
@@ -116,6 +118,7 @@ struct Lowerer<'p> {
     pool: HashMap<Key, Key>,
     /// The profile every libtorch-computed node is keyed and computed under.
     numerics: Numerics,
+    max_nodes: usize,
 }
 
 /// Lowers a checked program under the default numerics profile, `portable`.
@@ -123,10 +126,21 @@ pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
     lower_with(program, Numerics::Portable)
 }
 
+/// The most nodes a plan may have unless told otherwise (`--max-nodes`).
+pub const DEFAULT_MAX_NODES: usize = 1_000_000;
+
 /// Lowers a checked program; every node computed with libtorch is keyed by
 /// `numerics`, so two profiles never share an entry.
 pub fn lower_with(program: &Program, numerics: Numerics) -> Result<Plan, Vec<Diagnostic>> {
+    lower_bounded(program, numerics, DEFAULT_MAX_NODES)
+}
+
+/// Lowers a checked program into at most `max_nodes` nodes. The bound is
+/// checked as nodes are added, so an exploding program stops at the
+/// declaration that crosses it, with memory for `max_nodes` nodes at most.
+pub fn lower_bounded(program: &Program, numerics: Numerics, max_nodes: usize) -> Result<Plan, Vec<Diagnostic>> {
     let mut l = Lowerer {
+        max_nodes,
         numerics,
         program,
         plan: Plan::default(),
@@ -140,6 +154,21 @@ pub fn lower_with(program: &Program, numerics: Numerics) -> Result<Plan, Vec<Dia
         match l.lower_instance(inst) {
             Ok(output) => l.out[id] = output,
             Err(Fail::Upstream) => {}
+            Err(Fail::Limit) => {
+                l.problems.push(
+                    Problem::new(
+                        Code::PlanLimit,
+                        inst.span,
+                        format!("the plan would have more than {max_nodes} nodes; `{}` pushes it past", inst.label),
+                    )
+                    .label("expands past the bound")
+                    .help(
+                        "each run is one node per checkpoint used and each evaluation one per policy and step: \
+                         shrink the sweeps, evaluate at fewer steps, or raise the bound with --max-nodes",
+                    ),
+                );
+                break;
+            }
             Err(Fail::Internal(msg)) => l.problems.push(
                 Problem::new(Code::Internal, inst.span, format!("tandem cannot plan `{}`: {msg}", inst.label))
                     .label("this declaration")
@@ -173,7 +202,7 @@ impl<'p> Lowerer<'p> {
                     response_len: a.int("response_len")?,
                     noise: a.float("noise")?,
                 });
-                Output::Node(self.add(op, name()))
+                Output::Node(self.add(op, name())?)
             }
             "generate" => {
                 let op = Op::Generate(GenerateSpec {
@@ -183,7 +212,7 @@ impl<'p> Lowerer<'p> {
                     seed: a.seed("seed")?,
                     overshoot: a.float("overshoot")?,
                 });
-                Output::Node(self.add(op, name()))
+                Output::Node(self.add(op, name())?)
             }
             "relabel" => {
                 let op = Op::Relabel(RelabelSpec {
@@ -192,7 +221,7 @@ impl<'p> Lowerer<'p> {
                     seed: a.seed("seed")?,
                     numerics: self.numerics,
                 });
-                Output::Node(self.add(op, name()))
+                Output::Node(self.add(op, name())?)
             }
             "pairs" => {
                 let op = Op::Pairs(PairsSpec {
@@ -205,7 +234,7 @@ impl<'p> Lowerer<'p> {
                     seed: a.seed("seed")?,
                     numerics: self.numerics,
                 });
-                Output::Node(self.add(op, name()))
+                Output::Node(self.add(op, name())?)
             }
             "jsonl" => {
                 let tokenizer = match a.string("tokenizer")? {
@@ -215,12 +244,12 @@ impl<'p> Lowerer<'p> {
                 };
                 // The file's content, not its path, enters the key.
                 let Some((content, path)) = self.file_digest(inst) else { return Err(Fail::Upstream) };
-                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path }), name()))
+                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path }), name())?)
             }
             "sft" => {
                 let spec = self.model_spec(&a)?;
                 let data = spec.data;
-                let key = self.add(Op::Sft(spec), name());
+                let key = self.add(Op::Sft(spec), name())?;
                 self.pool.insert(key, data);
                 Output::Node(key)
             }
@@ -231,7 +260,7 @@ impl<'p> Lowerer<'p> {
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
                 let spec = self.model_spec(&a)?;
-                Output::Node(self.add(Op::Pm(spec, head), name()))
+                Output::Node(self.add(Op::Pm(spec, head), name())?)
             }
             "train" => self.lower_run(inst, &a)?,
             "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => {
@@ -303,11 +332,11 @@ impl<'p> Lowerer<'p> {
             numerics: self.numerics,
             length: RunLength { steps, save_every, checkpoints: vec![] },
         });
-        let train = self.add(op, vec![NodeName::Decl(inst.name.clone())]);
+        let train = self.add(op, vec![NodeName::Decl(inst.name.clone())])?;
         if let Some(pool) = pool {
             self.pool.insert(train, pool);
         }
-        let last = self.checkpoint(train, init, steps, &inst.name);
+        let last = self.checkpoint(train, init, steps, &inst.name)?;
         Ok(Output::Run { train, last, init, reference, steps, save_every })
     }
 
@@ -341,7 +370,7 @@ impl<'p> Lowerer<'p> {
             other => return internal(format!("no evaluation `{other}`")),
         };
         for t in targets {
-            for (target, target_name, step, default_ref) in self.eval_targets(t, at.as_deref()) {
+            for (target, target_name, step, default_ref) in self.eval_targets(t, at.as_deref())? {
                 let given_reference = self.opt_key(a, "reference")?;
                 let spec = EvalSpec {
                     target,
@@ -352,7 +381,7 @@ impl<'p> Lowerer<'p> {
                     metric: metric.clone(),
                 };
                 let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
-                keys.push(self.add(Op::Eval(spec), vec![name]));
+                keys.push(self.add(Op::Eval(spec), vec![name])?);
             }
         }
         Ok(Output::Eval(keys))
@@ -398,13 +427,17 @@ impl<'p> Lowerer<'p> {
             evals,
         };
         Ok(Output::Node(
-            self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())]),
+            self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())])?,
         ))
     }
 
-    /// Adds a node computing `op`.
-    fn add(&mut self, op: Op, names: Vec<NodeName>) -> Key {
-        self.plan.add(Node::new(op, names))
+    /// Adds a node computing `op` (or names an equal one), within the bound.
+    fn add(&mut self, op: Op, names: Vec<NodeName>) -> Lowered<Key> {
+        let node = Node::new(op, names);
+        if self.plan.len() >= self.max_nodes && self.plan.node(&node.key).is_none() {
+            return Err(Fail::Limit);
+        }
+        Ok(self.plan.add(node))
     }
 
     /// The node key an argument refers to: a world, dataset or model; a run
@@ -420,7 +453,7 @@ impl<'p> Lowerer<'p> {
             Value::Checkpoint(i, step) => match self.out[*i].clone() {
                 Some(Output::Run { train, init, .. }) => {
                     let run = self.program.instances[*i].name.clone();
-                    Ok(self.checkpoint(train, init, *step, &run))
+                    self.checkpoint(train, init, *step, &run)
                 }
                 Some(_) => internal("a checkpoint of something that is not a run".into()),
                 None => Err(Fail::Upstream),
@@ -466,11 +499,12 @@ impl<'p> Lowerer<'p> {
     }
 
     /// The checkpoint of a training run at a step; step 0 is where it started.
-    fn checkpoint(&mut self, train: Key, init: Key, step: i64, run: &InstanceName) -> Key {
+    fn checkpoint(&mut self, train: Key, init: Key, step: i64, run: &InstanceName) -> Lowered<Key> {
         if step == 0 {
-            return init;
+            return Ok(init);
         }
-        let key = self.add(Op::Checkpoint { run: train, step }, vec![NodeName::Checkpoint { run: run.clone(), step }]);
+        let key =
+            self.add(Op::Checkpoint { run: train, step }, vec![NodeName::Checkpoint { run: run.clone(), step }])?;
         if let Some(pool) = self.pool.get(&train).copied() {
             self.pool.insert(key, pool);
         }
@@ -480,14 +514,18 @@ impl<'p> Lowerer<'p> {
         if let Some(Node { op: Op::Train(t), .. }) = self.plan.node_mut(&train) {
             t.length.require(step);
         }
-        key
+        Ok(key)
     }
 
     /// What an evaluation looks at for one entry of its list: a model once, a
     /// checkpoint once, a run at each requested (or each saved) step. Each
     /// comes with its name, step, and the reference policy it defaults to.
-    fn eval_targets(&mut self, t: &Value, at: Option<&[i64]>) -> Vec<(Key, InstanceName, Option<i64>, Option<Key>)> {
-        match t {
+    fn eval_targets(
+        &mut self,
+        t: &Value,
+        at: Option<&[i64]>,
+    ) -> Lowered<Vec<(Key, InstanceName, Option<i64>, Option<Key>)>> {
+        Ok(match t {
             Value::Instance(i) => {
                 let name = self.program.instances[*i].name.clone();
                 match self.out[*i].clone() {
@@ -502,10 +540,11 @@ impl<'p> Lowerer<'p> {
                                 v
                             }
                         };
-                        chosen
-                            .into_iter()
-                            .map(|s| (self.checkpoint(train, init, s, &name), name.clone(), Some(s), Some(reference)))
-                            .collect()
+                        let mut out = Vec::with_capacity(chosen.len());
+                        for s in chosen {
+                            out.push((self.checkpoint(train, init, s, &name)?, name.clone(), Some(s), Some(reference)));
+                        }
+                        out
                     }
                     Some(Output::Node(k)) => {
                         // An SFT model is its own reference; a PM has none.
@@ -519,13 +558,13 @@ impl<'p> Lowerer<'p> {
                 let name = self.program.instances[*i].name.clone();
                 match self.out[*i].clone() {
                     Some(Output::Run { train, init, reference, .. }) => {
-                        vec![(self.checkpoint(train, init, *step, &name), name, Some(*step), Some(reference))]
+                        vec![(self.checkpoint(train, init, *step, &name)?, name, Some(*step), Some(reference))]
                     }
                     _ => vec![],
                 }
             }
             _ => vec![],
-        }
+        })
     }
 
     /// blake3 of an imported file, relative to the .exp file that names it,
