@@ -43,6 +43,10 @@ enum Fail {
 
 type Lowered<T> = Result<T, Fail>;
 
+/// One thing an evaluation looks at: its node, name, step (for a run's
+/// checkpoint) and the reference policy it defaults to.
+type EvalTarget = (Key, InstanceName, Option<i64>, Option<Key>);
+
 fn internal<T>(msg: String) -> Lowered<T> {
     Err(Fail::Internal(msg))
 }
@@ -524,7 +528,7 @@ impl<'p> Lowerer<'p> {
         &mut self,
         t: &Value,
         at: Option<&[i64]>,
-    ) -> Lowered<Vec<(Key, InstanceName, Option<i64>, Option<Key>)>> {
+    ) -> Lowered<Vec<EvalTarget>> {
         Ok(match t {
             Value::Instance(i) => {
                 let name = self.program.instances[*i].name.clone();
