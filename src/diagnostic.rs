@@ -41,6 +41,12 @@ pub enum Code {
     Cycle,
     BadNumber,
     OutsideProject,
+    /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
+    EvaluatesNothing,
+    /// Warning: `expect` or `normalize` naming a series the figure does not have.
+    UnknownSeries,
+    /// Warning: a tradeoff with the KL evaluation on y.
+    SwappedAxes,
     /// The checker passed something the planner cannot lower: a bug in tandem.
     Internal,
 }
@@ -72,8 +78,16 @@ impl Code {
         Code::Cycle,
         Code::BadNumber,
         Code::OutsideProject,
+        Code::EvaluatesNothing,
+        Code::UnknownSeries,
+        Code::SwappedAxes,
         Code::Internal,
     ];
+
+    /// Warnings are printed and the command goes on; everything else stops it.
+    pub fn is_warning(self) -> bool {
+        matches!(self, Code::EvaluatesNothing | Code::UnknownSeries | Code::SwappedAxes)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,6 +115,9 @@ impl Code {
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
             Code::OutsideProject => "tandem::outside_project",
+            Code::EvaluatesNothing => "tandem::evaluates_nothing",
+            Code::UnknownSeries => "tandem::unknown_series",
+            Code::SwappedAxes => "tandem::swapped_axes",
             Code::Internal => "tandem::internal",
         }
     }
@@ -207,6 +224,10 @@ impl std::error::Error for Diagnostic {}
 impl miette::Diagnostic for Diagnostic {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.problem.code.as_str()))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.problem.code.is_warning() { miette::Severity::Warning } else { miette::Severity::Error })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

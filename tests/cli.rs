@@ -356,6 +356,21 @@ fn a_closed_stdout_ends_every_command_quietly() {
 }
 
 #[test]
+fn warnings_are_printed_and_the_command_goes_on() {
+    let o = tandem(&["check", "tests/corpus/warn/likely_mistakes.exp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("tandem::unknown_series") && err.contains("warning: 5 likely mistakes"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("ok (")
+            && String::from_utf8_lossy(&o.stdout).contains("5 warnings")
+    );
+    let o = tandem(&["plan", "tests/corpus/warn/likely_mistakes.exp"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("tandem::swapped_axes"));
+}
+
+#[test]
 fn max_sweep_takes_numbers_as_the_language_writes_them() {
     for ok in ["1e6", "100k", "2M", "100000"] {
         let o = tandem(&["--max-sweep", ok, "check", "experiments/quickstart.exp"]);

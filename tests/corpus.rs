@@ -71,10 +71,37 @@ fn invalid_files_fail_with_pinned_diagnostics() {
 }
 
 #[test]
+fn files_with_likely_mistakes_plan_and_their_warnings_are_pinned() {
+    insta::glob!("corpus/warn/*.exp", |f| {
+        let rel = Path::new("tests/corpus/warn").join(f.file_name().unwrap());
+        let checked = tandem::check::check_file(&rel, options(&rel));
+        assert!(checked.is_ok(), "{} should be valid", rel.display());
+        tandem::plan::lower::lower(&checked.program).expect("a valid file plans");
+        assert!(!checked.warnings.is_empty(), "{} should have warnings", rel.display());
+        assert!(checked.warnings.iter().all(|w| w.code().is_warning()));
+        insta::assert_snapshot!(tandem::cli::render::render(&checked.warnings, false, 80));
+    });
+}
+
+#[test]
+fn valid_files_have_no_warnings() {
+    for f in files("ok") {
+        let checked = tandem::check::check_file(&f, options(&f));
+        let codes: Vec<&str> = checked.warnings.iter().map(|w| w.code().as_str()).collect();
+        assert!(codes.is_empty(), "{}: {codes:?}", f.display());
+    }
+}
+
+#[test]
 fn every_diagnostic_code_has_a_corpus_file_that_shows_it() {
     let mut shown = std::collections::HashSet::new();
     for f in files("err") {
         for d in diagnostics(&f) {
+            shown.insert(d.code());
+        }
+    }
+    for f in files("warn") {
+        for d in tandem::check::check_file(&f, options(&f)).warnings {
             shown.insert(d.code());
         }
     }

@@ -9,6 +9,7 @@
 pub mod derive;
 pub mod eval;
 pub mod expand;
+pub mod lint;
 pub mod load;
 pub mod names;
 pub mod program;
@@ -40,7 +41,10 @@ impl Default for CheckOptions {
 /// The outcome of checking one root file.
 pub struct Checked {
     pub program: Program,
+    /// Errors: any one of them means the program is not planned.
     pub diagnostics: Vec<Diagnostic>,
+    /// Likely mistakes in a valid program ([`lint`]); printed, never fatal.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Checked {
@@ -69,6 +73,7 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     x.max_total = opts.max_nodes;
     x.run();
     problems.extend(std::mem::take(&mut x.problems));
+    problems.extend(lint::lint(&x));
 
     // A literal the parser could not use stands in as a placeholder; what
     // the checker says about that placeholder is an echo, not news.
@@ -87,7 +92,9 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.code, p.span.map(|s| (s.file, s.start, s.end)), p.message.clone())));
     problems.sort_by_key(|p| p.span.map(|s| (s.file, s.start)));
-    let diagnostics = problems.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();
+    let (warnings, errors): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| p.code.is_warning());
+    let diagnostics = errors.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();
+    let warnings = warnings.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();
     let program = Program { sources: loaded.sources.clone(), decls: x.decls, instances: x.instances };
-    Checked { program, diagnostics }
+    Checked { program, diagnostics, warnings }
 }

@@ -73,12 +73,31 @@ pub fn run(cli: args::Cli) -> i32 {
 }
 
 /// Checks and plans one file; diagnostics are returned, not printed.
+/// Checks and plans one file and prints its warnings (to stderr).
 pub fn plan_file(cfg: &Config, file: &Path) -> Result<Plan, Vec<Diagnostic>> {
+    let (planned, warnings) = plan_file_quietly(cfg, file);
+    print_warnings(cfg, &warnings);
+    planned
+}
+
+/// A plan or the problems that prevent it, and the warnings either way.
+pub type Planned = (Result<Plan, Vec<Diagnostic>>, Vec<Diagnostic>);
+
+/// Checks and plans one file; its problems and warnings are returned, not printed.
+pub fn plan_file_quietly(cfg: &Config, file: &Path) -> Planned {
     let checked = check_file(file, cfg.check);
     if !checked.is_ok() {
-        return Err(checked.diagnostics);
+        return (Err(checked.diagnostics), checked.warnings);
     }
-    crate::plan::lower::lower_bounded(&checked.program, cfg.numerics, cfg.check.max_nodes)
+    (crate::plan::lower::lower_bounded(&checked.program, cfg.numerics, cfg.check.max_nodes), checked.warnings)
+}
+
+fn print_warnings(cfg: &Config, warnings: &[Diagnostic]) {
+    if !warnings.is_empty() {
+        eprint!("{}", render::render(warnings, cfg.color, cfg.width));
+        let n = warnings.len();
+        eprintln!("warning: {n} likely mistake{} (the plan is made anyway)", if n == 1 { "" } else { "s" });
+    }
 }
 
 fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
@@ -89,12 +108,19 @@ fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
 
 fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
     // Files are independent: check them in parallel, report in the order given.
-    let results: Vec<(PathBuf, Result<Plan, Vec<Diagnostic>>)> =
-        files.par_iter().map(|f| (f.clone(), plan_file(cfg, f))).collect();
+    let results: Vec<(PathBuf, Planned)> = files.par_iter().map(|f| (f.clone(), plan_file_quietly(cfg, f))).collect();
     let mut failed = 0;
-    for (file, r) in results {
+    for (file, (r, warnings)) in results {
+        print_warnings(cfg, &warnings);
         match r {
-            Ok(plan) => println!("{}: ok ({} nodes)", file.display(), plan.len()),
+            Ok(plan) => {
+                let w = match warnings.len() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_string(),
+                    n => format!(", {n} warnings"),
+                };
+                println!("{}: ok ({} nodes{w})", file.display(), plan.len())
+            }
             Err(diags) => {
                 failed += 1;
                 eprint!("{}", render::render(&diags, cfg.color, cfg.width));

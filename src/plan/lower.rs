@@ -524,11 +524,7 @@ impl<'p> Lowerer<'p> {
     /// What an evaluation looks at for one entry of its list: a model once, a
     /// checkpoint once, a run at each requested (or each saved) step. Each
     /// comes with its name, step, and the reference policy it defaults to.
-    fn eval_targets(
-        &mut self,
-        t: &Value,
-        at: Option<&[i64]>,
-    ) -> Lowered<Vec<EvalTarget>> {
+    fn eval_targets(&mut self, t: &Value, at: Option<&[i64]>) -> Lowered<Vec<EvalTarget>> {
         Ok(match t {
             Value::Instance(i) => {
                 let name = self.program.instances[*i].name.clone();
