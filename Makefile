@@ -3,6 +3,7 @@
 #                (about 3.5 minutes on 2 cores from an empty cache)
 #   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
+#   make fuzz  - a million inputs through parse, check, plan and render: no panic
 SHELL := /bin/bash
 VENV  := .venv
 # tch 0.26 links against the libtorch inside PyTorch 2.13.0 from the venv.
@@ -11,7 +12,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test lint bench build bootstrap check-tools clean-cache
+.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -27,6 +28,13 @@ run: build
 
 test: build lint
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# The long never-panic campaign: FUZZ_CASES inputs (default a million) of
+# arbitrary text, token soup, whole-language programs and edited experiments
+# through parse, check, plan and every renderer, on every core.
+FUZZ_CASES ?= 1000000
+fuzz: build
+	TANDEM_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked --test never_panics fuzz_campaign -- --ignored --nocapture
 
 # One format (rustfmt.toml) and no clippy warning anywhere: tests, bench included.
 lint: bootstrap

@@ -1,17 +1,39 @@
-//! No input makes the parser, the checker or the planner panic: arbitrary
-//! text, and text assembled from the language's own tokens (which gets much
-//! further into the checker than random bytes do).
+//! No input makes the parser, the checker, the planner or the renderers
+//! panic: arbitrary text, text assembled from the language's own tokens
+//! (which gets much further into the checker than random bytes do),
+//! plausible declarations, and the shipped experiments with random edits.
+//!
+//! The quick tests here run a few thousand inputs with every `make test`.
+//! `make fuzz` runs the long campaign (`fuzz_campaign`, ignored by default):
+//! a million inputs over all four generators, on every core.
+
+use std::path::Path;
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tandem::check::{check_source, CheckOptions};
 
+/// parse → check → plan → render, as `tandem plan` does for a file.
 fn run(text: &str) {
-    let checked = check_source("fuzz.exp", text, CheckOptions { max_instances: 1000, max_nodes: 100_000 });
-    if checked.is_ok() {
-        let _ = tandem::plan::lower::lower(&checked.program);
-    } else {
-        // Rendering must not panic either.
+    let checked = check_source("fuzz.exp", text, CheckOptions { max_instances: 1000, max_nodes: 20_000 });
+    // Rendering must not panic either.
+    let _ = tandem::cli::render::render(&checked.warnings, false, 80);
+    if !checked.is_ok() {
         let _ = tandem::cli::render::render(&checked.diagnostics, false, 80);
+        return;
+    }
+    let numerics = tandem::plan::op::Numerics::Portable;
+    match tandem::plan::lower::lower_bounded(&checked.program, numerics, 20_000) {
+        Ok(plan) => {
+            let store = tandem::exec::Store::open_existing("tests/no-cache-here");
+            let file = Path::new("fuzz.exp");
+            let _ = tandem::cli::view::plan_text(&plan, &store, file);
+            let _ = tandem::cli::view::plan_json(&plan, &store, file);
+            let _ = tandem::cli::view::plan_dot(&plan, &store);
+        }
+        Err(d) => {
+            let _ = tandem::cli::render::render(&d, false, 80);
+        }
     }
 }
 
@@ -148,8 +170,197 @@ fn decls() -> impl Strategy<Value = String> {
     })
 }
 
+/// Real experiments to mutate: small ones, so a million fit in minutes.
+const SEEDS: &[&str] = &[
+    include_str!("../experiments/quickstart.exp"),
+    include_str!("../experiments/overoptimisation.exp"),
+    include_str!("../experiments/paper/setup.exp"),
+    include_str!("../experiments/paper/fig13_shuffle.exp"),
+    include_str!("../experiments/paper/fig9_bo2.exp"),
+    include_str!("corpus/ok/all_kinds.exp"),
+    include_str!("corpus/ok/derive_selected.exp"),
+    include_str!("corpus/ok/grid.exp"),
+    include_str!("corpus/warn/likely_mistakes.exp"),
+    include_str!("corpus/err/keeps_checking.exp"),
+    include_str!("corpus/err/sweeps.exp"),
+];
+
+/// One edit of a text: delete, duplicate or move a stretch, or insert a token.
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(usize, usize),
+    Duplicate(usize, usize),
+    Insert(usize, &'static str),
+    Swap(usize, usize, usize),
+}
+
+fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut t = text.as_bytes().to_vec();
+    for e in edits {
+        let n = t.len().max(1);
+        match *e {
+            Edit::Delete(a, len) => {
+                let a = a % n;
+                let b = (a + len % 40).min(t.len());
+                t.drain(a.min(t.len())..b);
+            }
+            Edit::Duplicate(a, len) => {
+                let a = a % n;
+                let b = (a + len % 80).min(t.len());
+                let piece = t[a.min(t.len())..b].to_vec();
+                let at = b;
+                t.splice(at..at, piece);
+            }
+            Edit::Insert(a, tok) => {
+                let a = (a % n).min(t.len());
+                t.splice(a..a, tok.bytes());
+            }
+            Edit::Swap(a, b, len) => {
+                let (a, b) = ((a % n).min(t.len()), (b % n).min(t.len()));
+                let (lo, hi) = (a.min(b), a.max(b));
+                let len = (len % 30).min(hi - lo).min(t.len() - hi);
+                let first = t[lo..lo + len].to_vec();
+                let second = t[hi..hi + len].to_vec();
+                t.splice(hi..hi + len, first);
+                t.splice(lo..lo + len, second);
+            }
+        }
+    }
+    // Edits cut through multi-byte characters; the parser takes text.
+    String::from_utf8_lossy(&t).into_owned()
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<usize>(), any::<usize>()).prop_map(|(a, l)| Edit::Delete(a, l)),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, l)| Edit::Duplicate(a, l)),
+        (any::<usize>(), proptest::sample::select(TOKENS)).prop_map(|(a, t)| Edit::Insert(a, t)),
+        (any::<usize>(), any::<usize>(), any::<usize>()).prop_map(|(a, b, l)| Edit::Swap(a, b, l)),
+    ]
+}
+
+/// A shipped experiment with one to six random edits.
+fn mutated() -> impl Strategy<Value = String> {
+    (proptest::sample::select(SEEDS), proptest::collection::vec(edit(), 1..6))
+        .prop_map(|(text, edits)| apply(text, &edits))
+}
+
+/// Programs that use the whole language: constants, sweeps, derivations
+/// with overrides, selections, checkpoints and figures.
+fn programs() -> impl Strategy<Value = String> {
+    let number = || proptest::sample::select(&["0", "1", "2", "100", "1e-4", "0.5", "-1", "4k", "1e400", "3.0"][..]);
+    let name = || proptest::sample::select(&["w", "d", "s", "p", "r", "o", "t", "k", "g", "c"][..]);
+    let param = || {
+        proptest::sample::select(
+            &["seed", "lr", "steps", "save_every", "loss.beta", "sampler.shuffle", "beta", "prompts", "at", "policy"][..],
+        )
+    };
+    let value = prop_oneof![
+        number().prop_map(String::from),
+        (number(), number()).prop_map(|(a, b)| format!("sweep [{a}, {b}]")),
+        name().prop_map(String::from),
+        (name(), param(), number()).prop_map(|(n, a, v)| format!("{n}[{a}: {v}]")),
+        (name(), number()).prop_map(|(n, v)| format!("{n}@{v}")),
+        (name(), name()).prop_map(|(a, b)| format!("[{a}, {b}]")),
+        Just("ipo(beta: sweep [0.1, 0.5])".to_string()),
+        Just("dpo()".to_string()),
+        Just("online(judge: p)".to_string()),
+        Just("replay(o, shuffle: 1)".to_string()),
+        Just("offline(d)".to_string()),
+        Just("[]".to_string()),
+        Just("\"online\"".to_string()),
+        Just("[\"online\", \"t\"]".to_string()),
+    ];
+    let item = prop_oneof![
+        (name(), value.clone()).prop_map(|(n, v)| format!("let {n}x = {v}")),
+        (name(), name(), proptest::collection::vec((param(), value.clone()), 0..4)).prop_map(|(n, b, o)| {
+            let o: Vec<String> = o.into_iter().map(|(p, v)| format!("{p}: {v}")).collect();
+            format!("run {n}2 = {b} with {{ {} }}", o.join(", "))
+        }),
+        (
+            proptest::sample::select(
+                &[
+                    "run x = train(s, loss: ipo(), sampler: offline(d)",
+                    "eval x = kl(policies: [o, t]",
+                    "eval x = winrate(policies: [o], baseline: s, judge: p",
+                    "figure x = tradeoff(x: k, y: e",
+                    "figure x = best(y: e",
+                    "figure x = curve(y: [k, e]",
+                    "dataset x = generate(w",
+                    "model x = sft(d",
+                ][..],
+            ),
+            proptest::collection::vec((param(), value), 0..4),
+        )
+            .prop_map(|(head, args)| {
+                let args: Vec<String> =
+                    args.into_iter().map(|(p, v)| format!(", {}: {v}", p.replace('.', "_"))).collect();
+                format!("{head}{})", args.concat())
+            }),
+    ];
+    proptest::collection::vec(item, 0..8).prop_map(|items| {
+        let prelude =
+            "world w = summarize(seed: sweep [1, 2])\ndataset d = generate(w)\nmodel p = pm(d)\nmodel s = sft(d)\n\
+            run o = train(s, loss: ipo(), sampler: online(judge: p), steps: 100, save_every: 50)\n\
+            run t = o with { sampler: replay(o, shuffle: 1) }\n\
+            eval k = kl(policies: [o, t])\neval e = winrate(policies: [o, t], baseline: s, judge: p)\n";
+        format!("{prelude}{}", items.join("\n"))
+    })
+}
+
+/// Runs `cases` inputs from `strategy` with a fixed seed; a panic fails
+/// with the (shrunk) input.
+fn campaign<S: Strategy<Value = String>>(strategy: S, cases: u32, seed: u8) {
+    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    if let Err(e) = runner.run(&strategy, |text| {
+        run(&text);
+        Ok(())
+    }) {
+        panic!("{e}");
+    }
+}
+
+/// `make fuzz`: TANDEM_FUZZ_CASES inputs (default 1,000,000), split over the
+/// four generators and over every core, each thread with its own seed.
+#[test]
+#[ignore = "the long campaign; run it with `make fuzz`"]
+fn fuzz_campaign() {
+    let total: u64 = std::env::var("TANDEM_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let per = (total / (4 * threads)).max(1) as u32;
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads as u8 {
+            scope.spawn(move || {
+                campaign("\\PC{0,300}", per, 4 * t);
+                campaign(tokens(), per, 4 * t + 1);
+                campaign(programs(), per, 4 * t + 2);
+                campaign(mutated(), per, 4 * t + 3);
+            });
+        }
+    });
+    let ran = u64::from(per) * 4 * threads;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "fuzz campaign: {ran} inputs, 0 panics, {secs:.0} s on {threads} threads ({:.0} inputs/s)",
+        ran as f64 / secs
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn whole_language_programs(s in programs()) {
+        run(&s);
+    }
+
+    #[test]
+    fn edited_experiments(s in mutated()) {
+        run(&s);
+    }
 
     #[test]
     fn arbitrary_text(s in "\\PC{0,200}") {
