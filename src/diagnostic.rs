@@ -41,6 +41,8 @@ pub enum Code {
     Cycle,
     BadNumber,
     OutsideProject,
+    /// More problems than are worth showing; the rest are counted.
+    TooManyProblems,
     /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
     EvaluatesNothing,
     /// Warning: `expect` or `normalize` naming a series the figure does not have.
@@ -78,6 +80,7 @@ impl Code {
         Code::Cycle,
         Code::BadNumber,
         Code::OutsideProject,
+        Code::TooManyProblems,
         Code::EvaluatesNothing,
         Code::UnknownSeries,
         Code::SwappedAxes,
@@ -115,6 +118,7 @@ impl Code {
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
             Code::OutsideProject => "tandem::outside_project",
+            Code::TooManyProblems => "tandem::too_many_problems",
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",
             Code::SwappedAxes => "tandem::swapped_axes",
@@ -161,14 +165,27 @@ impl Problem {
 
     /// Attaches the source text so the problem can be rendered on its own.
     pub fn with_sources(self, sources: &SourceMap) -> Diagnostic {
-        let source = self.span.map(|s| sources.named_source(s.file));
-        // Secondary labels are drawn only when they point into the same file;
-        // otherwise their text is folded into the help so nothing is lost.
+        let mut source = self.span.map(|s| sources.named_source(s.file));
+        // A very long line (a generated or minified file) is shown as a
+        // window around the problem, not echoed whole.
+        let excerpt = self.span.and_then(|p| Excerpt::around(&sources.get(p.file).text, p));
         let mut help = self.help.clone();
+        if let (Some(x), Some(p)) = (&excerpt, self.span) {
+            let f = sources.get(p.file);
+            source = Some(NamedSource::new(f.name.clone(), Arc::new(x.text.clone())));
+            // miette counts columns in the excerpt; say where it really is.
+            let (line, col) = line_col(&f.text, p.start);
+            let note = format!("line {line} is long and shown cut: the problem is at column {col}");
+            help = Some(help.map_or(note.clone(), |h| format!("{h} ({note})")));
+        }
+        // Secondary labels are drawn only when they point into the same file
+        // (and, for a long line, into the window shown); otherwise their text
+        // is folded into the help so nothing is lost.
         let mut related_here = vec![];
         for (span, label) in &self.related {
+            let shown = excerpt.as_ref().is_none_or(|x| x.map(*span).is_some());
             match self.span {
-                Some(p) if p.file == span.file => related_here.push((*span, label.clone())),
+                Some(p) if p.file == span.file && shown => related_here.push((*span, label.clone())),
                 _ => {
                     let f = sources.get(span.file);
                     let (line, col) = line_col(&f.text, span.start);
@@ -185,7 +202,71 @@ impl Problem {
             let (line, col) = line_col(&f.text, s.start);
             (f.name.clone(), line, col)
         });
-        Diagnostic { problem: Problem { help, related: related_here, ..self }, source, location }
+        Diagnostic { problem: Problem { help, related: related_here, ..self }, source, location, excerpt }
+    }
+}
+
+/// The lines around a problem, with any line longer than [`Excerpt::LONG`]
+/// cut to a window: what is rendered instead of the whole file when one of
+/// those lines is long. Line numbers stay right (dropped lines stay as empty
+/// lines); spans are moved into the excerpt's text with [`Excerpt::map`].
+#[derive(Debug, Clone)]
+pub struct Excerpt {
+    text: String,
+    /// (start, end in the file, start in the excerpt) of each kept stretch.
+    pieces: Vec<(usize, usize, usize)>,
+}
+
+impl Excerpt {
+    /// A line longer than this is cut.
+    const LONG: usize = 240;
+    /// Bytes kept on each side of the problem in a cut line.
+    const SIDE: usize = 80;
+
+    fn around(text: &str, primary: Span) -> Option<Excerpt> {
+        let start = text.floor_char_boundary(primary.start.min(text.len()));
+        let line_start = |at: usize| text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = |at: usize| text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let (ls, le) = (line_start(start), line_end(start));
+        let prev = (ls > 0).then(|| (line_start(ls - 1), ls - 1));
+        let next = (le < text.len()).then(|| (le + 1, line_end(le + 1)));
+        let long = |r: (usize, usize)| r.1 - r.0 > Self::LONG;
+        if !long((ls, le)) && !prev.is_some_and(long) && !next.is_some_and(long) {
+            return None;
+        }
+        let mut x =
+            Excerpt { text: "\n".repeat(text[..prev.map_or(ls, |p| p.0)].matches('\n').count()), pieces: vec![] };
+        let keep = |x: &mut Excerpt, from: usize, to: usize, line: (usize, usize)| {
+            let (from, to) = (text.floor_char_boundary(from), text.ceil_char_boundary(to));
+            if from > line.0 {
+                x.text.push('…');
+            }
+            x.pieces.push((from, to, x.text.len()));
+            x.text.push_str(&text[from..to]);
+            if to < line.1 {
+                x.text.push('…');
+            }
+        };
+        if let Some(p) = prev {
+            keep(&mut x, p.0, p.1.min(p.0 + Self::LONG), p);
+            x.text.push('\n');
+        }
+        let end = primary.end.clamp(start, text.len()).min(start + 2 * Self::SIDE);
+        keep(&mut x, start.saturating_sub(Self::SIDE).max(ls), (end + Self::SIDE).min(le), (ls, le));
+        if let Some(n) = next {
+            x.text.push('\n');
+            keep(&mut x, n.0, n.1.min(n.0 + Self::LONG), n);
+        }
+        Some(x)
+    }
+
+    /// Where a span of the file lies in the excerpt (its end cut to the
+    /// kept stretch), or None when it was not kept.
+    fn map(&self, s: Span) -> Option<Span> {
+        let (from, to, at) = *self.pieces.iter().find(|(from, to, _)| s.start >= *from && s.start <= *to)?;
+        let end = s.end.clamp(s.start, to);
+        debug_assert!(from <= s.start);
+        Some(Span { file: s.file, start: at + (s.start - from), end: at + (end - from) })
     }
 }
 
@@ -205,6 +286,8 @@ pub struct Diagnostic {
     source: Option<NamedSource<Arc<String>>>,
     /// file, line, column of the primary span, for one-line output and JSON.
     pub location: Option<(String, usize, usize)>,
+    /// Set when the source shown is an excerpt: spans are moved into it.
+    excerpt: Option<Excerpt>,
 }
 
 impl Diagnostic {
@@ -239,10 +322,15 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let span = self.problem.span?;
+        let shown = |s: Span| match &self.excerpt {
+            Some(x) => x.map(s),
+            None => Some(s),
+        };
+        let span = shown(self.problem.span?)?;
         let primary = LabeledSpan::new_primary_with_span(Some(self.problem.label.clone()), SourceSpan::from(span));
-        let rest =
-            self.problem.related.iter().map(|(s, l)| LabeledSpan::new_with_span(Some(l.clone()), SourceSpan::from(*s)));
+        let rest = self.problem.related.iter().filter_map(move |(s, l)| {
+            shown(*s).map(|s| LabeledSpan::new_with_span(Some(l.clone()), SourceSpan::from(s)))
+        });
         Some(Box::new(std::iter::once(primary).chain(rest)))
     }
 }

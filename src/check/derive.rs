@@ -276,15 +276,31 @@ fn apply_path(call: &mut Call, path: &[Ident], value: &Expr, o: &Override, probl
             false
         }
         None => {
-            problems.push(
-                Problem::new(
+            // Left at its default. Only a loss or sampler has parts to reach;
+            // anything else (a number, a name) has none, given or not.
+            let param = c.param(&head.name).expect("checked above");
+            let problem = match param.ty {
+                crate::check::schema::Ty::Value(cat) => Problem::new(
                     Code::BadOverride,
                     o.path.span,
-                    format!("cannot reach into `{}`: the base does not set it", head.name),
+                    format!("cannot reach into `{}`: the base leaves it at its default", head.name),
                 )
                 .label("nothing to override")
-                .help(format!("set `{}` whole, e.g. `{}: ...(...)`", head.name, head.name)),
-            );
+                .help(format!(
+                    "set `{}` whole, as {}: `{}: ...(...)`",
+                    head.name,
+                    cat.describe(),
+                    head.name
+                )),
+                ty => Problem::new(
+                    Code::BadOverride,
+                    o.path.span,
+                    format!("`{}` is {}: it has no parts to reach into", head.name, ty.describe()),
+                )
+                .label("path goes through a value with no parts")
+                .help(format!("override `{}` itself: `{}: ...`", head.name, head.name)),
+            };
+            problems.push(problem);
             false
         }
     }

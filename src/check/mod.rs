@@ -20,7 +20,7 @@ pub mod validate;
 use std::collections::HashSet;
 use std::path::Path;
 
-use crate::diagnostic::{Diagnostic, Problem};
+use crate::diagnostic::{Code, Diagnostic, Problem};
 pub use program::{Program, Value};
 
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +37,9 @@ impl Default for CheckOptions {
         CheckOptions { max_instances: 100_000, max_nodes: crate::plan::lower::DEFAULT_MAX_NODES }
     }
 }
+
+/// The most errors reported for one file; the rest are counted.
+pub const MAX_REPORTED: usize = 100;
 
 /// The outcome of checking one root file.
 pub struct Checked {
@@ -92,6 +95,23 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     let mut seen = HashSet::new();
     problems.retain(|p| seen.insert((p.code, p.span.map(|s| (s.file, s.start, s.end)), p.message.clone())));
     problems.sort_by_key(|p| p.span.map(|s| (s.file, s.start)));
+    // Past a hundred, more problems are noise (and each one costs a scan of
+    // its file to render): show the first hundred errors and count the rest.
+    let errors = problems.iter().filter(|p| !p.code.is_warning()).count();
+    if errors > MAX_REPORTED {
+        let mut kept = 0;
+        problems.retain(|p| {
+            kept += usize::from(!p.code.is_warning());
+            p.code.is_warning() || kept <= MAX_REPORTED
+        });
+        problems.push(
+            Problem::without_span(
+                Code::TooManyProblems,
+                format!("and {} more problems not shown", errors - MAX_REPORTED),
+            )
+            .help("fix the ones above first; many of the rest are likely the same mistake"),
+        );
+    }
     let (warnings, errors): (Vec<Problem>, Vec<Problem>) = problems.into_iter().partition(|p| p.code.is_warning());
     let diagnostics = errors.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();
     let warnings = warnings.into_iter().map(|p| p.with_sources(&loaded.sources)).collect();

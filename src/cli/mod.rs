@@ -92,6 +92,18 @@ pub fn plan_file_quietly(cfg: &Config, file: &Path) -> Planned {
     (crate::plan::lower::lower_bounded(&checked.program, cfg.numerics, cfg.check.max_nodes), checked.warnings)
 }
 
+/// "3 problems", or "100 problems shown, more counted above" past the cap.
+fn count_problems(diags: &[Diagnostic]) -> String {
+    use crate::diagnostic::Code;
+    let shown = diags.iter().filter(|d| d.code() != Code::TooManyProblems).count();
+    let s = if shown == 1 { "" } else { "s" };
+    if diags.iter().any(|d| d.code() == Code::TooManyProblems) {
+        format!("{shown} problem{s} shown, more counted above")
+    } else {
+        format!("{shown} problem{s}")
+    }
+}
+
 fn print_warnings(cfg: &Config, warnings: &[Diagnostic]) {
     if !warnings.is_empty() {
         eprint!("{}", render::render(warnings, cfg.color, cfg.width));
@@ -102,8 +114,7 @@ fn print_warnings(cfg: &Config, warnings: &[Diagnostic]) {
 
 fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
     eprint!("{}", render::render(diags, cfg.color, cfg.width));
-    let n = diags.len();
-    eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
+    eprintln!("error: {} found", count_problems(diags));
 }
 
 fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
@@ -124,7 +135,7 @@ fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
             Err(diags) => {
                 failed += 1;
                 eprint!("{}", render::render(&diags, cfg.color, cfg.width));
-                eprintln!("{}: {} problem{}", file.display(), diags.len(), if diags.len() == 1 { "" } else { "s" });
+                eprintln!("{}: {}", file.display(), count_problems(&diags));
             }
         }
     }

@@ -149,13 +149,18 @@ fn compare(
     }
 }
 
-/// A parameter value for people: floats short, keys as short hex.
+/// A parameter value for people: floats short, keys as short hex, at any
+/// depth (a list of inputs is a list of short keys, not of 64-hex strings).
 pub fn show(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Number(n) if n.is_f64() => display_float(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::Null => "(unset)".into(),
         serde_json::Value::String(s) if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) => {
             s[..10].to_string()
+        }
+        serde_json::Value::Array(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(", ")),
+        serde_json::Value::Object(fields) => {
+            format!("{{{}}}", fields.iter().map(|(k, v)| format!("{k}: {}", show(v))).collect::<Vec<_>>().join(", "))
         }
         other => other.to_string(),
     }
@@ -205,5 +210,17 @@ fn join_names(n: &[String]) -> String {
         "(unnamed)".into()
     } else {
         n.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show;
+
+    #[test]
+    fn keys_are_short_at_any_depth() {
+        let k = "ab".repeat(32);
+        let v = serde_json::json!([k, {"judge": k, "beta": 0.1}, 3]);
+        assert_eq!(show(&v), "[ababababab, {judge: ababababab, beta: 0.1}, 3]");
     }
 }
