@@ -15,8 +15,17 @@ use std::path::Path;
 fn key_lines(study: &str) -> String {
     let plan =
         common::plan_path(Path::new(&format!("experiments/{study}.exp"))).unwrap_or_else(|e| panic!("{study}: {e}"));
-    let mut lines: Vec<String> =
-        plan.ordered().into_iter().map(|n| format!("{} {} {}", n.key.hex(), n.kind(), n.display_name())).collect();
+    // Names sorted: which declaration reaches a shared node first is the
+    // checker's business, not the key's.
+    let mut lines: Vec<String> = plan
+        .ordered()
+        .into_iter()
+        .map(|n| {
+            let mut names = n.name_strings();
+            names.sort();
+            format!("{} {} {}", n.key.hex(), n.kind(), names.join(", "))
+        })
+        .collect();
     lines.sort();
     lines.join("\n") + "\n"
 }

@@ -64,6 +64,8 @@ pub struct Expander<'a> {
     pub max_total: usize,
     pub decls: Vec<DeclInfo>,
     pub merged: Vec<Option<Call>>,
+    /// Declarations whose merged call has been made (or attempted).
+    merge_tried: HashSet<usize>,
     pub instances: Vec<Instance>,
     pub problems: Vec<Problem>,
     pub failed: HashSet<usize>,
@@ -99,6 +101,7 @@ impl<'a> Expander<'a> {
             max_total: usize::MAX,
             decls,
             merged: vec![None; ns.decls.len()],
+            merge_tried: HashSet::new(),
             instances: vec![],
             problems: vec![],
             failed: HashSet::new(),
@@ -209,15 +212,21 @@ impl<'a> Expander<'a> {
                     );
                     return None;
                 }
-                // A failed base has already been reported; stay quiet.
-                let call = self.merged[b].clone()?;
-                // The members it derives from: a derivation of a derivation
-                // keeps the first one's selection, since its base has only those.
+                // The base's call, made now if the base comes later in the
+                // order (a derivation needs only its text). A base whose call
+                // failed has already been reported; stay quiet.
+                let call = self.merged_of(b)?;
+                if !self.ns.needs_base_members.contains(&d) {
+                    return Some(call);
+                }
+                // The chain selects members, so the base was expanded first.
                 if self.failed.contains(&b) {
                     // Check the derivation's own arguments, but never plan it.
                     self.failed.insert(d);
                     return Some(call);
                 }
+                // The members it derives from: a derivation of a derivation
+                // keeps the first one's selection, since its base has only those.
                 let from =
                     if base.selector.is_empty() { self.decls[b].instances.clone() } else { self.select(b, base)? };
                 self.derive_from.insert(d, from);
@@ -239,11 +248,20 @@ impl<'a> Expander<'a> {
         }
     }
 
+    /// A declaration's call with its derivation applied, made once.
+    fn merged_of(&mut self, d: usize) -> Option<Call> {
+        if !self.merge_tried.insert(d) {
+            return self.merged[d].clone();
+        }
+        let call = self.merged_call(d);
+        self.merged[d] = call.clone();
+        call
+    }
+
     fn expand_decl(&mut self, d: usize) -> bool {
-        let Some(call) = self.merged_call(d) else { return false };
+        let Some(call) = self.merged_of(d) else { return false };
         let c = ctor(&call.callee.name).expect("normalized calls have known constructors");
         self.decls[d].ctor = Some(c);
-        self.merged[d] = Some(call.clone());
 
         // 1. Find the grid: own sweep axes and inherited groups.
         let mut axes: Vec<Axis> = vec![];

@@ -34,9 +34,12 @@ pub struct CheckOptions {
 
 impl Default for CheckOptions {
     fn default() -> Self {
-        CheckOptions { max_instances: 100_000, max_nodes: crate::plan::lower::DEFAULT_MAX_NODES }
+        CheckOptions { max_instances: 100_000, max_nodes: DEFAULT_MAX_NODES }
     }
 }
+
+/// The most nodes a plan may have unless told otherwise (`--max-nodes`).
+pub const DEFAULT_MAX_NODES: usize = 1_000_000;
 
 /// The most errors reported for one file; the rest are counted.
 pub const MAX_REPORTED: usize = 100;

@@ -28,6 +28,10 @@ pub struct Namespace<'a> {
     pub decl_order: Vec<usize>,
     /// Entries that are part of (or depend on) a cycle or an unknown name.
     pub broken: std::collections::HashSet<Entry>,
+    /// Derivations whose chain selects members (`a[lr: 1e-4] with { .. }`):
+    /// they need their base's members, not only its call, so their base is
+    /// expanded first. Other derivations need only the base's text.
+    pub needs_base_members: std::collections::HashSet<usize>,
 }
 
 impl<'a> Namespace<'a> {
@@ -53,6 +57,7 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
         by_name: HashMap::new(),
         decl_order: vec![],
         broken: Default::default(),
+        needs_base_members: Default::default(),
     };
     for f in files {
         for l in &f.lets {
@@ -93,22 +98,41 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
         index.insert(*e, graph.add_node(*e));
     }
     let all_names: Vec<String> = ns.by_name.keys().cloned().collect();
+    // A derivation uses what its call holds once its overrides are applied:
+    // an override that replaces an argument also drops the names in it (so
+    // `b = a with { sampler: ... }` does not depend on what `a`'s sampler
+    // named). Chains of derivations are followed; their own cycles are found
+    // on a graph of their own below.
+    let mut derive_graph: DiGraph<usize, ()> = DiGraph::new();
+    let derive_nodes: Vec<NodeIndex> = (0..ns.decls.len()).map(|i| derive_graph.add_node(i)).collect();
+    for (i, d) in ns.decls.iter().enumerate() {
+        if let Some(base) = derivation_base(d) {
+            if let Some(Entry::Decl(b)) = ns.by_name.get(&base.name.name) {
+                derive_graph.add_edge(derive_nodes[*b], derive_nodes[i], ());
+            }
+        }
+    }
+    for i in 0..ns.decls.len() {
+        if selects_base_members(&ns, i, &mut vec![]) {
+            ns.needs_base_members.insert(i);
+        }
+    }
     for (e, _) in &entries {
-        let mut refs = vec![];
+        let mut refs: Vec<&Ident> = vec![];
         match e {
             Entry::Let(i) => collect_refs(&ns.lets[*i].value, &mut refs),
-            Entry::Decl(i) => match &ns.decls[*i].body {
-                DeclBody::Expr(x) => collect_refs(x, &mut refs),
-                DeclBody::Derive(d) => {
-                    refs.push(&d.base.name);
-                    for s in &d.base.selector {
-                        collect_refs(&s.value, &mut refs);
-                    }
-                    for o in &d.overrides {
-                        collect_refs(&o.value, &mut refs);
+            Entry::Decl(i) => {
+                refs.extend(arg_refs(&ns, *i, &mut vec![]).into_iter().map(|(_, r)| r));
+                let base = derivation_base(ns.decls[*i]);
+                if let Some(base) = base {
+                    // The base's name itself: an unknown base is reported
+                    // here, and one whose members are selected comes first.
+                    match ns.by_name.get(&base.name.name) {
+                        Some(Entry::Decl(_)) if !ns.needs_base_members.contains(i) => {}
+                        _ => refs.push(&base.name),
                     }
                 }
-            },
+            }
         }
         for r in refs {
             match ns.by_name.get(&r.name) {
@@ -130,13 +154,23 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
     }
 
     // Cycles: every strongly connected component with more than one member,
-    // or a member that refers to itself.
+    // or a member that refers to itself, in the dependency graph or among
+    // derivations (`a = b with {..}`, `b = a with {..}`).
+    let mut sccs: Vec<Vec<Entry>> = vec![];
     for scc in tarjan_scc(&graph) {
-        let cyclic = scc.len() > 1 || graph.contains_edge(scc[0], scc[0]);
-        if !cyclic {
-            continue;
+        if scc.len() > 1 || graph.contains_edge(scc[0], scc[0]) {
+            sccs.push(scc.iter().map(|n| graph[*n]).collect());
         }
-        let mut members: Vec<Entry> = scc.iter().map(|n| graph[*n]).collect();
+    }
+    for scc in tarjan_scc(&derive_graph) {
+        if scc.len() > 1 || derive_graph.contains_edge(scc[0], scc[0]) {
+            let members: Vec<Entry> = scc.iter().map(|n| Entry::Decl(derive_graph[*n])).collect();
+            if !sccs.iter().any(|c| c.len() == members.len() && members.iter().all(|m| c.contains(m))) {
+                sccs.push(members);
+            }
+        }
+    }
+    for mut members in sccs {
         members.sort_by_key(|e| {
             let s = ns.span_of(*e);
             (s.file, s.start)
@@ -158,6 +192,15 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
         }
         problems.push(p);
         ns.broken.extend(members);
+    }
+
+    // A derivation whose base is in a cycle cannot be built either.
+    for (i, d) in ns.decls.iter().enumerate() {
+        if let Some(Entry::Decl(b)) = derivation_base(d).and_then(|base| ns.by_name.get(&base.name.name)) {
+            if ns.broken.contains(&Entry::Decl(*b)) && !ns.broken.contains(&Entry::Decl(i)) {
+                graph.add_edge(index[&Entry::Decl(*b)], index[&Entry::Decl(i)], ());
+            }
+        }
     }
 
     // Propagate brokenness downstream so dependents stay quiet instead of
@@ -184,6 +227,81 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
         }
     }
     ns
+}
+
+/// The declaration a derivation copies: `base` in `x = base with { .. }` or
+/// in `x = base[axis: v]`.
+pub fn derivation_base(d: &Decl) -> Option<&crate::syntax::ast::Reference> {
+    match &d.body {
+        DeclBody::Derive(dv) => Some(&dv.base),
+        DeclBody::Expr(Expr::Reference(r)) if r.checkpoint.is_none() => Some(r),
+        DeclBody::Expr(_) => None,
+    }
+}
+
+/// Does the derivation chain of declaration `i` select members anywhere?
+fn selects_base_members(ns: &Namespace, i: usize, visiting: &mut Vec<usize>) -> bool {
+    let Some(base) = derivation_base(ns.decls[i]) else { return false };
+    if !base.selector.is_empty() {
+        return true;
+    }
+    match ns.by_name.get(&base.name.name) {
+        Some(Entry::Decl(b)) if !visiting.contains(b) => {
+            visiting.push(i);
+            selects_base_members(ns, *b, visiting)
+        }
+        _ => false,
+    }
+}
+
+/// The names declaration `i`'s call holds, each with the top-level argument
+/// it sits in (None outside any argument). For a derivation: its overrides'
+/// names, its selector's, and its base's minus those in arguments it replaces.
+fn arg_refs<'a>(ns: &Namespace<'a>, i: usize, visiting: &mut Vec<usize>) -> Vec<(Option<String>, &'a Ident)> {
+    let decl: &'a Decl = ns.decls[i];
+    let mut out: Vec<(Option<String>, &'a Ident)> = vec![];
+    let push_refs = |out: &mut Vec<(Option<String>, &'a Ident)>, tag: Option<String>, e: &'a Expr| {
+        let mut refs = vec![];
+        collect_refs(e, &mut refs);
+        out.extend(refs.into_iter().map(|r| (tag.clone(), r)));
+    };
+    let (base, replaced): (&'a crate::syntax::ast::Reference, Vec<&str>) = match &decl.body {
+        DeclBody::Expr(Expr::Call(c)) => {
+            let ctor = crate::check::schema::ctor(&c.callee.name);
+            for (k, a) in c.args.iter().enumerate() {
+                let name = match &a.name {
+                    Some(n) => Some(n.name.clone()),
+                    None => ctor.and_then(|c| c.params.get(k)).map(|p| p.name.to_string()),
+                };
+                push_refs(&mut out, name, &a.value);
+            }
+            return out;
+        }
+        DeclBody::Expr(Expr::Reference(r)) if r.checkpoint.is_none() => (r, vec![]),
+        DeclBody::Expr(other) => {
+            push_refs(&mut out, None, other);
+            return out;
+        }
+        DeclBody::Derive(dv) => {
+            for o in &dv.overrides {
+                push_refs(&mut out, o.path.segments.first().map(|s| s.name.clone()), &o.value);
+            }
+            let replaced =
+                dv.overrides.iter().filter(|o| o.path.segments.len() == 1).map(|o| o.path.segments[0].name.as_str());
+            (&dv.base, replaced.collect())
+        }
+    };
+    for s in &base.selector {
+        push_refs(&mut out, None, &s.value);
+    }
+    if let Some(Entry::Decl(b)) = ns.by_name.get(&base.name.name) {
+        if !visiting.contains(b) && *b != i {
+            visiting.push(i);
+            let inherited = arg_refs(ns, *b, visiting);
+            out.extend(inherited.into_iter().filter(|(tag, _)| tag.as_deref().is_none_or(|t| !replaced.contains(&t))));
+        }
+    }
+    out
 }
 
 /// Every name an expression mentions (references, checkpoint constants).

@@ -130,8 +130,7 @@ pub fn lower(program: &Program) -> Result<Plan, Vec<Diagnostic>> {
     lower_with(program, Numerics::Portable)
 }
 
-/// The most nodes a plan may have unless told otherwise (`--max-nodes`).
-pub const DEFAULT_MAX_NODES: usize = 1_000_000;
+pub use crate::check::DEFAULT_MAX_NODES;
 
 /// Lowers a checked program; every node computed with libtorch is keyed by
 /// `numerics`, so two profiles never share an entry.
