@@ -122,6 +122,14 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         "{report}"
     );
     assert!(std::fs::read_to_string(html).unwrap().contains("<img src=\"trade.svg\""));
+    // Where the time went: every kind that ran, and the kinds add up to the node time.
+    let kinds = summary.by_kind();
+    assert_eq!(kinds.iter().map(|k| k.nodes).sum::<usize>(), summary.ran.len());
+    assert!((kinds.iter().map(|k| k.seconds).sum::<f64>() - summary.node_seconds()).abs() < 1e-9);
+    for k in ["run.train", "model.pm", "model.sft", "eval.kl"] {
+        assert!(kinds.iter().any(|x| x.kind == k), "{k} missing from {kinds:?}");
+        assert!(report.contains(&format!("| `{k}` |")), "the report's time table lacks {k}");
+    }
     // A second run computes nothing.
     let again = run_all(&plan, &store);
     assert!(again.ran.is_empty());
@@ -144,7 +152,7 @@ fn same_node_twice_gives_bit_identical_artifacts_and_longer_runs_resume_shorter_
     assert!(!sb.contains(&plan.names()["online@50"]));
     let resumed = run_all(&plan, &sb);
     // Only the steps past 30 (and what depends on them) were computed.
-    assert!(resumed.ran.iter().any(|(n, _)| n == "online"));
+    assert!(resumed.ran.iter().any(|r| r.name == "online"));
     for name in ["sft", "golden_pm", "proxy_pm", "d_golden", "online@30", "online@50", "exact@50"] {
         let ka = plan.names()[name];
         // Every artifact but the log (which records times) is bit-identical.

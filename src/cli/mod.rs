@@ -377,9 +377,14 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     let out_dir = results.join(&stem);
     let rows = crate::report::results::eval_rows(&plan, &store);
     let written = crate::report::results::write_csv(&out_dir, &rows);
-    let compute: f64 = summary.ran.iter().fold(0.0, |a, (_, s)| a + s);
+    let compute = summary.node_seconds();
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
+    // Where the node time went: every kind that took any.
+    for k in summary.by_kind().iter().filter(|k| k.seconds > 0.0) {
+        let share = 100.0 * k.seconds / compute.max(f64::MIN_POSITIVE);
+        println!("  {:<20} {:>5} nodes {:>9.1}s  {share:>4.0}%", k.kind, k.nodes, k.seconds);
+    }
     println!("{:<10} {:>6}", "cached", summary.cached);
     println!("{:<10} {:>6}", "failed", summary.failed.len());
     println!("{:<10} {:>6}", "skipped", summary.skipped.len());

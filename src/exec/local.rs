@@ -15,7 +15,7 @@ use crate::exec::nodes::{self, Ctx, ModelKind};
 use crate::exec::progress::Progress;
 use crate::exec::schedule::{is_done, prepare, schedule, Schedule};
 use crate::exec::store::{Staging, Store};
-use crate::exec::summary::Summary;
+use crate::exec::summary::{Ran, Summary};
 use crate::exec::training;
 use crate::plan::{Key, Node, Op, Plan};
 
@@ -45,7 +45,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         for n in &nodes {
             if todo.contains(&n.key) {
                 opts.progress.log(&format!("would run  {:<18} {}", n.kind(), n.display_name()));
-                s.ran.push((n.display_name(), 0.0));
+                s.ran.push(Ran { name: n.display_name(), kind: n.kind().to_string(), seconds: 0.0 });
             }
         }
         return s;
@@ -90,7 +90,7 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
         st.running -= 1;
         match result {
             Ok(Some(secs)) => {
-                st.summary.ran.push((node.display_name(), secs));
+                st.summary.ran.push(Ran { name: node.display_name(), kind: node.kind().to_string(), seconds: secs });
                 st.sched.release(&key);
             }
             Ok(None) => {

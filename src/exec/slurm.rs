@@ -33,7 +33,7 @@ use crate::exec::local;
 use crate::exec::progress::Progress;
 use crate::exec::schedule::{self, is_done};
 use crate::exec::store::Store;
-use crate::exec::summary::Summary;
+use crate::exec::summary::{Ran, Summary};
 use crate::plan::{Key, Node, Plan};
 
 /// `tandem.toml`: settings a study keeps beside its .exp files.
@@ -320,7 +320,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
         for n in &nodes {
             if sched.todo.contains(&n.key) {
                 opts.progress.log(&format!("would submit {:<18} {}", n.kind(), n.display_name()));
-                summary.ran.push((n.display_name(), 0.0));
+                summary.ran.push(Ran { name: n.display_name(), kind: n.kind().to_string(), seconds: 0.0 });
             }
         }
         return Ok(summary);
@@ -397,7 +397,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                     job.id
                 ));
                 opts.progress.advance();
-                summary.ran.push((node.display_name(), secs));
+                summary.ran.push(Ran { name: node.display_name(), kind: node.kind().to_string(), seconds: secs });
                 sched.release(&key);
             } else {
                 let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());

@@ -203,6 +203,8 @@ pub fn write_report(
     // How much the cache saved.
     let mut saved = 0.0;
     let mut entries = 0;
+    // (kind, recorded compute seconds) of every stage with a result.
+    let mut recorded: Vec<(&str, f64)> = vec![];
     for n in plan.graph.node_weights() {
         let key = match &n.op {
             Op::Train(t) => checkpoint_key(&n.key, t.length.steps),
@@ -217,13 +219,14 @@ pub fn write_report(
             if !summary
                 .ran
                 .iter()
-                .any(|(name, _)| n.names.iter().any(|x| x.to_string() == *name) || *name == n.display_name())
+                .any(|r| n.names.iter().any(|x| x.to_string() == r.name) || r.name == n.display_name())
             {
                 saved += m.compute_seconds;
             }
+            recorded.push((n.kind(), m.compute_seconds));
         }
     }
-    let spent: f64 = summary.ran.iter().fold(0.0, |a, r| a + r.1);
+    let spent = summary.node_seconds();
     b.push(Block::Para(format!(
         "From `{}` with tandem {}. The plan has {} stages; this run computed {} ({spent:.1} s of compute) and reused {} from the cache, which saved {saved:.1} s of recorded compute. {} stages have results.",
         file.display(),
@@ -237,6 +240,40 @@ pub fn write_report(
         b.push(Block::List(
             summary.failed.iter().map(|(n, e, l)| format!("failed: `{n}`: {e} (log: `{}`)", l.display())).collect(),
         ));
+    }
+
+    // Where the study's time goes: every stage with a result, however it got
+    // there (this run or an earlier one), by the compute its manifest records.
+    let kinds = crate::exec::summary::by_kind(recorded);
+    let total: f64 = kinds.iter().map(|k| k.seconds).sum();
+    let this_run = summary.by_kind();
+    if total > 0.0 {
+        b.push(Block::Heading("Where the time goes".into()));
+        b.push(Block::Para(format!(
+            "Node time by kind: {total:.1} s recorded for the {entries} stages with results, and what this run computed of it."
+        )));
+        b.push(Block::Table {
+            head: vec![
+                "kind".into(),
+                "stages".into(),
+                "recorded compute (s)".into(),
+                "share".into(),
+                "this run (s)".into(),
+            ],
+            rows: kinds
+                .iter()
+                .map(|k| {
+                    let now = this_run.iter().find(|r| r.kind == k.kind).map_or(0.0, |r| r.seconds);
+                    vec![
+                        format!("`{}`", k.kind),
+                        k.nodes.to_string(),
+                        format!("{:.1}", k.seconds),
+                        format!("{:.0}%", 100.0 * k.seconds / total),
+                        format!("{now:.1}"),
+                    ]
+                })
+                .collect(),
+        });
     }
 
     // The models' own numbers.
