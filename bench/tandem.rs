@@ -268,6 +268,40 @@ fn sampling(o: &Opts) {
     }
 }
 
+/// Ten win-rate evaluations of 2,048 prompts against one baseline: each
+/// drawing the baseline's samples itself (as before the `samples` node)
+/// against the baseline sampled once and shared. One "step" is all ten.
+fn winrate_shared(o: &Opts) {
+    const EVALS: usize = 10;
+    const PROMPTS: usize = 2048;
+    let s = spec(RESPONSE);
+    let baseline = Policy::new(s, Device::Cpu, 11);
+    let policies: Vec<Policy> = (0..EVALS as u64).map(|i| Policy::new(s, Device::Cpu, 20 + i)).collect();
+    let judge = PreferenceModel::new(
+        PmSpec { vocab: VOCAB, layers: 2, width: 64, heads: 4, prompt_len: PROMPT, response_len: RESPONSE },
+        PmHead::Pooled,
+        Device::Cpu,
+        2,
+    );
+    let prompts = random_pairs(PROMPTS, 12).prompts;
+    let fewer =
+        Opts { steps: o.steps.min(3), warmup: o.warmup.min(1), threads: o.threads, numerics: o.numerics, only: None };
+    let extra = serde_json::json!({"evaluations": EVALS, "prompts": PROMPTS});
+    measure_pair(("winrate_10x2048_shared_baseline", "winrate_10x2048_unshared"), &fewer, extra, |i, which| {
+        let seed = i as u64;
+        if which == 0 {
+            let yb = tandem::ml::eval::baseline_samples(&baseline, &prompts, seed);
+            for p in &policies {
+                let _ = tandem::ml::eval::winrate_against(p, &yb, &judge, &prompts, seed);
+            }
+        } else {
+            for p in &policies {
+                let _ = tandem::ml::eval::winrate(p, &baseline, &judge, &prompts, seed);
+            }
+        }
+    });
+}
+
 fn matmul(o: &Opts) {
     // The machine's float32 matmul rate through libtorch, for the floors.
     let n = 1024;
@@ -286,12 +320,13 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 5] = [
+    let all: [Bench; 6] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("breakdown", offline_breakdown),
         ("online", online_step),
         ("sampling", sampling),
+        ("winrate", winrate_shared),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {

@@ -11,8 +11,21 @@ use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::Policy;
 use crate::ml::preference::PreferenceModel;
 use crate::ml::rng;
-use crate::plan::op::{Classified, EvalSpec, Metric};
+use crate::plan::op::{Classified, EvalSpec, Metric, SamplesSpec};
 use crate::plan::Key;
+
+/// The file a `samples` node holds: `prompts` and `responses`, token ids.
+const SAMPLES: &str = "samples.safetensors";
+
+/// A baseline's samples for win-rate evaluations: drawn once here, exactly as
+/// each evaluation drew them before (the same prompts and random stream).
+pub fn samples(ctx: &Ctx, spec: &SamplesSpec, st: &mut Staging) -> Result<(), ExecError> {
+    let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
+    let prompts = eval::eval_prompts(&prompt_pool(ctx.store, &spec.pool)?, spec.prompts as usize, spec.seed);
+    let responses = eval::baseline_samples(&policy, &prompts, spec.seed);
+    let tensors = [("prompts".to_string(), prompts), ("responses".to_string(), responses.to_device(tch::Device::Cpu))];
+    art::save_tensors(st, SAMPLES, &tensors.into_iter().collect())
+}
 
 /// Evaluations: one node scores one policy (or PM) checkpoint.
 pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Result<(), ExecError> {
@@ -41,13 +54,12 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
             vec![ResultRow::new("kl", &eval::kl(&policy, &reference()?, &prompts, seed), None)]
         }
-        Metric::Winrate { baseline, judge, prompts } => {
+        Metric::Winrate { baseline, baseline_samples, judge, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
-            let baseline = art::load_policy(ctx.store, baseline, ctx.device)?;
             let judge = art::load_pm(ctx.store, judge, ctx.device)?;
             art::same_shapes(
                 "the baseline and the evaluated policy",
-                art::policy_shapes(&baseline),
+                art::saved_shapes(ctx.store, baseline)?,
                 art::policy_shapes(&policy),
             )?;
             art::same_shapes(
@@ -56,7 +68,14 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                 art::policy_shapes(&policy),
             )?;
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
-            vec![ResultRow::new("winrate", &eval::winrate(&policy, &baseline, &judge, &prompts, seed), None)]
+            let drawn = art::load_tensors(ctx.store, baseline_samples, SAMPLES)?;
+            let (Some(p), Some(yb)) = (drawn.get("prompts"), drawn.get("responses")) else {
+                return Err(art::input_err(baseline_samples, "the baseline's samples lack prompts or responses"));
+            };
+            if p.size() != prompts.size() || !p.equal(&prompts) {
+                return Err(art::input_err(baseline_samples, "the baseline was sampled on other prompts"));
+            }
+            vec![ResultRow::new("winrate", &eval::winrate_against(&policy, yb, &judge, &prompts, seed), None)]
         }
         Metric::SelfClassifier { judge, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;

@@ -64,9 +64,21 @@ pub fn kl(policy: &Policy, reference: &Policy, prompts: &Tensor, seed: u64) -> E
 /// Score of each side-by-side: 1 if the policy's response wins, 0 if the
 /// baseline's does, ½ for an exact tie (identical responses always tie).
 pub fn winrate(policy: &Policy, baseline: &Policy, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
+    let yb = baseline_samples(baseline, prompts, seed);
+    winrate_against(policy, &yb, judge, prompts, seed)
+}
+
+/// The baseline's responses a win rate compares against (their own random
+/// stream, so they do not depend on the evaluated policy).
+pub fn baseline_samples(baseline: &Policy, prompts: &Tensor, seed: u64) -> Tensor {
+    let p = prompts.to_device(baseline.device());
+    baseline.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-baseline", 0))
+}
+
+/// The win rate against baseline responses already drawn.
+pub fn winrate_against(policy: &Policy, yb: &Tensor, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
     let p = prompts.to_device(policy.device());
     let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
-    let yb = baseline.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-baseline", 0));
     let d = judge.vs.device();
     let m = to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d)));
     Estimate::from_samples(

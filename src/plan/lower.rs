@@ -4,7 +4,7 @@
 //! |---|---|
 //! | world, dataset, model | one node each |
 //! | run | a `run.train` node keyed *without* its step count, and one `checkpoint` node per step something needs (its last step, `run@k` references, evaluated steps), keyed by (train key, step) |
-//! | eval | one node per evaluated policy and step |
+//! | eval | one node per evaluated policy and step; a win rate also a `samples` node of its baseline, shared by every evaluation drawing the same prompts |
 //! | figure | one node over all its evaluations' nodes |
 //!
 //! A reference to a run as a policy means its last checkpoint; `run@0` is the
@@ -356,11 +356,17 @@ impl<'p> Lowerer<'p> {
         let seed = a.seed("seed")?;
         let metric = match inst.ctor.name {
             "kl" => Metric::Kl { prompts: a.int("prompts")? },
-            "winrate" => Metric::Winrate {
-                baseline: self.key(a, "baseline")?,
-                judge: self.key(a, "judge")?,
-                prompts: a.int("prompts")?,
-            },
+            "winrate" => {
+                // Its samples' node is made per target below (the prompt
+                // pool is the target's); this placeholder is replaced there.
+                let baseline = self.key(a, "baseline")?;
+                Metric::Winrate {
+                    baseline,
+                    baseline_samples: baseline,
+                    judge: self.key(a, "judge")?,
+                    prompts: a.int("prompts")?,
+                }
+            }
             "classifier" => Metric::Classifier {
                 data: self.classified(a)?,
                 judge: self.opt_key(a, "judge")?,
@@ -375,13 +381,25 @@ impl<'p> Lowerer<'p> {
         for t in targets {
             for (target, target_name, step, default_ref) in self.eval_targets(t, at.as_deref())? {
                 let given_reference = self.opt_key(a, "reference")?;
+                let pool = self.pool.get(&target).copied();
+                let mut metric = metric.clone();
+                if let Metric::Winrate { baseline, baseline_samples, prompts, .. } = &mut metric {
+                    // The baseline's samples: one node per (baseline, prompts,
+                    // seed), shared by every target that draws the same prompts.
+                    let Some(pool) = pool else { return internal(format!("`{}` has no prompt pool", inst.label)) };
+                    let samples =
+                        SamplesSpec { policy: *baseline, pool, prompts: *prompts, seed, numerics: self.numerics };
+                    let policy = self.plan.node(baseline).map_or_else(|| baseline.short(), |n| n.display_name());
+                    let name = NodeName::Samples { eval: inst.name.clone(), policy };
+                    *baseline_samples = self.add(Op::Samples(samples), vec![name])?;
+                }
                 let spec = EvalSpec {
                     target,
                     reference: given_reference.or(default_ref),
-                    pool: self.pool.get(&target).copied(),
+                    pool,
                     seed,
                     numerics: self.numerics,
-                    metric: metric.clone(),
+                    metric,
                 };
                 let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
                 keys.push(self.add(Op::Eval(spec), vec![name])?);

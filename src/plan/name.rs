@@ -16,6 +16,9 @@ pub enum NodeName {
     /// An evaluation of one target, a model or a run at a step:
     /// `wr(online@300)`, `acc(golden_pm)`.
     Eval { eval: InstanceName, target: InstanceName, step: Option<i64> },
+    /// The baseline samples an evaluation compares against:
+    /// `wr.samples(golden@300)`.
+    Samples { eval: InstanceName, policy: String },
 }
 
 impl NodeName {
@@ -23,7 +26,10 @@ impl NodeName {
     /// an evaluation).
     pub fn head(&self) -> &InstanceName {
         match self {
-            NodeName::Decl(i) | NodeName::Checkpoint { run: i, .. } | NodeName::Eval { eval: i, .. } => i,
+            NodeName::Decl(i)
+            | NodeName::Checkpoint { run: i, .. }
+            | NodeName::Eval { eval: i, .. }
+            | NodeName::Samples { eval: i, .. } => i,
         }
     }
 
@@ -51,6 +57,7 @@ impl std::fmt::Display for NodeName {
             NodeName::Checkpoint { run, step } => write!(f, "{run}@{step}"),
             NodeName::Eval { eval, target, step: Some(s) } => write!(f, "{eval}({target}@{s})"),
             NodeName::Eval { eval, target, step: None } => write!(f, "{eval}({target})"),
+            NodeName::Samples { eval, policy } => write!(f, "{eval}.samples({policy})"),
         }
     }
 }

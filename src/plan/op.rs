@@ -33,6 +33,9 @@ pub enum Op {
         run: Key,
         step: i64,
     },
+    /// A policy's samples on evaluation prompts, drawn once and shared by
+    /// every win-rate evaluation against that policy as its baseline.
+    Samples(SamplesSpec),
     /// One evaluation of one target.
     Eval(EvalSpec),
     /// Drawn by the report from its evaluations' rows.
@@ -273,6 +276,16 @@ pub struct TrainSpec {
 
 /// One evaluation of one target (a policy, a checkpoint or a PM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SamplesSpec {
+    pub policy: Key,
+    /// The dataset the prompts are drawn from, and how many.
+    pub pool: Key,
+    pub prompts: i64,
+    pub seed: u64,
+    pub numerics: Numerics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalSpec {
     pub target: Key,
     /// πsft of the metric; absent for a PM target.
@@ -287,12 +300,34 @@ pub struct EvalSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Metric {
-    Kl { prompts: i64 },
-    Winrate { baseline: Key, judge: Key, prompts: i64 },
-    Classifier { data: Classified, judge: Option<Key>, n: i64, windows: i64 },
-    SelfClassifier { judge: Key, prompts: i64 },
-    WinnerLogprob { data: Key, n: i64 },
-    Oracle { world: Key, prompts: i64 },
+    Kl {
+        prompts: i64,
+    },
+    /// `baseline` is the policy, `baseline_samples` its samples' node.
+    Winrate {
+        baseline: Key,
+        baseline_samples: Key,
+        judge: Key,
+        prompts: i64,
+    },
+    Classifier {
+        data: Classified,
+        judge: Option<Key>,
+        n: i64,
+        windows: i64,
+    },
+    SelfClassifier {
+        judge: Key,
+        prompts: i64,
+    },
+    WinnerLogprob {
+        data: Key,
+        n: i64,
+    },
+    Oracle {
+        world: Key,
+        prompts: i64,
+    },
 }
 
 /// What a classifier evaluation scores: a dataset's train split, or windows
@@ -511,6 +546,7 @@ impl Op {
             Op::Pm(..) => "model.pm",
             Op::Train(_) => "run.train",
             Op::Checkpoint { .. } => "checkpoint",
+            Op::Samples(_) => "samples",
             Op::Eval(e) => match e.metric {
                 Metric::Kl { .. } => "eval.kl",
                 Metric::Winrate { .. } => "eval.winrate",
@@ -540,7 +576,7 @@ impl Op {
             Op::Sft(_) => "sft",
             Op::Pm(..) => "pm",
             Op::Train(_) => "train",
-            Op::Checkpoint { .. } => return None,
+            Op::Checkpoint { .. } | Op::Samples(_) => return None,
             Op::Eval(e) => e.metric.ctor(),
             Op::Figure(f) => f.shape.ctor(),
         })
@@ -557,12 +593,16 @@ impl Op {
             Op::Pm(..) => 2,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
+            // 2: the baseline's samples come from a shared `samples` node
+            // (the same draws, so the same bits; the key names that node).
+            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 2,
             Op::World(_)
             | Op::Generate(_)
             | Op::Pairs(_)
             | Op::Jsonl(_)
             | Op::Sft(_)
             | Op::Checkpoint { .. }
+            | Op::Samples(_)
             | Op::Eval(_)
             | Op::Figure(_) => 1,
         }
@@ -634,6 +674,13 @@ impl Op {
             Op::Checkpoint { run, step } => {
                 f.key("run", *run).int("step", *step);
             }
+            Op::Samples(s) => {
+                f.key("policy", s.policy)
+                    .key("pool", s.pool)
+                    .int("prompts", s.prompts)
+                    .seed("seed", s.seed)
+                    .str("numerics", s.numerics.name());
+            }
             Op::Eval(e) => {
                 f.key("target", e.target)
                     .opt_key("reference", e.reference)
@@ -642,8 +689,9 @@ impl Op {
                     .str("numerics", e.numerics.name());
                 match &e.metric {
                     Metric::Kl { prompts } => f.int("prompts", *prompts),
-                    Metric::Winrate { baseline, judge, prompts } => {
-                        f.key("baseline", *baseline).key("judge", *judge).int("prompts", *prompts)
+                    // `baseline` is keyed by its samples' node, which names the baseline.
+                    Metric::Winrate { baseline_samples, judge, prompts, .. } => {
+                        f.key("baseline", *baseline_samples).key("judge", *judge).int("prompts", *prompts)
                     }
                     Metric::Classifier { data, judge, n, windows } => {
                         f.key("data", data.key()).opt_key("judge", *judge).int("n", *n).int("windows", *windows)
@@ -709,6 +757,7 @@ impl Op {
             Op::Sft(s) | Op::Pm(s, _) => Some(s.numerics),
             Op::Train(s) => Some(s.numerics),
             Op::Eval(s) => Some(s.numerics),
+            Op::Samples(s) => Some(s.numerics),
             Op::World(_) | Op::Generate(_) | Op::Jsonl(_) | Op::Checkpoint { .. } | Op::Figure(_) => None,
         }
     }
