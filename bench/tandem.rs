@@ -290,9 +290,11 @@ fn winrate_shared(o: &Opts) {
     measure_pair(("winrate_10x2048_shared_baseline", "winrate_10x2048_unshared"), &fewer, extra, |i, which| {
         let seed = i as u64;
         if which == 0 {
+            // What the `samples` node keeps: the draws and the pooled judge's scores.
             let yb = tandem::ml::eval::baseline_samples(&baseline, &prompts, seed);
+            let scores = judge.pooled_score(&prompts, &yb).expect("a pooled judge");
             for p in &policies {
-                let _ = tandem::ml::eval::winrate_against(p, &yb, &judge, &prompts, seed);
+                let _ = tandem::ml::eval::winrate_against_scores(p, &scores, &judge, &prompts, seed);
             }
         } else {
             for p in &policies {

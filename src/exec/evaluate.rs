@@ -23,8 +23,19 @@ pub fn samples(ctx: &Ctx, spec: &SamplesSpec, st: &mut Staging) -> Result<(), Ex
     let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
     let prompts = eval::eval_prompts(&prompt_pool(ctx.store, &spec.pool)?, spec.prompts as usize, spec.seed);
     let responses = eval::baseline_samples(&policy, &prompts, spec.seed);
-    let tensors = [("prompts".to_string(), prompts), ("responses".to_string(), responses.to_device(tch::Device::Cpu))];
-    art::save_tensors(st, SAMPLES, &tensors.into_iter().collect())
+    let mut tensors = std::collections::BTreeMap::new();
+    if let Some(judge) = &spec.judge {
+        let judge = art::load_pm(ctx.store, judge, ctx.device)?;
+        art::same_shapes("the judge and the baseline", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
+        let d = judge.vs.device();
+        let scores = judge
+            .pooled_score(&prompts.to_device(d), &responses.to_device(d))
+            .ok_or_else(|| ExecError::Invalid("the judge's head scores pairs only; it has no scores to keep".into()))?;
+        tensors.insert("scores".to_string(), scores.to_device(tch::Device::Cpu));
+    }
+    tensors.insert("prompts".to_string(), prompts);
+    tensors.insert("responses".to_string(), responses.to_device(tch::Device::Cpu));
+    art::save_tensors(st, SAMPLES, &tensors)
 }
 
 /// Evaluations: one node scores one policy (or PM) checkpoint.
@@ -75,7 +86,15 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             if p.size() != prompts.size() || !p.equal(&prompts) {
                 return Err(art::input_err(baseline_samples, "the baseline was sampled on other prompts"));
             }
-            vec![ResultRow::new("winrate", &eval::winrate_against(&policy, yb, &judge, &prompts, seed), None)]
+            let won = match drawn.get("scores") {
+                Some(scores) => {
+                    eval::winrate_against_scores(&policy, scores, &judge, &prompts, seed).ok_or_else(|| {
+                        art::input_err(baseline_samples, "scores kept for a judge whose head is not pooled")
+                    })?
+                }
+                None => eval::winrate_against(&policy, yb, &judge, &prompts, seed),
+            };
+            vec![ResultRow::new("winrate", &won, None)]
         }
         Metric::SelfClassifier { judge, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;

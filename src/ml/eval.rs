@@ -75,6 +75,41 @@ pub fn baseline_samples(baseline: &Policy, prompts: &Tensor, seed: u64) -> Tenso
     baseline.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-baseline", 0))
 }
 
+/// The win rate against baseline responses already drawn and scored by a
+/// pooled judge: only the policy's responses are scored here. None when the
+/// judge's head is not pooled (it has no score of one response).
+pub fn winrate_against_scores(
+    policy: &Policy,
+    baseline_scores: &Tensor,
+    judge: &PreferenceModel,
+    prompts: &Tensor,
+    seed: u64,
+) -> Option<Estimate> {
+    let p = prompts.to_device(policy.device());
+    let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
+    let d = judge.vs.device();
+    let s = judge.pooled_score(&p.to_device(d), &y.to_device(d))?;
+    // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.
+    Some(winrate_of_margins(&to_vec(&(s - baseline_scores.to_device(d)))))
+}
+
+/// 1 / 0 / ½ per prompt for a positive, negative or zero margin.
+fn winrate_of_margins(m: &[f64]) -> Estimate {
+    Estimate::from_samples(
+        &m.iter()
+            .map(|&x| {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    0.0
+                } else {
+                    0.5
+                }
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
 /// The win rate against baseline responses already drawn.
 pub fn winrate_against(policy: &Policy, yb: &Tensor, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
     let p = prompts.to_device(policy.device());

@@ -128,6 +128,12 @@ impl PreferenceModel {
     }
 
     /// The pooled head's score s(x, y): [B].
+    /// The pooled head's scalar score of each (prompt, response); `None`
+    /// for a joint head, which only scores pairs.
+    pub fn pooled_score(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
+        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.score(prompts, y)))
+    }
+
     fn score(&self, prompts: &Tensor, y: &Tensor) -> Tensor {
         let Head::Pooled { hidden: fc, out, overlap } = &self.head else {
             unreachable!("score() is the pooled head's")

@@ -383,12 +383,20 @@ impl<'p> Lowerer<'p> {
                 let given_reference = self.opt_key(a, "reference")?;
                 let pool = self.pool.get(&target).copied();
                 let mut metric = metric.clone();
-                if let Metric::Winrate { baseline, baseline_samples, prompts, .. } = &mut metric {
+                if let Metric::Winrate { baseline, baseline_samples, prompts, judge } = &mut metric {
                     // The baseline's samples: one node per (baseline, prompts,
-                    // seed), shared by every target that draws the same prompts.
+                    // seed), shared by every target that draws the same prompts;
+                    // with a pooled judge's scores of them, per judge.
                     let Some(pool) = pool else { return internal(format!("`{}` has no prompt pool", inst.label)) };
-                    let samples =
-                        SamplesSpec { policy: *baseline, pool, prompts: *prompts, seed, numerics: self.numerics };
+                    let pooled = matches!(self.plan.node(judge), Some(Node { op: Op::Pm(_, PmHead::Pooled), .. }));
+                    let samples = SamplesSpec {
+                        policy: *baseline,
+                        pool,
+                        prompts: *prompts,
+                        seed,
+                        judge: pooled.then_some(*judge),
+                        numerics: self.numerics,
+                    };
                     let policy = self.plan.node(baseline).map_or_else(|| baseline.short(), |n| n.display_name());
                     let name = NodeName::Samples { eval: inst.name.clone(), policy };
                     *baseline_samples = self.add(Op::Samples(samples), vec![name])?;

@@ -282,6 +282,10 @@ pub struct SamplesSpec {
     pub pool: Key,
     pub prompts: i64,
     pub seed: u64,
+    /// A judge with a pooled head scores each response alone: its scores of
+    /// the baseline's samples are kept too, so evaluations score only their
+    /// own policy's. None for a joint head (it scores pairs).
+    pub judge: Option<Key>,
     pub numerics: Numerics,
 }
 
@@ -593,8 +597,8 @@ impl Op {
             Op::Pm(..) => 2,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
-            // 2: the baseline's samples come from a shared `samples` node
-            // (the same draws, so the same bits; the key names that node).
+            // 2: the baseline's samples (and, for a pooled judge, their
+            // scores) come from a shared `samples` node; the key names it.
             Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 2,
             Op::World(_)
             | Op::Generate(_)
@@ -679,6 +683,7 @@ impl Op {
                     .key("pool", s.pool)
                     .int("prompts", s.prompts)
                     .seed("seed", s.seed)
+                    .opt_key("judge", s.judge)
                     .str("numerics", s.numerics.name());
             }
             Op::Eval(e) => {
