@@ -81,19 +81,7 @@ fn agreement(a: &Pairs, b: &Pairs) -> Estimate {
 /// Share of rows whose chosen response the noiseless oracle also prefers (ties ½).
 fn oracle_agreement(p: &Pairs) -> Option<Estimate> {
     let o: Vec<f64> = Vec::try_from(p.columns.get("oracle")?.to_kind(Kind::Double)).ok()?;
-    Some(Estimate::from_samples(
-        &o.iter()
-            .map(|&m| {
-                if m > 0.0 {
-                    1.0
-                } else if m < 0.0 {
-                    0.0
-                } else {
-                    0.5
-                }
-            })
-            .collect::<Vec<_>>(),
-    ))
+    Some(eval::share_positive(&o))
 }
 
 pub fn relabel(ctx: &Ctx, spec: &RelabelSpec, st: &mut Staging) -> Result<(), ExecError> {

@@ -90,11 +90,11 @@ pub fn winrate_against_scores(
     let d = judge.vs.device();
     let s = judge.pooled_score(&p.to_device(d), &y.to_device(d))?;
     // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.
-    Some(winrate_of_margins(&to_vec(&(s - baseline_scores.to_device(d)))))
+    Some(share_positive(&to_vec(&(s - baseline_scores.to_device(d)))))
 }
 
-/// 1 / 0 / ½ per prompt for a positive, negative or zero margin.
-fn winrate_of_margins(m: &[f64]) -> Estimate {
+/// The share of positive margins, a zero counting ½: 1 / 0 / ½ per row.
+pub fn share_positive(m: &[f64]) -> Estimate {
     Estimate::from_samples(
         &m.iter()
             .map(|&x| {
@@ -115,20 +115,7 @@ pub fn winrate_against(policy: &Policy, yb: &Tensor, judge: &PreferenceModel, pr
     let p = prompts.to_device(policy.device());
     let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
     let d = judge.vs.device();
-    let m = to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d)));
-    Estimate::from_samples(
-        &m.iter()
-            .map(|&x| {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    0.0
-                } else {
-                    0.5
-                }
-            })
-            .collect::<Vec<_>>(),
-    )
+    share_positive(&to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d))))
 }
 
 /// The policy-as-classifier score of Appendix E:
@@ -145,20 +132,7 @@ pub fn classifier_scores(policy: &Policy, reference: &Policy, prompts: &Tensor, 
 /// 1 / 0 / ½ per row for a score whose sign says "the first is preferred",
 /// when the first is in fact the chosen one.
 fn accuracy_of(scores: &Tensor) -> Estimate {
-    Estimate::from_samples(
-        &to_vec(scores)
-            .iter()
-            .map(|&s| {
-                if s > 0.0 {
-                    1.0
-                } else if s < 0.0 {
-                    0.0
-                } else {
-                    0.5
-                }
-            })
-            .collect::<Vec<_>>(),
-    )
+    share_positive(&to_vec(scores))
 }
 
 /// Accuracy of a policy as a classifier on labelled pairs (chosen first).
