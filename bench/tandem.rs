@@ -184,11 +184,106 @@ fn offline_step(o: &Opts) {
     let extra = serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops});
     measure_pair(("offline_ipo_step_W", "offline_ipo_step_W_unshared"), o, extra, |i, which| {
         if which == 0 {
-            train::preference_step(&policy, &reference, loss, false, &mut adam, &batches[i % batches.len()]);
+            train::preference_step(
+                &policy,
+                train::Reference::Policy(&reference),
+                loss,
+                false,
+                &mut adam,
+                &batches[i % batches.len()],
+            )
+            .expect("a step");
         } else {
             unshared(i, &mut adam_b);
         }
     });
+}
+
+/// The W step reading its reference log-probs from a `reference_logprobs`
+/// node (computed once, here before timing) against the step as it was,
+/// running the reference every step. Alternating step by step.
+fn offline_shared_reference(o: &Opts) {
+    let s = spec(RESPONSE);
+    let reference = Policy::new(s, Device::Cpu, 1);
+    let batches: Vec<Pairs> = (0..8).map(|i| random_pairs(PAIRS, i)).collect();
+    let given: Vec<(Tensor, Tensor)> =
+        batches.iter().map(|b| train::reference_logprobs(&reference, b, false)).collect();
+    let loss = Loss::Ipo { beta: 0.1 };
+    let policies = [Policy::new(s, Device::Cpu, 1), Policy::new(s, Device::Cpu, 1)];
+    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(&p.vs, 1e-4, 0, 0.0)).collect();
+    let extra = serde_json::json!({"params": params(&policies[0].vs)});
+    measure_pair(("offline_ipo_step_W_shared_reference", "offline_ipo_step_W_live_reference"), o, extra, |i, which| {
+        let batch = &batches[i % batches.len()];
+        let reference = if which == 0 {
+            let (c, r) = &given[i % batches.len()];
+            train::Reference::Given { chosen: c.shallow_clone(), rejected: r.shallow_clone() }
+        } else {
+            train::Reference::Policy(&reference)
+        };
+        train::preference_step(&policies[which], reference, loss, false, &mut adams[which], batch).expect("a step");
+    });
+}
+
+/// Where the time of the W step, as `preference_step` computes it, goes:
+/// the step written out phase by phase with a clock between phases (each
+/// phase's result is forced by the next's use of it; libtorch on the CPU is
+/// synchronous). One JSON line per phase, medians over the steps.
+fn step_phases(o: &Opts) {
+    let s = spec(RESPONSE);
+    let policy = Policy::new(s, Device::Cpu, 1);
+    let reference = Policy::new(s, Device::Cpu, 1);
+    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let data = random_pairs(1024, 5);
+    let loss = Loss::Ipo { beta: 0.1 };
+    const PHASES: [&str; 8] = [
+        "select_batch",
+        "policy_forward",
+        "reference_forward",
+        "loss_and_margin",
+        "zero_grad",
+        "backward",
+        "adam",
+        "release",
+    ];
+    let mut ms: Vec<Vec<f64>> = vec![vec![]; PHASES.len() + 1];
+    for i in 0..o.warmup + o.steps {
+        let mut t = Instant::now();
+        let mut lap = |k: usize, ms: &mut Vec<Vec<f64>>| {
+            if i >= o.warmup {
+                ms[k].push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            t = Instant::now();
+        };
+        let whole = Instant::now();
+        let idx = tandem::ml::sampler::offline_indices(data.len() as usize, PAIRS, i as u64, 0);
+        let batch = data.select(&idx);
+        lap(0, &mut ms);
+        let b = batch.len();
+        let lp = policy.shared_prompt_seq_logprob(&batch.prompts, &[&batch.chosen, &batch.rejected], false);
+        let (lw, ll) = (lp.narrow(0, 0, b), lp.narrow(0, b, b));
+        lap(1, &mut ms);
+        let (rw, rl) = train::reference_logprobs(&reference, &batch, false);
+        lap(2, &mut ms);
+        let margin = tch::no_grad(|| ((&lw - &rw) - (&ll - &rl)).mean(Kind::Float).double_value(&[]));
+        let value = loss.mean(&lw, &ll, &rw, &rl);
+        lap(3, &mut ms);
+        adam.zero_grad();
+        lap(4, &mut ms);
+        value.backward();
+        lap(5, &mut ms);
+        let _ = (adam.step(), value.double_value(&[]), margin);
+        lap(6, &mut ms);
+        drop((lp, lw, ll, rw, rl, value, batch));
+        lap(7, &mut ms);
+        if i >= o.warmup {
+            ms[PHASES.len()].push(whole.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for (k, mut v) in ms.into_iter().enumerate() {
+        v.sort_by(f64::total_cmp);
+        let name = PHASES.get(k).map_or("W_phases_whole_step".to_string(), |p| format!("W_phase_{p}"));
+        print_summary(&name, o, &serde_json::json!({}), &v);
+    }
 }
 
 fn offline_breakdown(o: &Opts) {
@@ -235,7 +330,15 @@ fn online_step(o: &Opts) {
     let flops = 2.0 * fwd + judge_fwd + 4.0 * 2.0 * fwd;
     measure("online_ipo_step", o, serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops}), |i| {
         let batch = train::online_batch(&policy, &judge, &pool, PAIRS, 1.0, i as u64, 0);
-        train::preference_step(&policy, &reference, Loss::Ipo { beta: 0.1 }, false, &mut adam, &batch);
+        train::preference_step(
+            &policy,
+            train::Reference::Policy(&reference),
+            Loss::Ipo { beta: 0.1 },
+            false,
+            &mut adam,
+            &batch,
+        )
+        .expect("a step");
     });
 }
 
@@ -322,9 +425,11 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 6] = [
+    let all: [Bench; 8] = [
         ("matmul", matmul),
         ("offline", offline_step),
+        ("shared_reference", offline_shared_reference),
+        ("phases", step_phases),
         ("breakdown", offline_breakdown),
         ("online", online_step),
         ("sampling", sampling),

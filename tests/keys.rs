@@ -371,10 +371,15 @@ fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
     let mut seen = std::collections::BTreeSet::new();
     for plan in &plans {
         for node in plan.ordered() {
-            // Checkpoints and a win rate's baseline samples are made by
-            // lowering, not written in the language: no constructor.
+            // Checkpoints, a win rate's baseline samples and a run's
+            // reference log-probs are made by lowering, not written in the
+            // language: no constructor.
             let Some(name) = node.op.ctor() else {
-                assert!(["checkpoint", "samples"].contains(&node.kind()), "{} has no constructor", node.kind());
+                assert!(
+                    ["checkpoint", "samples", "reference_logprobs"].contains(&node.kind()),
+                    "{} has no constructor",
+                    node.kind()
+                );
                 continue;
             };
             let c = ctor(name).unwrap_or_else(|| panic!("op {} names no constructor `{name}`", node.kind()));

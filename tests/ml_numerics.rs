@@ -327,3 +327,67 @@ fn shared_prompt_log_probs_and_gradients_equal_the_full_forward() {
         }
     }
 }
+
+#[test]
+fn reference_log_probs_computed_ahead_give_the_step_a_live_reference_gives() {
+    // A `reference_logprobs` node scores a whole dataset in large chunks; a
+    // step reading its rows must compute what a step running the reference
+    // on its own batch computes, up to float rounding (batch shapes differ).
+    use tandem::ml::data::Pairs;
+    use tandem::ml::loss::Loss;
+    use tandem::ml::train::{self, Reference};
+    tch::set_num_threads(1);
+    let s = spec(16, 6);
+    let reference = Policy::new(s, Device::Cpu, 4);
+    let mut r = stream(3, "pairs", 0);
+    let responses = |r: &mut tandem::ml::rng::Stream| {
+        use rand::Rng;
+        let rows: Vec<Vec<i64>> = (0..40)
+            .map(|_| {
+                let len = r.gen_range(0..5);
+                (0..len).map(|_| r.gen_range(4..16)).chain([EOS]).collect()
+            })
+            .collect();
+        tandem::ml::tokens::right_pad(&rows, 6)
+    };
+    let data = Pairs {
+        prompts: Tensor::cat(&(0..10).map(|_| prompts()).collect::<Vec<_>>(), 0),
+        chosen: responses(&mut r),
+        rejected: responses(&mut r),
+        columns: Default::default(),
+    };
+    // Ahead: all 40 rows in one pass. Live: the step's own 8 rows.
+    let (all_c, all_r) = train::reference_logprobs(&reference, &data, false);
+    let idx: Vec<i64> = vec![3, 17, 4, 39, 0, 22, 22, 9];
+    let batch = data.select(&idx);
+    let (live_c, live_r) = train::reference_logprobs(&reference, &batch, false);
+    let i = Tensor::from_slice(&idx);
+    let (given_c, given_r) = (all_c.index_select(0, &i), all_r.index_select(0, &i));
+    assert!(max_abs(&given_c, &live_c) < 1e-5 && max_abs(&given_r, &live_r) < 1e-5);
+    // One IPO step each way from the same policy: the same loss and update.
+    let policies = [Policy::new(s, Device::Cpu, 5), Policy::new(s, Device::Cpu, 5)];
+    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(&p.vs, 1e-2, 0, 0.0)).collect();
+    let loss = Loss::Ipo { beta: 0.1 };
+    let a = train::preference_step(
+        &policies[0],
+        Reference::Given { chosen: given_c, rejected: given_r },
+        loss,
+        false,
+        &mut adams[0],
+        &batch,
+    )
+    .unwrap();
+    let b = train::preference_step(&policies[1], Reference::Policy(&reference), loss, false, &mut adams[1], &batch)
+        .unwrap();
+    assert!((a.loss - b.loss).abs() < 1e-5 && (a.margin.unwrap() - b.margin.unwrap()).abs() < 1e-5, "{a:?} {b:?}");
+    let params = |p: &Policy| {
+        let mut v: Vec<(String, Tensor)> = p.vs.variables().into_iter().collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    for ((name, x), (_, y)) in params(&policies[0]).iter().zip(params(&policies[1]).iter()) {
+        assert!(max_abs(x, y) < 1e-6, "{name} differs by {}", max_abs(x, y));
+    }
+    // A loss that reads the reference refuses to run without one.
+    assert!(train::preference_step(&policies[0], Reference::Unused, loss, false, &mut adams[0], &batch).is_err());
+}

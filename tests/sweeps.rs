@@ -21,7 +21,12 @@ fn members(text: &str, decl: &str) -> Vec<String> {
     let mut v: Vec<String> = plan
         .names()
         .into_keys()
-        .filter(|n| (n.starts_with(&prefix) || n == decl) && !n.contains('@') && !n.contains("]("))
+        .filter(|n| {
+            (n.starts_with(&prefix) || n == decl)
+                && !n.contains('@')
+                && !n.contains("](")
+                && !n.ends_with(".reference_logprobs")
+        })
         .collect();
     v.sort();
     v

@@ -209,6 +209,7 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
         Op::Sft(spec) => commit(ctx, node, log, |st| nodes::model(ctx, &name, spec, ModelKind::Sft, st)),
         Op::Pm(spec, head) => commit(ctx, node, log, |st| nodes::model(ctx, &name, spec, ModelKind::Pm(*head), st)),
         Op::Samples(spec) => commit(ctx, node, log, |st| evaluate::samples(ctx, spec, st)),
+        Op::ReferenceLogprobs(spec) => commit(ctx, node, log, |st| crate::exec::reference::compute(ctx, spec, st)),
         Op::Eval(spec) => commit(ctx, node, log, |st| evaluate::evaluate(ctx, &name, spec, st)),
     }
 }

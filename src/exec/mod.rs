@@ -13,6 +13,7 @@ pub mod node_log;
 pub mod nodes;
 pub mod numerics;
 pub mod progress;
+pub mod reference;
 pub mod schedule;
 pub mod slurm;
 pub mod store;

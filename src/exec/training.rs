@@ -14,12 +14,13 @@ use tch::Tensor;
 use crate::exec::artifacts::{self as art, ExecError, MetricRow};
 use crate::exec::node_log::NodeLog;
 use crate::exec::nodes::{prompt_pool, Ctx};
+use crate::exec::reference;
 use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::loss::Loss;
 use crate::ml::sampler;
 use crate::ml::train;
-use crate::plan::op::{self, checkpoint_key, LogProb, Op, Sampler, TrainSpec};
+use crate::plan::op::{self, checkpoint_key, LogProb, Op, Sampler, TrainSpec, TrainingData};
 use crate::plan::{Key, Node};
 
 // One value per training run, never copied around: its size does not matter.
@@ -64,9 +65,8 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     let (lr, warmup, clip) = (spec.lr, spec.warmup, spec.clip);
     let mean = spec.logprob == LogProb::Mean;
     let loss = loss_of(spec);
-    let reference = art::load_policy(ctx.store, &spec.reference, ctx.device)?;
     let source = match &spec.sampler {
-        Sampler::Offline { data } => Source::Offline(art::load_pairs(ctx.store, data, "pairs.safetensors")?.split(0)),
+        Sampler::Offline { data } => Source::Offline(reference::training_rows(ctx, &TrainingData::Pairs(*data))?),
         Sampler::Online { judge, temperature, prompts } => {
             let prompts = prompts.ok_or_else(|| {
                 ExecError::Invalid(format!(
@@ -81,7 +81,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             }
         }
         Sampler::Replay { source, shuffle } => {
-            let stream = art::load_pairs(ctx.store, source, "stream.safetensors")?;
+            let stream = reference::training_rows(ctx, &TrainingData::Stream(*source))?;
             let needed = target as usize * batch;
             if needed > stream.len() as usize {
                 return Err(ExecError::Invalid(format!(
@@ -95,9 +95,24 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         }
     };
     let online = matches!(source, Source::Online { .. });
+    // The reference: log-probs computed ahead for fixed data, the policy
+    // itself for online batches, nothing for a loss that reads none.
+    let given = match (&spec.reference_logprobs, &source) {
+        (Some(k), Source::Offline(rows) | Source::Replay { stream: rows, .. }) => {
+            Some(reference::load(ctx, k, rows.len())?)
+        }
+        _ => None,
+    };
+    let live_reference = if given.is_none() && loss.needs_reference() {
+        Some(art::load_policy(ctx.store, &spec.reference, ctx.device)?)
+    } else {
+        None
+    };
     // Every model and dataset involved must speak the same tokens.
     let start_policy_shapes = art::saved_shapes(ctx.store, &spec.policy)?;
-    art::same_shapes("the reference and the starting policy", art::policy_shapes(&reference), start_policy_shapes)?;
+    if let Some(r) = &live_reference {
+        art::same_shapes("the reference and the starting policy", art::policy_shapes(r), start_policy_shapes)?;
+    }
     match &source {
         Source::Online { judge, pool, .. } => {
             art::same_shapes("the judge and the policy", art::pm_shapes(judge), start_policy_shapes)?;
@@ -156,22 +171,33 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
 
     for step in start..end {
         ctx.check_stop()?;
-        let batch_pairs = match &source {
+        // The batch, and which rows of fixed data it is.
+        let (batch_pairs, drawn) = match &source {
             Source::Offline(data) => {
-                data.select(&sampler::offline_indices(data.len() as usize, batch, step as u64, seed))
+                let idx = sampler::offline_indices(data.len() as usize, batch, step as u64, seed);
+                (data.select(&idx), Some(idx))
             }
             Source::Online { judge, pool, temperature } => {
                 let b = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
                 stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
-                b
+                (b, None)
             }
             Source::Replay { stream, order } => {
                 let idx: Vec<i64> =
                     order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
-                stream.select(&idx)
+                (stream.select(&idx), Some(idx))
             }
         };
-        let m = train::preference_step(&policy, &reference, loss, mean, &mut adam, &batch_pairs);
+        let reference = match (&given, &live_reference, drawn) {
+            (Some((c, r)), _, Some(idx)) => {
+                let idx = Tensor::from_slice(&idx);
+                train::Reference::Given { chosen: c.index_select(0, &idx), rejected: r.index_select(0, &idx) }
+            }
+            (_, Some(policy), _) => train::Reference::Policy(policy),
+            _ => train::Reference::Unused,
+        };
+        let m = train::preference_step(&policy, reference, loss, mean, &mut adam, &batch_pairs)
+            .map_err(|e| ExecError::Invalid(format!("`{}`: {e}", node.display_name())))?;
         rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
         let done = step + 1;
         if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {

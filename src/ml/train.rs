@@ -54,17 +54,43 @@ pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize
     StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, margin: None }
 }
 
+/// Where a preference step's reference log-probs come from.
+pub enum Reference<'a> {
+    /// The frozen reference policy, run on the batch now: online batches are
+    /// new at every step, so nothing can be computed ahead.
+    Policy(&'a Policy),
+    /// Computed ahead for exactly this batch's pairs (a `reference` node):
+    /// offline and replay data are fixed, so their reference log-probs are
+    /// the same in every epoch and for every run sharing reference and data.
+    Given { chosen: Tensor, rejected: Tensor },
+    /// The loss reads none (Best-of-2).
+    Unused,
+}
+
+/// The reference's sequence log-probs of a batch's chosen and rejected
+/// responses, [B] each, on the reference's device: chosen and rejected in
+/// one pass sharing the prompts' computation, exactly as a preference step
+/// computes its policy's.
+pub fn reference_logprobs(reference: &Policy, batch: &Pairs, mean_logprob: bool) -> (Tensor, Tensor) {
+    let device = reference.device();
+    let b = batch.len();
+    let prompts = batch.prompts.to_device(device);
+    let (chosen, rejected) = (batch.chosen.to_device(device), batch.rejected.to_device(device));
+    let r = tch::no_grad(|| reference.shared_prompt_seq_logprob(&prompts, &[&chosen, &rejected], mean_logprob));
+    (r.narrow(0, 0, b), r.narrow(0, b, b))
+}
+
 /// One preference-optimisation step on a labelled batch. Online, offline and
 /// replay runs all go through this one function, so a replay of an online
 /// run's stream computes exactly what the online run computed.
 pub fn preference_step(
     policy: &Policy,
-    reference: &Policy,
+    reference: Reference<'_>,
     loss: Loss,
     mean_logprob: bool,
     adam: &mut Adam,
     batch: &Pairs,
-) -> StepMetrics {
+) -> Result<StepMetrics, String> {
     let device = policy.device();
     let b = batch.len();
     // Chosen and rejected in one pass, sharing the prompts' computation.
@@ -72,11 +98,11 @@ pub fn preference_step(
     let (chosen, rejected) = (batch.chosen.to_device(device), batch.rejected.to_device(device));
     let lp = policy.shared_prompt_seq_logprob(&prompts, &[&chosen, &rejected], mean_logprob);
     let (lw, ll) = (lp.narrow(0, 0, b), lp.narrow(0, b, b));
-    let (rw, rl) = if loss.needs_reference() {
-        let r = tch::no_grad(|| reference.shared_prompt_seq_logprob(&prompts, &[&chosen, &rejected], mean_logprob));
-        (r.narrow(0, 0, b), r.narrow(0, b, b))
-    } else {
-        (lw.zeros_like(), ll.zeros_like())
+    let (rw, rl) = match reference {
+        _ if !loss.needs_reference() => (lw.zeros_like(), ll.zeros_like()),
+        Reference::Policy(r) => reference_logprobs(r, batch, mean_logprob),
+        Reference::Given { chosen, rejected } => (chosen.to_device(device), rejected.to_device(device)),
+        Reference::Unused => return Err(format!("{loss:?} needs the reference's log-probs, and none were given")),
     };
     let margin = tch::no_grad(|| ((&lw - &rw) - (&ll - &rl)).mean(Kind::Float).double_value(&[]));
     let value = loss.mean(&lw, &ll, &rw, &rl);
@@ -84,7 +110,7 @@ pub fn preference_step(
     value.backward();
     let lr = adam.lr_at(adam.step);
     let grad_norm = adam.step();
-    StepMetrics { loss: value.double_value(&[]), grad_norm, lr, margin: Some(margin) }
+    Ok(StepMetrics { loss: value.double_value(&[]), grad_norm, lr, margin: Some(margin) })
 }
 
 /// An online batch: prompts from the pool, two fresh samples from the

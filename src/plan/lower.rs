@@ -320,6 +320,21 @@ impl<'p> Lowerer<'p> {
             "mean" => LogProb::Mean,
             other => return internal(format!("no log-prob reduction {other:?}")),
         };
+        // Offline and replay data are fixed: the reference's log-probs of
+        // them are computed once, shared by every run on the same data.
+        let fixed = match &sampler {
+            Sampler::Offline { data } => Some(TrainingData::Pairs(*data)),
+            Sampler::Replay { source, .. } => Some(TrainingData::Stream(*source)),
+            Sampler::Online { .. } => None,
+        };
+        let reference_logprobs = match fixed {
+            Some(data) if loss.needs_reference() => {
+                let spec = ReferenceLogprobsSpec { reference, data, logprob, numerics: self.numerics };
+                let name = NodeName::ReferenceLogprobs { run: inst.name.clone() };
+                Some(self.add(Op::ReferenceLogprobs(spec), vec![name])?)
+            }
+            _ => None,
+        };
         let (steps, save_every) = (a.int("steps")?, a.int("save_every")?);
         let op = Op::Train(TrainSpec {
             policy: init,
@@ -334,6 +349,7 @@ impl<'p> Lowerer<'p> {
             seed: a.seed("seed")?,
             numerics: self.numerics,
             length: RunLength { steps, save_every, checkpoints: vec![] },
+            reference_logprobs,
         });
         let train = self.add(op, vec![NodeName::Decl(inst.name.clone())])?;
         if let Some(pool) = pool {

@@ -19,6 +19,9 @@ pub enum NodeName {
     /// The baseline samples an evaluation compares against:
     /// `wr.samples(golden@300)`.
     Samples { eval: InstanceName, policy: String },
+    /// The reference log-probs a run trains against:
+    /// `offline[lr=0.001].reference_logprobs`.
+    ReferenceLogprobs { run: InstanceName },
 }
 
 impl NodeName {
@@ -29,7 +32,8 @@ impl NodeName {
             NodeName::Decl(i)
             | NodeName::Checkpoint { run: i, .. }
             | NodeName::Eval { eval: i, .. }
-            | NodeName::Samples { eval: i, .. } => i,
+            | NodeName::Samples { eval: i, .. }
+            | NodeName::ReferenceLogprobs { run: i } => i,
         }
     }
 
@@ -58,6 +62,7 @@ impl std::fmt::Display for NodeName {
             NodeName::Eval { eval, target, step: Some(s) } => write!(f, "{eval}({target}@{s})"),
             NodeName::Eval { eval, target, step: None } => write!(f, "{eval}({target})"),
             NodeName::Samples { eval, policy } => write!(f, "{eval}.samples({policy})"),
+            NodeName::ReferenceLogprobs { run } => write!(f, "{run}.reference_logprobs"),
         }
     }
 }

@@ -36,6 +36,9 @@ pub enum Op {
     /// A policy's samples on evaluation prompts, drawn once and shared by
     /// every win-rate evaluation against that policy as its baseline.
     Samples(SamplesSpec),
+    /// A frozen reference policy's log-probs of a fixed training set,
+    /// computed once and read by every offline or replay run on it.
+    ReferenceLogprobs(ReferenceLogprobsSpec),
     /// One evaluation of one target.
     Eval(EvalSpec),
     /// Drawn by the report from its evaluations' rows.
@@ -235,6 +238,22 @@ pub enum LogProb {
     Mean,
 }
 
+impl LogProb {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogProb::Sum => "sum",
+            LogProb::Mean => "mean",
+        }
+    }
+}
+
+impl Loss {
+    /// Whether the loss reads the reference policy's log-probs.
+    pub fn needs_reference(&self) -> bool {
+        !matches!(self, Loss::Bo2)
+    }
+}
+
 /// How far a run must go and what it must save: not in the key, so a
 /// longer run resumes a shorter one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +291,27 @@ pub struct TrainSpec {
     /// How libtorch computes it (enters the key: profiles never share an entry).
     pub numerics: Numerics,
     pub length: RunLength,
+    /// For offline and replay runs whose loss reads the reference: the node
+    /// holding its log-probs of the training data (lowering fills it in).
+    /// Keyed in place of `reference`, whose key it names.
+    pub reference_logprobs: Option<Key>,
+}
+
+/// The fixed data a run trains on, as a reference log-probs node reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrainingData {
+    /// A dataset's train split.
+    Pairs(Key),
+    /// An online run's data stream (a checkpoint holding `stream.safetensors`).
+    Stream(Key),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceLogprobsSpec {
+    pub reference: Key,
+    pub data: TrainingData,
+    pub logprob: LogProb,
+    pub numerics: Numerics,
 }
 
 /// One evaluation of one target (a policy, a checkpoint or a PM).
@@ -551,6 +591,7 @@ impl Op {
             Op::Train(_) => "run.train",
             Op::Checkpoint { .. } => "checkpoint",
             Op::Samples(_) => "samples",
+            Op::ReferenceLogprobs(_) => "reference_logprobs",
             Op::Eval(e) => match e.metric {
                 Metric::Kl { .. } => "eval.kl",
                 Metric::Winrate { .. } => "eval.winrate",
@@ -580,7 +621,7 @@ impl Op {
             Op::Sft(_) => "sft",
             Op::Pm(..) => "pm",
             Op::Train(_) => "train",
-            Op::Checkpoint { .. } | Op::Samples(_) => return None,
+            Op::Checkpoint { .. } | Op::Samples(_) | Op::ReferenceLogprobs(_) => return None,
             Op::Eval(e) => e.metric.ctor(),
             Op::Figure(f) => f.shape.ctor(),
         })
@@ -595,6 +636,9 @@ impl Op {
             Op::Relabel(_) => 2,
             // 2: the `head` argument (pooled by default; 1 was the joint head).
             Op::Pm(..) => 2,
+            // 3: offline and replay runs read the reference's log-probs from a
+            // shared `reference_logprobs` node, computed in other batch shapes.
+            Op::Train(TrainSpec { reference_logprobs: Some(_), .. }) => 3,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
             // 2: the baseline's samples (and, for a pooled judge, their
@@ -607,6 +651,7 @@ impl Op {
             | Op::Sft(_)
             | Op::Checkpoint { .. }
             | Op::Samples(_)
+            | Op::ReferenceLogprobs(_)
             | Op::Eval(_)
             | Op::Figure(_) => 1,
         }
@@ -657,21 +702,16 @@ impl Op {
                 f.str("head", head.name());
             }
             Op::Train(t) => {
+                // Precomputed reference log-probs name the reference.
                 f.key("policy", t.policy)
-                    .key("reference", t.reference)
+                    .key("reference", t.reference_logprobs.unwrap_or(t.reference))
                     .put("loss", t.loss.record())
                     .put("sampler", t.sampler.record())
                     .float("lr", t.lr)
                     .int("batch", t.batch)
                     .int("warmup", t.warmup)
                     .float("clip", t.clip)
-                    .str(
-                        "logprob",
-                        match t.logprob {
-                            LogProb::Sum => "sum",
-                            LogProb::Mean => "mean",
-                        },
-                    )
+                    .str("logprob", t.logprob.name())
                     .seed("seed", t.seed)
                     .str("numerics", t.numerics.name());
             }
@@ -685,6 +725,14 @@ impl Op {
                     .seed("seed", s.seed)
                     .opt_key("judge", s.judge)
                     .str("numerics", s.numerics.name());
+            }
+            Op::ReferenceLogprobs(r) => {
+                f.key("reference", r.reference);
+                match r.data {
+                    TrainingData::Pairs(k) => f.key("data", k),
+                    TrainingData::Stream(k) => f.key("stream", k),
+                };
+                f.str("logprob", r.logprob.name()).str("numerics", r.numerics.name());
             }
             Op::Eval(e) => {
                 f.key("target", e.target)
@@ -763,6 +811,7 @@ impl Op {
             Op::Train(s) => Some(s.numerics),
             Op::Eval(s) => Some(s.numerics),
             Op::Samples(s) => Some(s.numerics),
+            Op::ReferenceLogprobs(s) => Some(s.numerics),
             Op::World(_) | Op::Generate(_) | Op::Jsonl(_) | Op::Checkpoint { .. } | Op::Figure(_) => None,
         }
     }
