@@ -224,3 +224,39 @@ fn two_profiles_never_share_a_key_and_a_node_is_never_computed_under_another() {
     assert_eq!(s.ran.len(), 2, "{:?}", s.ran);
     assert!(tandem::exec::numerics::activate(Numerics::Native, 1).is_err(), "a process keeps one profile");
 }
+
+/// Two methods that differ only in their training seeds: an A/A study. Its
+/// one claim must come out undecided, whatever the sign of the difference.
+const A_A: &str = r#"
+world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 400)
+model pm = pm(d, layers: 1, width: 32, heads: 2, steps: 60, batch: 32, lr: 1e-3)
+dataset g = relabel(d, judge: pm)
+model sft = sft(g, layers: 1, width: 32, heads: 2, steps: 60, batch: 64, lr: 1e-3)
+run a = train(sft, loss: ipo(beta: 0.1), sampler: offline(g), lr: 1e-3, steps: 20, save_every: 10, batch: 16, seed: sweep [1, 2, 3])
+run b = a with { seed: sweep [4, 5, 6] }
+eval k = kl(policies: [a, b], prompts: 64, at: [0, 10, 20])
+eval wr = winrate(policies: [a, b], baseline: sft, judge: pm, prompts: 64, at: [0, 10, 20])
+figure t = tradeoff(x: k, y: wr, expect: ["a", "b"])
+"#;
+
+#[test]
+fn an_a_a_study_comes_out_undecided() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let plan = common::plan_text(A_A);
+    run_all(&plan, &store);
+    let rows = tandem::report::results::eval_rows(&plan, &store);
+    let fig_node = plan.ordered().into_iter().find(|n| n.kind() == "figure.tradeoff").unwrap();
+    let fig = tandem::report::figures::figure_data(fig_node, &rows);
+    let mut claims = tandem::report::verdicts::claims_of(&fig);
+    tandem::report::verdicts::adjust(&mut claims);
+    assert_eq!(claims.len(), 1);
+    let c = &claims[0];
+    let a = c.primary.as_ref().expect("a matched-KL comparison");
+    // Three seeds per method: a decidable comparison, over seeds.
+    assert_eq!(a.comparison.runs, (3, 3), "{}", c.sentence());
+    assert!(a.comparison.decidable() && a.comparison.units == 64);
+    assert_eq!(c.verdict(), tandem::report::verdicts::Verdict::Undecided, "{}", c.sentence());
+    assert!(c.sentence().contains("undecided") && c.sentence().contains("seeds per method"), "{}", c.sentence());
+}

@@ -317,6 +317,23 @@ pub struct ResultRow {
     pub n: usize,
     /// For evaluations along a data stream: the stream step the window is centred on.
     pub data_step: Option<i64>,
+    /// Each unit's value and score (`units.csv`), not in `results.csv`.
+    #[serde(skip)]
+    pub units: Vec<f64>,
+    #[serde(skip)]
+    pub scores: Vec<f64>,
+}
+
+/// One unit (prompt, pair or sample) of one result: `units.csv`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UnitRow {
+    pub metric: String,
+    pub data_step: Option<i64>,
+    /// The unit's index in the evaluation's order: the same prompt (pair)
+    /// for every target evaluated on the same prompts (pairs) and seed.
+    pub unit: usize,
+    pub value: f64,
+    pub score: Option<f64>,
 }
 
 impl ResultRow {
@@ -330,13 +347,36 @@ impl ResultRow {
             ci_high: hi,
             n: e.n,
             data_step,
+            units: e.units.clone(),
+            scores: e.scores.clone(),
         }
     }
 }
 
+/// `results.csv` (one row per metric) and `units.csv` (one per unit).
 pub fn write_results(st: &mut Staging, rows: &[ResultRow]) -> Result<(), ExecError> {
     st.write("results.csv", &csv_bytes(rows).map_err(ExecError::Invalid)?)?;
+    let units: Vec<UnitRow> = rows
+        .iter()
+        .flat_map(|r| {
+            r.units.iter().enumerate().map(|(i, v)| UnitRow {
+                metric: r.metric.clone(),
+                data_step: r.data_step,
+                unit: i,
+                value: *v,
+                score: r.scores.get(i).copied(),
+            })
+        })
+        .collect();
+    st.write("units.csv", &csv_bytes(&units).map_err(ExecError::Invalid)?)?;
     Ok(())
+}
+
+/// Every unit of an evaluation's results, in `units.csv` order.
+pub fn read_units(store: &Store, key: &Key) -> Result<Vec<UnitRow>, ExecError> {
+    let bytes = store.read(key, "units.csv")?;
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
+    r.deserialize().collect::<Result<Vec<UnitRow>, _>>().map_err(|e| input_err(key, format!("units.csv: {e}")))
 }
 
 pub fn read_results(store: &Store, key: &Key) -> Result<Vec<ResultRow>, ExecError> {

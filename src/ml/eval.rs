@@ -7,23 +7,30 @@ use crate::ml::policy::Policy;
 use crate::ml::preference::PreferenceModel;
 use crate::ml::rng;
 
-/// A mean with its standard error and 95% interval (normal approximation).
+/// A mean with its standard error and 95% interval (normal approximation),
+/// and the per-unit values it is the mean of (one per prompt, pair or
+/// sample, in the evaluation's unit order), kept so that two evaluations on
+/// the same units can be compared unit by unit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
     pub value: f64,
     pub stderr: f64,
     pub n: usize,
+    pub units: Vec<f64>,
+    /// The judge's margin or the classifier's score behind each unit's
+    /// outcome (empty where the outcome is the measurement itself).
+    pub scores: Vec<f64>,
 }
 
 impl Estimate {
     pub fn from_samples(xs: &[f64]) -> Estimate {
         let n = xs.len();
         if n == 0 {
-            return Estimate { value: f64::NAN, stderr: f64::NAN, n };
+            return Estimate { value: f64::NAN, stderr: f64::NAN, n, units: vec![], scores: vec![] };
         }
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = if n > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64 } else { 0.0 };
-        Estimate { value: mean, stderr: (var / n as f64).sqrt(), n }
+        Estimate { value: mean, stderr: (var / n as f64).sqrt(), n, units: xs.to_vec(), scores: vec![] }
     }
 
     pub fn ci95(&self) -> (f64, f64) {
@@ -93,9 +100,10 @@ pub fn winrate_against_scores(
     Some(share_positive(&to_vec(&(s - baseline_scores.to_device(d)))))
 }
 
-/// The share of positive margins, a zero counting ½: 1 / 0 / ½ per row.
+/// The share of positive margins, a zero counting ½: 1 / 0 / ½ per row
+/// (the margins are kept as the units' scores).
 pub fn share_positive(m: &[f64]) -> Estimate {
-    Estimate::from_samples(
+    let outcomes = Estimate::from_samples(
         &m.iter()
             .map(|&x| {
                 if x > 0.0 {
@@ -107,7 +115,8 @@ pub fn share_positive(m: &[f64]) -> Estimate {
                 }
             })
             .collect::<Vec<_>>(),
-    )
+    );
+    Estimate { scores: m.to_vec(), ..outcomes }
 }
 
 /// The win rate against baseline responses already drawn.

@@ -533,6 +533,21 @@ impl Sampler {
 }
 
 impl Metric {
+    /// What its units are drawn from, beside the pool and seed: the same
+    /// string means the same prompts or pairs in the same order.
+    pub fn units(&self) -> String {
+        match self {
+            Metric::Kl { prompts } | Metric::SelfClassifier { prompts, .. } | Metric::Oracle { prompts, .. } => {
+                format!("{prompts} prompts")
+            }
+            Metric::Winrate { baseline_samples, prompts, .. } => {
+                format!("{prompts} prompts against {}", baseline_samples.short())
+            }
+            Metric::Classifier { data, n, windows, .. } => format!("{n} of {} in {windows}", data.key().short()),
+            Metric::WinnerLogprob { data, n } => format!("{n} of {}", data.short()),
+        }
+    }
+
     pub fn ctor(&self) -> &'static str {
         match self {
             Metric::Kl { .. } => "kl",
@@ -641,9 +656,12 @@ impl Op {
             Op::Train(TrainSpec { reference_logprobs: Some(_), .. }) => 3,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
-            // 2: the baseline's samples (and, for a pooled judge, their
-            // scores) come from a shared `samples` node; the key names it.
-            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 2,
+            // 3: per-unit outcomes (`units.csv`) beside the summary. 2: the
+            // baseline's samples (and, for a pooled judge, their scores)
+            // come from a shared `samples` node; the key names it.
+            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 3,
+            // 2: per-unit outcomes (`units.csv`) beside the summary.
+            Op::Eval(_) => 2,
             Op::World(_)
             | Op::Generate(_)
             | Op::Pairs(_)
@@ -652,7 +670,6 @@ impl Op {
             | Op::Checkpoint { .. }
             | Op::Samples(_)
             | Op::ReferenceLogprobs(_)
-            | Op::Eval(_)
             | Op::Figure(_) => 1,
         }
     }

@@ -28,6 +28,34 @@ pub struct Point {
     pub y: f64,
     pub y_err: f64,
     pub n: usize,
+    /// The training run's seeds (its sweep axes named `seed` or `….seed`):
+    /// points with the same replicate are one run of the method, and its
+    /// replicates are the method's independent repetitions.
+    #[serde(skip)]
+    pub replicate: String,
+    /// Its other axes: a grid member within a replicate.
+    #[serde(skip)]
+    pub candidate: String,
+    /// Per-unit outcomes of y, and which units they are (pairing).
+    #[serde(skip)]
+    pub units: Vec<f64>,
+    #[serde(skip)]
+    pub unit_set: String,
+}
+
+/// A target's seeds (the replicate) and its other axes (the grid member).
+fn replicate_of(target: &InstanceName) -> (String, String) {
+    let is_seed = |axis: &str| axis == "seed" || axis.ends_with(".seed");
+    let join = |seed: bool| {
+        target
+            .member
+            .iter()
+            .filter(|(k, _)| is_seed(k) == seed)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (join(true), join(false))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +162,7 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
                 {
                     let member = y.target.to_string();
                     let series = if by_member { member.clone() } else { y.target.decl.clone() };
+                    let (replicate, candidate) = replicate_of(&y.target);
                     fig.points.push(Point {
                         series,
                         member,
@@ -143,6 +172,10 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
                         y: y.value,
                         y_err: 1.96 * y.stderr,
                         n: y.n,
+                        replicate,
+                        candidate,
+                        units: y.units.clone(),
+                        unit_set: y.unit_set.clone(),
                     });
                 }
             }
@@ -168,6 +201,10 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
                     y: y.value,
                     y_err: 1.96 * y.stderr,
                     n: y.n,
+                    replicate: String::new(),
+                    candidate: String::new(),
+                    units: vec![],
+                    unit_set: String::new(),
                 });
             }
         }
@@ -177,6 +214,22 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
             let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
             for y in &ys {
                 by.entry(y.target.decl.clone()).or_default().push((y.value, y.stderr));
+                // The rows behind the bars, for the report's comparisons.
+                let (replicate, candidate) = replicate_of(&y.target);
+                fig.points.push(Point {
+                    series: y.target.decl.clone(),
+                    member: y.target.to_string(),
+                    step: y.step,
+                    x: y.step.unwrap_or(0) as f64,
+                    x_err: 0.0,
+                    y: y.value,
+                    y_err: 1.96 * y.stderr,
+                    n: y.n,
+                    replicate,
+                    candidate: format!("{candidate}@{}", y.step.unwrap_or(0)),
+                    units: y.units.clone(),
+                    unit_set: y.unit_set.clone(),
+                });
             }
             for (series, mut vals) in by {
                 vals.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -405,6 +458,9 @@ mod tests {
             n: 1,
             data_step: None,
             key: *key,
+            units: vec![],
+            scores: vec![],
+            unit_set: String::new(),
         }
     }
 

@@ -7,4 +7,6 @@
 pub mod document;
 pub mod figures;
 pub mod results;
+pub mod stats;
 pub mod study;
+pub mod verdicts;

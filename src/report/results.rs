@@ -27,6 +27,14 @@ pub struct EvalRow {
     /// For windows along a data stream: the stream step at the window's centre.
     pub data_step: Option<i64>,
     pub key: Key,
+    /// Each unit's value (prompt, pair or sample, in the evaluation's
+    /// order) and, where there is one, the score behind it: what paired
+    /// comparisons are computed from.
+    pub units: Vec<f64>,
+    pub scores: Vec<Option<f64>>,
+    /// Which units those are: rows with the same `unit_set` were scored on
+    /// the same prompts (pairs) in the same order, so unit i pairs with unit i.
+    pub unit_set: String,
 }
 
 impl EvalRow {
@@ -63,6 +71,14 @@ pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
             continue;
         }
         let Ok(rows) = art::read_results(store, &node.key) else { continue };
+        let units = art::read_units(store, &node.key).unwrap_or_default();
+        let unit_set = match &node.op {
+            Op::Eval(e) => {
+                let pool = e.pool.map(|k| k.short()).unwrap_or_default();
+                format!("{}/{pool}/{}/{}", e.metric.ctor(), e.seed, e.metric.units())
+            }
+            _ => String::new(),
+        };
         for name in &node.names {
             let NodeName::Eval { eval, target, step } = name else { continue };
             for r in &rows {
@@ -78,6 +94,17 @@ pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
                     n: r.n,
                     data_step: r.data_step,
                     key: node.key,
+                    units: units
+                        .iter()
+                        .filter(|u| u.metric == r.metric && u.data_step == r.data_step)
+                        .map(|u| u.value)
+                        .collect(),
+                    scores: units
+                        .iter()
+                        .filter(|u| u.metric == r.metric && u.data_step == r.data_step)
+                        .map(|u| u.score)
+                        .collect(),
+                    unit_set: unit_set.clone(),
                 });
             }
         }
@@ -85,9 +112,44 @@ pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
     out
 }
 
-/// Writes `evals.csv` into `dir` (atomically: a temporary file, then rename).
+/// A row of `per_prompt.csv`: one unit of one result.
+#[derive(Debug, serde::Serialize)]
+struct UnitCsvRow<'a> {
+    eval: String,
+    target: String,
+    step: Option<i64>,
+    metric: &'a str,
+    data_step: Option<i64>,
+    unit: usize,
+    value: f64,
+    score: Option<f64>,
+}
+
+/// Writes `evals.csv` and `per_prompt.csv` (every unit of every row: the
+/// same unit index is the same prompt or pair across the targets of one
+/// evaluation) into `dir`.
 pub fn write_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::PathBuf> {
-    std::fs::create_dir_all(dir)?;
+    let units: Vec<UnitCsvRow> = rows
+        .iter()
+        .flat_map(|r| {
+            r.units.iter().enumerate().map(move |(i, v)| UnitCsvRow {
+                eval: r.eval.to_string(),
+                target: r.target_label(),
+                step: r.step,
+                metric: &r.metric,
+                data_step: r.data_step,
+                unit: i,
+                value: *v,
+                score: r.scores.get(i).copied().flatten(),
+            })
+        })
+        .collect();
+    write_atomically(dir, "per_prompt.csv", &art::csv_bytes(&units).map_err(std::io::Error::other)?)?;
+    write_evals_csv(dir, rows)
+}
+
+/// Writes `evals.csv` into `dir`.
+fn write_evals_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::PathBuf> {
     let csv_rows: Vec<CsvRow> = rows
         .iter()
         .map(|r| CsvRow {
@@ -105,9 +167,15 @@ pub fn write_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::Pat
         })
         .collect();
     let bytes = art::csv_bytes(&csv_rows).map_err(std::io::Error::other)?;
-    let path = dir.join("evals.csv");
+    write_atomically(dir, "evals.csv", &bytes)
+}
+
+/// A temporary file in `dir`, then a rename: a reader never sees half a table.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(name);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &bytes)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)
 }

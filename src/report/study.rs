@@ -11,6 +11,8 @@ use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
 use crate::report::figures::{figure_data, file_stem, write_figure, Figure, FigureKind};
 use crate::report::results::EvalRow;
+use crate::report::stats;
+use crate::report::verdicts::{self, Claim};
 
 fn ci(v: f64, se: f64) -> String {
     format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
@@ -19,50 +21,6 @@ fn ci(v: f64, se: f64) -> String {
 fn json_est(v: &serde_json::Value) -> Option<String> {
     let (value, se, n) = (v["value"].as_f64()?, v["stderr"].as_f64()?, v["n"].as_u64()?);
     Some(format!("{} (n = {n})", ci(value, se)))
-}
-
-/// Each series' headline number: its peak (trade-offs) or its bar (best).
-fn headline(fig: &Figure) -> Vec<(String, f64, f64)> {
-    if !fig.bars.is_empty() {
-        return fig.bars.iter().map(|(s, v, se)| (s.clone(), *v, 1.96 * se)).collect();
-    }
-    let mut out: Vec<(String, f64, f64)> = vec![];
-    for p in &fig.points {
-        match out.iter_mut().find(|o| o.0 == p.series) {
-            Some(o) if p.y > o.1 => {
-                o.1 = p.y;
-                o.2 = p.y_err;
-            }
-            Some(_) => {}
-            None => out.push((p.series.clone(), p.y, p.y_err)),
-        }
-    }
-    out
-}
-
-/// The paper's ranking of the series, checked pair by pair against this run.
-fn verdicts(fig: &Figure) -> Vec<String> {
-    let heads = headline(fig);
-    let mut out = vec![];
-    for w in fig.expect.windows(2) {
-        let (Some(a), Some(b)) = (heads.iter().find(|h| h.0 == w[0]), heads.iter().find(|h| h.0 == w[1])) else {
-            out.push(format!("`{}` vs `{}`: not both in this figure.", w[0], w[1]));
-            continue;
-        };
-        let separate = (a.1 - a.2 > b.1 + b.2) || (b.1 - b.2 > a.1 + a.2);
-        let verdict = match (a.1 > b.1, separate) {
-            (true, true) => "agrees with the paper (the 95% intervals are separate)",
-            (true, false) => "leans the paper's way, but the 95% intervals overlap: not decided at this sample size",
-            (false, true) => "**disagrees** with the paper (the 95% intervals are separate)",
-            (false, false) => "leans against the paper, but the 95% intervals overlap: not decided",
-        };
-        let what = if fig.bars.is_empty() { "peak" } else { "value" };
-        out.push(format!(
-            "paper: `{}` above `{}`; this run's {what}s: {:.3} ± {:.3} vs {:.3} ± {:.3} — {verdict}.",
-            a.0, b.0, a.1, a.2, b.1, b.2
-        ));
-    }
-    out
 }
 
 /// What the points of a figure say, in sentences with numbers.
@@ -76,7 +34,6 @@ fn findings(fig: &Figure) -> Vec<String> {
     }
     match fig.kind {
         FigureKind::Tradeoff => {
-            let mut peaks = vec![];
             for s in &series {
                 let pts: Vec<_> = fig.points.iter().filter(|p| p.series == *s).collect();
                 if let Some(best) = pts.iter().max_by(|a, b| a.y.total_cmp(&b.y)) {
@@ -92,11 +49,24 @@ fn findings(fig: &Figure) -> Vec<String> {
                         last.x,
                         ci(last.y, last.y_err / 1.96)
                     ));
-                    // Over-optimisation: does y fall after its peak as KL grows?
-                    if last.x > best.x && best.y - last.y > (best.y_err + last.y_err) / 2.0 {
+                    // Over-optimisation: is the cross-fitted peak above the
+                    // last checkpoint, prompt by prompt, beyond chance?
+                    if let Some(c) = verdicts::over_optimisation(fig, s) {
+                        let decided = c.decidable() && c.p < stats::ALPHA && c.effect > 0.0;
                         out.push(format!(
-                            "`{s}` over-optimises: past its peak, more KL brings a lower score ({:.3} → {:.3}).",
-                            best.y, last.y
+                            "`{s}`: cross-fitted peak minus last checkpoint {:+.3} [{:+.3}, {:+.3}], p = {:.3} ({}) — {}.",
+                            c.effect,
+                            c.low,
+                            c.high,
+                            c.p,
+                            if c.decidable() { "Welch's t over seeds" } else { "prompts only, one seed" },
+                            if decided {
+                                "it over-optimises: past its peak, more KL brings a lower score"
+                            } else if c.decidable() {
+                                "no over-optimisation shown"
+                            } else {
+                                "not decided: one seed measures prompt noise only"
+                            }
                         ));
                     }
                     // Several members (seeds, grid points) pooled in one
@@ -119,24 +89,7 @@ fn findings(fig: &Figure) -> Vec<String> {
                             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
                         out.push(format!("`{s}` pools {} members; their own peaks range from {lo:.3} to {hi:.3} (the spread between them).", members.len()));
                     }
-                    peaks.push((s.to_string(), best.y, best.y_err));
                 }
-            }
-            peaks.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for w in peaks.windows(2) {
-                let sep = w[0].1 - w[0].2 > w[1].1 + w[1].2;
-                out.push(format!(
-                    "peak of `{}` vs `{}`: {:.3} vs {:.3} — {}.",
-                    w[0].0,
-                    w[1].0,
-                    w[0].1,
-                    w[1].1,
-                    if sep {
-                        "the 95% intervals do not overlap"
-                    } else {
-                        "the 95% intervals overlap: no clear difference at this sample size"
-                    }
-                ));
             }
         }
         FigureKind::Scatter => {
@@ -324,18 +277,71 @@ pub fn write_report(
         });
     }
 
-    // Figures.
-    for n in plan.ordered() {
-        if !matches!(n.op, Op::Figure(_)) {
-            continue;
-        }
-        let fig = figure_data(n, rows);
+    // Figures, and every claim their `expect:` rankings make, tested
+    // together so that Holm's correction covers the whole report.
+    let figures: Vec<Figure> =
+        plan.ordered().into_iter().filter(|n| matches!(n.op, Op::Figure(_))).map(|n| figure_data(n, rows)).collect();
+    let mut claims: Vec<(usize, Claim)> = vec![];
+    for (i, fig) in figures.iter().enumerate() {
+        claims.extend(verdicts::claims_of(fig).into_iter().map(|c| (i, c)));
+    }
+    let mut tested: Vec<Claim> = claims.iter().map(|(_, c)| c.clone()).collect();
+    verdicts::adjust(&mut tested);
+    let claims: Vec<(usize, Claim)> = claims.into_iter().map(|(i, _)| i).zip(tested).collect();
+    if !claims.is_empty() {
+        b.insert(1, Block::Heading("Claims".into()));
+        let rows = claims
+            .iter()
+            .map(|(_, c)| {
+                let (effect, p, design) = match &c.primary {
+                    Some(a) => (
+                        format!("{:+.3} [{:+.3}, {:+.3}]", a.comparison.effect, a.comparison.low, a.comparison.high),
+                        c.p_holm
+                            .map_or_else(|| format!("{:.3} (not decidable)", a.comparison.p), |p| format!("{p:.3}")),
+                        format!(
+                            "{} × {} seeds, {} prompts",
+                            a.comparison.runs.0, a.comparison.runs.1, a.comparison.units
+                        ),
+                    ),
+                    None => ("-".into(), "-".into(), c.missing.clone().unwrap_or_default()),
+                };
+                vec![
+                    c.figure.clone(),
+                    format!("`{}` above `{}`", c.upper, c.lower),
+                    format!("**{}**", c.verdict().word()),
+                    effect,
+                    p,
+                    design,
+                ]
+            })
+            .collect();
+        b.insert(
+            2,
+            Block::Table {
+                head: vec![
+                    "figure".into(),
+                    "the paper's ranking".into(),
+                    "this run".into(),
+                    "effect [95% CI]".into(),
+                    "p (Holm)".into(),
+                    "design".into(),
+                ],
+                rows,
+            },
+        );
+        b.insert(3, Block::Para(format!(
+            "How these are computed: each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). A trade-off claim is tested at matched KL: each run's outcomes are interpolated on {} points spanning the KL range every run reaches, and averaged; a grid of members is chosen over by cross-fitting at each point. A `best` claim compares cross-fitted peaks. With at least two seeds per method the training run is the unit of replication (Welch's t over run means); with one seed the difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over the report's decidable claims; these settings were fixed before any verdict was looked at (src/report/stats.rs).",
+            20,
+            stats::ALPHA
+        )));
+    }
+    for (i, fig) in figures.iter().enumerate() {
         b.push(Block::Heading(fig.title.clone()));
         if fig.points.is_empty() && fig.bars.is_empty() {
             b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
             continue;
         }
-        match write_figure(dir, &fig) {
+        match write_figure(dir, fig) {
             Ok(_) => {
                 let stem = file_stem(&fig.name);
                 b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
@@ -345,13 +351,13 @@ pub fn write_report(
                 if !fig.notes.is_empty() {
                     b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
                 }
-                let v = verdicts(&fig);
+                let v: Vec<String> = claims.iter().filter(|(j, _)| *j == i).map(|(_, c)| c.sentence()).collect();
                 if !v.is_empty() {
                     b.push(Block::Para("**This run against the paper's ranking:**".into()));
                     b.push(Block::List(v));
                 }
                 b.push(Block::Para("**This run:**".into()));
-                b.push(Block::List(findings(&fig)));
+                b.push(Block::List(findings(fig)));
                 b.push(Block::Para(format!("Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png). Bands and whiskers are 95% intervals (±1.96 standard errors).")));
             }
             Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
