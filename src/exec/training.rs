@@ -110,9 +110,10 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     };
     // Every model and dataset involved must speak the same tokens.
     let start_policy_shapes = art::saved_shapes(ctx.store, &spec.policy)?;
-    if let Some(r) = &live_reference {
-        art::same_shapes("the reference and the starting policy", art::policy_shapes(r), start_policy_shapes)?;
-    }
+    // Read from the reference's saved spec, so that log-probs computed
+    // ahead of time are held to the same check as a live reference.
+    let reference_shapes = art::saved_shapes(ctx.store, &spec.reference)?;
+    art::same_shapes("the reference and the starting policy", reference_shapes, start_policy_shapes)?;
     match &source {
         Source::Online { judge, pool, .. } => {
             art::same_shapes("the judge and the policy", art::pm_shapes(judge), start_policy_shapes)?;
