@@ -150,6 +150,11 @@ pub enum Command {
         /// Settings file (default: tandem.toml beside FILE, if there is one).
         #[arg(long, value_name = "TOML")]
         profile: Option<PathBuf>,
+        /// Seconds of computation between saves of a training node's state,
+        /// so that a kill loses at most that much (0: save only when stopped
+        /// by a signal). Changes no result.
+        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+        snapshot_every: f64,
     },
     /// Compute one node a Slurm driver wrote into the cache (what each job runs).
     #[command(name = "exec-node")]
@@ -161,6 +166,9 @@ pub enum Command {
         threads: i32,
         #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
         device: DeviceArg,
+        /// As for `run`.
+        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+        snapshot_every: f64,
     },
     /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected.
     Export {
@@ -186,6 +194,14 @@ pub enum Command {
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,
+}
+
+/// A duration in seconds: a finite number ≥ 0.
+fn seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("`{text}` is not a number of seconds (a number ≥ 0)")),
+    }
 }
 
 /// A positive whole number written as the language writes numbers (`1e6`,

@@ -24,6 +24,31 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_INVALID: i32 = 1;
 /// Something outside the experiment failed (cache I/O, a missing entry).
 pub const EXIT_FAILURE: i32 = 3;
+/// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) after saving the state of
+/// what was training: run again to resume (EX_TEMPFAIL).
+pub const EXIT_STOPPED: i32 = 75;
+/// A second signal: stopped at once, without saving.
+pub const EXIT_KILLED: i32 = 130;
+
+/// The first SIGINT, SIGTERM or SIGHUP asks running nodes to stop: a
+/// training node saves its state first (within a step). A second one exits
+/// at once.
+fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(EXIT_KILLED);
+        }
+        eprintln!("\nstopping: saving the state of running trainings (signal again to exit at once)");
+    });
+    stop
+}
+
+/// `--snapshot-every`: 0 means only when stopped.
+fn snapshot_interval(seconds: f64) -> Option<std::time::Duration> {
+    (seconds > 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+}
 
 /// Validated settings shared by every command.
 #[derive(Debug, Clone)]
@@ -61,10 +86,13 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
-        args::Command::Run { file, only, jobs, threads, device, dry_run, results, executor, profile } => {
-            cmd_run(&cfg, &file, RunArgs { only, jobs, threads, device, dry_run, results, executor, profile })
+        args::Command::Run { file, only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every } => {
+            let snapshot_every = snapshot_interval(snapshot_every);
+            cmd_run(&cfg, &file, RunArgs { only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every })
         }
-        args::Command::ExecNode { key, threads, device } => cmd_exec_node(&cfg, &key, threads, device),
+        args::Command::ExecNode { key, threads, device, snapshot_every } => {
+            cmd_exec_node(&cfg, &key, threads, device, snapshot_interval(snapshot_every))
+        }
         args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
@@ -220,6 +248,7 @@ struct RunArgs {
     results: PathBuf,
     executor: Option<args::ExecutorArg>,
     profile: Option<PathBuf>,
+    snapshot_every: Option<std::time::Duration>,
 }
 
 /// Puts the numerics profile into effect before any tensor exists, and
@@ -267,7 +296,7 @@ fn load_profile(cfg: &Config, file: &Path, named: Option<&Path>) -> Option<crate
 }
 
 fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
-    let RunArgs { only, jobs, threads, device: device_arg, dry_run, results, executor, profile } = a;
+    let RunArgs { only, jobs, threads, device: device_arg, dry_run, results, executor, profile, snapshot_every } = a;
     let results = results.as_path();
     let plan = match plan_file(cfg, file) {
         Ok(p) => p,
@@ -303,17 +332,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // A second Ctrl-C kills at once; the first asks nodes to stop between steps.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after the current step (Ctrl-C again to kill)");
-        });
-    }
+    let stop = stop_on_signals();
     let unknown: Vec<&String> = only
         .iter()
         .filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o))))
@@ -350,6 +369,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             threads,
             numerics: cfg.numerics,
             device,
+            snapshot_every,
         };
         match crate::exec::slurm::run(&plan, &store, &opts) {
             Ok(s) => s,
@@ -366,7 +386,8 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
                 cfg.cache.display()
             );
         }
-        let opts = crate::exec::local::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress };
+        let opts =
+            crate::exec::local::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress, snapshot_every };
         crate::exec::local::run(&plan, &store, &opts)
     };
     if dry_run {
@@ -391,6 +412,23 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     if !summary.corrupt.is_empty() {
         println!("{:<10} {:>6}   (evicted and recomputed)", "corrupt", summary.corrupt.len());
     }
+    let resumed: Vec<String> = summary
+        .ran
+        .iter()
+        .filter_map(|r| r.resumed_from.map(|s| format!("{} from step {s}", r.name)))
+        .collect();
+    if !resumed.is_empty() {
+        println!("{:<10} {:>6}   ({})", "resumed", resumed.len(), resumed.join(", "));
+    }
+    if !summary.resubmitted.is_empty() {
+        let nodes: Vec<String> = summary.resubmitted.iter().map(|(n, times)| format!("{n} ×{times}")).collect();
+        println!(
+            "{:<10} {:>6}   (jobs ended by a time limit or preemption, submitted again: {})",
+            "resubmitted",
+            summary.resubmitted.len(),
+            nodes.join(", ")
+        );
+    }
     println!("wall time  {:>6.1}s", started.elapsed().as_secs_f64());
     for (name, why, log) in &summary.failed {
         println!("  failed: {name}: {why}\n          log: {}", log.display());
@@ -406,8 +444,11 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
         Err(e) => eprintln!("error: could not write the report in {}: {e}", out_dir.display()),
     }
+    for (name, step) in &summary.stopped {
+        println!("  stopped: {name}: its state is saved at step {step}; run again to resume");
+    }
     if summary.interrupted {
-        return 130;
+        return EXIT_STOPPED;
     }
     if summary.failed.is_empty() && summary.skipped.is_empty() {
         EXIT_OK
@@ -416,7 +457,13 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     }
 }
 
-fn cmd_exec_node(cfg: &Config, key: &str, threads: i32, device: args::DeviceArg) -> i32 {
+fn cmd_exec_node(
+    cfg: &Config,
+    key: &str,
+    threads: i32,
+    device: args::DeviceArg,
+    snapshot_every: Option<std::time::Duration>,
+) -> i32 {
     let Some((device, _)) = activate(cfg, device, threads.max(1)) else { return EXIT_FAILURE };
     let store = match Store::open(&cfg.cache) {
         Ok(s) => s,
@@ -425,17 +472,28 @@ fn cmd_exec_node(cfg: &Config, key: &str, threads: i32, device: args::DeviceArg)
             return EXIT_FAILURE;
         }
     };
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    match crate::exec::slurm::exec_node(&store, key, device, &stop) {
-        Ok(Some(secs)) => {
-            eprintln!("computed {key} in {secs:.1}s");
+    // A Slurm time limit or preemption sends SIGTERM: the node saves its
+    // state and the job ends with EXIT_STOPPED; the driver submits it again.
+    let stop = stop_on_signals();
+    use crate::exec::slurm::NodeEnd;
+    match crate::exec::slurm::exec_node(&store, key, device, &stop, snapshot_every) {
+        NodeEnd::Computed { seconds, resumed_from } => {
+            let resumed = resumed_from.map(|s| format!(" (resumed from step {s})")).unwrap_or_default();
+            eprintln!("computed {key} in {seconds:.1}s{resumed}");
             EXIT_OK
         }
-        Ok(None) => {
+        NodeEnd::AlreadyDone => {
             eprintln!("{key} was already in the cache");
             EXIT_OK
         }
-        Err(e) => {
+        NodeEnd::Stopped { saved_at } => {
+            match saved_at {
+                Some(step) => eprintln!("stopped by a signal; state saved at step {step}"),
+                None => eprintln!("stopped by a signal"),
+            }
+            EXIT_STOPPED
+        }
+        NodeEnd::Failed(e) => {
             eprintln!("error: {e}");
             EXIT_FAILURE
         }

@@ -109,9 +109,13 @@ pub fn load_pairs(store: &Store, key: &Key, name: &str) -> Result<Pairs, ExecErr
 }
 
 pub fn save_pairs(st: &mut Staging, name: &str, pairs: &Pairs) -> Result<(), ExecError> {
-    pairs.save(&st.path().join(name))?;
-    st.adopt(name)?;
-    Ok(())
+    let columns: i64 = pairs.columns.values().map(tensor_bytes).sum();
+    let needed = 2 * (pairs.prompts.numel() + pairs.chosen.numel() + pairs.rejected.numel()) as i64 + columns;
+    libtorch_write(st, name, needed as u64, |path| pairs.save(path))
+}
+
+fn tensor_bytes(t: &Tensor) -> i64 {
+    (t.numel() * t.kind().elt_size_in_bytes()) as i64
 }
 
 pub fn load_meta(store: &Store, key: &Key) -> Result<DataMeta, ExecError> {
@@ -174,16 +178,36 @@ fn save_vars(st: &mut Staging, name: &str, vs: &tch::nn::VarStore) -> Result<(),
     let mut vars: Vec<(String, Tensor)> =
         vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&vars, st.path().join(name))?;
+    write_safetensors(st, name, &vars)
+}
+
+fn write_safetensors(st: &mut Staging, name: &str, tensors: &[(String, Tensor)]) -> Result<(), ExecError> {
+    let needed: i64 = tensors.iter().map(|(k, t)| tensor_bytes(t) + k.len() as i64 + 64).sum();
+    libtorch_write(st, name, needed as u64, |path| Tensor::write_safetensors(tensors, path))
+}
+
+/// A file libtorch writes into the staging folder itself, then adopted. Its
+/// errors come in libtorch's words; on a filesystem with less than the file's
+/// `needed` bytes free the error is said as a full cache.
+fn libtorch_write(
+    st: &mut Staging,
+    name: &str,
+    needed: u64,
+    write: impl FnOnce(&std::path::Path) -> Result<(), tch::TchError>,
+) -> Result<(), ExecError> {
+    if let Err(e) = write(&st.path().join(name)) {
+        return Err(match st.out_of_space(needed) {
+            Some(full) => full.into(),
+            None => e.into(),
+        });
+    }
     st.adopt(name)?;
     Ok(())
 }
 
 pub fn save_tensors(st: &mut Staging, name: &str, tensors: &BTreeMap<String, Tensor>) -> Result<(), ExecError> {
     let named: Vec<(String, Tensor)> = tensors.iter().map(|(k, v)| (k.clone(), v.to_device(Device::Cpu))).collect();
-    Tensor::write_safetensors(&named, st.path().join(name))?;
-    st.adopt(name)?;
-    Ok(())
+    write_safetensors(st, name, &named)
 }
 
 pub fn load_tensors(store: &Store, key: &Key, name: &str) -> Result<BTreeMap<String, Tensor>, ExecError> {

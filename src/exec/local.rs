@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::exec::artifacts::ExecError;
 use crate::exec::evaluate;
 use crate::exec::node_log::NodeLog;
-use crate::exec::nodes::{self, Ctx, ModelKind};
+use crate::exec::nodes::{self, Ctx, ModelKind, Resumption};
 use crate::exec::progress::Progress;
 use crate::exec::schedule::{is_done, prepare, schedule, Schedule};
 use crate::exec::store::{Staging, Store};
@@ -28,6 +28,15 @@ pub struct Options<'a> {
     pub jobs: usize,
     pub stop: &'a AtomicBool,
     pub progress: &'a Progress,
+    /// Seconds of computation between a training node's saved states
+    /// (None: only when stopped).
+    pub snapshot_every: Option<std::time::Duration>,
+}
+
+/// A node this process computed (or found computed by another).
+pub enum Outcome {
+    Computed { seconds: f64, resumed_from: Option<i64> },
+    AlreadyDone,
 }
 
 struct State {
@@ -45,7 +54,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         for n in &nodes {
             if todo.contains(&n.key) {
                 opts.progress.log(&format!("would run  {:<18} {}", n.kind(), n.display_name()));
-                s.ran.push(Ran { name: n.display_name(), kind: n.kind().to_string(), seconds: 0.0 });
+                s.ran.push(Ran::new(n, 0.0));
             }
         }
         return s;
@@ -89,19 +98,22 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
         let mut st = state.lock().expect("state");
         st.running -= 1;
         match result {
-            Ok(Some(secs)) => {
-                st.summary.ran.push(Ran { name: node.display_name(), kind: node.kind().to_string(), seconds: secs });
+            Ok(Outcome::Computed { seconds, resumed_from }) => {
+                st.summary.ran.push(Ran { resumed_from, ..Ran::new(node, seconds) });
                 st.sched.release(&key);
             }
-            Ok(None) => {
+            Ok(Outcome::AlreadyDone) => {
                 // Another process computed it while we waited for its lock.
                 st.summary.cached += 1;
                 st.sched.release(&key);
             }
-            Err((ExecError::Interrupted, _)) => {
+            Err((ExecError::Interrupted, _, saved_at)) => {
                 st.summary.interrupted = true;
+                if let Some(step) = saved_at {
+                    st.summary.stopped.push((node.display_name(), step));
+                }
             }
-            Err((e, log)) => {
+            Err((e, log, _)) => {
                 let msg = e.to_string();
                 opts.progress.log(&format!(
                     "failed     {} {}: {msg}\n           log: {}",
@@ -118,15 +130,19 @@ fn worker(plan: &Plan, store: &Store, opts: &Options, state: &Mutex<State>, wake
     }
 }
 
-/// Runs one node under its lock. Ok(None) if another process finished it first.
-pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Option<f64>, (ExecError, PathBuf)> {
+/// Why a node did not complete: the error, its log, and (stopped by a
+/// signal) the step its saved state holds.
+pub type Failure = (ExecError, PathBuf, Option<i64>);
+
+/// Runs one node under its lock.
+pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Result<Outcome, Failure> {
     let log_path = store.root().join("logs").join(format!("{}.log", node.key.hex()));
     let _lock = match lock(store, &node.key) {
         Ok(l) => l,
-        Err(e) => return Err((e, log_path)),
+        Err(e) => return Err((e, log_path, None)),
     };
     if is_done(store, plan, node) {
-        return Ok(None);
+        return Ok(Outcome::AlreadyDone);
     }
     // A node keyed under one profile is never computed under another.
     if let Some(wanted) = node.op.numerics() {
@@ -137,7 +153,7 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
                 node.display_name(),
                 wanted.name()
             ));
-            return Err((e, log_path));
+            return Err((e, log_path, None));
         }
     }
     let name = node.display_name();
@@ -147,7 +163,16 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
     let started = Instant::now();
     let progress = |done: u64, total: u64| bar.set(done, total);
     let log_line = |line: &str| log.line(line);
-    let ctx = Ctx { store, device: opts.device, stop: opts.stop, progress: &progress, log: &log_line };
+    let resumption = std::sync::Mutex::new(Resumption::default());
+    let ctx = Ctx {
+        store,
+        device: opts.device,
+        stop: opts.stop,
+        progress: &progress,
+        log: &log_line,
+        snapshot_every: opts.snapshot_every,
+        resumption: &resumption,
+    };
     // libtorch reports some errors by panicking through tch; one node's
     // failure must not take the others down.
     let result =
@@ -161,16 +186,27 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
         });
     let secs = started.elapsed().as_secs_f64();
     bar.done();
+    let resumption = *resumption.lock().unwrap_or_else(|p| p.into_inner());
     match result {
         Ok(()) => {
             log.line(&format!("done in {secs:.1}s"));
-            opts.progress.log(&format!("done       {:<18} {name} ({secs:.1}s)", node.kind()));
+            let resumed = resumption.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default();
+            opts.progress.log(&format!("done       {:<18} {name} ({secs:.1}s{resumed})", node.kind()));
             opts.progress.advance();
-            Ok(Some(secs))
+            Ok(Outcome::Computed { seconds: secs, resumed_from: resumption.resumed_from })
+        }
+        Err(ExecError::Interrupted) => {
+            let saved = match resumption.saved_at {
+                Some(step) => format!("; its state is saved at step {step}"),
+                None => String::new(),
+            };
+            log.line(&format!("stopped after {secs:.1}s{saved}"));
+            opts.progress.log(&format!("stopped    {:<18} {name}{saved}", node.kind()));
+            Err((ExecError::Interrupted, log_path, resumption.saved_at))
         }
         Err(e) => {
             log.line(&format!("failed after {secs:.1}s: {e}"));
-            Err((e, log_path))
+            Err((e, log_path, None))
         }
     }
 }
@@ -206,8 +242,8 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
         Op::Relabel(spec) => commit(ctx, node, log, |st| nodes::relabel(ctx, spec, st)),
         Op::Pairs(spec) => commit(ctx, node, log, |st| nodes::pairs(ctx, spec, st)),
         Op::Jsonl(spec) => commit(ctx, node, log, |st| crate::exec::import::jsonl(spec, st)),
-        Op::Sft(spec) => commit(ctx, node, log, |st| nodes::model(ctx, &name, spec, ModelKind::Sft, st)),
-        Op::Pm(spec, head) => commit(ctx, node, log, |st| nodes::model(ctx, &name, spec, ModelKind::Pm(*head), st)),
+        Op::Sft(spec) => commit(ctx, node, log, |st| nodes::model(ctx, node, spec, ModelKind::Sft, st)),
+        Op::Pm(spec, head) => commit(ctx, node, log, |st| nodes::model(ctx, node, spec, ModelKind::Pm(*head), st)),
         Op::Samples(spec) => commit(ctx, node, log, |st| evaluate::samples(ctx, spec, st)),
         Op::ReferenceLogprobs(spec) => commit(ctx, node, log, |st| crate::exec::reference::compute(ctx, spec, st)),
         Op::Eval(spec) => commit(ctx, node, log, |st| evaluate::evaluate(ctx, &name, spec, st)),
@@ -215,7 +251,8 @@ pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
 }
 
 /// Stages a node's entry, fills it with `fill`, and commits it with its log
-/// and compute time.
+/// and compute time (earlier sittings' included); the node's saved state,
+/// if it had any, is then no longer needed.
 fn commit(
     ctx: &Ctx,
     node: &Node,
@@ -226,8 +263,9 @@ fn commit(
     let mut st = ctx.store.begin(node)?;
     fill(&mut st)?;
     log.line("committing");
-    st.set_compute_seconds(started.elapsed().as_secs_f64());
+    st.set_compute_seconds(ctx.resumption().seconds_before + started.elapsed().as_secs_f64());
     st.write("log.txt", &log.text())?;
     st.commit()?;
+    crate::exec::resume::clear_node(ctx.store, &node.key);
     Ok(())
 }

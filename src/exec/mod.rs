@@ -14,6 +14,7 @@ pub mod nodes;
 pub mod numerics;
 pub mod progress;
 pub mod reference;
+pub mod resume;
 pub mod schedule;
 pub mod slurm;
 pub mod store;

@@ -4,16 +4,20 @@
 //! staging entry that the runner commits.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
 use crate::exec::artifacts::{self as art, DataMeta, ExecError, MetricRow};
+use crate::exec::resume::Resume;
 use crate::exec::store::{Staging, Store};
 use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::{Policy, PolicySpec};
 use crate::ml::preference::{PmHead, PmSpec, PreferenceModel};
+use crate::ml::train::StepMetrics;
 use crate::ml::{rng, train};
 use crate::plan::op::{self, GenerateSpec, ModelSpec, PairsSpec, RelabelSpec};
 use crate::plan::{Key, Node};
@@ -28,16 +32,41 @@ pub struct Ctx<'a> {
     pub progress: &'a (dyn Fn(u64, u64) + Sync),
     /// A line for the node's log.
     pub log: &'a (dyn Fn(&str) + Sync),
+    /// Seconds of computation between a training node's saved states
+    /// (None: only when stopped). Not part of any key.
+    pub snapshot_every: Option<std::time::Duration>,
+    /// What a training node did with saved state, for the summary.
+    pub resumption: &'a Mutex<Resumption>,
 }
 
 impl Ctx<'_> {
     pub fn check_stop(&self) -> Result<(), ExecError> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stopping() {
             Err(ExecError::Interrupted)
         } else {
             Ok(())
         }
     }
+
+    /// Has a stop been asked for (a signal)?
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub fn resumption(&self) -> std::sync::MutexGuard<'_, Resumption> {
+        self.resumption.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A training node's dealings with saved state in one sitting.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Resumption {
+    /// The step it went on from (saved state or a checkpoint), if not 0.
+    pub resumed_from: Option<i64>,
+    /// Computation that earlier sittings spent to reach that step.
+    pub seconds_before: f64,
+    /// Stopped: the step its state was saved at.
+    pub saved_at: Option<i64>,
 }
 
 /// A world is its parameters: the oracle is rebuilt from them where needed.
@@ -155,8 +184,89 @@ pub enum ModelKind {
     Pm(op::PmHead),
 }
 
+/// Where a model's training starts: the latest saved state (its parameters
+/// read into `vs`, the optimizer's state and the metrics so far), or step 0.
+fn resume_model(
+    ctx: &Ctx,
+    resume: &Resume,
+    vs: &tch::nn::VarStore,
+    steps: u64,
+    (lr, warmup, clip): (f64, i64, f64),
+    rows: &mut Vec<MetricRow>,
+) -> Result<(u64, Adam), ExecError> {
+    let Some(saved) = resume.latest(0, steps as i64) else { return Ok((0, Adam::new(vs, lr, warmup, clip))) };
+    let from = resume.store();
+    let path = from.verified_path(&saved.key, "model.safetensors")?;
+    tch::no_grad(|| vs.read_safetensors(&path))?;
+    // The optimizer packs the parameters as they are now: after loading them.
+    let mut adam = Adam::new(vs, lr, warmup, clip);
+    adam.restore(&art::load_tensors(from, &saved.key, "optim.safetensors")?)
+        .map_err(|e| art::input_err(&saved.key, e))?;
+    if adam.step != saved.step {
+        return Err(art::input_err(&saved.key, format!("saved at step {} with optimizer step {}", saved.step, adam.step)));
+    }
+    *rows = art::read_metrics(from, &saved.key)?;
+    (ctx.log)(&format!("resuming from saved state at step {}", saved.step));
+    let mut r = ctx.resumption();
+    r.resumed_from = Some(saved.step);
+    r.seconds_before = saved.compute_seconds;
+    Ok((saved.step as u64, adam))
+}
+
+/// Steps `start..steps` of a model's training. Its state is saved every
+/// `ctx.snapshot_every` of computation, and when a stop is asked for
+/// (then the node ends `Interrupted`, its state saved).
+#[allow(clippy::too_many_arguments)]
+fn model_steps(
+    ctx: &Ctx,
+    node: &Node,
+    resume: &mut Resume,
+    (start, steps): (u64, u64),
+    adam: &mut Adam,
+    rows: &mut Vec<MetricRow>,
+    mut step_once: impl FnMut(&mut Adam, u64) -> StepMetrics,
+    write_model: impl Fn(&mut Staging) -> Result<(), ExecError>,
+) -> Result<(), ExecError> {
+    let began = Instant::now();
+    let before = ctx.resumption().seconds_before;
+    let mut saved = start;
+    let save = |resume: &mut Resume, adam: &Adam, rows: &[MetricRow], at: u64| {
+        resume.save(node, at as i64, before + began.elapsed().as_secs_f64(), |st| {
+            write_model(st)?;
+            art::save_tensors(st, "optim.safetensors", &adam.state())?;
+            art::write_metrics(st, rows)
+        })
+    };
+    (ctx.progress)(start, steps);
+    for step in start..steps {
+        if ctx.stopping() {
+            if step > saved {
+                save(resume, adam, rows, step)?;
+            }
+            ctx.resumption().saved_at = Some(step as i64).filter(|s| *s > 0);
+            return Err(ExecError::Interrupted);
+        }
+        let m = step_once(adam, step);
+        if (step + 1) % (steps / 10).max(1) == 0 {
+            (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
+        }
+        rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
+        (ctx.progress)(step + 1, steps);
+        if resume.due() && step + 1 < steps {
+            // A snapshot that cannot be written (a full disk) costs only
+            // what it would have saved: training goes on.
+            match save(resume, adam, rows, step + 1) {
+                Ok(()) => saved = step + 1,
+                Err(e) => (ctx.log)(&format!("could not save state at step {}: {e}", step + 1)),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// SFT or PM training, with validation numbers in `summary.json`.
-pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut Staging) -> Result<(), ExecError> {
+pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut Staging) -> Result<(), ExecError> {
+    let name = node.display_name();
     let data_key = spec.data;
     let meta = art::load_meta(ctx.store, &data_key)?;
     let all = art::load_pairs(ctx.store, &data_key, "pairs.safetensors")?;
@@ -189,22 +299,18 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
             ctx.device,
             seed,
         );
-        let mut adam = Adam::new(&pm.vs, lr, warmup, clip);
-        for step in 0..steps {
-            ctx.check_stop()?;
-            let m = train::pm_step(&pm, &mut adam, &train_set, batch, step, seed);
-            if (step + 1) % (steps / 10).max(1) == 0 {
-                (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
-            }
-            rows.push(MetricRow {
-                step: step as i64 + 1,
-                loss: m.loss,
-                grad_norm: m.grad_norm,
-                lr: m.lr,
-                margin: None,
-            });
-            (ctx.progress)(step + 1, steps);
-        }
+        let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
+        let (start, mut adam) = resume_model(ctx, &resume, &pm.vs, steps, (lr, warmup, clip), &mut rows)?;
+        model_steps(
+            ctx,
+            node,
+            &mut resume,
+            (start, steps),
+            &mut adam,
+            &mut rows,
+            |adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed),
+            |st| art::write_pm(st, &pm),
+        )?;
         let eval_set = if val_set.is_empty() { &train_set } else { &val_set };
         let acc = tch::no_grad(|| eval::pm_accuracy(&pm, eval_set));
         summary.insert("val_accuracy".into(), serde_json::json!({"value": acc.value, "stderr": acc.stderr, "n": acc.n, "split": if val_set.is_empty() { "train" } else { "validation" }}));
@@ -253,22 +359,18 @@ pub fn model(ctx: &Ctx, name: &str, spec: &ModelSpec, kind: ModelKind, st: &mut 
             ctx.device,
             seed,
         );
-        let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
-        for step in 0..steps {
-            ctx.check_stop()?;
-            let m = train::sft_step(&policy, &mut adam, &train_set, batch, step, seed);
-            if (step + 1) % (steps / 10).max(1) == 0 {
-                (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
-            }
-            rows.push(MetricRow {
-                step: step as i64 + 1,
-                loss: m.loss,
-                grad_norm: m.grad_norm,
-                lr: m.lr,
-                margin: None,
-            });
-            (ctx.progress)(step + 1, steps);
-        }
+        let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
+        let (start, mut adam) = resume_model(ctx, &resume, &policy.vs, steps, (lr, warmup, clip), &mut rows)?;
+        model_steps(
+            ctx,
+            node,
+            &mut resume,
+            (start, steps),
+            &mut adam,
+            &mut rows,
+            |adam, step| train::sft_step(&policy, adam, &train_set, batch, step, seed),
+            |st| art::write_policy(st, &policy),
+        )?;
         if !val_set.is_empty() {
             let nll = tch::no_grad(|| {
                 let (lp, mask) = policy

@@ -16,6 +16,14 @@
 //!   moment between `sbatch` returning and that record being written);
 //! - `logs/<key>.<job id>.out`: each job's output.
 //!
+//! Preemption and time limits: Slurm sends SIGTERM before it kills a job
+//! (KillWait seconds, or a preemption's GraceTime). `exec-node` then saves
+//! the state of the training it runs (`exec/resume.rs`) and exits. When the
+//! driver sees a job end by TIMEOUT, PREEMPTED or NODE_FAIL without its
+//! entry, it submits the node again, up to `attempts` submissions in all,
+//! and the new job resumes from the saved state. The summary says how many
+//! times each node was submitted again.
+//!
 //! The cache's guarantees carry over: entries are committed by rename and
 //! each node is computed under an exclusive lock, so the shared filesystem
 //! must support `flock` across hosts (NFSv4, Lustre and GPFS do).
@@ -70,6 +78,14 @@ pub struct SlurmProfile {
     /// Per node kind (`"run.train"`) or family (`"run"`, `"eval"`, `"model"`).
     #[serde(default)]
     pub kind: BTreeMap<String, Resources>,
+    /// Submissions of one node, in all, while its jobs end by a time limit,
+    /// preemption or a node failure (each resumes from the saved state).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    5
 }
 
 fn default_poll() -> f64 {
@@ -83,6 +99,7 @@ impl Default for SlurmProfile {
             sbatch_args: vec![],
             default: Resources::default(),
             kind: BTreeMap::new(),
+            attempts: default_attempts(),
         }
     }
 }
@@ -169,12 +186,20 @@ pub struct SlurmOptions<'a> {
     pub numerics: crate::plan::op::Numerics,
     /// `cpu` or `cuda`.
     pub device: &'static str,
+    /// Passed to every job's `exec-node --snapshot-every`.
+    pub snapshot_every: Option<Duration>,
 }
 
 /// A job the driver waits for.
 struct Job {
     id: String,
     since: Instant,
+}
+
+/// Job states in which Slurm, not the node, ended the job: the node's saved
+/// state lets a new job go on.
+fn ended_by_cluster(state: &str) -> bool {
+    matches!(state, "TIMEOUT" | "PREEMPTED" | "NODE_FAIL")
 }
 
 /// Slurm's job states that mean the job may still produce its result.
@@ -246,7 +271,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     write_atomic(&nodes_dir.join(format!("{hex}.json")), &spec)?;
     let cache = std::path::absolute(store.root()).map_err(|e| ExecError::Invalid(format!("cache path: {e}")))?;
     let script = format!(
-        "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\nexec {} exec-node --cache {} --numerics {} --threads {} --device {} {}\n",
+        "#!/bin/sh\n# {} {} — written by tandem's Slurm driver\n# exec: Slurm's SIGTERM (time limit, preemption) reaches tandem, which saves its state\nexec {} exec-node --cache {} --numerics {} --threads {} --device {} --snapshot-every {} {}\n",
         node.kind(),
         node.display_name(),
         quote(&opts.exe.display().to_string()),
@@ -254,6 +279,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
         opts.numerics.name(),
         opts.threads,
         opts.device,
+        opts.snapshot_every.map_or(0.0, |d| d.as_secs_f64()),
         hex
     );
     let script_path = nodes_dir.join(format!("{hex}.sh"));
@@ -320,7 +346,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
         for n in &nodes {
             if sched.todo.contains(&n.key) {
                 opts.progress.log(&format!("would submit {:<18} {}", n.kind(), n.display_name()));
-                summary.ran.push(Ran { name: n.display_name(), kind: n.kind().to_string(), seconds: 0.0 });
+                summary.ran.push(Ran::new(n, 0.0));
             }
         }
         return Ok(summary);
@@ -328,6 +354,8 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
     dirs(store)?;
     opts.progress.start(sched.todo.len() as u64);
     let mut running: HashMap<Key, Job> = HashMap::new();
+    // Submissions per node by this driver.
+    let mut submitted: HashMap<Key, u32> = HashMap::new();
     let mut q = queue()?;
     let poll = Duration::from_secs_f64(opts.profile.slurm.poll_seconds.max(0.1));
     loop {
@@ -351,6 +379,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
             match submit(store, node, opts) {
                 Ok(id) => {
                     opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind(), node.display_name()));
+                    *submitted.entry(key).or_default() += 1;
                     running.insert(key, Job { id, since: Instant::now() });
                 }
                 Err(e) => {
@@ -397,26 +426,62 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                     job.id
                 ));
                 opts.progress.advance();
-                summary.ran.push(Ran { name: node.display_name(), kind: node.kind().to_string(), seconds: secs });
+                summary.ran.push(Ran::new(node, secs));
                 sched.release(&key);
-            } else {
-                let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
-                let log = log_path(store, &key, &job.id);
-                let why = format!("Slurm job {} ended ({state}) without a result", job.id);
-                opts.progress.log(&format!(
-                    "failed     {} {}: {why}\n           log: {}",
-                    node.kind(),
-                    node.display_name(),
-                    log.display()
-                ));
-                summary.failed.push((node.display_name(), why, log));
-                let skipped = sched.fail(plan, &key);
-                summary.skipped.extend(skipped);
+                continue;
             }
+            let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
+            let attempts = submitted.get(&key).copied().unwrap_or(1);
+            if ended_by_cluster(&state) && attempts < opts.profile.slurm.attempts.max(1) {
+                match submit(store, node, opts) {
+                    Ok(id) => {
+                        opts.progress.log(&format!(
+                            "resubmitted {:<17} {} (job {} ended {state}; job {id} resumes from the saved state, submission {} of at most {})",
+                            node.kind(),
+                            node.display_name(),
+                            job.id,
+                            attempts + 1,
+                            opts.profile.slurm.attempts
+                        ));
+                        submitted.insert(key, attempts + 1);
+                        match summary.resubmitted.iter_mut().find(|(n, _)| *n == node.display_name()) {
+                            Some((_, times)) => *times += 1,
+                            None => summary.resubmitted.push((node.display_name(), 1)),
+                        }
+                        running.insert(key, Job { id, since: Instant::now() });
+                        continue;
+                    }
+                    Err(e) => opts.progress.log(&format!("could not submit {} again: {e}", node.display_name())),
+                }
+            }
+            let log = log_path(store, &key, &job.id);
+            let why = if ended_by_cluster(&state) {
+                format!("Slurm job {} ended ({state}) without a result, after {attempts} submission(s)", job.id)
+            } else {
+                format!("Slurm job {} ended ({state}) without a result", job.id)
+            };
+            opts.progress.log(&format!(
+                "failed     {} {}: {why}\n           log: {}",
+                node.kind(),
+                node.display_name(),
+                log.display()
+            ));
+            summary.failed.push((node.display_name(), why, log));
+            let skipped = sched.fail(plan, &key);
+            summary.skipped.extend(skipped);
         }
     }
     opts.progress.finish();
     Ok(summary)
+}
+
+/// How `exec-node` ended.
+pub enum NodeEnd {
+    Computed { seconds: f64, resumed_from: Option<i64> },
+    AlreadyDone,
+    /// A signal: the state is saved (at a step, for a training node).
+    Stopped { saved_at: Option<i64> },
+    Failed(String),
 }
 
 /// `tandem exec-node KEY`: computes the node a driver wrote for a job.
@@ -425,7 +490,28 @@ pub fn exec_node(
     key_hex: &str,
     device: tch::Device,
     stop: &std::sync::atomic::AtomicBool,
-) -> Result<Option<f64>, String> {
+    snapshot_every: Option<Duration>,
+) -> NodeEnd {
+    let node = match job_node(store, key_hex) {
+        Ok(n) => n,
+        Err(e) => return NodeEnd::Failed(e),
+    };
+    let mut plan = Plan::default();
+    plan.add(node.clone());
+    // No terminal in a batch job: log lines go to stderr, i.e. the job's output.
+    let progress = Progress::new(false);
+    let opts =
+        local::Options { device, only: vec![], dry_run: false, jobs: 1, stop, progress: &progress, snapshot_every };
+    match local::run_one(&plan, store, &opts, &node) {
+        Ok(local::Outcome::Computed { seconds, resumed_from }) => NodeEnd::Computed { seconds, resumed_from },
+        Ok(local::Outcome::AlreadyDone) => NodeEnd::AlreadyDone,
+        Err((ExecError::Interrupted, _, saved_at)) => NodeEnd::Stopped { saved_at },
+        Err((e, log, _)) => NodeEnd::Failed(format!("{e} (log: {})", log.display())),
+    }
+}
+
+/// The node a driver wrote for a job, checked against its key.
+fn job_node(store: &Store, key_hex: &str) -> Result<Node, String> {
     let key = Key::from_hex(key_hex).ok_or_else(|| format!("{key_hex:?} is not a node key (64 hex digits)"))?;
     let path = store.root().join("slurm").join("nodes").join(format!("{}.json", key.hex()));
     let text = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -441,10 +527,5 @@ pub fn exec_node(
     if !node.op.is_computed() {
         return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind()));
     }
-    let mut plan = Plan::default();
-    plan.add(node.clone());
-    // No terminal in a batch job: log lines go to stderr, i.e. the job's output.
-    let progress = Progress::new(false);
-    let opts = local::Options { device, only: vec![], dry_run: false, jobs: 1, stop, progress: &progress };
-    local::run_one(&plan, store, &opts, &node).map_err(|(e, log)| format!("{e} (log: {})", log.display()))
+    Ok(node)
 }

@@ -49,6 +49,17 @@ pub enum StoreError {
     #[diagnostic(code(tandem::cache::ambiguous), help("give more digits of the key"))]
     Ambiguous { prefix: String, count: usize, examples: String },
 
+    #[error("the cache at {cache} is out of space: {what} needs at least {needed} more bytes ({available} free)")]
+    #[diagnostic(
+        code(tandem::cache::full),
+        help(
+            "free space on that filesystem or point --cache elsewhere, then run again: finished entries and saved \
+             training state are kept, and nothing half-written counts (`tandem gc --delete` removes what no kept \
+             study reaches)"
+        )
+    )]
+    Full { cache: PathBuf, what: String, needed: u64, available: u64 },
+
     #[error("`{name}` is not a valid artifact file name")]
     #[diagnostic(
         code(tandem::cache::bad_name),
@@ -59,6 +70,18 @@ pub enum StoreError {
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// Is this error a full filesystem (ENOSPC, or EDQUOT: a quota that is full)?
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Bytes free to this process on the filesystem holding `path` (0 if unknown).
+pub fn available_bytes(path: &Path) -> u64 {
+    fs2::available_space(path).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,32 +157,70 @@ impl Store {
 
     /// Starts writing the entry for a plan node.
     pub fn begin(&self, node: &Node) -> Result<Staging, StoreError> {
-        let tmp = self.root.join("tmp");
-        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}.{}.", node.key.hex(), std::process::id()))
-            .tempdir_in(&tmp)
-            .map_err(io_err(&tmp))?;
         let params =
             serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
-        Ok(Staging {
-            store: self.clone(),
-            dir,
-            manifest: Manifest {
-                format: FORMAT,
-                kind: node.kind().to_string(),
-                key: node.key,
-                version: node.op.version(),
-                names: node.name_strings(),
-                params,
-                inputs: node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect(),
-                tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                files: vec![],
-                compute_seconds: 0.0,
-                host: Some(crate::exec::numerics::Host::now()),
-            },
+        self.begin_entry(Manifest {
+            format: FORMAT,
+            kind: node.kind().to_string(),
+            key: node.key,
+            version: node.op.version(),
+            names: node.name_strings(),
+            params,
+            inputs: node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect(),
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            files: vec![],
+            compute_seconds: 0.0,
+            host: Some(crate::exec::numerics::Host::now()),
         })
+    }
+
+    /// Starts writing an entry that is no plan node's (a training node's
+    /// saved state, `exec/resume.rs`): same files, digests and commit rule.
+    pub fn begin_other(
+        &self,
+        key: Key,
+        kind: &str,
+        names: Vec<String>,
+        params: serde_json::Value,
+    ) -> Result<Staging, StoreError> {
+        self.begin_entry(Manifest {
+            format: FORMAT,
+            kind: kind.to_string(),
+            key,
+            version: 0,
+            names,
+            params,
+            inputs: vec![],
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            files: vec![],
+            compute_seconds: 0.0,
+            host: Some(crate::exec::numerics::Host::now()),
+        })
+    }
+
+    fn begin_entry(&self, manifest: Manifest) -> Result<Staging, StoreError> {
+        let tmp = self.root.join("tmp");
+        let what = format!("{} {}", manifest.kind, manifest.names.first().map(String::as_str).unwrap_or(""));
+        let full = |source: io::Error| {
+            if is_out_of_space(&source) {
+                StoreError::Full {
+                    cache: self.root.clone(),
+                    what: what.trim().to_string(),
+                    needed: 4096,
+                    available: available_bytes(&self.root),
+                }
+            } else {
+                StoreError::Io { path: tmp.clone(), source }
+            }
+        };
+        fs::create_dir_all(&tmp).map_err(full)?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}.{}.", manifest.key.hex(), std::process::id()))
+            .tempdir_in(&tmp)
+            .map_err(full)?;
+        Ok(Staging { store: self.clone(), dir, manifest })
     }
 
     pub fn manifest(&self, key: &Key) -> Result<Manifest, StoreError> {
@@ -248,7 +309,12 @@ impl Store {
     pub fn evict(&self, key: &Key) -> Result<(), StoreError> {
         let dir = self.entry_dir(key);
         // Rename first so a reader never sees a half-deleted entry.
-        let grave = self.root.join("tmp").join(format!("{}.evicted.{}", key.hex(), std::process::id()));
+        let tmp = self.root.join("tmp");
+        if !dir.exists() {
+            return Ok(());
+        }
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let grave = tmp.join(format!("{}.evicted.{}", key.hex(), std::process::id()));
         match fs::rename(&dir, &grave) {
             Ok(()) => fs::remove_dir_all(&grave).map_err(io_err(&grave)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -299,15 +365,55 @@ impl Staging {
             return Err(StoreError::BadName { name: name.to_string() });
         }
         let path = self.dir.path().join(name);
-        let mut f = File::create(&path).map_err(io_err(&path))?;
-        f.write_all(bytes).map_err(io_err(&path))?;
-        f.sync_all().map_err(io_err(&path))?;
+        let needed = bytes.len() as u64;
+        File::create(&path)
+            .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+            .map_err(|e| self.io_error(&path, needed, e))?;
         self.manifest.files.push(FileEntry {
             name: name.to_string(),
             bytes: bytes.len() as u64,
             blake3: blake3::hash(bytes).to_hex().to_string(),
         });
         Ok(())
+    }
+
+    /// What this entry is, for messages: its kind and first name.
+    fn what(&self) -> String {
+        format!("{} {}", self.manifest.kind, self.manifest.names.first().map(String::as_str).unwrap_or(""))
+            .trim()
+            .to_string()
+    }
+
+    /// An I/O error while writing `needed` bytes to `path`: a full
+    /// filesystem is said as such, with what was being written.
+    fn io_error(&self, path: &Path, needed: u64, source: io::Error) -> StoreError {
+        if is_out_of_space(&source) {
+            let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
+            StoreError::Full {
+                cache: self.store.root.clone(),
+                what: format!("{} ({written} bytes written so far)", self.what()),
+                needed,
+                available: available_bytes(self.dir.path()),
+            }
+        } else {
+            StoreError::Io { path: path.to_path_buf(), source }
+        }
+    }
+
+    /// For writers that report errors in their own terms (libtorch): if the
+    /// filesystem has less than `needed` bytes free, the error is a full
+    /// cache, said as such.
+    pub fn out_of_space(&self, needed: u64) -> Option<StoreError> {
+        let available = available_bytes(self.dir.path());
+        (available < needed).then(|| {
+            let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
+            StoreError::Full {
+                cache: self.store.root.clone(),
+                what: format!("{} ({written} bytes written so far)", self.what()),
+                needed,
+                available,
+            }
+        })
     }
 
     /// Records how long the entry took to compute.
@@ -336,13 +442,13 @@ impl Staging {
     /// identical entry appeared meanwhile (another process computed the same
     /// node), that one is kept and this one discarded.
     pub fn commit(self) -> Result<Manifest, StoreError> {
-        let mut m = self.manifest;
+        let mut m = self.manifest.clone();
         m.files.sort_by(|a, b| a.name.cmp(&b.name));
         let mpath = self.dir.path().join(MANIFEST);
         let json = serde_json::to_vec_pretty(&m).expect("manifests serialize");
-        let mut f = File::create(&mpath).map_err(io_err(&mpath))?;
-        f.write_all(&json).map_err(io_err(&mpath))?;
-        f.sync_all().map_err(io_err(&mpath))?;
+        File::create(&mpath)
+            .and_then(|mut f| f.write_all(&json).and_then(|_| f.sync_all()))
+            .map_err(|e| self.io_error(&mpath, json.len() as u64, e))?;
         sync_dir(self.dir.path())?;
         let target = self.store.entry_dir(&m.key);
         let staged = self.dir.keep();

@@ -11,6 +11,14 @@ pub struct Ran {
     /// The node's kind (`run.train`, `eval.winrate`, ...).
     pub kind: String,
     pub seconds: f64,
+    /// A training node that went on from saved state or a checkpoint: the step.
+    pub resumed_from: Option<i64>,
+}
+
+impl Ran {
+    pub fn new(node: &crate::plan::Node, seconds: f64) -> Ran {
+        Ran { name: node.display_name(), kind: node.kind().to_string(), seconds, resumed_from: None }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -25,6 +33,11 @@ pub struct Summary {
     /// Corrupt entries found, evicted and recomputed.
     pub corrupt: Vec<String>,
     pub interrupted: bool,
+    /// Nodes stopped by a signal, and the step their saved state holds.
+    pub stopped: Vec<(String, i64)>,
+    /// Slurm: nodes whose jobs ended by a time limit or preemption and were
+    /// submitted again to resume, and how many times.
+    pub resubmitted: Vec<(String, u32)>,
 }
 
 /// Node time of one kind: how many nodes and how many seconds.

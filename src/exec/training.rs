@@ -15,9 +15,12 @@ use crate::exec::artifacts::{self as art, ExecError, MetricRow};
 use crate::exec::node_log::NodeLog;
 use crate::exec::nodes::{prompt_pool, Ctx};
 use crate::exec::reference;
+use crate::exec::resume::Resume;
+use crate::exec::store::Staging;
 use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::loss::Loss;
+use crate::ml::policy::Policy;
 use crate::ml::sampler;
 use crate::ml::train;
 use crate::plan::op::{self, checkpoint_key, LogProb, Op, Sampler, TrainSpec, TrainingData};
@@ -143,25 +146,40 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
     let first_missing = missing.first().copied().unwrap_or(target);
     let end = if target_done { missing.last().copied().unwrap_or(target) } else { target };
-    let start = latest_checkpoint(ctx, &node.key, first_missing);
+    let checkpointed = latest_checkpoint(ctx, &node.key, first_missing);
+    // Saved state past that checkpoint (a stopped sitting) goes further.
+    let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
+    let snapshot = resume.latest(checkpointed, first_missing);
+    let start = snapshot.map_or(checkpointed, |s| s.step);
     let began = std::time::Instant::now();
-    let seconds_before = if start > 0 {
-        ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0)
-    } else {
-        0.0
+    let seconds_before = match snapshot {
+        Some(s) => s.compute_seconds,
+        None if start > 0 => {
+            ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0)
+        }
+        None => 0.0,
     };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
         let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
         let adam = Adam::new(&policy.vs, lr, warmup, clip);
         (policy, adam, vec![], vec![])
     } else {
-        let ck = checkpoint_key(&node.key, start);
-        let policy = art::load_policy(ctx.store, &ck, ctx.device)?;
+        let (from, key) = match snapshot {
+            Some(s) => (resume.store(), s.key),
+            None => (ctx.store, checkpoint_key(&node.key, start)),
+        };
+        let policy = art::load_policy(from, &key, ctx.device)?;
         let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
-        adam.restore(&art::load_tensors(ctx.store, &ck, "optim.safetensors")?)
-            .map_err(|e| crate::exec::artifacts::input_err(&ck, e))?;
-        let rows = art::read_metrics(ctx.store, &ck)?;
-        let parts = if online { vec![art::load_pairs(ctx.store, &ck, "stream.safetensors")?] } else { vec![] };
+        adam.restore(&art::load_tensors(from, &key, "optim.safetensors")?)
+            .map_err(|e| crate::exec::artifacts::input_err(&key, e))?;
+        let rows = art::read_metrics(from, &key)?;
+        let parts = if online { vec![art::load_pairs(from, &key, "stream.safetensors")?] } else { vec![] };
+        if snapshot.is_some() {
+            log.line(&format!("resuming from saved state at step {start}"));
+        }
+        let mut r = ctx.resumption();
+        r.resumed_from = Some(start);
+        r.seconds_before = seconds_before;
         (policy, adam, rows, parts)
     };
     log.line(&format!("training {} from step {start} to {end}", node.display_name()));
@@ -170,8 +188,18 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     }
     (ctx.progress)(start as u64, end as u64);
 
+    // The last step whose state is in the cache (a checkpoint or a snapshot).
+    let mut saved = start;
     for step in start..end {
-        ctx.check_stop()?;
+        if ctx.stopping() {
+            if step > saved {
+                resume.save(node, step, seconds_before + began.elapsed().as_secs_f64(), |st| {
+                    write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, step)
+                })?;
+            }
+            ctx.resumption().saved_at = Some(step).filter(|s| *s > 0);
+            return Err(ExecError::Interrupted);
+        }
         // The batch, and which rows of fixed data it is.
         let (batch_pairs, drawn) = match &source {
             Source::Offline(data) => {
@@ -201,37 +229,68 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             .map_err(|e| ExecError::Invalid(format!("`{}`: {e}", node.display_name())))?;
         rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
         let done = step + 1;
+        let seconds = seconds_before + began.elapsed().as_secs_f64();
         if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {
             let ck = checkpoint_node(node, done);
             if !ctx.store.contains(&ck.key) {
                 let mut st = ctx.store.begin(&ck)?;
-                st.set_compute_seconds(seconds_before + began.elapsed().as_secs_f64());
-                art::write_policy(&mut st, &policy)?;
-                art::save_tensors(&mut st, "optim.safetensors", &adam.state())?;
-                art::write_metrics(&mut st, &rows)?;
-                art::write_json(
-                    &mut st,
-                    "state.json",
-                    &serde_json::json!({
-                        "step": done, "seed": seed,
-                        "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
-                    }),
-                )?;
+                st.set_compute_seconds(seconds);
+                write_state(&mut st, &policy, &adam, &rows, &mut stream_parts, online, seed, done)?;
                 let last = rows.last().expect("a step ran");
                 log.line(&format!(
                     "step {done}: loss {:.5} grad norm {:.4} lr {:.3e}",
                     last.loss, last.grad_norm, last.lr
                 ));
                 st.write("log.txt", &log.text())?;
-                if online {
-                    let all = Pairs::concat(&stream_parts);
-                    stream_parts = vec![all.select(&(0..all.len()).collect::<Vec<_>>())];
-                    art::save_pairs(&mut st, "stream.safetensors", &all)?;
-                }
                 st.commit()?;
+            }
+            saved = done;
+        } else if resume.due() {
+            // A snapshot that cannot be written (a full disk) costs only
+            // what it would have saved: training goes on.
+            match resume
+                .save(node, done, seconds, |st| write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, done))
+            {
+                Ok(()) => saved = done,
+                Err(e) => log.line(&format!("could not save state at step {done}: {e}")),
             }
         }
         (ctx.progress)(done as u64, end as u64);
+    }
+    // The checkpoint at `end` supersedes saved state up to it.
+    resume.clear_through(end);
+    Ok(())
+}
+
+/// What a checkpoint or a snapshot of a run holds at step `done`: the
+/// policy, the optimizer's state, the metrics, and an online run's stream
+/// so far (its parts joined into one, which later saves extend).
+#[allow(clippy::too_many_arguments)]
+fn write_state(
+    st: &mut Staging,
+    policy: &Policy,
+    adam: &Adam,
+    rows: &[MetricRow],
+    stream_parts: &mut Vec<Pairs>,
+    online: bool,
+    seed: u64,
+    done: i64,
+) -> Result<(), ExecError> {
+    art::write_policy(st, policy)?;
+    art::save_tensors(st, "optim.safetensors", &adam.state())?;
+    art::write_metrics(st, rows)?;
+    art::write_json(
+        st,
+        "state.json",
+        &serde_json::json!({
+            "step": done, "seed": seed,
+            "rng": "counter-based: every draw comes from (seed, purpose, step); nothing else to restore",
+        }),
+    )?;
+    if online {
+        let all = Pairs::concat(stream_parts);
+        *stream_parts = vec![all.select(&(0..all.len()).collect::<Vec<_>>())];
+        art::save_pairs(st, "stream.safetensors", &all)?;
     }
     Ok(())
 }

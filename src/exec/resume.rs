@@ -1,0 +1,179 @@
+//! A training node's saved state between its entries: what lets SFT, a
+//! preference model or a run that is stopped (a signal, a Slurm time limit,
+//! a kill) go on from where it was rather than from step 0.
+//!
+//! ```text
+//! cache/resume/<node key>/objects/<snapshot key>/   the latest saved state
+//! cache/resume/<node key>/tmp/                      a snapshot being written
+//! ```
+//!
+//! Each node's folder is a store of its own, so a snapshot is written like
+//! any entry (files, digests, manifest, fsync, one rename) and a half-written
+//! one never counts. A snapshot holds the model, the optimizer's state and
+//! the metrics so far (a run's holds what its checkpoints hold); its step is
+//! in its manifest. Saving one removes the older ones it supersedes. The
+//! folder goes once the node's entry is committed (a run's snapshots once a
+//! checkpoint at or past their step is).
+//!
+//! Resuming from a snapshot computes what an uninterrupted node computes:
+//! every draw comes from (seed, purpose, step) and the optimizer's state is
+//! saved whole (`ARCHITECTURE.md`, "Determinism").
+
+use std::time::{Duration, Instant};
+
+use crate::exec::artifacts::ExecError;
+use crate::exec::store::{Staging, Store};
+use crate::plan::{Key, Node};
+
+const KIND: &str = "resume";
+
+/// One saved state of a node.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub step: i64,
+    /// Its entry in the node's resume store.
+    pub key: Key,
+    /// Seconds of computation that reached this step, over all sittings.
+    pub compute_seconds: f64,
+}
+
+/// The resume area of one node, and the clock that says when to save.
+pub struct Resume {
+    store: Store,
+    node: Key,
+    every: Option<Duration>,
+    last_saved: Instant,
+}
+
+/// The resume area of a node: `cache/resume/<key>`.
+pub fn area(cache: &Store, node: &Key) -> std::path::PathBuf {
+    cache.root().join("resume").join(node.hex())
+}
+
+/// The key of a node's snapshot at `step`: never a plan node's key.
+fn snapshot_key(node: &Key, step: i64) -> Key {
+    let mut h = blake3::Hasher::new();
+    h.update(b"tandem resume v1");
+    h.update(&node.0);
+    h.update(&step.to_le_bytes());
+    Key(*h.finalize().as_bytes())
+}
+
+impl Resume {
+    /// `every`: seconds of computation between snapshots (None: only when stopped).
+    pub fn open(cache: &Store, node: &Key, every: Option<Duration>) -> Resume {
+        Resume { store: Store::open_existing(area(cache, node)), node: *node, every, last_saved: Instant::now() }
+    }
+
+    /// Where a snapshot's files are read from (with `exec::artifacts`).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every complete, intact snapshot, oldest first. A damaged one is
+    /// removed (the node recomputes from an earlier state instead).
+    fn snapshots(&self) -> Vec<Snapshot> {
+        let mut out = vec![];
+        for key in self.store.keys().unwrap_or_default() {
+            let Ok(m) = self.store.verify(&key) else {
+                let _ = self.store.evict(&key);
+                continue;
+            };
+            let step = m.params.get("step").and_then(|s| s.as_i64());
+            match step {
+                Some(step) if m.kind == KIND && key == snapshot_key(&self.node, step) => {
+                    out.push(Snapshot { step, key, compute_seconds: m.compute_seconds })
+                }
+                _ => {
+                    let _ = self.store.evict(&key);
+                }
+            }
+        }
+        out.sort_by_key(|s| s.step);
+        out
+    }
+
+    /// The latest snapshot at a step in `(after, at_most]`.
+    pub fn latest(&self, after: i64, at_most: i64) -> Option<Snapshot> {
+        self.snapshots().into_iter().rev().find(|s| s.step > after && s.step <= at_most)
+    }
+
+    /// Whether the interval since the last save has passed.
+    pub fn due(&self) -> bool {
+        self.every.is_some_and(|e| self.last_saved.elapsed() >= e)
+    }
+
+    /// Saves the node's state at `step`: `fill` writes its files. Older
+    /// snapshots are removed once this one is in place.
+    pub fn save(
+        &mut self,
+        node: &Node,
+        step: i64,
+        compute_seconds: f64,
+        fill: impl FnOnce(&mut Staging) -> Result<(), ExecError>,
+    ) -> Result<(), ExecError> {
+        self.last_saved = Instant::now();
+        let key = snapshot_key(&self.node, step);
+        let store = Store::open(self.store.root())?;
+        if !store.contains(&key) {
+            let params = serde_json::json!({"node": self.node.hex(), "step": step});
+            let mut st = store.begin_other(key, KIND, node.name_strings(), params)?;
+            st.set_compute_seconds(compute_seconds);
+            fill(&mut st)?;
+            st.commit()?;
+        }
+        for old in self.snapshots().into_iter().filter(|s| s.step < step) {
+            let _ = self.store.evict(&old.key);
+        }
+        Ok(())
+    }
+
+    /// Removes the snapshots at or before `step` (a run's checkpoint there
+    /// supersedes them), and the folder once nothing is left in it.
+    pub fn clear_through(&self, step: i64) {
+        for s in self.snapshots().into_iter().filter(|s| s.step <= step) {
+            let _ = self.store.evict(&s.key);
+        }
+        if self.store.keys().map(|k| k.is_empty()).unwrap_or(true) {
+            clear(&self.store);
+        }
+    }
+}
+
+/// Removes a node's whole resume area (its entry is committed).
+pub fn clear_node(cache: &Store, node: &Key) {
+    let dir = area(cache, node);
+    if dir.exists() {
+        clear(&Store::open_existing(dir));
+    }
+}
+
+/// Removes a resume folder: renamed out of the way first, so that a reader
+/// never sees half of it.
+fn clear(area: &Store) {
+    let dir = area.root();
+    let Some(cache) = dir.parent().and_then(|p| p.parent()) else { return };
+    let grave = cache.join("tmp").join(format!(
+        "{}.resume-cleared.{}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        std::process::id()
+    ));
+    if std::fs::rename(dir, &grave).is_ok() {
+        let _ = std::fs::remove_dir_all(&grave);
+    }
+}
+
+/// Nodes that have saved state in this cache: (node key, snapshots' steps).
+pub fn pending(cache: &Store) -> Vec<(Key, Vec<i64>)> {
+    let Ok(rd) = std::fs::read_dir(cache.root().join("resume")) else { return vec![] };
+    let mut out: Vec<(Key, Vec<i64>)> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(Key::from_hex))
+        .map(|k| {
+            let r = Resume::open(cache, &k, None);
+            (k, r.snapshots().iter().map(|s| s.step).collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
