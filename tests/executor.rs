@@ -82,15 +82,37 @@ fn reference_artifacts() -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
     artifacts(file, &dir.path().join("cache"))
 }
 
+/// The longest training node of the reference run, in seconds of computation.
+fn longest_training_node() -> f64 {
+    let (dir, file) = reference();
+    let checked = tandem::check::check_file(file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let store = tandem::exec::Store::open_existing(dir.path().join("cache"));
+    plan.ordered()
+        .into_iter()
+        .filter(|n| {
+            matches!(n.op, tandem::plan::Op::Sft(_) | tandem::plan::Op::Pm(..) | tandem::plan::Op::Checkpoint { .. })
+        })
+        .map(|n| store.manifest(&n.key).unwrap().compute_seconds)
+        .fold(0.0, f64::max)
+}
+
 #[test]
-fn killed_at_random_moments_then_rerun_gives_the_same_artifacts() {
+fn killed_again_and_again_a_study_still_finishes_and_gives_the_same_artifacts() {
+    // Every sitting is SIGKILLed before it could have finished the longest
+    // training node from scratch, so the study can only finish by saving
+    // state as it goes (every 0.2 s here) and resuming from it.
     let expected = reference_artifacts();
+    let longest = longest_training_node();
     let dir = tempfile::tempdir().unwrap();
     let file = study_file(dir.path());
     let cache = dir.path().join("cache");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let mut killed_while_running = 0;
-    for _ in 0..4 {
+    const MAX_SITTINGS: usize = 60;
+    let (mut sittings, mut killed) = (0, 0);
+    let finished = loop {
+        assert!(sittings < MAX_SITTINGS, "not finished after {MAX_SITTINGS} sittings ({killed} killed)");
+        sittings += 1;
         let mut child = tandem(&[
             "--cache",
             cache.to_str().unwrap(),
@@ -100,6 +122,8 @@ fn killed_at_random_moments_then_rerun_gives_the_same_artifacts() {
             "2",
             "--threads",
             "1",
+            "--snapshot-every",
+            "0.2",
             "--results",
             dir.path().join("r").to_str().unwrap(),
         ])
@@ -107,19 +131,112 @@ fn killed_at_random_moments_then_rerun_gives_the_same_artifacts() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(300..4000)));
-        if child.try_wait().unwrap().is_none() {
-            killed_while_running += 1;
+        let sitting = Duration::from_secs_f64(longest * rng.gen_range(0.4..0.8));
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < sitting && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
         }
-        child.kill().unwrap(); // SIGKILL: no chance to clean up
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "sitting {sittings} failed: {status}");
+            break sittings;
+        }
+        child.kill().unwrap(); // SIGKILL: no chance to save anything more
         child.wait().unwrap();
+        killed += 1;
         // Whatever is present is complete.
         verify_clean(&cache);
-    }
-    assert!(killed_while_running >= 2, "the kills must land mid-run");
+    };
+    assert!(killed >= 3, "the kills must land mid-run (finished in sitting {finished})");
+    eprintln!("finished in sitting {finished}: {killed} SIGKILLs, each sitting at most 0.8 × {longest:.1} s");
     run_to_end(&file, &cache);
     assert_eq!(artifacts(&file, &cache), expected);
     verify_clean(&cache);
+    // Saved state is gone once every entry is in.
+    let left = std::fs::read_dir(cache.join("resume")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "saved state left behind");
+}
+
+/// A study whose only long node is a preference model's training.
+const PM_STUDY: &str = r#"
+world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 400)
+model judge = pm(d, layers: 2, width: 32, heads: 2, steps: 400, batch: 32, lr: 1e-3)
+"#;
+
+#[test]
+fn sigterm_in_the_middle_of_a_pm_training_saves_its_step_and_the_rerun_resumes_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pm.exp");
+    std::fs::write(&file, PM_STUDY).unwrap();
+    let run = |cache: &Path, snapshot_every: &str| {
+        tandem(&[
+            "--cache",
+            cache.to_str().unwrap(),
+            "run",
+            file.to_str().unwrap(),
+            "--snapshot-every",
+            snapshot_every,
+            "--results",
+            dir.path().join("r").to_str().unwrap(),
+        ])
+    };
+    // Uninterrupted, for reference.
+    let whole = dir.path().join("whole");
+    let out = run(&whole, "60").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Saving only on a signal: the state saved is the signal's doing.
+    let cache = dir.path().join("cache");
+    let child = run(&cache, "0").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let checked = tandem::check::check_file(&file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let judge = plan.names()["judge"];
+    let log = cache.join("logs").join(format!("{}.log", judge.hex()));
+    // Wait until the training has logged its progress (every tenth of it).
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("step 80:") {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the training never got going");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "a stop by signal exits 75:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?} to stop");
+    eprintln!("stopped {took:?} after SIGTERM");
+    let saved: i64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("stopped: judge: its state is saved at step "))
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no saved step in:\n{stdout}"));
+    assert!((80..400).contains(&saved), "saved at step {saved}");
+    assert!(!tandem::exec::Store::open_existing(&cache).contains(&judge), "the entry is not made by a stop");
+    // `verify` sees the saved state and nothing corrupt.
+    let v = tandem(&["--cache", cache.to_str().unwrap(), "verify"]).output().unwrap();
+    let vtext = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success() && vtext.contains(&format!("training state at step {saved}")), "{vtext}");
+
+    // The rerun goes on from that step and ends bit-identical.
+    let out = run(&cache, "60").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(&format!("judge from step {saved}")), "{stdout}");
+    let store = tandem::exec::Store::open_existing(&cache);
+    let reference = tandem::exec::Store::open_existing(&whole);
+    let files = |s: &tandem::exec::Store| -> Vec<_> {
+        s.manifest(&judge).unwrap().files.into_iter().filter(|f| f.name != "log.txt").collect()
+    };
+    assert_eq!(files(&store), files(&reference));
+    assert!(!cache.join("resume").join(judge.hex()).exists(), "saved state is removed once the entry is in");
 }
 
 #[test]

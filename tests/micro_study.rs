@@ -49,7 +49,15 @@ fn run_all(plan: &Plan, store: &Store) -> Summary {
     let s = local::run(
         plan,
         store,
-        &Options { device: tch::Device::Cpu, only: vec![], dry_run: false, jobs: 2, stop: &stop, progress: &progress },
+        &Options {
+            device: tch::Device::Cpu,
+            only: vec![],
+            dry_run: false,
+            jobs: 2,
+            stop: &stop,
+            progress: &progress,
+            snapshot_every: None,
+        },
     );
     assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
     s
@@ -216,6 +224,7 @@ fn two_profiles_never_share_a_key_and_a_node_is_never_computed_under_another() {
         jobs: 1,
         stop: &stop,
         progress: &progress,
+        snapshot_every: None,
     };
     let s = local::run(&native, &store, &opts);
     assert_eq!(s.failed.len(), 1, "{:?}", s.failed);

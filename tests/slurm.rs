@@ -176,3 +176,85 @@ fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(log_text.contains("error:"), "the job's own error is in its Slurm log:\n{log_text}");
 }
+
+/// The profile of the time-limit test: a preference model's job may run one
+/// minute (Slurm's smallest limit; it acts within 30 s after it).
+const SHORT_LIMIT_PROFILE: &str = r#"
+executor = "slurm"
+
+[slurm]
+poll_seconds = 0.5
+attempts = 6
+
+[slurm.default]
+mem = "1G"
+time = "00:20:00"
+
+[slurm.kind."model.pm"]
+time = "1"
+"#;
+
+fn pm_study(steps: u64) -> String {
+    format!(
+        "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\n\
+         dataset d = generate(w, pairs: 400)\n\
+         model judge = pm(d, layers: 2, width: 32, heads: 2, steps: {steps}, batch: 32, lr: 3e-4)\n"
+    )
+}
+
+#[test]
+fn a_job_past_its_time_limit_is_submitted_again_and_resumes_to_the_bits_of_a_local_run() {
+    let Some(_cluster) = start_cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // Size the training to about two minutes on this machine, so that the
+    // one-minute limit (enforced 60–90 s in) always stops it at least once.
+    let probe = write_study(&tmp.path().join("probe"), "probe.exp", &pm_study(100));
+    let probe_cache = tmp.path().join("cache-probe");
+    let (ok, text) = output(tandem(
+        &probe_cache,
+        &["run", probe.to_str().unwrap(), "--executor", "local", "--results", tmp.path().join("r0").to_str().unwrap()],
+    ));
+    assert!(ok, "{text}");
+    let checked = tandem::check::check_file(&probe, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let per_step =
+        tandem::exec::Store::open_existing(&probe_cache).manifest(&plan.names()["judge"]).unwrap().compute_seconds
+            / 100.0;
+    let steps = ((120.0 / per_step) as u64).max(200);
+
+    let dir = tmp.path().join("study");
+    let study = write_study(&dir, "long.exp", &pm_study(steps));
+    std::fs::write(dir.join("tandem.toml"), SHORT_LIMIT_PROFILE).unwrap();
+    let file = study.to_str().unwrap();
+    // The local reference alongside, on the other core.
+    let local = tmp.path().join("cache-local");
+    let reference =
+        tandem(&local, &["run", file, "--executor", "local", "--results", tmp.path().join("r1").to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    // Saving only on a signal: whatever a stopped job keeps, SIGTERM saved.
+    let shared = tmp.path().join("cache-slurm");
+    let (ok, text) = output(tandem(
+        &shared,
+        &["run", file, "--snapshot-every", "0", "--results", tmp.path().join("r2").to_str().unwrap()],
+    ));
+    assert!(ok, "{text}");
+    assert!(text.contains("failed          0"), "{text}");
+    assert!(text.contains("resubmitted") && text.contains("ended TIMEOUT"), "the limit never stopped a job:\n{text}");
+    assert!(text.contains("(jobs ended by a time limit or preemption, submitted again: judge ×"), "{text}");
+    let out = reference.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(artifacts(&study, &local), artifacts(&study, &shared));
+    // Each stopped job saved its state on SIGTERM and said so in its log.
+    let logs: Vec<String> = std::fs::read_dir(shared.join("slurm/logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|t| t.contains("model.pm"))
+        .collect();
+    assert!(logs.len() >= 2, "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("stopped by a signal; state saved at step")), "{logs:?}");
+    assert!(logs.iter().any(|l| l.contains("resumed from step")), "{logs:?}");
+    eprintln!("{steps} steps; {} jobs for the preference model", logs.len());
+}

@@ -86,9 +86,24 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
-        args::Command::Run { file, only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every } => {
+        args::Command::Run {
+            file,
+            only,
+            jobs,
+            threads,
+            device,
+            dry_run,
+            results,
+            executor,
+            profile,
+            snapshot_every,
+        } => {
             let snapshot_every = snapshot_interval(snapshot_every);
-            cmd_run(&cfg, &file, RunArgs { only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every })
+            cmd_run(
+                &cfg,
+                &file,
+                RunArgs { only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every },
+            )
         }
         args::Command::ExecNode { key, threads, device, snapshot_every } => {
             cmd_exec_node(&cfg, &key, threads, device, snapshot_interval(snapshot_every))
@@ -386,8 +401,15 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
                 cfg.cache.display()
             );
         }
-        let opts =
-            crate::exec::local::Options { device, only, dry_run, jobs, stop: &stop, progress: &progress, snapshot_every };
+        let opts = crate::exec::local::Options {
+            device,
+            only,
+            dry_run,
+            jobs,
+            stop: &stop,
+            progress: &progress,
+            snapshot_every,
+        };
         crate::exec::local::run(&plan, &store, &opts)
     };
     if dry_run {
@@ -412,11 +434,8 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     if !summary.corrupt.is_empty() {
         println!("{:<10} {:>6}   (evicted and recomputed)", "corrupt", summary.corrupt.len());
     }
-    let resumed: Vec<String> = summary
-        .ran
-        .iter()
-        .filter_map(|r| r.resumed_from.map(|s| format!("{} from step {s}", r.name)))
-        .collect();
+    let resumed: Vec<String> =
+        summary.ran.iter().filter_map(|r| r.resumed_from.map(|s| format!("{} from step {s}", r.name))).collect();
     if !resumed.is_empty() {
         println!("{:<10} {:>6}   ({})", "resumed", resumed.len(), resumed.join(", "));
     }
@@ -539,6 +558,21 @@ fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
     for p in &report.stale_tmp {
         println!("stale    {}  (a writer that stopped; `tandem gc --delete` removes it)", p.display());
     }
+    for p in &report.resumable {
+        let steps: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
+        println!(
+            "saved    {}  training state at step {} (the next run resumes from it)",
+            p.node.short(),
+            steps.join(", ")
+        );
+        for (k, what) in &p.damaged {
+            println!(
+                "damaged  {}  saved state {}: {what} (skipped and removed when the node resumes)",
+                p.node.short(),
+                k.short()
+            );
+        }
+    }
     println!(
         "{} entries checked, {} corrupt{}",
         report.checked,
@@ -582,7 +616,14 @@ fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
         );
     }
     for p in &report.stale_tmp {
-        println!("{} {}", if delete { "removed" } else { "would remove" }, p.display());
+        println!("{} {}  (a writer that stopped)", if delete { "removed" } else { "would remove" }, p.display());
+    }
+    for (_, dir) in &report.stale_resume {
+        println!(
+            "{} {}  (saved training state no kept experiment resumes)",
+            if delete { "removed" } else { "would remove" },
+            dir.display()
+        );
     }
     if delete {
         if let Err(e) = crate::exec::maintenance::gc_delete(&store, &report) {

@@ -195,7 +195,10 @@ fn libtorch_write(
     needed: u64,
     write: impl FnOnce(&std::path::Path) -> Result<(), tch::TchError>,
 ) -> Result<(), ExecError> {
-    if let Err(e) = write(&st.path().join(name)) {
+    let path = st.path().join(name);
+    if let Err(e) = write(&path) {
+        // What is free once the partial file is gone is what counts.
+        let _ = std::fs::remove_file(&path);
         return Err(match st.out_of_space(needed) {
             Some(full) => full.into(),
             None => e.into(),

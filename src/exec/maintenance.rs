@@ -15,6 +15,8 @@ pub struct VerifyReport {
     pub corrupt: Vec<(Key, String)>,
     /// Staging folders left by writers that are no longer running.
     pub stale_tmp: Vec<PathBuf>,
+    /// Training nodes with saved state (stopped before their entry).
+    pub resumable: Vec<crate::exec::resume::Pending>,
 }
 
 /// Is the process that owns a staging folder (`<key>.<pid>.<random>`) gone?
@@ -36,10 +38,16 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
             Err(e) => Some((*k, e.to_string())),
         })
         .collect();
-    let stale_tmp = std::fs::read_dir(store.root().join("tmp"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| stale(p)).collect())
-        .unwrap_or_default();
-    Ok(VerifyReport { checked: keys.len(), corrupt, stale_tmp })
+    let resumable = crate::exec::resume::pending(store);
+    // Staging folders of the cache, and of each node's saved state.
+    let mut stale_tmp: Vec<PathBuf> = vec![];
+    for tmp in std::iter::once(store.root().join("tmp")).chain(resumable.iter().map(|p| p.dir.join("tmp"))) {
+        if let Ok(rd) = std::fs::read_dir(&tmp) {
+            stale_tmp.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| stale(p)));
+        }
+    }
+    stale_tmp.sort();
+    Ok(VerifyReport { checked: keys.len(), corrupt, stale_tmp, resumable })
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +56,8 @@ pub struct GcReport {
     pub unreachable: Vec<(Key, String, Vec<String>, u64)>,
     pub kept: usize,
     pub stale_tmp: Vec<PathBuf>,
+    /// Saved state of training nodes no kept experiment has: (node, folder).
+    pub stale_resume: Vec<(Key, PathBuf)>,
 }
 
 impl GcReport {
@@ -92,17 +102,25 @@ pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
             report.unreachable.push((k, m.kind.clone(), m.names.clone(), m.files.iter().map(|f| f.bytes).sum()));
         }
     }
-    report.stale_tmp = verify(store).map(|v| v.stale_tmp).unwrap_or_default();
+    if let Ok(v) = verify(store) {
+        report.stale_tmp = v.stale_tmp;
+        report.stale_resume =
+            v.resumable.into_iter().filter(|p| !reachable.contains(&p.node)).map(|p| (p.node, p.dir)).collect();
+    }
     Ok(report)
 }
 
-/// Removes what a report found unreachable, and stale staging folders.
+/// Removes what a report found unreachable, stale staging folders, and
+/// saved state no kept experiment will resume.
 pub fn gc_delete(store: &Store, report: &GcReport) -> Result<(), StoreError> {
     for (k, ..) in &report.unreachable {
         store.evict(k)?;
     }
     for p in &report.stale_tmp {
         let _ = std::fs::remove_dir_all(p);
+    }
+    for (node, _) in &report.stale_resume {
+        crate::exec::resume::clear_node(store, node);
     }
     Ok(())
 }

@@ -203,7 +203,10 @@ fn resume_model(
     adam.restore(&art::load_tensors(from, &saved.key, "optim.safetensors")?)
         .map_err(|e| art::input_err(&saved.key, e))?;
     if adam.step != saved.step {
-        return Err(art::input_err(&saved.key, format!("saved at step {} with optimizer step {}", saved.step, adam.step)));
+        return Err(art::input_err(
+            &saved.key,
+            format!("saved at step {} with optimizer step {}", saved.step, adam.step),
+        ));
     }
     *rows = art::read_metrics(from, &saved.key)?;
     (ctx.log)(&format!("resuming from saved state at step {}", saved.step));

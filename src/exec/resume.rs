@@ -70,27 +70,37 @@ impl Resume {
         &self.store
     }
 
-    /// Every complete, intact snapshot, oldest first. A damaged one is
-    /// removed (the node recomputes from an earlier state instead).
-    fn snapshots(&self) -> Vec<Snapshot> {
-        let mut out = vec![];
+    /// Every complete, intact snapshot, oldest first, and the keys of
+    /// damaged ones (a file that fails its digest, a foreign entry).
+    fn scan(&self) -> (Vec<Snapshot>, Vec<(Key, String)>) {
+        let (mut good, mut damaged) = (vec![], vec![]);
         for key in self.store.keys().unwrap_or_default() {
-            let Ok(m) = self.store.verify(&key) else {
-                let _ = self.store.evict(&key);
-                continue;
+            let m = match self.store.verify(&key) {
+                Ok(m) => m,
+                Err(e) => {
+                    damaged.push((key, e.to_string()));
+                    continue;
+                }
             };
-            let step = m.params.get("step").and_then(|s| s.as_i64());
-            match step {
+            match m.params.get("step").and_then(|s| s.as_i64()) {
                 Some(step) if m.kind == KIND && key == snapshot_key(&self.node, step) => {
-                    out.push(Snapshot { step, key, compute_seconds: m.compute_seconds })
+                    good.push(Snapshot { step, key, compute_seconds: m.compute_seconds })
                 }
-                _ => {
-                    let _ = self.store.evict(&key);
-                }
+                _ => damaged.push((key, "not a saved state of this node".into())),
             }
         }
-        out.sort_by_key(|s| s.step);
-        out
+        good.sort_by_key(|s| s.step);
+        (good, damaged)
+    }
+
+    /// Every intact snapshot, oldest first. Damaged ones are removed: the
+    /// node goes on from an earlier state instead.
+    fn snapshots(&self) -> Vec<Snapshot> {
+        let (good, damaged) = self.scan();
+        for (key, _) in damaged {
+            let _ = self.store.evict(&key);
+        }
+        good
     }
 
     /// The latest snapshot at a step in `(after, at_most]`.
@@ -163,17 +173,111 @@ fn clear(area: &Store) {
     }
 }
 
-/// Nodes that have saved state in this cache: (node key, snapshots' steps).
-pub fn pending(cache: &Store) -> Vec<(Key, Vec<i64>)> {
+/// A node with saved state in a cache.
+#[derive(Debug)]
+pub struct Pending {
+    pub node: Key,
+    /// Steps of its intact snapshots.
+    pub steps: Vec<i64>,
+    /// Snapshots that fail their digests (skipped when resuming, and removed).
+    pub damaged: Vec<(Key, String)>,
+    pub dir: std::path::PathBuf,
+}
+
+/// Every node with saved state in this cache (nothing is changed).
+pub fn pending(cache: &Store) -> Vec<Pending> {
     let Ok(rd) = std::fs::read_dir(cache.root().join("resume")) else { return vec![] };
-    let mut out: Vec<(Key, Vec<i64>)> = rd
+    let mut out: Vec<Pending> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().to_str().and_then(Key::from_hex))
-        .map(|k| {
-            let r = Resume::open(cache, &k, None);
-            (k, r.snapshots().iter().map(|s| s.step).collect())
+        .map(|node| {
+            let (good, damaged) = Resume::open(cache, &node, None).scan();
+            Pending { node, steps: good.iter().map(|s| s.step).collect(), damaged, dir: area(cache, &node) }
         })
         .collect();
-    out.sort();
+    out.sort_by_key(|p| p.node);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> Node {
+        let op = crate::plan::Op::World(crate::plan::op::WorldSpec {
+            flavour: crate::plan::op::WorldFlavour::Summarize,
+            seed: 1,
+            vocab: 16,
+            prompt_len: 4,
+            response_len: 4,
+            noise: 1.0,
+        });
+        Node::new(op, vec![crate::plan::NodeName::Decl(crate::check::program::InstanceName::plain("n"))])
+    }
+
+    fn save(r: &mut Resume, n: &Node, step: i64) {
+        r.save(n, step, step as f64, |st| st.write("state.bin", &step.to_le_bytes()).map_err(ExecError::from)).unwrap();
+    }
+
+    #[test]
+    fn the_latest_intact_snapshot_is_found_and_older_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap();
+        let n = node();
+        let mut r = Resume::open(&cache, &n.key, None);
+        assert!(r.latest(0, 100).is_none());
+        save(&mut r, &n, 10);
+        save(&mut r, &n, 30);
+        let s = r.latest(0, 100).unwrap();
+        assert_eq!((s.step, s.compute_seconds), (30, 30.0));
+        // Saving 30 removed 10.
+        assert_eq!(r.snapshots().len(), 1);
+        // A bound below it, or a checkpoint at or past it, finds nothing.
+        assert!(r.latest(0, 29).is_none());
+        assert!(r.latest(30, 100).is_none());
+        assert_eq!(r.store().read(&s.key, "state.bin").unwrap(), 30i64.to_le_bytes());
+        // Nothing is left in tmp.
+        assert_eq!(std::fs::read_dir(area(&cache, &n.key).join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_skipped_reported_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap();
+        let n = node();
+        let mut r = Resume::open(&cache, &n.key, None);
+        save(&mut r, &n, 40);
+        let s = r.latest(0, 100).unwrap();
+        std::fs::write(r.store().entry_dir(&s.key).join("state.bin"), b"garbage!").unwrap();
+        let p = pending(&cache);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].steps.is_empty() && p[0].damaged.len() == 1, "{p:?}");
+        assert!(r.latest(0, 100).is_none());
+        assert!(!r.store().contains(&s.key), "the damaged snapshot is removed");
+    }
+
+    #[test]
+    fn a_checkpoint_supersedes_saved_state_up_to_its_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap();
+        let n = node();
+        let mut r = Resume::open(&cache, &n.key, None);
+        save(&mut r, &n, 70);
+        // A shorter sitting that ends at 50 keeps the state at 70.
+        r.clear_through(50);
+        assert_eq!(r.latest(0, 100).map(|s| s.step), Some(70));
+        r.clear_through(70);
+        assert!(!area(&cache, &n.key).exists(), "the folder goes with its last snapshot");
+        assert!(pending(&cache).is_empty());
+    }
+
+    #[test]
+    fn saves_are_due_by_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Store::open(dir.path()).unwrap();
+        let n = node();
+        assert!(!Resume::open(&cache, &n.key, None).due(), "no interval: only when stopped");
+        assert!(!Resume::open(&cache, &n.key, Some(Duration::from_secs(3600))).due());
+        assert!(Resume::open(&cache, &n.key, Some(Duration::ZERO)).due());
+    }
 }

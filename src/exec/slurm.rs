@@ -477,10 +477,15 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
 
 /// How `exec-node` ended.
 pub enum NodeEnd {
-    Computed { seconds: f64, resumed_from: Option<i64> },
+    Computed {
+        seconds: f64,
+        resumed_from: Option<i64>,
+    },
     AlreadyDone,
     /// A signal: the state is saved (at a step, for a training node).
-    Stopped { saved_at: Option<i64> },
+    Stopped {
+        saved_at: Option<i64>,
+    },
     Failed(String),
 }
 

@@ -388,6 +388,8 @@ impl Staging {
     /// filesystem is said as such, with what was being written.
     fn io_error(&self, path: &Path, needed: u64, source: io::Error) -> StoreError {
         if is_out_of_space(&source) {
+            // What is free once the partial file is gone is what counts.
+            let _ = fs::remove_file(path);
             let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
             StoreError::Full {
                 cache: self.store.root.clone(),

@@ -248,9 +248,9 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         } else if resume.due() {
             // A snapshot that cannot be written (a full disk) costs only
             // what it would have saved: training goes on.
-            match resume
-                .save(node, done, seconds, |st| write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, done))
-            {
+            match resume.save(node, done, seconds, |st| {
+                write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, done)
+            }) {
                 Ok(()) => saved = done,
                 Err(e) => log.line(&format!("could not save state at step {done}: {e}")),
             }
