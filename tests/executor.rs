@@ -324,11 +324,23 @@ fn gc_keeps_what_kept_experiments_reach_and_removes_the_rest() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("would remove") && text.contains("checkpoint"), "{text}");
     assert!(!text.contains("model.sft"), "the shared SFT stage is kept:\n{text}");
+    // A staging folder of a writer that died, and the saved state of a node
+    // that no kept study has.
+    let dead = cache.join("tmp").join(format!("{}.4194999.x1y2z3", "ab".repeat(32)));
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("model.safetensors"), b"half").unwrap();
+    let orphan = cache.join("resume").join("cd".repeat(32));
+    std::fs::create_dir_all(orphan.join("objects")).unwrap();
+    let v = tandem(&["--cache", c, "verify"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("stale"), "{}", String::from_utf8_lossy(&v.stdout));
     let before = std::fs::read_dir(cache.join("objects")).unwrap().count();
     let out = tandem(&["--cache", c, "gc", "--keep", other.to_str().unwrap(), "--delete"]).output().unwrap();
     assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("(a writer that stopped)") && text.contains("(saved training state"), "{text}");
     let after = std::fs::read_dir(cache.join("objects")).unwrap().count();
     assert!(after < before && after > 0);
+    assert!(!dead.exists() && !orphan.exists(), "gc --delete leaves dead writers' folders and orphaned saved state");
     verify_clean(&cache);
 }
 
