@@ -151,9 +151,10 @@ pub enum Command {
         #[arg(long, value_name = "TOML")]
         profile: Option<PathBuf>,
         /// Seconds of computation between saves of a training node's state,
-        /// so that a kill loses at most that much (0: save only when stopped
-        /// by a signal). Changes no result.
-        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+        /// so that a kill loses about that much (0: save only when stopped
+        /// by a signal). Saves are spaced further where one costs more than
+        /// 2% of the interval. Changes no result.
+        #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
         snapshot_every: f64,
     },
     /// Compute one node a Slurm driver wrote into the cache (what each job runs).
@@ -167,7 +168,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
         device: DeviceArg,
         /// As for `run`.
-        #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+        #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
         snapshot_every: f64,
     },
     /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected.

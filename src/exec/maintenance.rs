@@ -19,12 +19,20 @@ pub struct VerifyReport {
     pub resumable: Vec<crate::exec::resume::Pending>,
 }
 
-/// Is the process that owns a staging folder (`<key>.<pid>.<random>`) gone?
+/// Is the writer of a staging folder (`<key>.<pid>-<host>.<random>`) gone?
+/// Known only for writers on this host; a folder from another host (a cache
+/// shared by Slurm jobs) counts as stale once it is a day old. Other folders
+/// under `tmp/` (an eviction's leftovers) are stale.
 fn stale(path: &std::path::Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    match name.split('.').nth(1).and_then(|p| p.parse::<u32>().ok()) {
-        Some(pid) => !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        None => true,
+    let writer = name.split('.').nth(1).unwrap_or_default();
+    let (pid, host) = writer.split_once('-').unwrap_or((writer, ""));
+    let Ok(pid) = pid.parse::<u32>() else { return true };
+    if host.is_empty() || host == crate::exec::store::this_host() {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        let age = std::fs::metadata(path).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        age.is_some_and(|a| a > std::time::Duration::from_secs(24 * 3600))
     }
 }
 
@@ -123,4 +131,27 @@ pub fn gc_delete(store: &Store, report: &GcReport) -> Result<(), StoreError> {
         crate::exec::resume::clear_node(store, node);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale;
+
+    #[test]
+    fn a_staging_folder_is_stale_only_when_its_writer_is_known_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let key = "ab".repeat(32);
+        let mine = crate::exec::store::writer_tag();
+        assert!(!stale(&at(&format!("{key}.{mine}.x1"))), "this process is alive");
+        let host = crate::exec::store::this_host();
+        assert!(stale(&at(&format!("{key}.4194999-{host}.x2"))), "no such pid here");
+        // A writer on another host cannot be asked: a fresh folder is kept.
+        assert!(!stale(&at(&format!("{key}.4194999-elsewhere.x3"))));
+        assert!(stale(&at(&format!("{key}.evicted.123"))), "an eviction's leftover");
+    }
 }

@@ -216,20 +216,21 @@ fn resume_model(
     Ok((saved.step as u64, adam))
 }
 
-/// Steps `start..steps` of a model's training. Its state is saved every
-/// `ctx.snapshot_every` of computation, and when a stop is asked for
-/// (then the node ends `Interrupted`, its state saved).
-#[allow(clippy::too_many_arguments)]
-fn model_steps(
+/// A model's training (the parameters in `vs`, `steps` steps of
+/// `step_once`), from its saved state if it has one. Its state is saved every
+/// `ctx.snapshot_every` of computation, and when a stop is asked for (then
+/// the node ends `Interrupted`, its state saved).
+fn train_model(
     ctx: &Ctx,
     node: &Node,
-    resume: &mut Resume,
-    (start, steps): (u64, u64),
-    adam: &mut Adam,
+    (vs, steps, hyper): (&tch::nn::VarStore, u64, (f64, i64, f64)),
     rows: &mut Vec<MetricRow>,
     mut step_once: impl FnMut(&mut Adam, u64) -> StepMetrics,
     write_model: impl Fn(&mut Staging) -> Result<(), ExecError>,
 ) -> Result<(), ExecError> {
+    let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
+    let (start, mut adam) = resume_model(ctx, &resume, vs, steps, hyper, rows)?;
+    let (resume, adam) = (&mut resume, &mut adam);
     let began = Instant::now();
     let before = ctx.resumption().seconds_before;
     let mut saved = start;
@@ -244,7 +245,7 @@ fn model_steps(
     for step in start..steps {
         if ctx.stopping() {
             if step > saved {
-                save(resume, adam, rows, step)?;
+                (ctx.log)(&save(resume, adam, rows, step)?);
             }
             ctx.resumption().saved_at = Some(step as i64).filter(|s| *s > 0);
             return Err(ExecError::Interrupted);
@@ -259,7 +260,10 @@ fn model_steps(
             // A snapshot that cannot be written (a full disk) costs only
             // what it would have saved: training goes on.
             match save(resume, adam, rows, step + 1) {
-                Ok(()) => saved = step + 1,
+                Ok(said) => {
+                    (ctx.log)(&said);
+                    saved = step + 1
+                }
                 Err(e) => (ctx.log)(&format!("could not save state at step {}: {e}", step + 1)),
             }
         }
@@ -302,14 +306,10 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             ctx.device,
             seed,
         );
-        let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
-        let (start, mut adam) = resume_model(ctx, &resume, &pm.vs, steps, (lr, warmup, clip), &mut rows)?;
-        model_steps(
+        train_model(
             ctx,
             node,
-            &mut resume,
-            (start, steps),
-            &mut adam,
+            (&pm.vs, steps, (lr, warmup, clip)),
             &mut rows,
             |adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed),
             |st| art::write_pm(st, &pm),
@@ -362,14 +362,10 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             ctx.device,
             seed,
         );
-        let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
-        let (start, mut adam) = resume_model(ctx, &resume, &policy.vs, steps, (lr, warmup, clip), &mut rows)?;
-        model_steps(
+        train_model(
             ctx,
             node,
-            &mut resume,
-            (start, steps),
-            &mut adam,
+            (&policy.vs, steps, (lr, warmup, clip)),
             &mut rows,
             |adam, step| train::sft_step(&policy, adam, &train_set, batch, step, seed),
             |st| art::write_policy(st, &policy),

@@ -43,7 +43,13 @@ pub struct Resume {
     node: Key,
     every: Option<Duration>,
     last_saved: Instant,
+    /// What the last save took: saves are spaced at least `COST_RATIO` times
+    /// that apart, so saving never takes more than 1/COST_RATIO of the time.
+    last_cost: Duration,
 }
+
+/// Computation per second spent saving, at least (2% at most on saves).
+const COST_RATIO: u32 = 50;
 
 /// The resume area of a node: `cache/resume/<key>`.
 pub fn area(cache: &Store, node: &Key) -> std::path::PathBuf {
@@ -62,7 +68,13 @@ fn snapshot_key(node: &Key, step: i64) -> Key {
 impl Resume {
     /// `every`: seconds of computation between snapshots (None: only when stopped).
     pub fn open(cache: &Store, node: &Key, every: Option<Duration>) -> Resume {
-        Resume { store: Store::open_existing(area(cache, node)), node: *node, every, last_saved: Instant::now() }
+        Resume {
+            store: Store::open_existing(area(cache, node)),
+            node: *node,
+            every,
+            last_saved: Instant::now(),
+            last_cost: Duration::ZERO,
+        }
     }
 
     /// Where a snapshot's files are read from (with `exec::artifacts`).
@@ -108,34 +120,39 @@ impl Resume {
         self.snapshots().into_iter().rev().find(|s| s.step > after && s.step <= at_most)
     }
 
-    /// Whether the interval since the last save has passed.
+    /// Whether the interval since the last save has passed: `every`, or
+    /// longer where a save costs more than 1/COST_RATIO of that.
     pub fn due(&self) -> bool {
-        self.every.is_some_and(|e| self.last_saved.elapsed() >= e)
+        self.every.is_some_and(|e| self.last_saved.elapsed() >= e.max(self.last_cost * COST_RATIO))
     }
 
     /// Saves the node's state at `step`: `fill` writes its files. Older
-    /// snapshots are removed once this one is in place.
+    /// snapshots are removed once this one is in place. Says what it wrote,
+    /// for the node's log.
     pub fn save(
         &mut self,
         node: &Node,
         step: i64,
         compute_seconds: f64,
         fill: impl FnOnce(&mut Staging) -> Result<(), ExecError>,
-    ) -> Result<(), ExecError> {
-        self.last_saved = Instant::now();
+    ) -> Result<String, ExecError> {
+        let began = Instant::now();
         let key = snapshot_key(&self.node, step);
         let store = Store::open(self.store.root())?;
+        let mut bytes = 0;
         if !store.contains(&key) {
             let params = serde_json::json!({"node": self.node.hex(), "step": step});
             let mut st = store.begin_other(key, KIND, node.name_strings(), params)?;
             st.set_compute_seconds(compute_seconds);
             fill(&mut st)?;
-            st.commit()?;
+            bytes = st.commit()?.files.iter().map(|f| f.bytes).sum::<u64>();
         }
         for old in self.snapshots().into_iter().filter(|s| s.step < step) {
             let _ = self.store.evict(&old.key);
         }
-        Ok(())
+        self.last_saved = Instant::now();
+        self.last_cost = began.elapsed();
+        Ok(format!("saved state at step {step} ({bytes} bytes in {:.0} ms)", 1e3 * self.last_cost.as_secs_f64()))
     }
 
     /// Removes the snapshots at or before `step` (a run's checkpoint there
@@ -278,6 +295,10 @@ mod tests {
         let n = node();
         assert!(!Resume::open(&cache, &n.key, None).due(), "no interval: only when stopped");
         assert!(!Resume::open(&cache, &n.key, Some(Duration::from_secs(3600))).due());
-        assert!(Resume::open(&cache, &n.key, Some(Duration::ZERO)).due());
+        let mut r = Resume::open(&cache, &n.key, Some(Duration::ZERO));
+        assert!(r.due());
+        // A save that took a while spaces the next ones 50 times as far.
+        r.last_cost = Duration::from_secs(60);
+        assert!(!r.due());
     }
 }

@@ -4,7 +4,7 @@
 //! cache/
 //!   objects/<key hex>/manifest.json   what the entry is, and a digest of every file
 //!   objects/<key hex>/<files...>      the artifacts
-//!   tmp/<key hex>.<pid>.<random>/     entries being written
+//!   tmp/<key hex>.<pid>-<host>.<random>/   entries being written
 //! ```
 //!
 //! An entry is written in full under `tmp/` (files, then the manifest), every
@@ -77,6 +77,31 @@ pub fn is_out_of_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::QuotaExceeded
         || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+/// Who writes a staging folder: `<pid>-<host>`, so that `verify` and `gc`
+/// call a folder stale only when its writer is known dead (a cache shared by
+/// Slurm hosts has writers on other machines).
+pub fn writer_tag() -> String {
+    format!("{}-{}", std::process::id(), this_host())
+}
+
+/// This machine's name, in characters safe in a file name.
+pub fn this_host() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let name = if ok {
+        String::from_utf8_lossy(&buf[..buf.iter().position(|&b| b == 0).unwrap_or(0)]).into_owned()
+    } else {
+        String::new()
+    };
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if safe.is_empty() {
+        "unknown".into()
+    } else {
+        safe
+    }
 }
 
 /// Bytes free to this process on the filesystem holding `path` (0 if unknown).
@@ -217,7 +242,7 @@ impl Store {
         };
         fs::create_dir_all(&tmp).map_err(full)?;
         let dir = tempfile::Builder::new()
-            .prefix(&format!("{}.{}.", manifest.key.hex(), std::process::id()))
+            .prefix(&format!("{}.{}.", manifest.key.hex(), writer_tag()))
             .tempdir_in(&tmp)
             .map_err(full)?;
         Ok(Staging { store: self.clone(), dir, manifest })

@@ -193,9 +193,10 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     for step in start..end {
         if ctx.stopping() {
             if step > saved {
-                resume.save(node, step, seconds_before + began.elapsed().as_secs_f64(), |st| {
+                let said = resume.save(node, step, seconds_before + began.elapsed().as_secs_f64(), |st| {
                     write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, step)
                 })?;
+                log.line(&said);
             }
             ctx.resumption().saved_at = Some(step).filter(|s| *s > 0);
             return Err(ExecError::Interrupted);
@@ -251,7 +252,10 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             match resume.save(node, done, seconds, |st| {
                 write_state(st, &policy, &adam, &rows, &mut stream_parts, online, seed, done)
             }) {
-                Ok(()) => saved = done,
+                Ok(said) => {
+                    log.line(&said);
+                    saved = done
+                }
                 Err(e) => log.line(&format!("could not save state at step {done}: {e}")),
             }
         }
