@@ -382,3 +382,46 @@ fn max_sweep_takes_numbers_as_the_language_writes_them() {
         assert!(stderr(&o).contains(&format!("`{bad}`")), "{bad}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn a_figure_over_worlds_is_one_image_of_small_multiples_with_a_verdict_column_per_world() {
+    // Two worlds; every stage inherits the world axis, so each figure is one
+    // per world. The report draws each declaration once, side by side,
+    // puts the claims × worlds table first, and orders figures as the paper
+    // numbers them (fig1, fig2, fig10), not as the plan lists them.
+    let study = r#"
+world a = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
+world b = helpful(seed: 3, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(world: sweep [a, b], pairs: 300)
+model judge = pm(d, layers: 1, width: 16, heads: 2, steps: 40, batch: 32)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 40, batch: 32)
+run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), steps: 20, save_every: 5, batch: 8)
+run offline = online with { sampler: offline(d) }
+eval k = kl(policies: [online, offline], prompts: 16)
+eval wr = winrate(policies: [online, offline], baseline: sft, judge: judge, prompts: 32)
+figure fig10 = curve(y: [k], title: "Ten")
+figure fig1 = tradeoff(x: k, y: wr, title: "One", expect: ["online", "offline"])
+figure fig2 = curve(y: [wr], title: "Two")
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("worlds.exp");
+    std::fs::write(&file, study).unwrap();
+    let results = dir.path().join("r");
+    let out = tandem(&[
+        "--cache",
+        dir.path().join("cache").to_str().unwrap(),
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let report = std::fs::read_to_string(results.join("worlds/report.md")).unwrap();
+    assert!(report.contains("| claim | world=a | world=b |"), "{report}");
+    assert!(report.contains("| fig1: `online` above `offline` | **"), "{report}");
+    assert!(report.contains("![One](fig1.svg)") && results.join("worlds/fig1.png").is_file(), "{report}");
+    assert!(report.contains("### One (world=a)") && report.contains("### One (world=b)"), "{report}");
+    let at = |h: &str| report.find(h).unwrap_or_else(|| panic!("no {h} in {report}"));
+    assert!(at("## One") < at("## Two") && at("## Two") < at("## Ten"), "{report}");
+    assert!(at("## Claims") < at("## One"), "{report}");
+}

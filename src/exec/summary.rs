@@ -50,7 +50,8 @@ pub struct KindTime {
 
 impl Summary {
     pub fn node_seconds(&self) -> f64 {
-        self.ran.iter().map(|r| r.seconds).sum()
+        // + 0.0: an empty sum is -0.0, which would print as "-0.0 s".
+        self.ran.iter().map(|r| r.seconds).sum::<f64>() + 0.0
     }
 
     /// Node time by kind, the costliest first.

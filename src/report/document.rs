@@ -4,10 +4,18 @@
 pub enum Block {
     Title(String),
     Heading(String),
+    /// A section within a heading's (one world of a figure over worlds).
+    Subheading(String),
     Para(String),
     List(Vec<String>),
-    Table { head: Vec<String>, rows: Vec<Vec<String>> },
-    Image { src: String, alt: String },
+    Table {
+        head: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+    Image {
+        src: String,
+        alt: String,
+    },
 }
 
 pub fn markdown(blocks: &[Block]) -> String {
@@ -16,6 +24,7 @@ pub fn markdown(blocks: &[Block]) -> String {
         match b {
             Block::Title(t) => s.push_str(&format!("# {t}\n\n")),
             Block::Heading(t) => s.push_str(&format!("## {t}\n\n")),
+            Block::Subheading(t) => s.push_str(&format!("### {t}\n\n")),
             Block::Para(t) => s.push_str(&format!("{t}\n\n")),
             Block::List(items) => {
                 for i in items {
@@ -94,6 +103,7 @@ pub fn html(blocks: &[Block]) -> String {
         match b {
             Block::Title(t) => s.push_str(&format!("<h1>{}</h1>\n", inline(t))),
             Block::Heading(t) => s.push_str(&format!("<h2>{}</h2>\n", inline(t))),
+            Block::Subheading(t) => s.push_str(&format!("<h3>{}</h3>\n", inline(t))),
             Block::Para(t) => s.push_str(&format!("<p>{}</p>\n", inline(t))),
             Block::List(items) => {
                 s.push_str("<ul>\n");

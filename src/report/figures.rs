@@ -1,11 +1,16 @@
 //! Figures, drawn with plotters as SVG and PNG, laid out like the paper's:
-//! KL on x and win rate on y for a trade-off, one colour per method, the 95%
-//! interval as a band; the data points beside them as CSV.
+//! KL on x and win rate on y for a trade-off, one colour per method; the data
+//! points beside them as CSV.
 //!
 //! A series is a declaration (`offline` pools all members of an `offline`
-//! sweep, as the paper pools its hyper-parameter grid); each member run is one
-//! line of that colour. A `best` figure divides by the series its
-//! `normalize:` argument names, and by nothing otherwise.
+//! sweep, as the paper pools its hyper-parameter grid). A trade-off draws
+//! every checkpoint as a point with its 95% whiskers, and each method's mean
+//! in KL bins as a line with its 95% band (`binned_means`): twenty members'
+//! own lines and bands would hide the comparison. A curve draws each series
+//! as a line with its band. A `best` figure divides by the series its
+//! `normalize:` argument names, and by nothing otherwise. A figure declared
+//! over a sweep (one per world) is also drawn as small multiples in one
+//! image (`write_small_multiples`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +74,10 @@ pub enum FigureKind {
 #[derive(Debug, Clone)]
 pub struct Figure {
     pub name: String,
+    /// The declaration, and its sweep member (`world=helpful`; empty when
+    /// not swept): figures of one declaration are drawn side by side.
+    pub decl: String,
+    pub member: String,
     pub kind: FigureKind,
     pub title: String,
     pub x_label: String,
@@ -114,9 +123,17 @@ fn metric_label(rows: &[&EvalRow]) -> String {
 /// `series: "member"`.
 pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
     let name = node.names.first().map(|n| n.to_string()).unwrap_or_else(|| node.key.short());
+    let (decl, member) = match node.names.first() {
+        Some(crate::plan::NodeName::Decl(i)) => {
+            (i.decl.clone(), i.member.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+        }
+        _ => (name.clone(), String::new()),
+    };
     let Op::Figure(FigureSpec { shape, title, show }) = &node.op else {
         return Figure {
             name: name.clone(),
+            decl,
+            member,
             kind: FigureKind::Curve,
             title: name,
             x_label: String::new(),
@@ -137,6 +154,8 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
     };
     let mut fig = Figure {
         name,
+        decl,
+        member,
         kind,
         title,
         x_label: String::new(),
@@ -277,7 +296,7 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure) -> Result<(), String>
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, caption: &str) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
@@ -287,7 +306,7 @@ where
         let n = fig.bars.len();
         let (_, hi) = range(fig.bars.iter().map(|b| b.1 + 1.96 * b.2));
         let mut chart = ChartBuilder::on(root)
-            .caption(&fig.title, ("sans-serif", 20))
+            .caption(caption, ("sans-serif", 20))
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -321,7 +340,7 @@ where
     let (x0, x1) = range(fig.points.iter().flat_map(|p| [p.x - p.x_err, p.x + p.x_err]));
     let (y0, y1) = range(fig.points.iter().flat_map(|p| [p.y - p.y_err, p.y + p.y_err]));
     let mut chart = ChartBuilder::on(root)
-        .caption(&fig.title, ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(65)
@@ -333,6 +352,18 @@ where
         if !series.contains(&p.series) {
             series.push(p.series.clone());
         }
+    }
+    if fig.kind == FigureKind::Tradeoff {
+        draw_tradeoff(&mut chart, fig, &series).map_err(e)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(e)?;
+        root.present().map_err(e)?;
+        return Ok(());
     }
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -401,6 +432,154 @@ where
     Ok(())
 }
 
+type Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+/// A trade-off: every checkpoint as a faint point with its 95% whiskers,
+/// and each method's KL-binned mean as a line with its 95% band.
+fn draw_tradeoff<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    fig: &Figure,
+    series: &[String],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let all_x: Vec<f64> = fig.points.iter().map(|p| p.x).collect();
+    let per_series = fig.points.len() as f64 / series.len().max(1) as f64;
+    let bins = (per_series.sqrt().round() as usize).clamp(2, 8);
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let pts: Vec<&Point> = fig.points.iter().filter(|p| &p.series == s).collect();
+        for p in &pts {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)],
+                color.mix(0.2),
+            )))?;
+        }
+        chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 2, color.mix(0.5).filled())))?;
+        let means = binned_means(&pts, &all_x, bins);
+        if means.len() > 1 {
+            let band: Vec<(f64, f64)> = means
+                .iter()
+                .map(|m| (m.x, m.y + m.half))
+                .chain(means.iter().rev().map(|m| (m.x, m.y - m.half)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))?;
+        }
+        chart
+            .draw_series(LineSeries::new(means.iter().map(|m| (m.x, m.y)), color.stroke_width(3)))?
+            .label(s.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+        chart.draw_series(means.iter().map(|m| Circle::new((m.x, m.y), 4, color.filled())))?;
+    }
+    Ok(())
+}
+
+/// One series' mean in one KL bin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinMean {
+    /// The mean x and y of the series' points in the bin.
+    pub x: f64,
+    pub y: f64,
+    /// Half the width of y's 95% interval.
+    pub half: f64,
+    /// Points in the bin.
+    pub n: usize,
+}
+
+/// A series' mean y in `bins` bins of x whose edges are quantiles of
+/// `all_x` (every point of the figure, so that every series is binned
+/// alike). The interval of a bin's mean takes the larger of two standard
+/// errors: the spread of its points (sd/√k, which holds the variation
+/// between checkpoints and runs) and their own errors (√Σse²/k, all there is
+/// for a single point).
+pub fn binned_means(points: &[&Point], all_x: &[f64], bins: usize) -> Vec<BinMean> {
+    let mut xs: Vec<f64> = all_x.iter().copied().filter(|x| x.is_finite()).collect();
+    xs.sort_by(f64::total_cmp);
+    if xs.is_empty() || bins == 0 {
+        return vec![];
+    }
+    let edges: Vec<f64> = (1..bins).map(|i| xs[(i * (xs.len() - 1)) / bins]).collect();
+    let mut by_bin: BTreeMap<usize, Vec<&Point>> = BTreeMap::new();
+    for p in points.iter().filter(|p| p.x.is_finite() && p.y.is_finite()) {
+        by_bin.entry(edges.partition_point(|e| *e < p.x)).or_default().push(p);
+    }
+    by_bin
+        .values()
+        .map(|pts| {
+            let k = pts.len() as f64;
+            let (mx, my) = (pts.iter().map(|p| p.x).sum::<f64>() / k, pts.iter().map(|p| p.y).sum::<f64>() / k);
+            let own = pts.iter().map(|p| (p.y_err / 1.96).powi(2)).sum::<f64>().sqrt() / k;
+            let spread = if pts.len() > 1 {
+                (pts.iter().map(|p| (p.y - my).powi(2)).sum::<f64>() / (k - 1.0)).sqrt() / k.sqrt()
+            } else {
+                0.0
+            };
+            BinMean { x: mx, y: my, half: 1.96 * own.max(spread), n: pts.len() }
+        })
+        .collect()
+}
+
+/// Figures of one declaration over a sweep (one per world) side by side in
+/// one image, `<stem>.svg` and `.png`, each panel titled by its member.
+pub fn write_small_multiples(dir: &Path, stem: &str, title: &str, figs: &[&Figure]) -> Result<Vec<PathBuf>, String> {
+    register_font();
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let cols = if figs.len() <= 4 { figs.len().min(2) } else { (figs.len() as f64).sqrt().ceil() as usize };
+    let rows = figs.len().div_ceil(cols.max(1));
+    let size = (640 * cols as u32, 480 * rows as u32 + 40);
+    let svg = dir.join(format!("{stem}.svg"));
+    let png = dir.join(format!("{stem}.png"));
+    fn panels<DB: DrawingBackend>(
+        root: DrawingArea<DB, Shift>,
+        title: &str,
+        figs: &[&Figure],
+        grid: (usize, usize),
+    ) -> Result<(), String>
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let inner = root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
+        for (area, fig) in inner.split_evenly(grid).iter().zip(figs) {
+            draw(area, fig, if fig.member.is_empty() { &fig.title } else { &fig.member })?;
+        }
+        root.present().map_err(|e| e.to_string())
+    }
+    panels(SVGBackend::new(&svg, size).into_drawing_area(), title, figs, (rows, cols))?;
+    panels(BitMapBackend::new(&png, size).into_drawing_area(), title, figs, (rows, cols))?;
+    Ok(vec![svg, png])
+}
+
+/// Figures in the order of their names with numbers compared as numbers
+/// (`fig2` before `fig10`), which puts a study that names its figures after
+/// the paper's in the paper's order; sweep members stay in declared order.
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = vec![];
+        for c in s.chars() {
+            let digit = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, text)) if *d == digit => text.push(c),
+                _ => out.push((digit, c.to_string())),
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (x, y) in ca.iter().zip(&cb) {
+        let o = match (x.0, y.0) {
+            (true, true) => x.1.len().cmp(&y.1.len()).then_with(|| x.1.cmp(&y.1)),
+            // A number sorts before text at the same place (`fig1` before `fig_e1`).
+            (true, false) => std::cmp::Ordering::Less,
+            (false, true) => std::cmp::Ordering::Greater,
+            (false, false) => x.1.cmp(&y.1),
+        };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    ca.len().cmp(&cb.len())
+}
+
 /// A figure's name as a file name: `fig1[world=helpful]` → `fig1_world-helpful`.
 pub fn file_stem(name: &str) -> String {
     let mut out = String::new();
@@ -424,8 +603,8 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     let png = dir.join(format!("{stem}.png"));
     let csv_path = dir.join(format!("{stem}.csv"));
     let size = (860, 600);
-    draw(&SVGBackend::new(&svg, size).into_drawing_area(), fig)?;
-    draw(&BitMapBackend::new(&png, size).into_drawing_area(), fig)?;
+    draw(&SVGBackend::new(&svg, size).into_drawing_area(), fig, &fig.title)?;
+    draw(&BitMapBackend::new(&png, size).into_drawing_area(), fig, &fig.title)?;
     let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
     if fig.bars.is_empty() {
         for p in &fig.points {
@@ -488,6 +667,47 @@ mod tests {
         let op =
             Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });
         figure_data(&Node::new(op, vec![]), rows)
+    }
+
+    fn point(x: f64, y: f64, se: f64) -> Point {
+        Point {
+            series: "s".into(),
+            member: "s".into(),
+            step: None,
+            x,
+            x_err: 0.0,
+            y,
+            y_err: 1.96 * se,
+            n: 1,
+            replicate: String::new(),
+            candidate: String::new(),
+            units: vec![],
+            unit_set: String::new(),
+        }
+    }
+
+    #[test]
+    fn binned_means_by_hand() {
+        // Bins of all x = [0, 1, 2, 3]: 2 bins, the edge at x = 1 (bins are
+        // x ≤ 1 and x > 1).
+        let pts = [point(0.0, 0.4, 0.01), point(1.0, 0.6, 0.01), point(2.0, 0.5, 0.03), point(3.0, 0.5, 0.04)];
+        let refs: Vec<&Point> = pts.iter().collect();
+        let m = binned_means(&refs, &[0.0, 1.0, 2.0, 3.0], 2);
+        assert_eq!(m.len(), 2);
+        // First bin: mean 0.5; spread sd = √0.02 = 0.1414, /√2 = 0.1 > own √(2e-4)/2 = 0.00707.
+        assert!((m[0].x - 0.5).abs() < 1e-12 && (m[0].y - 0.5).abs() < 1e-12 && m[0].n == 2);
+        assert!((m[0].half - 1.96 * 0.1).abs() < 1e-9, "{}", m[0].half);
+        // Second bin: no spread, own errors √(0.03² + 0.04²)/2 = 0.025.
+        assert!((m[1].y - 0.5).abs() < 1e-12);
+        assert!((m[1].half - 1.96 * 0.025).abs() < 1e-9, "{}", m[1].half);
+    }
+
+    #[test]
+    fn figures_sort_as_the_paper_numbers_them() {
+        let mut names =
+            vec!["fig_e1", "fig10_small", "fig9", "fig1[world=tldr]", "fig13", "fig1_seeds", "fig4", "fig6"];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(names, ["fig1[world=tldr]", "fig1_seeds", "fig4", "fig6", "fig9", "fig10_small", "fig13", "fig_e1"]);
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::exec::summary::Summary;
 use crate::plan::op::checkpoint_key;
 use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
-use crate::report::figures::{figure_data, file_stem, write_figure, Figure, FigureKind};
+use crate::report::figures::{
+    figure_data, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind,
+};
 use crate::report::results::EvalRow;
 use crate::report::stats;
 use crate::report::verdicts::{self, Claim};
@@ -139,6 +141,99 @@ fn findings(fig: &Figure) -> Vec<String> {
         }
     }
     out
+}
+
+/// What a figure draws, said under it.
+fn caption(fig: &Figure) -> Option<String> {
+    Some(match fig.kind {
+        FigureKind::Tradeoff => "Points: every checkpoint evaluated, with 95% whiskers. Lines: each method's mean in bins of KL (the bins' edges are quantiles of all points' KL, alike for every method), with the 95% interval of that mean as a band (the larger of the spread of its checkpoints in the bin and their own errors). The claims below are tested at matched KL on per-prompt outcomes, not read off these lines.".into(),
+        FigureKind::Curve => "Lines: each series over steps, with 95% intervals as bands.".into(),
+        FigureKind::Scatter => "Points: every checkpoint evaluated on both axes, with 95% whiskers.".into(),
+        FigureKind::Best => "Bars: each series' value at the figure's quantile over its checkpoints and members, with a 95% whisker.".into(),
+    })
+}
+
+/// Claims × sweep members (worlds): the verdict of each, in one table.
+fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block> {
+    let mut members: Vec<String> = vec![];
+    let mut rows: Vec<(String, Vec<(String, String)>)> = vec![];
+    for (i, c) in claims {
+        let fig = &figures[*i];
+        let member = if fig.member.is_empty() { "—".to_string() } else { fig.member.clone() };
+        if !members.contains(&member) {
+            members.push(member.clone());
+        }
+        let claim = format!("{}: `{}` above `{}`", fig.decl, c.upper, c.lower);
+        let cell = match &c.primary {
+            Some(a) => format!(
+                "**{}** {:+.3} [{:+.3}, {:+.3}]",
+                c.verdict().word(),
+                a.comparison.effect,
+                a.comparison.low,
+                a.comparison.high
+            ),
+            None => format!("**{}**", c.verdict().word()),
+        };
+        match rows.iter_mut().find(|(k, _)| *k == claim) {
+            Some((_, cells)) => cells.push((member, cell)),
+            None => rows.push((claim, vec![(member, cell)])),
+        }
+    }
+    if members.iter().all(|m| m == "—") {
+        // Nothing swept: the detailed table says it all.
+        return vec![];
+    }
+    let head: Vec<String> = std::iter::once("claim".to_string()).chain(members.iter().cloned()).collect();
+    let rows =
+        rows.into_iter()
+            .map(|(claim, cells)| {
+                std::iter::once(claim)
+                    .chain(members.iter().map(|m| {
+                        cells.iter().find(|(k, _)| k == m).map(|(_, c)| c.clone()).unwrap_or_else(|| "·".into())
+                    }))
+                    .collect()
+            })
+            .collect();
+    vec![
+        Block::Para("Each claim of the paper that a figure's `expect:` ranks, and what this run says of it in each sweep member (world): the verdict, then the effect (upper minus lower) with its 95% interval.".into()),
+        Block::Table { head, rows },
+    ]
+}
+
+/// Every claim with its effect, p and design.
+fn claims_table(figures: &[Figure], claims: &[(usize, Claim)]) -> Block {
+    let rows = claims
+        .iter()
+        .map(|(i, c)| {
+            let (effect, p, design) = match &c.primary {
+                Some(a) => (
+                    format!("{:+.3} [{:+.3}, {:+.3}]", a.comparison.effect, a.comparison.low, a.comparison.high),
+                    c.p_holm.map_or_else(|| format!("{:.3} (not decidable)", a.comparison.p), |p| format!("{p:.3}")),
+                    format!("{} × {} seeds, {} prompts", a.comparison.runs.0, a.comparison.runs.1, a.comparison.units),
+                ),
+                None => ("-".into(), "-".into(), c.missing.clone().unwrap_or_default()),
+            };
+            vec![
+                figures[*i].name.clone(),
+                format!("`{}` above `{}`", c.upper, c.lower),
+                format!("**{}**", c.verdict().word()),
+                effect,
+                p,
+                design,
+            ]
+        })
+        .collect();
+    Block::Table {
+        head: vec![
+            "figure".into(),
+            "the paper's ranking".into(),
+            "this run".into(),
+            "effect [95% CI]".into(),
+            "p (Holm)".into(),
+            "design".into(),
+        ],
+        rows,
+    }
 }
 
 /// Draws every figure and writes report.md and report.html into `dir`.
@@ -278,9 +373,12 @@ pub fn write_report(
     }
 
     // Figures, and every claim their `expect:` rankings make, tested
-    // together so that Holm's correction covers the whole report.
-    let figures: Vec<Figure> =
+    // together so that Holm's correction covers the whole report. Figures
+    // come in the order of their names (numbers as numbers: the paper's
+    // order for a study that names them after it).
+    let mut figures: Vec<Figure> =
         plan.ordered().into_iter().filter(|n| matches!(n.op, Op::Figure(_))).map(|n| figure_data(n, rows)).collect();
+    figures.sort_by(|a, b| natural_order(&a.name, &b.name));
     let mut claims: Vec<(usize, Claim)> = vec![];
     for (i, fig) in figures.iter().enumerate() {
         claims.extend(verdicts::claims_of(fig).into_iter().map(|c| (i, c)));
@@ -289,78 +387,90 @@ pub fn write_report(
     verdicts::adjust(&mut tested);
     let claims: Vec<(usize, Claim)> = claims.into_iter().map(|(i, _)| i).zip(tested).collect();
     if !claims.is_empty() {
-        b.insert(1, Block::Heading("Claims".into()));
-        let rows = claims
-            .iter()
-            .map(|(_, c)| {
-                let (effect, p, design) = match &c.primary {
-                    Some(a) => (
-                        format!("{:+.3} [{:+.3}, {:+.3}]", a.comparison.effect, a.comparison.low, a.comparison.high),
-                        c.p_holm
-                            .map_or_else(|| format!("{:.3} (not decidable)", a.comparison.p), |p| format!("{p:.3}")),
-                        format!(
-                            "{} × {} seeds, {} prompts",
-                            a.comparison.runs.0, a.comparison.runs.1, a.comparison.units
-                        ),
-                    ),
-                    None => ("-".into(), "-".into(), c.missing.clone().unwrap_or_default()),
-                };
-                vec![
-                    c.figure.clone(),
-                    format!("`{}` above `{}`", c.upper, c.lower),
-                    format!("**{}**", c.verdict().word()),
-                    effect,
-                    p,
-                    design,
-                ]
-            })
-            .collect();
-        b.insert(
-            2,
-            Block::Table {
-                head: vec![
-                    "figure".into(),
-                    "the paper's ranking".into(),
-                    "this run".into(),
-                    "effect [95% CI]".into(),
-                    "p (Holm)".into(),
-                    "design".into(),
-                ],
-                rows,
-            },
-        );
-        b.insert(3, Block::Para(format!(
+        let mut top = vec![Block::Heading("Claims".into())];
+        top.extend(claims_by_member(&figures, &claims));
+        top.push(Block::Para("Each claim in detail:".into()));
+        top.push(claims_table(&figures, &claims));
+        top.push(Block::Para(format!(
             "How these are computed: each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). A trade-off claim is tested at matched KL: each run's outcomes are interpolated on {} points spanning the KL range every run reaches, and averaged; a grid of members is chosen over by cross-fitting at each point. A `best` claim compares cross-fitted peaks. With at least two seeds per method the training run is the unit of replication (Welch's t over run means); with one seed the difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over the report's decidable claims; these settings were fixed before any verdict was looked at (src/report/stats.rs).",
             20,
             stats::ALPHA
         )));
-    }
-    for (i, fig) in figures.iter().enumerate() {
-        b.push(Block::Heading(fig.title.clone()));
-        if fig.points.is_empty() && fig.bars.is_empty() {
-            b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
-            continue;
+        for (i, block) in top.into_iter().enumerate() {
+            b.insert(1 + i, block);
         }
-        match write_figure(dir, fig) {
-            Ok(_) => {
-                let stem = file_stem(&fig.name);
-                b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
-                if !fig.claim.is_empty() {
-                    b.push(Block::Para(format!("**The paper:** {}", fig.claim)));
+    }
+    // One section per declaration: a figure over a sweep (one per world) is
+    // one image of small multiples, then a subsection per member.
+    let mut i = 0;
+    while i < figures.len() {
+        let decl = &figures[i].decl;
+        let group: Vec<usize> = (i..figures.len()).take_while(|&j| &figures[j].decl == decl).collect();
+        i += group.len();
+        let first = &figures[group[0]];
+        let swept = group.len() > 1 || !first.member.is_empty();
+        let heading = if first.member.is_empty() || group.len() > 1 {
+            first.title.clone()
+        } else {
+            format!("{} ({})", first.title, first.member)
+        };
+        b.push(Block::Heading(heading));
+        if group.len() > 1 {
+            let drawn: Vec<&Figure> =
+                group.iter().map(|&j| &figures[j]).filter(|f| !f.points.is_empty() || !f.bars.is_empty()).collect();
+            if drawn.len() > 1 {
+                let stem = file_stem(decl);
+                match write_small_multiples(dir, &stem, &first.title, &drawn) {
+                    Ok(_) => b.push(Block::Image { src: format!("{stem}.svg"), alt: first.title.clone() }),
+                    Err(e) => b.push(Block::Para(format!("`{decl}` could not be drawn side by side: {e}"))),
                 }
-                if !fig.notes.is_empty() {
-                    b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
-                }
-                let v: Vec<String> = claims.iter().filter(|(j, _)| *j == i).map(|(_, c)| c.sentence()).collect();
-                if !v.is_empty() {
-                    b.push(Block::Para("**This run against the paper's ranking:**".into()));
-                    b.push(Block::List(v));
-                }
-                b.push(Block::Para("**This run:**".into()));
-                b.push(Block::List(findings(fig)));
-                b.push(Block::Para(format!("Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png). Bands and whiskers are 95% intervals (±1.96 standard errors).")));
             }
-            Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
+            if let Some(caption) = caption(first) {
+                b.push(Block::Para(caption));
+            }
+            if !first.claim.is_empty() {
+                b.push(Block::Para(format!("**The paper:** {}", first.claim)));
+            }
+        }
+        for &j in &group {
+            let fig = &figures[j];
+            if group.len() > 1 {
+                b.push(Block::Subheading(format!("{} ({})", fig.title, fig.member)));
+            }
+            if fig.points.is_empty() && fig.bars.is_empty() {
+                b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
+                continue;
+            }
+            match write_figure(dir, fig) {
+                Ok(_) => {
+                    let stem = file_stem(&fig.name);
+                    if group.len() == 1 {
+                        b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
+                        if let Some(caption) = caption(fig) {
+                            b.push(Block::Para(caption));
+                        }
+                        if !fig.claim.is_empty() {
+                            b.push(Block::Para(format!("**The paper:** {}", fig.claim)));
+                        }
+                    }
+                    if !fig.notes.is_empty() {
+                        b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
+                    }
+                    let v: Vec<String> = claims.iter().filter(|(k, _)| *k == j).map(|(_, c)| c.sentence()).collect();
+                    if !v.is_empty() {
+                        b.push(Block::Para("**This run against the paper's ranking:**".into()));
+                        b.push(Block::List(v));
+                    }
+                    b.push(Block::Para("**This run:**".into()));
+                    b.push(Block::List(findings(fig)));
+                    let alone =
+                        if swept { format!("; this panel alone: [{stem}.svg]({stem}.svg)") } else { String::new() };
+                    b.push(Block::Para(format!(
+                        "Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png){alone}."
+                    )));
+                }
+                Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
+            }
         }
     }
     b.push(Block::Heading("All evaluations".into()));
