@@ -296,6 +296,8 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Draws a figure into an area; the caller presents the drawing (once: an
+/// SVG is written when presented, so a panel must not present the whole).
 fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, caption: &str) -> Result<(), String>
 where
     DB::ErrorType: 'static,
@@ -334,7 +336,6 @@ where
                 )))
                 .map_err(e)?;
         }
-        root.present().map_err(e)?;
         return Ok(());
     }
     let (x0, x1) = range(fig.points.iter().flat_map(|p| [p.x - p.x_err, p.x + p.x_err]));
@@ -362,7 +363,6 @@ where
             .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(e)?;
-        root.present().map_err(e)?;
         return Ok(());
     }
     for (i, s) in series.iter().enumerate() {
@@ -428,7 +428,6 @@ where
         .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(e)?;
-    root.present().map_err(e)?;
     Ok(())
 }
 
@@ -603,8 +602,16 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     let png = dir.join(format!("{stem}.png"));
     let csv_path = dir.join(format!("{stem}.csv"));
     let size = (860, 600);
-    draw(&SVGBackend::new(&svg, size).into_drawing_area(), fig, &fig.title)?;
-    draw(&BitMapBackend::new(&png, size).into_drawing_area(), fig, &fig.title)?;
+    {
+        let area = SVGBackend::new(&svg, size).into_drawing_area();
+        draw(&area, fig, &fig.title)?;
+        area.present().map_err(|e| e.to_string())?;
+    }
+    {
+        let area = BitMapBackend::new(&png, size).into_drawing_area();
+        draw(&area, fig, &fig.title)?;
+        area.present().map_err(|e| e.to_string())?;
+    }
     let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
     if fig.bars.is_empty() {
         for p in &fig.points {
