@@ -270,6 +270,72 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
+/// One effect combined over several worlds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combined {
+    pub effect: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Two-sided p-value of "no difference on average over worlds".
+    pub p: f64,
+    /// The between-world variance of the true effects (DerSimonian–Laird).
+    pub tau2: f64,
+    /// Worlds with an effect above 0, of `k`, and the sign test's p.
+    pub positive: usize,
+    pub k: usize,
+    pub sign_p: f64,
+}
+
+/// Random-effects combination of per-world effects given as (effect,
+/// standard error): DerSimonian and Laird's between-world variance τ², then
+/// the inverse-variance mean with weights 1/(se² + τ²), its 95% interval and
+/// a z-test. Beside it, an exact two-sided sign test over the worlds. None
+/// for fewer than two worlds or a standard error that is not positive.
+pub fn random_effects(effects: &[(f64, f64)]) -> Option<Combined> {
+    let k = effects.len();
+    if k < 2 || effects.iter().any(|(e, se)| !e.is_finite() || !(*se > 0.0) || !se.is_finite()) {
+        return None;
+    }
+    let w: Vec<f64> = effects.iter().map(|(_, se)| 1.0 / (se * se)).collect();
+    let sw: f64 = w.iter().sum();
+    let fixed = effects.iter().zip(&w).map(|((e, _), w)| w * e).sum::<f64>() / sw;
+    let q: f64 = effects.iter().zip(&w).map(|((e, _), w)| w * (e - fixed).powi(2)).sum();
+    let c = sw - w.iter().map(|w| w * w).sum::<f64>() / sw;
+    let tau2 = ((q - (k as f64 - 1.0)) / c).max(0.0);
+    let wr: Vec<f64> = effects.iter().map(|(_, se)| 1.0 / (se * se + tau2)).collect();
+    let swr: f64 = wr.iter().sum();
+    let effect = effects.iter().zip(&wr).map(|((e, _), w)| w * e).sum::<f64>() / swr;
+    let se = (1.0 / swr).sqrt();
+    let z = Normal::standard().inverse_cdf(0.975);
+    let positive = effects.iter().filter(|(e, _)| *e > 0.0).count();
+    let nonzero = effects.iter().filter(|(e, _)| *e != 0.0).count();
+    Some(Combined {
+        effect,
+        low: effect - z * se,
+        high: effect + z * se,
+        p: p_two_sided(effect / se, f64::INFINITY),
+        tau2,
+        positive,
+        k,
+        sign_p: sign_test(positive, nonzero),
+    })
+}
+
+/// Exact two-sided binomial test of `positive` successes in `n` at ½.
+fn sign_test(positive: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let pmf = |i: usize| {
+        // C(n, i) / 2^n in logs, exact enough for the worlds of one figure.
+        let ln_c: f64 = (1..=i).map(|j| ((n - i + j) as f64).ln() - (j as f64).ln()).sum();
+        (ln_c - n as f64 * std::f64::consts::LN_2).exp()
+    };
+    let observed = pmf(positive);
+    let p: f64 = (0..=n).map(pmf).filter(|&q| q <= observed * (1.0 + 1e-9)).sum();
+    p.min(1.0)
+}
+
 /// One checkpoint of one run: its KL and its per-unit outcomes.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -370,6 +436,36 @@ pub fn cross_fitted_peak(candidates: &[Vec<f64>]) -> Option<Vec<f64>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn random_effects_by_hand() {
+        use super::*;
+        // Equal errors 0.1: weights 100 each; fixed mean 0.2; Q = 100·(0.01 + 0.01) = 2;
+        // C = 200 − 20000/200 = 100; τ² = (2 − 1)/100 = 0.01; random weights
+        // 1/(0.01 + 0.01) = 50 each: mean 0.2, se = √(1/100) = 0.1.
+        let c = random_effects(&[(0.1, 0.1), (0.3, 0.1)]).unwrap();
+        assert!((c.tau2 - 0.01).abs() < 1e-12, "{c:?}");
+        assert!((c.effect - 0.2).abs() < 1e-12);
+        assert!((c.high - c.low - 2.0 * 1.959963984540054 * 0.1).abs() < 1e-9);
+        // z = 2: p = 0.0455.
+        assert!((c.p - 0.04550026).abs() < 1e-6, "{}", c.p);
+        // Homogeneous effects: τ² = 0 and the fixed-effect answer.
+        let h = random_effects(&[(0.2, 0.1), (0.2, 0.2)]).unwrap();
+        assert_eq!(h.tau2, 0.0);
+        assert!((h.effect - 0.2).abs() < 1e-12);
+        assert!(random_effects(&[(0.2, 0.1)]).is_none());
+        assert!(random_effects(&[(0.2, 0.0), (0.1, 0.1)]).is_none());
+    }
+
+    #[test]
+    fn the_sign_test_by_hand() {
+        use super::sign_test;
+        // 4 of 4 positive: 2 · (1/16) = 0.125; 3 of 4: 2 · 5/16 = 0.625; 2 of 4: 1.
+        assert!((sign_test(4, 4) - 0.125).abs() < 1e-12);
+        assert!((sign_test(3, 4) - 0.625).abs() < 1e-12);
+        assert!((sign_test(2, 4) - 1.0).abs() < 1e-12);
+        assert!((sign_test(0, 6) - 2.0 / 64.0).abs() < 1e-12);
+    }
+
     use super::*;
 
     #[test]

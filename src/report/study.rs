@@ -153,10 +153,13 @@ fn caption(fig: &Figure) -> Option<String> {
     })
 }
 
-/// Claims × sweep members (worlds): the verdict of each, in one table.
+/// Claims × sweep members (worlds): the verdict of each, in one table, and
+/// where a claim spans several worlds their combined estimate.
 fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block> {
     let mut members: Vec<String> = vec![];
-    let mut rows: Vec<(String, Vec<(String, String)>)> = vec![];
+    // claim → (member, cell, its comparison).
+    type Cells<'a> = Vec<(String, String, Option<&'a stats::Comparison>)>;
+    let mut rows: Vec<(String, Cells)> = vec![];
     for (i, c) in claims {
         let fig = &figures[*i];
         let member = if fig.member.is_empty() { "—".to_string() } else { fig.member.clone() };
@@ -174,30 +177,86 @@ fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block>
             ),
             None => format!("**{}**", c.verdict().word()),
         };
+        let comparison = c.primary.as_ref().map(|a| &a.comparison);
         match rows.iter_mut().find(|(k, _)| *k == claim) {
-            Some((_, cells)) => cells.push((member, cell)),
-            None => rows.push((claim, vec![(member, cell)])),
+            Some((_, cells)) => cells.push((member, cell, comparison)),
+            None => rows.push((claim, vec![(member, cell, comparison)])),
         }
     }
     if members.iter().all(|m| m == "—") {
         // Nothing swept: the detailed table says it all.
         return vec![];
     }
-    let head: Vec<String> = std::iter::once("claim".to_string()).chain(members.iter().cloned()).collect();
-    let rows =
-        rows.into_iter()
-            .map(|(claim, cells)| {
-                std::iter::once(claim)
-                    .chain(members.iter().map(|m| {
-                        cells.iter().find(|(k, _)| k == m).map(|(_, c)| c.clone()).unwrap_or_else(|| "·".into())
-                    }))
-                    .collect()
-            })
-            .collect();
-    vec![
+    // The combined estimate of each claim over its worlds; decided only
+    // where every world's comparison is over seeds, with Holm's correction
+    // over these combined tests.
+    let z = 1.959963984540054;
+    let combined: Vec<Option<(stats::Combined, bool)>> = rows
+        .iter()
+        .map(|(_, cells)| {
+            let comparisons: Vec<&stats::Comparison> = cells.iter().filter_map(|(_, _, c)| *c).collect();
+            if comparisons.len() < 2 || comparisons.len() < cells.len() {
+                return None;
+            }
+            let effects: Vec<(f64, f64)> =
+                comparisons.iter().map(|c| (c.effect, (c.high - c.low) / (2.0 * z))).collect();
+            stats::random_effects(&effects).map(|r| (r, comparisons.iter().all(|c| c.decidable())))
+        })
+        .collect();
+    let decidable: Vec<f64> = combined.iter().flatten().filter(|(_, d)| *d).map(|(r, _)| r.p).collect();
+    let mut adjusted = stats::holm(&decidable).into_iter();
+    let cells_combined: Vec<String> = combined
+        .iter()
+        .map(|c| match c {
+            None => "·".into(),
+            Some((r, decidable)) => {
+                let word = match (decidable, adjusted.next().filter(|_| *decidable)) {
+                    (true, Some(p)) if p < stats::ALPHA && r.effect > 0.0 => "supports the paper",
+                    (true, Some(p)) if p < stats::ALPHA => "contradicts the paper",
+                    _ => "undecided",
+                };
+                format!(
+                    "**{word}** {:+.3} [{:+.3}, {:+.3}], p = {:.3}{}; {} of {} worlds above 0 (sign test p = {:.3})",
+                    r.effect,
+                    r.low,
+                    r.high,
+                    r.p,
+                    if *decidable { "" } else { " (a world with one seed per method: prompt noise only)" },
+                    r.positive,
+                    r.k,
+                    r.sign_p
+                )
+            }
+        })
+        .collect();
+    let any_combined = combined.iter().any(|c| c.is_some());
+    let mut head: Vec<String> = std::iter::once("claim".to_string()).chain(members.iter().cloned()).collect();
+    if any_combined {
+        head.push("combined over worlds".into());
+    }
+    let rows = rows
+        .into_iter()
+        .zip(cells_combined)
+        .map(|((claim, cells), combined)| {
+            let mut row: Vec<String> = std::iter::once(claim)
+                .chain(members.iter().map(|m| {
+                    cells.iter().find(|(k, ..)| k == m).map(|(_, c, _)| c.clone()).unwrap_or_else(|| "·".into())
+                }))
+                .collect();
+            if any_combined {
+                row.push(combined);
+            }
+            row
+        })
+        .collect();
+    let mut blocks = vec![
         Block::Para("Each claim of the paper that a figure's `expect:` ranks, and what this run says of it in each sweep member (world): the verdict, then the effect (upper minus lower) with its 95% interval.".into()),
         Block::Table { head, rows },
-    ]
+    ];
+    if any_combined {
+        blocks.push(Block::Para("Combined over worlds: a random-effects mean of the worlds' effects (DerSimonian–Laird between-world variance; each world's standard error read off its 95% interval), its 95% interval and z-test p, and beside it an exact sign test of how many worlds lean the paper's way. It is decided only when every world's comparison is over seeds, at α after Holm's correction over the combined tests.".into()));
+    }
+    blocks
 }
 
 /// Every claim with its effect, p and design.
