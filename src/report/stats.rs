@@ -293,7 +293,7 @@ pub struct Combined {
 /// for fewer than two worlds or a standard error that is not positive.
 pub fn random_effects(effects: &[(f64, f64)]) -> Option<Combined> {
     let k = effects.len();
-    if k < 2 || effects.iter().any(|(e, se)| !e.is_finite() || !(*se > 0.0) || !se.is_finite()) {
+    if k < 2 || effects.iter().any(|(e, se)| !e.is_finite() || !se.is_finite() || *se <= 0.0 || se.is_nan()) {
         return None;
     }
     let w: Vec<f64> = effects.iter().map(|(_, se)| 1.0 / (se * se)).collect();
