@@ -129,6 +129,8 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         report.contains("## trade-off") && report.contains("`online`: peak") && report.contains("Pearson r"),
         "{report}"
     );
+    // Fig. 7's lesson: a pooled correlation is said to be pooled.
+    assert!(report.contains("pooled over the series"), "{report}");
     assert!(std::fs::read_to_string(html).unwrap().contains("<img src=\"trade.svg\""));
     // Where the time went: every kind that ran, and the kinds add up to the node time.
     let kinds = summary.by_kind();

@@ -10,7 +10,7 @@ use crate::plan::op::checkpoint_key;
 use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
 use crate::report::figures::{
-    figure_data, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind,
+    figure_data, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind, Point,
 };
 use crate::report::results::EvalRow;
 use crate::report::stats;
@@ -23,6 +23,26 @@ fn ci(v: f64, se: f64) -> String {
 fn json_est(v: &serde_json::Value) -> Option<String> {
     let (value, se, n) = (v["value"].as_f64()?, v["stderr"].as_f64()?, v["n"].as_u64()?);
     Some(format!("{} (n = {n})", ci(value, se)))
+}
+
+/// Pearson's r of points' (x, y) with a 95% interval (Fisher's z), for
+/// three points or more.
+fn pearson(points: &[&Point]) -> Option<(f64, f64, f64)> {
+    let n = points.len() as f64;
+    if n < 3.0 {
+        return None;
+    }
+    let (mx, my) = (points.iter().map(|p| p.x).sum::<f64>() / n, points.iter().map(|p| p.y).sum::<f64>() / n);
+    let cov: f64 = points.iter().map(|p| (p.x - mx) * (p.y - my)).sum();
+    let vx: f64 = points.iter().map(|p| (p.x - mx).powi(2)).sum();
+    let vy: f64 = points.iter().map(|p| (p.y - my).powi(2)).sum();
+    let r = cov / (vx * vy).sqrt();
+    if !r.is_finite() {
+        return None;
+    }
+    let z = r.clamp(-0.999_999, 0.999_999).atanh();
+    let se = 1.0 / (n - 3.0).max(1.0).sqrt();
+    Some((r, (z - 1.96 * se).tanh(), (z + 1.96 * se).tanh()))
 }
 
 /// What the points of a figure say, in sentences with numbers.
@@ -95,26 +115,27 @@ fn findings(fig: &Figure) -> Vec<String> {
             }
         }
         FigureKind::Scatter => {
-            let n = fig.points.len() as f64;
-            if n >= 3.0 {
-                let (mx, my) =
-                    (fig.points.iter().map(|p| p.x).sum::<f64>() / n, fig.points.iter().map(|p| p.y).sum::<f64>() / n);
-                let cov: f64 = fig.points.iter().map(|p| (p.x - mx) * (p.y - my)).sum();
-                let (vx, vy): (f64, f64) = (
-                    fig.points.iter().map(|p| (p.x - mx).powi(2)).sum(),
-                    fig.points.iter().map(|p| (p.y - my).powi(2)).sum(),
-                );
-                let r = cov / (vx * vy).sqrt();
-                // Fisher z interval for r.
-                let z = r.atanh();
-                let se = 1.0 / (n - 3.0).max(1.0).sqrt();
+            // Within each series first: pooled over methods, a correlation
+            // can come from the methods' differences alone (the paper's
+            // Fig. 7 warns of exactly this).
+            for s in &series {
+                let pts: Vec<&Point> = fig.points.iter().filter(|p| p.series == *s).collect();
+                if let Some((r, lo, hi)) = pearson(&pts) {
+                    out.push(format!("Pearson r within `{s}` ({} points): {r:.3} [{lo:.3}, {hi:.3}].", pts.len()));
+                }
+            }
+            let all: Vec<&Point> = fig.points.iter().collect();
+            if let Some((r, lo, hi)) = pearson(&all) {
                 out.push(format!(
-                    "Pearson r between {} and {} over all {} points: {r:.3} [{:.3}, {:.3}].",
+                    "Pearson r between {} and {} over all {} points{}: {r:.3} [{lo:.3}, {hi:.3}].",
                     fig.x_label,
                     fig.y_label,
-                    n as usize,
-                    (z - 1.96 * se).tanh(),
-                    (z + 1.96 * se).tanh()
+                    all.len(),
+                    if series.len() > 1 {
+                        ", pooled over the series (differences between them can make it)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -542,4 +563,61 @@ pub fn write_report(
     std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;
     std::fs::write(&page, html(&b)).map_err(|e| e.to_string())?;
     Ok((md, page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scatter(points: &[(&str, f64, f64)]) -> Figure {
+        Figure {
+            name: "fig7".into(),
+            decl: "fig7".into(),
+            member: String::new(),
+            kind: FigureKind::Scatter,
+            title: "fig7".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            points: points
+                .iter()
+                .map(|(s, x, y)| Point {
+                    series: s.to_string(),
+                    member: s.to_string(),
+                    step: None,
+                    x: *x,
+                    x_err: 0.0,
+                    y: *y,
+                    y_err: 0.0,
+                    n: 1,
+                    replicate: String::new(),
+                    candidate: String::new(),
+                    units: vec![],
+                    unit_set: String::new(),
+                })
+                .collect(),
+            bars: vec![],
+            claim: String::new(),
+            expect: vec![],
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn a_scatter_gives_the_correlation_within_each_series_before_the_pooled_one() {
+        // Within `a` y rises with x (r = 1), within `b` it falls (r = −1);
+        // pooled, the six points have r = 0 (by symmetry): the pooled number
+        // hides both.
+        let fig = scatter(&[
+            ("a", 1.0, 1.0),
+            ("a", 2.0, 2.0),
+            ("a", 3.0, 3.0),
+            ("b", 1.0, 3.0),
+            ("b", 2.0, 2.0),
+            ("b", 3.0, 1.0),
+        ]);
+        let f = findings(&fig);
+        assert!(f[0].starts_with("Pearson r within `a` (3 points): 1.000"), "{f:?}");
+        assert!(f[1].starts_with("Pearson r within `b` (3 points): -1.000"), "{f:?}");
+        assert!(f[2].contains("over all 6 points, pooled over the series") && f[2].contains(": 0.000 ["), "{f:?}");
+    }
 }
