@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::MICRO_STUDY as STUDY;
+use common::{artifacts, MICRO_STUDY as STUDY};
 
 fn tandem(cache: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -67,21 +67,6 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).status();
     }
-}
-
-/// (name, files but the log) of every node the plan caches.
-fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
-    let checked = tandem::check::check_file(file, Default::default());
-    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
-    let store = tandem::exec::Store::open_existing(cache);
-    plan.ordered()
-        .into_iter()
-        .filter(|n| !matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)))
-        .map(|n| {
-            let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
-            (n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect())
-        })
-        .collect()
 }
 
 #[test]

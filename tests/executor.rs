@@ -10,7 +10,7 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{FAILING_STUDY, MICRO_STUDY as STUDY};
+use common::{artifacts, FAILING_STUDY, MICRO_STUDY as STUDY};
 
 fn tandem(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -42,22 +42,6 @@ fn run_to_end(file: &Path, cache: &Path) -> String {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
     text
-}
-
-/// (key, files but the log) of every node of the plan.
-fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
-    let checked = tandem::check::check_file(file, Default::default());
-    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
-    let store = tandem::exec::Store::open_existing(cache);
-    let mut out = vec![];
-    for n in plan.ordered() {
-        if matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)) {
-            continue;
-        }
-        let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
-        out.push((n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect()));
-    }
-    out
 }
 
 fn verify_clean(cache: &Path) {

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{FAILING_STUDY as FAILING, MICRO_STUDY as STUDY};
+use common::{artifacts, FAILING_STUDY as FAILING, MICRO_STUDY as STUDY};
 
 const PROFILE: &str = r#"
 executor = "slurm"
@@ -86,21 +86,6 @@ fn write_study(dir: &Path, name: &str, text: &str) -> PathBuf {
     let f = dir.join(name);
     std::fs::write(&f, text).unwrap();
     f
-}
-
-/// (name, files but the log) of every node the plan caches.
-fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
-    let checked = tandem::check::check_file(file, Default::default());
-    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
-    let store = tandem::exec::Store::open_existing(cache);
-    plan.ordered()
-        .into_iter()
-        .filter(|n| !matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)))
-        .map(|n| {
-            let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
-            (n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect())
-        })
-        .collect()
 }
 
 fn count_files(dir: &Path) -> usize {

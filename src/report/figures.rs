@@ -356,15 +356,25 @@ where
     }
     if fig.kind == FigureKind::Tradeoff {
         draw_tradeoff(&mut chart, fig, &series).map_err(e)?;
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(e)?;
-        return Ok(());
+    } else {
+        draw_lines(&mut chart, fig, &series).map_err(e)?;
     }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// A curve (each series a line with its band) or a scatter (points).
+fn draw_lines<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    fig: &Figure,
+    series: &[String],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         let mut members: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
@@ -387,47 +397,34 @@ where
                     .map(|p| (p.x, p.y + p.y_err))
                     .chain(by_x.iter().rev().map(|p| (p.x, p.y - p.y_err)))
                     .collect();
-                chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15)))).map_err(e)?;
+                chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15))))?;
             }
             for p in pts.iter() {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)],
-                        color.mix(0.5),
-                    )))
-                    .map_err(e)?;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(p.x, p.y - p.y_err), (p.x, p.y + p.y_err)],
+                    color.mix(0.5),
+                )))?;
                 if p.x_err > 0.0 {
-                    chart
-                        .draw_series(std::iter::once(PathElement::new(
-                            vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)],
-                            color.mix(0.5),
-                        )))
-                        .map_err(e)?;
+                    chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(p.x - p.x_err, p.y), (p.x + p.x_err, p.y)],
+                        color.mix(0.5),
+                    )))?;
                 }
             }
             if fig.kind != FigureKind::Scatter {
-                let line = chart
-                    .draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2)))
-                    .map_err(e)?;
+                let line = chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2)))?;
                 if first {
                     line.label(s.clone())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
                 }
             }
-            let dots = chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 3, color.filled()))).map_err(e)?;
+            let dots = chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 3, color.filled())))?;
             if first && fig.kind == FigureKind::Scatter {
                 dots.label(s.clone()).legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
             }
             first = false;
         }
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(e)?;
     Ok(())
 }
 
@@ -602,14 +599,16 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     let png = dir.join(format!("{stem}.png"));
     let csv_path = dir.join(format!("{stem}.csv"));
     let size = (860, 600);
+    // A panel of a figure over worlds names its world.
+    let caption = if fig.member.is_empty() { fig.title.clone() } else { format!("{} ({})", fig.title, fig.member) };
     {
         let area = SVGBackend::new(&svg, size).into_drawing_area();
-        draw(&area, fig, &fig.title)?;
+        draw(&area, fig, &caption)?;
         area.present().map_err(|e| e.to_string())?;
     }
     {
         let area = BitMapBackend::new(&png, size).into_drawing_area();
-        draw(&area, fig, &fig.title)?;
+        draw(&area, fig, &caption)?;
         area.present().map_err(|e| e.to_string())?;
     }
     let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;

@@ -35,6 +35,22 @@ pub fn names(plan: &Plan) -> BTreeMap<String, Key> {
     plan.names()
 }
 
+/// (name, files but the log) of every node of a study's plan that has an
+/// entry: what "bit-identical artifacts" compares.
+pub fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::store::FileEntry>)> {
+    let checked = check_file(file, CheckOptions::default());
+    let plan = lower(&checked.program).unwrap();
+    let store = tandem::exec::Store::open_existing(cache);
+    plan.ordered()
+        .into_iter()
+        .filter(|n| !matches!(n.op, tandem::plan::Op::Train(_) | tandem::plan::Op::Figure(_)))
+        .map(|n| {
+            let m = store.manifest(&n.key).unwrap_or_else(|e| panic!("{}: {e}", n.display_name()));
+            (n.display_name(), m.files.into_iter().filter(|f| f.name != "log.txt").collect())
+        })
+        .collect()
+}
+
 // Studies shared by the executor tests (tests/executor.rs, tests/slurm.rs):
 // the same text run locally, killed, concurrently or through Slurm.
 
