@@ -73,7 +73,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 }
 
 /// Is this error a full filesystem (ENOSPC, or EDQUOT: a quota that is full)?
-pub fn is_out_of_space(e: &io::Error) -> bool {
+fn is_out_of_space(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::StorageFull
         || e.kind() == io::ErrorKind::QuotaExceeded
         || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
@@ -105,7 +105,7 @@ pub fn this_host() -> String {
 }
 
 /// Bytes free to this process on the filesystem holding `path` (0 if unknown).
-pub fn available_bytes(path: &Path) -> u64 {
+fn available_bytes(path: &Path) -> u64 {
     fs2::available_space(path).unwrap_or(0)
 }
 
@@ -143,6 +143,31 @@ pub struct Manifest {
     /// entries written before tandem recorded them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::exec::numerics::Host>,
+}
+
+impl Manifest {
+    /// A manifest to fill: no files yet, written now by this tandem on this host.
+    fn new(key: Key, kind: &str, names: Vec<String>, params: serde_json::Value) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            kind: kind.to_string(),
+            key,
+            version: 0,
+            names,
+            params,
+            inputs: vec![],
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            files: vec![],
+            compute_seconds: 0.0,
+            host: Some(crate::exec::numerics::Host::now()),
+        }
+    }
+
+    /// What the entry is, for messages: its kind and first name.
+    fn what(&self) -> String {
+        format!("{} {}", self.kind, self.names.first().map(String::as_str).unwrap_or("")).trim().to_string()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -184,20 +209,10 @@ impl Store {
     pub fn begin(&self, node: &Node) -> Result<Staging, StoreError> {
         let params =
             serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
-        self.begin_entry(Manifest {
-            format: FORMAT,
-            kind: node.kind().to_string(),
-            key: node.key,
-            version: node.op.version(),
-            names: node.name_strings(),
-            params,
-            inputs: node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect(),
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            files: vec![],
-            compute_seconds: 0.0,
-            host: Some(crate::exec::numerics::Host::now()),
-        })
+        let mut m = Manifest::new(node.key, node.kind(), node.name_strings(), params);
+        m.version = node.op.version();
+        m.inputs = node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect();
+        self.begin_entry(m)
     }
 
     /// Starts writing an entry that is no plan node's (a training node's
@@ -209,33 +224,16 @@ impl Store {
         names: Vec<String>,
         params: serde_json::Value,
     ) -> Result<Staging, StoreError> {
-        self.begin_entry(Manifest {
-            format: FORMAT,
-            kind: kind.to_string(),
-            key,
-            version: 0,
-            names,
-            params,
-            inputs: vec![],
-            tool_version: env!("CARGO_PKG_VERSION").to_string(),
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            files: vec![],
-            compute_seconds: 0.0,
-            host: Some(crate::exec::numerics::Host::now()),
-        })
+        self.begin_entry(Manifest::new(key, kind, names, params))
     }
 
     fn begin_entry(&self, manifest: Manifest) -> Result<Staging, StoreError> {
         let tmp = self.root.join("tmp");
-        let what = format!("{} {}", manifest.kind, manifest.names.first().map(String::as_str).unwrap_or(""));
+        // Making a folder needs about a block where anything is needed.
         let full = |source: io::Error| {
             if is_out_of_space(&source) {
-                StoreError::Full {
-                    cache: self.root.clone(),
-                    what: what.trim().to_string(),
-                    needed: 4096,
-                    available: available_bytes(&self.root),
-                }
+                let available = available_bytes(&self.root);
+                StoreError::Full { cache: self.root.clone(), what: manifest.what(), needed: 4096, available }
             } else {
                 StoreError::Io { path: tmp.clone(), source }
             }
@@ -402,26 +400,13 @@ impl Staging {
         Ok(())
     }
 
-    /// What this entry is, for messages: its kind and first name.
-    fn what(&self) -> String {
-        format!("{} {}", self.manifest.kind, self.manifest.names.first().map(String::as_str).unwrap_or(""))
-            .trim()
-            .to_string()
-    }
-
     /// An I/O error while writing `needed` bytes to `path`: a full
     /// filesystem is said as such, with what was being written.
     fn io_error(&self, path: &Path, needed: u64, source: io::Error) -> StoreError {
         if is_out_of_space(&source) {
             // What is free once the partial file is gone is what counts.
             let _ = fs::remove_file(path);
-            let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
-            StoreError::Full {
-                cache: self.store.root.clone(),
-                what: format!("{} ({written} bytes written so far)", self.what()),
-                needed,
-                available: available_bytes(self.dir.path()),
-            }
+            self.full(needed, available_bytes(self.dir.path()))
         } else {
             StoreError::Io { path: path.to_path_buf(), source }
         }
@@ -432,15 +417,17 @@ impl Staging {
     /// cache, said as such.
     pub fn out_of_space(&self, needed: u64) -> Option<StoreError> {
         let available = available_bytes(self.dir.path());
-        (available < needed).then(|| {
-            let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
-            StoreError::Full {
-                cache: self.store.root.clone(),
-                what: format!("{} ({written} bytes written so far)", self.what()),
-                needed,
-                available,
-            }
-        })
+        (available < needed).then(|| self.full(needed, available))
+    }
+
+    fn full(&self, needed: u64, available: u64) -> StoreError {
+        let written: u64 = self.manifest.files.iter().map(|f| f.bytes).sum();
+        StoreError::Full {
+            cache: self.store.root.clone(),
+            what: format!("{} ({written} bytes written so far)", self.manifest.what()),
+            needed,
+            available,
+        }
     }
 
     /// Records how long the entry took to compute.
