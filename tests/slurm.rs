@@ -44,15 +44,22 @@ fn output(mut c: Command) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
-/// Stops the cluster at the end if this test started it.
-struct Cluster {
-    started_here: bool,
-}
+/// The tests of this file share one cluster: the first to arrive starts it
+/// (unless it was already up), the last to leave stops it (only if a test
+/// started it). Without the count, one test's teardown cancels the jobs of
+/// another still running.
+static CLUSTER_USERS: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
+
+/// One test's hold on the shared cluster; dropping it releases the hold.
+struct Cluster;
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if self.started_here {
+        let mut users = CLUSTER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        users.0 -= 1;
+        if users.0 == 0 && users.1 {
             let _ = Command::new("bash").arg(repo().join("scripts/slurm/down.sh")).status();
+            users.1 = false;
         }
     }
 }
@@ -74,10 +81,15 @@ fn start_cluster() -> Option<Cluster> {
         eprintln!("SKIPPED: starting a single-host Slurm cluster needs root (set TANDEM_REQUIRE_SLURM=1 to make this a failure)");
         return None;
     }
-    let was_up = cluster_up();
-    let status = Command::new("bash").arg(repo().join("scripts/slurm/up.sh")).stdout(Stdio::null()).status().unwrap();
-    assert!(status.success(), "scripts/slurm/up.sh failed");
-    Some(Cluster { started_here: !was_up })
+    let mut users = CLUSTER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if users.0 == 0 {
+        let was_up = cluster_up();
+        let status = Command::new("bash").arg(repo().join("scripts/slurm/up.sh")).stdout(Stdio::null()).status().unwrap();
+        assert!(status.success(), "scripts/slurm/up.sh failed");
+        users.1 = !was_up;
+    }
+    users.0 += 1;
+    Some(Cluster)
 }
 
 fn write_study(dir: &Path, name: &str, text: &str) -> PathBuf {
