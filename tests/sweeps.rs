@@ -163,3 +163,49 @@ fn selections_that_disagree_on_one_sweep_are_an_error_naming_it() {
     assert_eq!(found[0].0, "tandem::no_members");
     assert!(found[0].1.contains("seed = 2") && found[0].1.contains("seed = 1"), "{found:?}");
 }
+
+#[test]
+fn seeds_in_one_word_is_a_seed_sweep_from_zero_and_shares_seed_zero() {
+    let base = "model sft = sft(d, layers: 1, width: 32, heads: 2, steps: 20)
+         run online = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 10)";
+    // In a call, and in a derivation: the same three members.
+    let in_call = members(
+        &format!("{base}\n run r = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 10, seeds: 3)"),
+        "r",
+    );
+    assert_eq!(in_call, ["r[seed=0]", "r[seed=1]", "r[seed=2]"]);
+    let derived = members(&format!("{base}\n run r = online with {{ seeds: 3 }}"), "r");
+    assert_eq!(derived, in_call);
+    // Written out, the same keys: seed 0 is the un-replicated run itself.
+    let short = common::plan_text(&format!("{HEAD}{base}\n run r = online with {{ seeds: 3 }}"));
+    let long = common::plan_text(&format!("{HEAD}{base}\n run r = online with {{ seed: sweep [0, 1, 2] }}"));
+    let keys = |p: &tandem::plan::Plan| {
+        let mut k: Vec<String> = p.names().into_iter().map(|(n, k)| format!("{n} {k}")).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&short), keys(&long));
+    let names = short.names();
+    assert_eq!(names["r[seed=0]"], names["online"]);
+    // A derivation of the replicated run keeps its seeds, paired member by member.
+    let tandem = members(&format!("{base}\n run r = online with {{ seeds: 2 }}\n run t = r with {{ sampler: replay(r) }}"), "t");
+    assert_eq!(tandem, ["t[seed=0]", "t[seed=1]"]);
+}
+
+#[test]
+fn seeds_says_what_is_wrong_with_it() {
+    let base = "model sft = sft(d, layers: 1, width: 32, heads: 2, steps: 20)
+         run online = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 10)\n";
+    let codes = |text: &str| problems(&format!("{base}{text}"));
+    for bad in ["seeds: 0", "seeds: 2.5", "seeds: 1001", "seeds: \"three\""] {
+        let p = codes(&format!("run r = online with {{ {bad} }}"));
+        assert!(p.iter().any(|(c, m)| c == "tandem::type_mismatch" && m.contains("whole number of replicates")), "{bad}: {p:?}");
+    }
+    let p = codes("run r = train(sft, loss: ipo(), sampler: online(judge: pm), seed: 1, seeds: 3)");
+    assert!(p.iter().any(|(c, _)| c == "tandem::duplicate_argument"), "{p:?}");
+    let p = codes("run r = online with { seed: 1, seeds: 3 }");
+    assert!(p.iter().any(|(c, _)| c == "tandem::duplicate_argument"), "{p:?}");
+    // A constructor without a seed has no `seeds` either.
+    let p = codes("figure f = tradeoff(x: online, y: online, seeds: 3)");
+    assert!(p.iter().any(|(c, _)| c == "tandem::unknown_argument"), "{p:?}");
+}

@@ -19,14 +19,25 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
     let mut out = Call { callee: call.callee.clone(), args: vec![], span: call.span };
     for (i, arg) in call.args.iter().enumerate() {
         let name = match &arg.name {
-            Some(n) => {
-                if c.param(&n.name).is_none() {
+            Some(n) if c.param(&n.name).is_none() => match replicates(c, n, &arg.value) {
+                Some(Ok((name, value))) => {
+                    if !push_named(&mut out, name, value, arg.span, problems) {
+                        ok = false;
+                    }
+                    continue;
+                }
+                Some(Err(p)) => {
+                    problems.push(p);
+                    ok = false;
+                    continue;
+                }
+                None => {
                     problems.push(unknown_arg(c, n));
                     ok = false;
                     continue;
                 }
-                n.clone()
-            }
+            },
+            Some(n) => n.clone(),
             None if call.args[..i].iter().any(|a| a.name.is_some()) => {
                 problems.push(
                     Problem::new(
@@ -61,16 +72,6 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
                 }
             },
         };
-        if let Some(prev) = out.args.iter().find(|a: &&Arg| a.name.as_ref().map(|n| &n.name) == Some(&name.name)) {
-            problems.push(
-                Problem::new(Code::DuplicateArgument, name.span, format!("argument `{}` is given twice", name.name))
-                    .label("second value")
-                    .related(prev.span, "first value")
-                    .help("give each argument once"),
-            );
-            ok = false;
-            continue;
-        }
         let value = match normalize_expr(&arg.value, problems) {
             Some(v) => v,
             None => {
@@ -78,9 +79,58 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
                 continue;
             }
         };
-        out.args.push(Arg { name: Some(name), value, span: arg.span });
+        if !push_named(&mut out, name, value, arg.span, problems) {
+            ok = false;
+        }
     }
     ok.then_some(out)
+}
+
+/// Adds a named argument to a normalized call, unless it is there already.
+fn push_named(out: &mut Call, name: Ident, value: Expr, span: crate::source::Span, problems: &mut Vec<Problem>) -> bool {
+    if let Some(prev) = out.args.iter().find(|a: &&Arg| a.name.as_ref().map(|n| &n.name) == Some(&name.name)) {
+        problems.push(
+            Problem::new(Code::DuplicateArgument, name.span, format!("argument `{}` is given twice", name.name))
+                .label("second value")
+                .related(prev.span, "first value")
+                .help("give each argument once (`seeds: N` sets `seed`)"),
+        );
+        return false;
+    }
+    out.args.push(Arg { name: Some(name), value, span });
+    true
+}
+
+/// The most replicates `seeds: N` may ask for; a larger grid is written out.
+pub const MAX_REPLICATES: i64 = 1000;
+
+/// Replication in one word: `seeds: N` on a constructor with a `seed` stands
+/// for `seed: sweep [0, 1, …, N−1]`, an axis the report treats as the
+/// method's independent repetitions (seed 0 is the un-replicated stage, so
+/// the cache shares it). None when `name` is not `seeds` or the constructor
+/// has no `seed`; an error when N is not a whole number from 1 to 1000.
+fn replicates(c: &Ctor, name: &Ident, value: &Expr) -> Option<Result<(Ident, Expr), Problem>> {
+    if name.name != "seeds" || c.param("seed").is_none() {
+        return None;
+    }
+    let n = match value {
+        Expr::Number(n, _) => n.as_i64().filter(|n| (1..=MAX_REPLICATES).contains(n)),
+        _ => None,
+    };
+    Some(match n {
+        Some(n) => {
+            let span = value.span();
+            let items = (0..n).map(|i| Expr::Number(crate::syntax::number::Number::from_i64(i), span)).collect();
+            Ok((Ident { name: "seed".into(), span: name.span }, Expr::Sweep(items, span)))
+        }
+        None => Err(Problem::new(
+            Code::TypeMismatch,
+            value.span(),
+            format!("`seeds` takes a whole number of replicates from 1 to {MAX_REPLICATES}"),
+        )
+        .label("not a number of seeds")
+        .help("`seeds: 3` runs seeds 0, 1 and 2; for other seeds write `seed: sweep [...]`")),
+    })
 }
 
 fn normalize_expr(e: &Expr, problems: &mut Vec<Problem>) -> Option<Expr> {
@@ -198,7 +248,13 @@ pub fn unknown_arg(c: &Ctor, name: &Ident) -> Problem {
 /// Returns false (after reporting) when any is found.
 pub fn check_override_set(overrides: &[Override], problems: &mut Vec<Problem>) -> bool {
     let mut ok = true;
-    let names = |o: &Override| -> Vec<String> { o.path.segments.iter().map(|s| s.name.clone()).collect() };
+    // `seeds: N` sets `seed`: the two contradict like one path set twice.
+    let names = |o: &Override| -> Vec<String> {
+        match &o.path.segments[..] {
+            [one] if one.name == "seeds" => vec!["seed".to_string()],
+            all => all.iter().map(|s| s.name.clone()).collect(),
+        }
+    };
     for (i, later) in overrides.iter().enumerate() {
         let l = names(later);
         for earlier in &overrides[..i] {
@@ -245,7 +301,14 @@ fn apply_path(call: &mut Call, path: &[Ident], value: &Expr, o: &Override, probl
     let Some(c) = ctor(&call.callee.name) else { return false };
     let head = &path[0];
     if c.param(&head.name).is_none() {
-        problems.push(unknown_arg(c, head));
+        match (path.len(), replicates(c, head, value)) {
+            (1, Some(Ok((seed, sweep)))) => {
+                let o = Override { path: crate::syntax::ast::Path { segments: vec![seed], span: o.path.span }, ..o.clone() };
+                return apply_path(call, &o.path.segments.clone(), &sweep, &o, problems);
+            }
+            (1, Some(Err(p))) => problems.push(p),
+            _ => problems.push(unknown_arg(c, head)),
+        }
         return false;
     }
     let existing = call.args.iter_mut().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(head.name.as_str()));
