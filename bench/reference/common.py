@@ -97,7 +97,7 @@ def gpt2_config(vocab=VOCAB, layers=LAYERS, width=WIDTH, heads=HEADS, context=PR
         n_layer=layers,
         n_head=heads,
         n_inner=None,  # 4 * n_embd
-        activation_function="gelu",  # exact GELU, as in W (GPT-2's own is gelu_new)
+        activation_function="gelu_new",  # tanh-approximated GELU, as in W and GPT-2
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,

@@ -57,7 +57,7 @@ class Block(nn.Module):
         q, k, v = (z.view(b, t, h, d // h).transpose(1, 2) for z in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(y.transpose(1, 2).contiguous().view(b, t, d))
-        return x + self.out(F.gelu(self.fc(self.ln2(x))))  # exact (erf) GELU
+        return x + self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))  # tanh-approximated GELU, as W
 
 
 class HandwrittenPolicy(nn.Module):

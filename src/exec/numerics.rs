@@ -198,8 +198,8 @@ fn mkl_version() -> String {
 }
 
 /// Digests of reference computations that depend on the settings above: a
-/// matmul (MKL's branch), elementwise exp and tanh, softmax and layer norm
-/// (ATen's kernels). Inputs come from a fixed counter-based stream, not
+/// matmul (MKL's branch), elementwise exp and tanh, softmax, layer norm, the
+/// tanh GELU and attention (ATen's kernels). Inputs come from a fixed counter-based stream, not
 /// libtorch's generator.
 pub fn fingerprint() -> Vec<(&'static str, String)> {
     use tch::{Kind, Tensor};
@@ -221,5 +221,11 @@ pub fn fingerprint() -> Vec<(&'static str, String)> {
         ("tanh", digest(&x.tanh())),
         ("softmax", digest(&a.softmax(1, Kind::Float))),
         ("layer_norm", digest(&a.layer_norm([311], None::<&Tensor>, None::<&Tensor>, 1e-5, false))),
+        // The models' activation and attention (ATen's kernels too).
+        ("gelu", digest(&x.gelu("tanh"))),
+        ("attention", {
+            let q = x.narrow(0, 0, 96_000).reshape([25, 4, 60, 16]);
+            digest(&Tensor::scaled_dot_product_attention(&q, &q.flip([2]), &q.roll([7], [2]), None::<&Tensor>, 0.0, true, None, false))
+        }),
     ]
 }

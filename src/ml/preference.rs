@@ -153,7 +153,8 @@ impl PreferenceModel {
         let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
             / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
         let features = Tensor::cat(&[mean, last_real(&hidden, &mask)], 1);
-        out.forward(&fc.forward(&features).gelu("none")).squeeze_dim(1)
+        // The tanh GELU, as the trunk's (transformer.rs says why).
+        out.forward(&fc.forward(&features).gelu("tanh")).squeeze_dim(1)
     }
 
     /// The logit of r(x, y1, y2): [B].

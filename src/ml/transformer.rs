@@ -130,8 +130,12 @@ impl Trunk {
         x + blk.proj.forward(&y)
     }
 
+    /// GELU with the tanh approximation, as GPT-2: ATen computes it with its
+    /// own kernels, which the `portable` profile pins. The exact (erf) GELU
+    /// runs on oneDNN, whose kernels follow the host's instruction set: on an
+    /// AVX-512 host it gave other bytes than on an AVX2 one.
     fn mlp(blk: &Block, x: &Tensor) -> Tensor {
-        x + blk.out.forward(&blk.fc.forward(&blk.ln2.forward(x)).gelu("none"))
+        x + blk.out.forward(&blk.fc.forward(&blk.ln2.forward(x)).gelu("tanh"))
     }
 
     /// Causal attention over the sequence, PAD keys masked, self always allowed.

@@ -649,8 +649,13 @@ impl Op {
         match self {
             // 2: both splits are relabelled (1 kept the train split only).
             Op::Relabel(_) => 2,
-            // 2: the `head` argument (pooled by default; 1 was the joint head).
-            Op::Pm(..) => 2,
+            // 3: GELU with the tanh approximation (ATen's kernel, pinned by the
+            // numerics profile; the exact GELU ran on oneDNN, whose bytes
+            // follow the host's instruction set). 2: the `head` argument
+            // (pooled by default; 1 was the joint head).
+            Op::Pm(..) => 3,
+            // 2: GELU with the tanh approximation, as `Pm`'s 3.
+            Op::Sft(_) => 2,
             // 3: offline and replay runs read the reference's log-probs from a
             // shared `reference_logprobs` node, computed in other batch shapes.
             Op::Train(TrainSpec { reference_logprobs: Some(_), .. }) => 3,
@@ -666,7 +671,6 @@ impl Op {
             | Op::Generate(_)
             | Op::Pairs(_)
             | Op::Jsonl(_)
-            | Op::Sft(_)
             | Op::Checkpoint { .. }
             | Op::Samples(_)
             | Op::ReferenceLogprobs(_)
