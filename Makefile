@@ -26,7 +26,10 @@ build: bootstrap
 run: build
 	./target/release/tandem run experiments/quickstart.exp
 
+# bench/setup.sh puts transformers (pinned) into .venv: tests/pretrained.rs
+# compares tandem's GPT-2 and Llama-family models with it.
 test: build lint
+	bash bench/setup.sh
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
 
 # The long never-panic campaign: FUZZ_CASES inputs (default a million) of

@@ -87,7 +87,13 @@ pub fn normalize_call(call: &Call, problems: &mut Vec<Problem>) -> Option<Call> 
 }
 
 /// Adds a named argument to a normalized call, unless it is there already.
-fn push_named(out: &mut Call, name: Ident, value: Expr, span: crate::source::Span, problems: &mut Vec<Problem>) -> bool {
+fn push_named(
+    out: &mut Call,
+    name: Ident,
+    value: Expr,
+    span: crate::source::Span,
+    problems: &mut Vec<Problem>,
+) -> bool {
     if let Some(prev) = out.args.iter().find(|a: &&Arg| a.name.as_ref().map(|n| &n.name) == Some(&name.name)) {
         problems.push(
             Problem::new(Code::DuplicateArgument, name.span, format!("argument `{}` is given twice", name.name))
@@ -303,7 +309,10 @@ fn apply_path(call: &mut Call, path: &[Ident], value: &Expr, o: &Override, probl
     if c.param(&head.name).is_none() {
         match (path.len(), replicates(c, head, value)) {
             (1, Some(Ok((seed, sweep)))) => {
-                let o = Override { path: crate::syntax::ast::Path { segments: vec![seed], span: o.path.span }, ..o.clone() };
+                let o = Override {
+                    path: crate::syntax::ast::Path { segments: vec![seed], span: o.path.span },
+                    ..o.clone()
+                };
                 return apply_path(call, &o.path.segments.clone(), &sweep, &o, problems);
             }
             (1, Some(Err(p))) => problems.push(p),

@@ -195,6 +195,18 @@ pub enum Command {
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,
+    /// Read a pretrained Hugging Face model directory (GPT-2, Llama, Qwen2):
+    /// its architecture, size and content digest; score texts with it.
+    Pretrained {
+        /// The directory: config.json, *.safetensors, tokenizer.json.
+        dir: PathBuf,
+        /// Texts to score: tokens and log-probability under the model.
+        #[arg(long, value_name = "TEXT")]
+        text: Vec<String>,
+        /// Also continue each text greedily by this many tokens.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        generate: usize,
+    },
 }
 
 /// A duration in seconds: a finite number ≥ 0.

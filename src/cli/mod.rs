@@ -112,6 +112,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
         args::Command::Env => cmd_env(&cfg),
+        args::Command::Pretrained { dir, text, generate } => cmd_pretrained(&cfg, &dir, &text, generate),
     }
 }
 
@@ -667,6 +668,63 @@ fn cmd_env(cfg: &Config) -> i32 {
     }
     if activated.is_err() {
         return EXIT_FAILURE;
+    }
+    EXIT_OK
+}
+
+/// `tandem pretrained DIR`: what the directory holds, and how the model
+/// scores the given texts (under the active numerics profile, on the CPU).
+fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -> i32 {
+    if let Err(e) = crate::exec::numerics::activate(cfg.numerics, 1) {
+        eprintln!("error: {e}");
+        return EXIT_FAILURE;
+    }
+    let fail = |e: &crate::ml::hf::HfError| {
+        eprint!("{}", render::render_one(e, cfg.color, cfg.width));
+        EXIT_FAILURE
+    };
+    let digest = match crate::ml::hf::content_digest(dir) {
+        Ok(d) => d,
+        Err(e) => return fail(&e),
+    };
+    let model = match crate::ml::hf::Pretrained::load(dir, tch::Device::Cpu) {
+        Ok(m) => m,
+        Err(e) => return fail(&e),
+    };
+    let c = &model.config;
+    let params: i64 = model.vs.variables().values().map(|t| t.numel() as i64).sum();
+    println!("model        {} ({:?} family)", c.model_type, c.family);
+    println!(
+        "shape        {} layers, width {}, {} heads ({} for keys and values), MLP {}",
+        c.layers, c.width, c.heads, c.kv_heads, c.inner
+    );
+    println!("vocabulary   {} rows; the tokenizer knows {}", c.vocab, model.tokenizer.vocab_size());
+    println!("parameters   {params}");
+    println!("digest       {digest}");
+    for t in texts {
+        let ids = match model.tokenizer.encode(t) {
+            Ok(ids) if ids.len() >= 2 => ids,
+            Ok(_) => {
+                println!("text         {t:?}: fewer than two tokens, nothing to score");
+                continue;
+            }
+            Err(e) => {
+                eprintln!("error: cannot tokenise {t:?}: {e}");
+                return EXIT_FAILURE;
+            }
+        };
+        let n = ids.len() as i64;
+        let x = tch::Tensor::from_slice(&ids).view([1, n]);
+        let lp = tch::no_grad(|| model.token_logprobs(&x, &x.ones_like()));
+        let sum = lp.sum(tch::Kind::Double).double_value(&[]);
+        println!("text         {t:?}: {n} tokens, log p = {sum:.4} ({:.4} per predicted token)", sum / (n - 1) as f64);
+        if generate > 0 {
+            let more = tch::no_grad(|| model.greedy(&ids, generate));
+            match model.tokenizer.decode(&more) {
+                Ok(s) => println!("  greedy     {s:?}"),
+                Err(e) => println!("  greedy     ids {more:?} ({e})"),
+            }
+        }
     }
     EXIT_OK
 }

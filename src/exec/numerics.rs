@@ -225,7 +225,16 @@ pub fn fingerprint() -> Vec<(&'static str, String)> {
         ("gelu", digest(&x.gelu("tanh"))),
         ("attention", {
             let q = x.narrow(0, 0, 96_000).reshape([25, 4, 60, 16]);
-            digest(&Tensor::scaled_dot_product_attention(&q, &q.flip([2]), &q.roll([7], [2]), None::<&Tensor>, 0.0, true, None, false))
+            digest(&Tensor::scaled_dot_product_attention(
+                &q,
+                &q.flip([2]),
+                &q.roll([7], [2]),
+                None::<&Tensor>,
+                0.0,
+                true,
+                None,
+                false,
+            ))
         }),
     ]
 }

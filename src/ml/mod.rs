@@ -10,6 +10,7 @@
 pub mod adam;
 pub mod data;
 pub mod eval;
+pub mod hf;
 pub mod loss;
 pub mod policy;
 pub mod preference;

@@ -109,7 +109,21 @@ fn findings(fig: &Figure) -> Vec<String> {
                         let (lo, hi) = member_peaks
                             .iter()
                             .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
-                        out.push(format!("`{s}` pools {} members; their own peaks range from {lo:.3} to {hi:.3} (the spread between them).", members.len()));
+                        // Say what the members are: seeds (replicates), grid
+                        // points, or both.
+                        let distinct = |f: fn(&crate::report::figures::Point) -> &str| {
+                            let mut v: Vec<&str> = pts.iter().map(|p| f(p)).collect();
+                            v.sort_unstable();
+                            v.dedup();
+                            v.len()
+                        };
+                        let (seeds, grid) = (distinct(|p| &p.replicate), distinct(|p| &p.candidate));
+                        let what = match (seeds, grid) {
+                            (1, g) => format!("{g} grid members"),
+                            (r, 1) => format!("{r} seeds"),
+                            (r, g) => format!("{} runs ({r} seeds × {g} grid members)", members.len()),
+                        };
+                        out.push(format!("`{s}` pools {what}; their own peaks range from {lo:.3} to {hi:.3} (the spread between them)."));
                     }
                 }
             }

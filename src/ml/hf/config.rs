@@ -1,0 +1,214 @@
+//! `config.json`: the architecture and its shapes.
+//!
+//! Supported: GPT-2 (`model_type: "gpt2"`) and the Llama family (`"llama"`,
+//! which SmolLM uses too, and `"qwen2"`, which adds biases to the query, key
+//! and value projections). Rotary positions must be the plain kind
+//! (`rope_type: "default"`); a scaled rope would silently change every
+//! position, so it is refused rather than ignored.
+
+use serde_json::Value;
+
+/// The architectures tandem reads, as named in `model_type`.
+pub const SUPPORTED: &[&str] = &["gpt2", "llama", "qwen2"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Gpt2,
+    Llama,
+}
+
+/// Shapes and constants of one pretrained model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HfConfig {
+    pub family: Family,
+    /// `model_type` as written (`qwen2` is the Llama family).
+    pub model_type: String,
+    pub vocab: i64,
+    pub width: i64,
+    pub layers: i64,
+    pub heads: i64,
+    /// Heads of keys and values (grouped-query attention); `heads` for GPT-2.
+    pub kv_heads: i64,
+    pub head_dim: i64,
+    /// Inner width of the MLP.
+    pub inner: i64,
+    /// Longest sequence the position table (GPT-2) or the config allows.
+    pub context: i64,
+    /// LayerNorm (GPT-2) or RMSNorm (Llama) epsilon.
+    pub norm_eps: f64,
+    pub rope_theta: f64,
+    /// Biases on the query, key and value projections (Qwen2).
+    pub qkv_bias: bool,
+    /// The output head shares the token embedding.
+    pub tied: bool,
+    pub eos: Option<i64>,
+}
+
+fn int(v: &Value, names: &[&str]) -> Result<Option<i64>, String> {
+    for n in names {
+        match v.get(*n) {
+            None | Some(Value::Null) => continue,
+            Some(x) => {
+                return x
+                    .as_i64()
+                    .filter(|i| *i > 0)
+                    .map(Some)
+                    .ok_or_else(|| format!("`{n}` must be a positive integer"))
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn need(v: &Value, names: &[&str]) -> Result<i64, String> {
+    int(v, names)?.ok_or_else(|| format!("`{}` is missing", names[0]))
+}
+
+fn float(v: &Value, name: &str, default: f64) -> Result<f64, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(default),
+        Some(x) => x
+            .as_f64()
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .ok_or_else(|| format!("`{name}` must be a positive number")),
+    }
+}
+
+impl HfConfig {
+    /// Reads a parsed `config.json`. The error says what is wrong in words.
+    pub fn from_json(v: &Value) -> Result<HfConfig, String> {
+        let model_type = v.get("model_type").and_then(Value::as_str).ok_or("`model_type` is missing")?.to_string();
+        let family = match model_type.as_str() {
+            "gpt2" => Family::Gpt2,
+            "llama" | "qwen2" => Family::Llama,
+            other => {
+                return Err(format!("the architecture `{other}` is not supported; supported: {}", SUPPORTED.join(", ")))
+            }
+        };
+        let eos = match v.get("eos_token_id") {
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::Array(a)) => a.first().and_then(Value::as_i64),
+            _ => None,
+        };
+        let c = match family {
+            Family::Gpt2 => {
+                let width = need(v, &["n_embd"])?;
+                let heads = need(v, &["n_head"])?;
+                if let Some(f) = v.get("activation_function").and_then(Value::as_str) {
+                    if f != "gelu_new" && f != "gelu_pytorch_tanh" {
+                        return Err(format!("GPT-2 with `activation_function: {f}` is not supported (gelu_new is)"));
+                    }
+                }
+                for (flag, bad) in [("scale_attn_by_inverse_layer_idx", true), ("scale_attn_weights", false)] {
+                    if v.get(flag).and_then(Value::as_bool) == Some(bad) {
+                        return Err(format!("GPT-2 with `{flag}: {bad}` is not supported"));
+                    }
+                }
+                HfConfig {
+                    family,
+                    model_type,
+                    vocab: need(v, &["vocab_size"])?,
+                    width,
+                    layers: need(v, &["n_layer"])?,
+                    heads,
+                    kv_heads: heads,
+                    head_dim: width / heads,
+                    inner: int(v, &["n_inner"])?.unwrap_or(4 * width),
+                    context: need(v, &["n_positions"])?,
+                    norm_eps: float(v, "layer_norm_epsilon", 1e-5)?,
+                    rope_theta: 0.0,
+                    qkv_bias: true,
+                    tied: true,
+                    eos,
+                }
+            }
+            Family::Llama => {
+                let width = need(v, &["hidden_size"])?;
+                let heads = need(v, &["num_attention_heads"])?;
+                let kv_heads = int(v, &["num_key_value_heads"])?.unwrap_or(heads);
+                if heads % kv_heads != 0 {
+                    return Err(format!("{heads} attention heads cannot share {kv_heads} key/value heads evenly"));
+                }
+                if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
+                    return Err("`mlp_bias: true` is not supported".into());
+                }
+                if let Some(f) = v.get("hidden_act").and_then(Value::as_str) {
+                    if f != "silu" {
+                        return Err(format!("`hidden_act: {f}` is not supported (silu is)"));
+                    }
+                }
+                // Older configs carry `rope_theta` and `rope_scaling`; newer
+                // ones put both in `rope_parameters`.
+                let params = v.get("rope_parameters").filter(|p| p.is_object());
+                let scaling = v.get("rope_scaling").filter(|s| !s.is_null()).or(params);
+                if let Some(kind) =
+                    scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type"))).and_then(Value::as_str)
+                {
+                    if kind != "default" {
+                        return Err(format!(
+                            "rotary scaling `{kind}` is not supported (only plain rotary positions are)"
+                        ));
+                    }
+                }
+                let rope_theta = match params.and_then(|p| p.get("rope_theta")) {
+                    Some(t) => t.as_f64().filter(|f| *f > 0.0).ok_or("`rope_theta` must be a positive number")?,
+                    None => float(v, "rope_theta", 10_000.0)?,
+                };
+                if v.get("sliding_window").is_some_and(|s| !s.is_null())
+                    && v.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(model_type != "qwen2")
+                {
+                    return Err("sliding-window attention is not supported".into());
+                }
+                HfConfig {
+                    family,
+                    vocab: need(v, &["vocab_size"])?,
+                    width,
+                    layers: need(v, &["num_hidden_layers"])?,
+                    heads,
+                    kv_heads,
+                    head_dim: int(v, &["head_dim"])?.unwrap_or(width / heads),
+                    inner: need(v, &["intermediate_size"])?,
+                    context: int(v, &["max_position_embeddings"])?.unwrap_or(2048),
+                    norm_eps: float(v, "rms_norm_eps", 1e-6)?,
+                    rope_theta,
+                    qkv_bias: model_type == "qwen2"
+                        || v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+                    tied: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+                    eos,
+                    model_type,
+                }
+            }
+        };
+        if c.width % c.heads != 0 && c.family == Family::Gpt2 {
+            return Err(format!("a width of {} does not split into {} heads", c.width, c.heads));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_each_family_and_refuses_the_rest_by_name() {
+        let g = HfConfig::from_json(&serde_json::json!({"model_type": "gpt2", "vocab_size": 300, "n_embd": 32,
+            "n_layer": 2, "n_head": 4, "n_positions": 64}))
+        .unwrap();
+        assert_eq!((g.family, g.head_dim, g.inner, g.kv_heads, g.tied), (Family::Gpt2, 8, 128, 4, true));
+        let q = HfConfig::from_json(&serde_json::json!({"model_type": "qwen2", "vocab_size": 300, "hidden_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 64,
+            "rope_theta": 500000.0, "tie_word_embeddings": true}))
+        .unwrap();
+        assert_eq!((q.family, q.kv_heads, q.qkv_bias, q.rope_theta, q.tied), (Family::Llama, 2, true, 500000.0, true));
+        let e = HfConfig::from_json(&serde_json::json!({"model_type": "bert"})).unwrap_err();
+        assert!(e.contains("`bert` is not supported") && e.contains("gpt2, llama, qwen2"), "{e}");
+        let e = HfConfig::from_json(&serde_json::json!({"model_type": "llama", "vocab_size": 300, "hidden_size": 32,
+            "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+            "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}))
+        .unwrap_err();
+        assert!(e.contains("yarn"), "{e}");
+        let e = HfConfig::from_json(&serde_json::json!({"model_type": "llama", "hidden_size": 32})).unwrap_err();
+        assert!(e.contains("num_attention_heads` is missing"), "{e}");
+    }
+}

@@ -1,0 +1,214 @@
+//! Pretrained Hugging Face models (src/ml/hf): tandem's own GPT-2 and
+//! Llama-family implementations against transformers itself.
+//!
+//! scripts/tiny_hf_models.py makes tiny random models (GPT-2; Llama with
+//! grouped-query attention and an untied head; Qwen2 with q/k/v biases and a
+//! tied head) and a byte-level BPE tokenizer, offline, and records what
+//! transformers computes: token ids, per-token log-probs, greedy tokens.
+//! tandem must give the same ids, log-probs within 1e-4, and the same greedy
+//! tokens through its KV cache. Bad directories must be refused in words.
+//!
+//! Needs transformers in the project's venv (`bash bench/setup.sh`, which
+//! `make test` runs). Without it the tests skip with a message, unless
+//! TANDEM_REQUIRE_TRANSFORMERS is set (CI sets it): then they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use tandem::ml::hf::{content_digest, HfError, Pretrained};
+use tch::{Device, Kind, Tensor};
+
+fn python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
+}
+
+/// The tiny models, made once per test process; None when transformers is
+/// absent (and allowed to be).
+fn fixtures() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<tempfile::TempDir>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let has = Command::new(python()).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
+        if !has {
+            assert!(
+                std::env::var_os("TANDEM_REQUIRE_TRANSFORMERS").is_none(),
+                "TANDEM_REQUIRE_TRANSFORMERS is set, but .venv has no transformers: run `bash bench/setup.sh`"
+            );
+            eprintln!("SKIPPED: Python's transformers is not in .venv (bash bench/setup.sh installs it)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(python())
+            .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/tiny_hf_models.py"))
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tiny_hf_models.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        Some(dir)
+    })
+    .as_ref()
+    .map(|d| d.path())
+}
+
+fn expected(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap()
+}
+
+fn ints(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
+}
+
+#[test]
+fn log_probs_and_greedy_tokens_equal_transformers() {
+    let Some(dir) = fixtures() else { return };
+    let exp = expected(dir);
+    for (name, want) in exp["models"].as_object().unwrap() {
+        let model = Pretrained::load(&dir.join(name), Device::Cpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let texts = want["texts"].as_array().unwrap();
+        // All texts in one left-padded batch: padding must change nothing.
+        let ids: Vec<Vec<i64>> = texts.iter().map(|t| ints(&t["ids"])).collect();
+        let width = ids.iter().map(Vec::len).max().unwrap();
+        let mut rows = vec![];
+        let mut masks = vec![];
+        for (t, want_ids) in texts.iter().zip(&ids) {
+            let text = t["text"].as_str().unwrap();
+            assert_eq!(&model.tokenizer.encode(text).unwrap(), want_ids, "{name}: token ids of {text:?}");
+            let pad = width - want_ids.len();
+            rows.extend(std::iter::repeat_n(0, pad).chain(want_ids.iter().copied()));
+            masks.extend(std::iter::repeat_n(0, pad).chain(std::iter::repeat_n(1, want_ids.len())));
+        }
+        let b = ids.len() as i64;
+        let batch = Tensor::from_slice(&rows).view([b, width as i64]);
+        let mask = Tensor::from_slice(&masks).view([b, width as i64]);
+        let lp = tch::no_grad(|| model.token_logprobs(&batch, &mask));
+        let mut worst = 0f64;
+        for (i, t) in texts.iter().enumerate() {
+            let want_lp: Vec<f64> = t["logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let n = want_lp.len() as i64;
+            let got: Vec<f64> =
+                Vec::try_from(lp.get(i as i64).narrow(0, width as i64 - 1 - n, n).to_kind(Kind::Double)).unwrap();
+            for (g, w) in got.iter().zip(&want_lp) {
+                worst = worst.max((g - w).abs());
+            }
+        }
+        assert!(worst < 1e-4, "{name}: per-token log-probs differ from transformers' by up to {worst:e}");
+        let greedy = tch::no_grad(|| model.greedy(&ints(&want["prompt"]), ints(&want["greedy"]).len()));
+        assert_eq!(greedy, ints(&want["greedy"]), "{name}: greedy tokens");
+        eprintln!("{name}: log-probs within {worst:.1e} of transformers, greedy tokens equal");
+    }
+}
+
+/// Copies a fixture model directory to change one of its files.
+fn copy_model(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_bad_directory_is_refused_in_words() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let fail = |d: &Path| match Pretrained::load(d, Device::Cpu) {
+        Ok(_) => panic!("{} loaded", d.display()),
+        Err(e) => (e.to_string(), e),
+    };
+
+    // Identity is content, not place: a copy has the digest of the original.
+    let copy = tmp.path().join("copy");
+    copy_model(&dir.join("llama"), &copy);
+    assert_eq!(content_digest(&copy).unwrap(), content_digest(&dir.join("llama")).unwrap());
+
+    // A truncated safetensors file.
+    let cut = tmp.path().join("cut");
+    copy_model(&dir.join("llama"), &cut);
+    let bytes = std::fs::read(cut.join("model.safetensors")).unwrap();
+    std::fs::write(cut.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let (msg, e) = fail(&cut);
+    assert!(matches!(e, HfError::Weights { .. }) && msg.contains("model.safetensors"), "{msg}");
+    assert_ne!(content_digest(&cut).unwrap(), content_digest(&copy).unwrap());
+
+    // An architecture tandem does not have.
+    let bert = tmp.path().join("bert");
+    copy_model(&dir.join("gpt2"), &bert);
+    let config = std::fs::read_to_string(bert.join("config.json")).unwrap().replace("\"gpt2\"", "\"bert\"");
+    std::fs::write(bert.join("config.json"), config).unwrap();
+    let (msg, _) = fail(&bert);
+    assert!(msg.contains("`bert` is not supported") && msg.contains("gpt2, llama, qwen2"), "{msg}");
+
+    // A tokenizer from a larger vocabulary than the model's embedding.
+    let small = tmp.path().join("small");
+    copy_model(&dir.join("qwen2"), &small);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(small.join("config.json")).unwrap()).unwrap();
+    cfg["vocab_size"] = serde_json::json!(100);
+    std::fs::write(small.join("config.json"), cfg.to_string()).unwrap();
+    let (msg, e) = fail(&small);
+    assert!(matches!(e, HfError::VocabMismatch { tokens: 320, vocab: 100, .. }), "{msg}");
+
+    // Weights of another shape than the config says.
+    let wide = tmp.path().join("wide");
+    copy_model(&dir.join("gpt2"), &wide);
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(wide.join("config.json")).unwrap()).unwrap();
+    cfg["n_embd"] = serde_json::json!(64);
+    std::fs::write(wide.join("config.json"), cfg.to_string()).unwrap();
+    let (msg, e) = fail(&wide);
+    assert!(matches!(e, HfError::Shapes { .. }) && msg.contains("the config asks for"), "{msg}");
+
+    // A missing tokenizer.
+    let bare = tmp.path().join("bare");
+    copy_model(&dir.join("gpt2"), &bare);
+    std::fs::remove_file(bare.join("tokenizer.json")).unwrap();
+    let (msg, e) = fail(&bare);
+    assert!(matches!(e, HfError::Missing(_)) && msg.contains("tokenizer.json"), "{msg}");
+}
+
+#[test]
+fn the_pretrained_command_describes_a_model_and_scores_text() {
+    let Some(dir) = fixtures() else { return };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    let out = Command::new(bin)
+        .args([
+            "pretrained",
+            dir.join("qwen2").to_str().unwrap(),
+            "--text",
+            "Please fix the heating.",
+            "--generate",
+            "4",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let digest = content_digest(&dir.join("qwen2")).unwrap();
+    for want in [
+        "model        qwen2 (Llama family)",
+        "(1 for keys and values)",
+        &format!("digest       {digest}"),
+        "log p = ",
+        "greedy",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+    // The log-prob it prints is the one transformers gives (within rounding).
+    let exp = expected(dir);
+    let t = &exp["models"]["qwen2"]["texts"][2];
+    let want: f64 = t["logprobs"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
+    let printed: f64 = text
+        .split("log p = ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no log p in:\n{text}"));
+    assert!((printed - want).abs() < 1e-3, "printed log p {printed}, transformers {want}");
+
+    let out = Command::new(bin).args(["pretrained", dir.join("no_such_model").to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("tandem::pretrained::missing") && err.contains("config.json"),
+        "{err}"
+    );
+}
