@@ -1,6 +1,6 @@
 # tandem: two commands do all the set-up on a fresh machine.
 #   make run   - bootstrap libtorch, build the release binary, run the quickstart
-#                (about 3.5 minutes on 2 cores from an empty cache)
+#                (about 3 minutes on 2 cores from an empty cache)
 #   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 #   make fuzz  - a million inputs through parse, check, plan and render: no panic
