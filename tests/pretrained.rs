@@ -212,3 +212,62 @@ fn the_pretrained_command_describes_a_model_and_scores_text() {
         "{err}"
     );
 }
+
+/// What transformers computes for the texts of expected.json with the model
+/// in `dir`: per text, the token ids its tokenizer.json gives and the
+/// per-token log-probs.
+fn transformers_logprobs(dir: &Path, texts: &[&str]) -> serde_json::Value {
+    let script = r#"
+import json, sys, torch, transformers
+from tokenizers import Tokenizer
+d = sys.argv[1]
+model = transformers.AutoModelForCausalLM.from_pretrained(d, attn_implementation="eager").eval()
+tok = Tokenizer.from_file(d + "/tokenizer.json")
+out = []
+with torch.no_grad():
+    for t in json.loads(sys.argv[2]):
+        ids = tok.encode(t).ids
+        x = torch.tensor([ids])
+        lp = model(x).logits[0, :-1].float().log_softmax(-1).gather(1, x[0, 1:].unsqueeze(1)).squeeze(1)
+        out.append({"ids": ids, "logprobs": lp.tolist()})
+print(json.dumps(out))
+"#;
+    let out = Command::new(python())
+        .args(["-c", script, dir.to_str().unwrap(), &serde_json::to_string(texts).unwrap()])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "transformers could not load {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_saved_model_is_a_directory_transformers_loads_as_is() {
+    let Some(dir) = fixtures() else { return };
+    let exp = expected(dir);
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, want) in exp["models"].as_object().unwrap() {
+        let model = Pretrained::load(&dir.join(name), Device::Cpu).unwrap();
+        let out = tmp.path().join(name);
+        model.save(&out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Never over another model.
+        assert!(matches!(model.save(&out), Err(HfError::Exists(_))));
+        let texts: Vec<&str> = want["texts"].as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+        let got = transformers_logprobs(&out, &texts);
+        for (g, w) in got.as_array().unwrap().iter().zip(want["texts"].as_array().unwrap()) {
+            assert_eq!(g["ids"], w["ids"], "{name}: the saved tokenizer gives other ids");
+            for (a, b) in g["logprobs"].as_array().unwrap().iter().zip(w["logprobs"].as_array().unwrap()) {
+                let d = (a.as_f64().unwrap() - b.as_f64().unwrap()).abs();
+                assert!(d < 1e-5, "{name}: saved and reloaded, a log-prob moved by {d:e}");
+            }
+        }
+        // And tandem reads back what it wrote.
+        let again = Pretrained::load(&out, Device::Cpu).unwrap();
+        assert_eq!(again.config, model.config);
+    }
+}

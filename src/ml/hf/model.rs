@@ -47,6 +47,12 @@ pub enum HfError {
         help("the tokenizer and the model do not belong together: use the tokenizer the model was trained with")
     )]
     VocabMismatch { path: PathBuf, tokens: i64, vocab: i64 },
+    #[error("`{}` exists already", .0.display())]
+    #[diagnostic(
+        code(tandem::pretrained::exists),
+        help("choose a new directory: a model is never written over another")
+    )]
+    Exists(PathBuf),
     #[error("cannot read `{}`", path.display())]
     #[diagnostic(code(tandem::pretrained::io))]
     Io { path: PathBuf, source: std::io::Error },
@@ -59,6 +65,8 @@ enum Trunk {
 
 pub struct Pretrained {
     pub config: HfConfig,
+    /// config.json as read: `save` writes it back.
+    config_json: serde_json::Value,
     pub vs: nn::VarStore,
     pub tokenizer: HfTokenizer,
     trunk: Trunk,
@@ -188,11 +196,51 @@ impl Pretrained {
             (Trunk::Gpt2(g), None) => g.embedding().shallow_clone(),
             (Trunk::Llama(l), None) => l.embedding().shallow_clone(),
         };
-        Ok(Pretrained { config, vs, tokenizer, trunk, head })
+        Ok(Pretrained { config, config_json: json, vs, tokenizer, trunk, head })
     }
 
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// Writes the model as a Hugging Face directory that transformers loads
+    /// as is: the config it was read with (its dtype now float32), every
+    /// weight under its Hugging Face name, and the tokenizer. The files go
+    /// into a temporary sibling folder that is renamed into place, so `dir`
+    /// is either absent or complete; an existing `dir` is never touched.
+    pub fn save(&self, dir: &Path) -> Result<(), HfError> {
+        if dir.exists() {
+            return Err(HfError::Exists(dir.to_path_buf()));
+        }
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        let tmp = dir.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HfError::Io { path, source }
+        };
+        let written = (|| {
+            std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+            let mut config = self.config_json.clone();
+            for key in ["dtype", "torch_dtype"] {
+                if key == "dtype" || config.get(key).is_some() {
+                    config[key] = serde_json::json!("float32");
+                }
+            }
+            let text = serde_json::to_string_pretty(&config).expect("a JSON value serialises");
+            std::fs::write(tmp.join("config.json"), text).map_err(io(&tmp.join("config.json")))?;
+            let path = tmp.join("tokenizer.json");
+            self.tokenizer.save(&path).map_err(|msg| HfError::Tokenizer { path: path.clone(), msg })?;
+            let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            let path = tmp.join("model.safetensors");
+            Tensor::write_safetensors(&named, &path)
+                .map_err(|e| HfError::Weights { path: path.clone(), msg: e.to_string() })?;
+            std::fs::rename(&tmp, dir).map_err(io(dir))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        written
     }
 
     /// Positions counted over real tokens, so that left-padded rows line up.

@@ -26,6 +26,11 @@ impl HfTokenizer {
         self.inner.decode(&ids, false).map_err(|e| e.to_string())
     }
 
+    /// Writes tokenizer.json.
+    pub fn save(&self, path: &Path) -> Result<(), String> {
+        self.inner.save(path, false).map_err(|e| e.to_string())
+    }
+
     /// Ids the tokenizer can produce, added tokens included.
     pub fn vocab_size(&self) -> i64 {
         self.inner.get_vocab_size(true) as i64
