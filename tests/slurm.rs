@@ -84,7 +84,8 @@ fn start_cluster() -> Option<Cluster> {
     let mut users = CLUSTER_USERS.lock().unwrap_or_else(|e| e.into_inner());
     if users.0 == 0 {
         let was_up = cluster_up();
-        let status = Command::new("bash").arg(repo().join("scripts/slurm/up.sh")).stdout(Stdio::null()).status().unwrap();
+        let status =
+            Command::new("bash").arg(repo().join("scripts/slurm/up.sh")).stdout(Stdio::null()).status().unwrap();
         assert!(status.success(), "scripts/slurm/up.sh failed");
         users.1 = !was_up;
     }

@@ -188,7 +188,8 @@ fn seeds_in_one_word_is_a_seed_sweep_from_zero_and_shares_seed_zero() {
     let names = short.names();
     assert_eq!(names["r[seed=0]"], names["online"]);
     // A derivation of the replicated run keeps its seeds, paired member by member.
-    let tandem = members(&format!("{base}\n run r = online with {{ seeds: 2 }}\n run t = r with {{ sampler: replay(r) }}"), "t");
+    let tandem =
+        members(&format!("{base}\n run r = online with {{ seeds: 2 }}\n run t = r with {{ sampler: replay(r) }}"), "t");
     assert_eq!(tandem, ["t[seed=0]", "t[seed=1]"]);
 }
 
@@ -199,7 +200,10 @@ fn seeds_says_what_is_wrong_with_it() {
     let codes = |text: &str| problems(&format!("{base}{text}"));
     for bad in ["seeds: 0", "seeds: 2.5", "seeds: 1001", "seeds: \"three\""] {
         let p = codes(&format!("run r = online with {{ {bad} }}"));
-        assert!(p.iter().any(|(c, m)| c == "tandem::type_mismatch" && m.contains("whole number of replicates")), "{bad}: {p:?}");
+        assert!(
+            p.iter().any(|(c, m)| c == "tandem::type_mismatch" && m.contains("whole number of replicates")),
+            "{bad}: {p:?}"
+        );
     }
     let p = codes("run r = train(sft, loss: ipo(), sampler: online(judge: pm), seed: 1, seeds: 3)");
     assert!(p.iter().any(|(c, _)| c == "tandem::duplicate_argument"), "{p:?}");

@@ -99,7 +99,11 @@ fn push_named(
             Problem::new(Code::DuplicateArgument, name.span, format!("argument `{}` is given twice", name.name))
                 .label("second value")
                 .related(prev.span, "first value")
-                .help("give each argument once (`seeds: N` sets `seed`)"),
+                .help(if name.name == "seed" {
+                    "give each argument once (`seeds: N` sets `seed` too)"
+                } else {
+                    "give each argument once"
+                }),
         );
         return false;
     }
