@@ -271,3 +271,23 @@ fn a_saved_model_is_a_directory_transformers_loads_as_is() {
         assert_eq!(again.config, model.config);
     }
 }
+
+#[test]
+fn a_text_past_gpt2s_positions_is_refused_not_a_crash() {
+    let Some(dir) = fixtures() else { return };
+    // The fixture's GPT-2 has 64 positions.
+    let long = "Please fix the heating. ".repeat(20);
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["pretrained", dir.join("gpt2").to_str().unwrap(), "--text", &long])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("tandem::pretrained::too_long"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Rotary positions have no table: the same text is scored by Llama.
+    let out = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["pretrained", dir.join("llama").to_str().unwrap(), "--text", &long, "--generate", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -713,6 +713,9 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
                 return EXIT_FAILURE;
             }
         };
+        if let Err(e) = model.fits(ids.len() + generate) {
+            return fail(&e);
+        }
         let n = ids.len() as i64;
         let x = tch::Tensor::from_slice(&ids).view([1, n]);
         let lp = tch::no_grad(|| model.token_logprobs(&x, &x.ones_like()));

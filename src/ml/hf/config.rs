@@ -182,6 +182,9 @@ impl HfConfig {
         if c.width % c.heads != 0 && c.family == Family::Gpt2 {
             return Err(format!("a width of {} does not split into {} heads", c.width, c.heads));
         }
+        if c.family == Family::Llama && c.head_dim % 2 != 0 {
+            return Err(format!("rotary positions need an even head dimension, not {}", c.head_dim));
+        }
         Ok(c)
     }
 }

@@ -47,6 +47,9 @@ pub enum HfError {
         help("the tokenizer and the model do not belong together: use the tokenizer the model was trained with")
     )]
     VocabMismatch { path: PathBuf, tokens: i64, vocab: i64 },
+    #[error("{tokens} tokens are more than the {context} positions this GPT-2 has")]
+    #[diagnostic(code(tandem::pretrained::too_long), help("shorten the text (or the continuation asked for)"))]
+    TooLong { tokens: usize, context: i64 },
     #[error("`{}` exists already", .0.display())]
     #[diagnostic(
         code(tandem::pretrained::exists),
@@ -241,6 +244,17 @@ impl Pretrained {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         written
+    }
+
+    /// Whether a sequence of `tokens` fits: GPT-2's learned positions end at
+    /// its context; rotary positions have no table to run past.
+    pub fn fits(&self, tokens: usize) -> Result<(), HfError> {
+        match self.config.family {
+            Family::Gpt2 if tokens as i64 > self.config.context => {
+                Err(HfError::TooLong { tokens, context: self.config.context })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Positions counted over real tokens, so that left-padded rows line up.
