@@ -286,6 +286,52 @@ fn step_phases(o: &Opts) {
     }
 }
 
+/// Preference-model training, phase by phase (#19): one step of eq. (5)
+/// with the pooled head (chosen and rejected in one batch of 2 × 64 through
+/// the trunk), Adam, at the quickstart's golden-PM size (2 × 64) and the
+/// paper study's (3 × 96). In the paper study four 3 × 96 golden PMs of 1k
+/// steps gate every other stage.
+fn pm_phases(o: &Opts) {
+    const PHASES: [&str; 5] = ["select_batch", "forward_and_loss", "zero_grad", "backward", "adam"];
+    for (layers, width) in [(2, 64), (3, 96)] {
+        let spec = PmSpec { vocab: VOCAB, layers, width, heads: 4, prompt_len: PROMPT, response_len: RESPONSE };
+        let pm = PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1);
+        let mut adam = Adam::new(&pm.vs, 1e-3, 0, 0.0);
+        let data = random_pairs(4096, 7);
+        let mut ms: Vec<Vec<f64>> = vec![vec![]; PHASES.len() + 1];
+        for i in 0..o.warmup + o.steps {
+            let mut t = Instant::now();
+            let mut lap = |k: usize, ms: &mut Vec<Vec<f64>>| {
+                if i >= o.warmup {
+                    ms[k].push(t.elapsed().as_secs_f64() * 1e3);
+                }
+                t = Instant::now();
+            };
+            let whole = Instant::now();
+            let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 64, i as u64, 0);
+            let b = data.select(&idx);
+            lap(0, &mut ms);
+            let loss = pm.loss(&b.prompts, &b.chosen, &b.rejected);
+            lap(1, &mut ms);
+            adam.zero_grad();
+            lap(2, &mut ms);
+            loss.backward();
+            lap(3, &mut ms);
+            let _ = (adam.step(), loss.double_value(&[]));
+            lap(4, &mut ms);
+            if i >= o.warmup {
+                ms[PHASES.len()].push(whole.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let extra = serde_json::json!({"layers": layers, "width": width, "batch_pairs": 64, "params": params(&pm.vs)});
+        for (k, mut v) in ms.into_iter().enumerate() {
+            v.sort_by(f64::total_cmp);
+            let phase = PHASES.get(k).copied().unwrap_or("whole_step");
+            print_summary(&format!("PM_{layers}x{width}_{phase}"), o, &extra, &v);
+        }
+    }
+}
+
 fn offline_breakdown(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
@@ -425,7 +471,7 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 8] = [
+    let all: [Bench; 9] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -434,6 +480,7 @@ fn main() {
         ("online", online_step),
         ("sampling", sampling),
         ("winrate", winrate_shared),
+        ("pm", pm_phases),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
