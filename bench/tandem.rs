@@ -228,6 +228,51 @@ fn offline_shared_reference(o: &Opts) {
 /// the step written out phase by phase with a clock between phases (each
 /// phase's result is forced by the next's use of it; libtorch on the CPU is
 /// synchronous). One JSON line per phase, medians over the steps.
+/// Times a step phase by phase: `lap(k)` adds the time since the previous
+/// lap to phase k, `end()` the whole step; steps before `warmup` are not kept.
+struct Laps {
+    ms: Vec<Vec<f64>>,
+    warmup: usize,
+    step: usize,
+    start: Instant,
+    last: Instant,
+}
+
+impl Laps {
+    fn new(phases: usize, warmup: usize) -> Laps {
+        let now = Instant::now();
+        Laps { ms: vec![vec![]; phases + 1], warmup, step: 0, start: now, last: now }
+    }
+
+    fn begin(&mut self, step: usize) {
+        self.step = step;
+        self.start = Instant::now();
+        self.last = self.start;
+    }
+
+    fn lap(&mut self, k: usize) {
+        if self.step >= self.warmup {
+            self.ms[k].push(self.last.elapsed().as_secs_f64() * 1e3);
+        }
+        self.last = Instant::now();
+    }
+
+    fn end(&mut self) {
+        if self.step >= self.warmup {
+            let whole = self.ms.len() - 1;
+            self.ms[whole].push(self.start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+
+    /// One JSON line per phase, `name(phase)` naming each (None: the whole step).
+    fn print(self, o: &Opts, extra: &serde_json::Value, phases: &[&str], name: impl Fn(Option<&str>) -> String) {
+        for (k, mut v) in self.ms.into_iter().enumerate() {
+            v.sort_by(f64::total_cmp);
+            print_summary(&name(phases.get(k).copied()), o, extra, &v);
+        }
+    }
+}
+
 fn step_phases(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
@@ -245,45 +290,34 @@ fn step_phases(o: &Opts) {
         "adam",
         "release",
     ];
-    let mut ms: Vec<Vec<f64>> = vec![vec![]; PHASES.len() + 1];
+    let mut laps = Laps::new(PHASES.len(), o.warmup);
     for i in 0..o.warmup + o.steps {
-        let mut t = Instant::now();
-        let mut lap = |k: usize, ms: &mut Vec<Vec<f64>>| {
-            if i >= o.warmup {
-                ms[k].push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            t = Instant::now();
-        };
-        let whole = Instant::now();
+        laps.begin(i);
         let idx = tandem::ml::sampler::offline_indices(data.len() as usize, PAIRS, i as u64, 0);
         let batch = data.select(&idx);
-        lap(0, &mut ms);
+        laps.lap(0);
         let b = batch.len();
         let lp = policy.shared_prompt_seq_logprob(&batch.prompts, &[&batch.chosen, &batch.rejected], false);
         let (lw, ll) = (lp.narrow(0, 0, b), lp.narrow(0, b, b));
-        lap(1, &mut ms);
+        laps.lap(1);
         let (rw, rl) = train::reference_logprobs(&reference, &batch, false);
-        lap(2, &mut ms);
+        laps.lap(2);
         let margin = tch::no_grad(|| ((&lw - &rw) - (&ll - &rl)).mean(Kind::Float).double_value(&[]));
         let value = loss.mean(&lw, &ll, &rw, &rl);
-        lap(3, &mut ms);
+        laps.lap(3);
         adam.zero_grad();
-        lap(4, &mut ms);
+        laps.lap(4);
         value.backward();
-        lap(5, &mut ms);
+        laps.lap(5);
         let _ = (adam.step(), value.double_value(&[]), margin);
-        lap(6, &mut ms);
+        laps.lap(6);
         drop((lp, lw, ll, rw, rl, value, batch));
-        lap(7, &mut ms);
-        if i >= o.warmup {
-            ms[PHASES.len()].push(whole.elapsed().as_secs_f64() * 1e3);
-        }
+        laps.lap(7);
+        laps.end();
     }
-    for (k, mut v) in ms.into_iter().enumerate() {
-        v.sort_by(f64::total_cmp);
-        let name = PHASES.get(k).map_or("W_phases_whole_step".to_string(), |p| format!("W_phase_{p}"));
-        print_summary(&name, o, &serde_json::json!({}), &v);
-    }
+    laps.print(o, &serde_json::json!({}), &PHASES, |p| {
+        p.map_or("W_phases_whole_step".to_string(), |p| format!("W_phase_{p}"))
+    });
 }
 
 /// Preference-model training, phase by phase (#19): one step of eq. (5)
@@ -298,37 +332,24 @@ fn pm_phases(o: &Opts) {
         let pm = PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1);
         let mut adam = Adam::new(&pm.vs, 1e-3, 0, 0.0);
         let data = random_pairs(4096, 7);
-        let mut ms: Vec<Vec<f64>> = vec![vec![]; PHASES.len() + 1];
+        let mut laps = Laps::new(PHASES.len(), o.warmup);
         for i in 0..o.warmup + o.steps {
-            let mut t = Instant::now();
-            let mut lap = |k: usize, ms: &mut Vec<Vec<f64>>| {
-                if i >= o.warmup {
-                    ms[k].push(t.elapsed().as_secs_f64() * 1e3);
-                }
-                t = Instant::now();
-            };
-            let whole = Instant::now();
+            laps.begin(i);
             let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 64, i as u64, 0);
             let b = data.select(&idx);
-            lap(0, &mut ms);
+            laps.lap(0);
             let loss = pm.loss(&b.prompts, &b.chosen, &b.rejected);
-            lap(1, &mut ms);
+            laps.lap(1);
             adam.zero_grad();
-            lap(2, &mut ms);
+            laps.lap(2);
             loss.backward();
-            lap(3, &mut ms);
+            laps.lap(3);
             let _ = (adam.step(), loss.double_value(&[]));
-            lap(4, &mut ms);
-            if i >= o.warmup {
-                ms[PHASES.len()].push(whole.elapsed().as_secs_f64() * 1e3);
-            }
+            laps.lap(4);
+            laps.end();
         }
         let extra = serde_json::json!({"layers": layers, "width": width, "batch_pairs": 64, "params": params(&pm.vs)});
-        for (k, mut v) in ms.into_iter().enumerate() {
-            v.sort_by(f64::total_cmp);
-            let phase = PHASES.get(k).copied().unwrap_or("whole_step");
-            print_summary(&format!("PM_{layers}x{width}_{phase}"), o, &extra, &v);
-        }
+        laps.print(o, &extra, &PHASES, |p| format!("PM_{layers}x{width}_{}", p.unwrap_or("whole_step")));
     }
 }
 
