@@ -11,6 +11,7 @@ use crate::ml::hf::config::{Family, HfConfig};
 use crate::ml::hf::gpt2::Gpt2;
 use crate::ml::hf::llama::Llama;
 use crate::ml::hf::text::HfTokenizer;
+use crate::ml::rng::Stream;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum HfError {
@@ -280,6 +281,58 @@ impl Pretrained {
         let t = ids.size()[1];
         let lp = self.logits(ids, key_mask).narrow(1, 0, t - 1).log_softmax(-1, Kind::Float);
         lp.gather(2, &ids.narrow(1, 1, t - 1).unsqueeze(2), false).squeeze_dim(2)
+    }
+
+    /// Samples up to `new` tokens after each prompt at `temperature`, all
+    /// prompts in one left-padded batch through the KV cache. A row ends at
+    /// the model's EOS (kept); draws come from `rng` (inverse CDF, one
+    /// uniform per row and token), so a seed gives the same tokens again.
+    pub fn sample(&self, prompts: &[Vec<i64>], new: usize, temperature: f64, rng: &mut Stream) -> Vec<Vec<i64>> {
+        use rand::Rng;
+        let device = self.device();
+        let b = prompts.len() as i64;
+        let width = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        if b == 0 || width == 0 || new == 0 {
+            return vec![vec![]; prompts.len()];
+        }
+        let mut ids = Vec::with_capacity(prompts.len() * width);
+        let mut real = Vec::with_capacity(prompts.len() * width);
+        for p in prompts {
+            let pad = width - p.len();
+            ids.extend(std::iter::repeat_n(0, pad).chain(p.iter().copied()));
+            real.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, p.len())));
+        }
+        let ids = Tensor::from_slice(&ids).view([b, width as i64]).to_device(device);
+        let mut mask = Tensor::from_slice(&real).view([b, width as i64]).to_device(device);
+        let mut positions = Self::positions(&mask).narrow(1, width as i64 - 1, 1);
+        let mut cache = Cache::default();
+        let mut h = self.hidden(&ids, &Self::positions(&mask), &mask, Some(&mut cache));
+        let mut out: Vec<Vec<i64>> = vec![vec![]; prompts.len()];
+        let mut done = vec![false; prompts.len()];
+        for _ in 0..new {
+            let logits = h.narrow(1, h.size()[1] - 1, 1).squeeze_dim(1).matmul(&self.head.tr());
+            let cum = (logits / temperature).softmax(-1, Kind::Float).cumsum(-1, Kind::Float);
+            let u: Vec<f32> = (0..b).map(|_| rng.gen_range(f32::MIN_POSITIVE..1.0)).collect();
+            let u = Tensor::from_slice(&u).to_device(device).unsqueeze(1) * cum.narrow(1, self.config.vocab - 1, 1);
+            let next = cum
+                .lt_tensor(&u)
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Int64)
+                .clamp_max(self.config.vocab - 1);
+            let drawn: Vec<i64> = Vec::try_from(&next).unwrap_or_default();
+            for (row, &t) in drawn.iter().enumerate() {
+                if !done[row] {
+                    out[row].push(t);
+                    done[row] = Some(t) == self.config.eos;
+                }
+            }
+            if done.iter().all(|d| *d) {
+                break;
+            }
+            positions = positions + 1;
+            mask = Tensor::cat(&[&mask, &Tensor::ones([b, 1], (Kind::Int64, device))], 1);
+            h = self.hidden(&next.unsqueeze(1), &positions, &mask, Some(&mut cache));
+        }
+        out
     }
 
     /// Greedy decoding of `new` tokens after one prompt, with a KV cache:
