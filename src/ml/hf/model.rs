@@ -328,7 +328,7 @@ impl Pretrained {
             if done.iter().all(|d| *d) {
                 break;
             }
-            positions = positions + 1;
+            positions = &positions + 1;
             mask = Tensor::cat(&[&mask, &Tensor::ones([b, 1], (Kind::Int64, device))], 1);
             h = self.hidden(&next.unsqueeze(1), &positions, &mask, Some(&mut cache));
         }
