@@ -122,15 +122,22 @@ fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
 
     // On Slurm: kill the driver once a few jobs are in, then start it again.
     let shared = tmp.path().join("cache-slurm");
+    let driver_log = tmp.path().join("driver.log");
     let mut driver = tandem(&shared, &["run", file, "--results", tmp.path().join("r2").to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(&driver_log).unwrap())
+        .stderr(std::fs::File::options().append(true).open(&driver_log).unwrap())
         .spawn()
         .unwrap();
     let jobs = shared.join("slurm/jobs");
     let t0 = Instant::now();
     while count_files(&jobs) < 3 && t0.elapsed() < Duration::from_secs(120) {
-        assert!(driver.try_wait().unwrap().is_none(), "the driver ended before it was killed");
+        if let Some(status) = driver.try_wait().unwrap() {
+            panic!(
+                "the driver ended ({status}) before it was killed, with {} job files:\n{}",
+                count_files(&jobs),
+                std::fs::read_to_string(&driver_log).unwrap_or_default()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(count_files(&jobs) >= 3, "no jobs submitted within two minutes");

@@ -224,10 +224,44 @@ pub fn job_name(key: &Key) -> String {
     format!("tandem-{}", key.short())
 }
 
+/// What Slurm's clients print when the controller could not be reached or
+/// was too busy to answer: nothing was done, so asking again is safe.
+const UNREACHABLE: &[&str] = &[
+    "Unable to contact slurm controller",
+    "Socket timed out",
+    "temporarily unable",
+    "Zero Bytes were transmitted",
+    "Connection refused",
+    "Transport endpoint",
+];
+
+/// Runs a Slurm client command, asking again while the controller is
+/// unreachable or busy (a restart, a timeout under load): up to 6 tries,
+/// 1, 2, 4, 8 and 16 s apart. A read (`any_failure`) is repeated on any
+/// failure; a submission only when the message says nothing was done.
+fn slurm(what: &str, any_failure: bool, make: impl Fn() -> Command) -> Result<std::process::Output, ExecError> {
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1.. {
+        let out = make().output().map_err(|e| {
+            ExecError::Invalid(format!("cannot run {what}: {e} (is Slurm's client installed and on PATH?)"))
+        })?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let transient = any_failure || UNREACHABLE.iter().any(|m| err.contains(m));
+        if out.status.success() || !transient || attempt == 6 {
+            return Ok(out);
+        }
+        std::thread::sleep(wait);
+        wait *= 2;
+    }
+    unreachable!("the loop returns by its sixth try")
+}
+
 /// This user's jobs Slurm still knows: id → (name, state).
 fn queue() -> Result<HashMap<String, (String, String)>, ExecError> {
-    let out = Command::new("squeue").args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]).output().map_err(|e| {
-        ExecError::Invalid(format!("cannot run squeue: {e} (is Slurm's client installed and on PATH?)"))
+    let out = slurm("squeue", true, || {
+        let mut c = Command::new("squeue");
+        c.args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]);
+        c
     })?;
     if !out.status.success() {
         return Err(ExecError::Invalid(format!("squeue failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
@@ -286,26 +320,27 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     write_atomic(&script_path, script.as_bytes())?;
     let r = opts.profile.resources(node.kind());
     let cpus = r.cpus.unwrap_or(opts.threads.max(1) as u32);
-    let mut cmd = Command::new("sbatch");
-    cmd.arg("--parsable")
-        .arg(format!("--job-name={}", job_name(&node.key)))
-        .arg(format!("--output={}", logs_dir.join(format!("{hex}.%j.out")).display()))
-        .arg(format!("--cpus-per-task={cpus}"))
-        .arg(format!("--mem={}", r.mem.as_deref().unwrap_or("4G")))
-        .arg(format!("--time={}", r.time.as_deref().unwrap_or("24:00:00")));
-    if let Some(p) = &r.partition {
-        cmd.arg(format!("--partition={p}"));
-    }
-    if let Some(a) = &r.account {
-        cmd.arg(format!("--account={a}"));
-    }
-    if let Some(g) = r.gpus.filter(|g| *g > 0) {
-        cmd.arg(format!("--gpus={g}"));
-    }
-    cmd.args(&opts.profile.slurm.sbatch_args).arg(&script_path);
-    let out = cmd.output().map_err(|e| {
-        ExecError::Invalid(format!("cannot run sbatch: {e} (is Slurm's client installed and on PATH?)"))
-    })?;
+    let sbatch = || {
+        let mut cmd = Command::new("sbatch");
+        cmd.arg("--parsable")
+            .arg(format!("--job-name={}", job_name(&node.key)))
+            .arg(format!("--output={}", logs_dir.join(format!("{hex}.%j.out")).display()))
+            .arg(format!("--cpus-per-task={cpus}"))
+            .arg(format!("--mem={}", r.mem.as_deref().unwrap_or("4G")))
+            .arg(format!("--time={}", r.time.as_deref().unwrap_or("24:00:00")));
+        if let Some(p) = &r.partition {
+            cmd.arg(format!("--partition={p}"));
+        }
+        if let Some(a) = &r.account {
+            cmd.arg(format!("--account={a}"));
+        }
+        if let Some(g) = r.gpus.filter(|g| *g > 0) {
+            cmd.arg(format!("--gpus={g}"));
+        }
+        cmd.args(&opts.profile.slurm.sbatch_args).arg(&script_path);
+        cmd
+    };
+    let out = slurm("sbatch", false, sbatch)?;
     if !out.status.success() {
         return Err(ExecError::Invalid(format!(
             "sbatch refused the job: {}",
