@@ -462,15 +462,84 @@ fn winrate_shared(o: &Opts) {
         if which == 0 {
             // What the `samples` node keeps: the draws and the pooled judge's scores.
             let yb = tandem::ml::eval::baseline_samples(&baseline, &prompts, seed);
-            let scores = judge.pooled_score(&prompts, &yb).expect("a pooled judge");
+            let prefix = tch::no_grad(|| judge.prefix(&prompts));
+            let scores = judge.pooled_scores_after(&prefix, &yb).expect("a pooled judge");
             for p in &policies {
-                let _ = tandem::ml::eval::winrate_against_scores(p, &scores, &judge, &prompts, seed);
+                let _ = tandem::ml::eval::winrate_against_scores(p, &scores, &judge, &prefix, &prompts, seed);
             }
         } else {
             for p in &policies {
                 let _ = tandem::ml::eval::winrate(p, &baseline, &judge, &prompts, seed);
             }
         }
+    });
+}
+
+/// One win-rate evaluation at the paper study's shapes, phase by phase:
+/// the policy's samples (2x64, KV cache) and the judge's pooled scores of
+/// them (3x96): as one pass over each whole `[x SEP y]`, and continuing a
+/// pass over the prompts `[x SEP]` made beforehand (what the `samples` node
+/// keeps), at 512 and 2,048 prompts.
+fn winrate_phases(o: &Opts) {
+    const PHASES: [&str; 3] = ["sample_policy", "judge_whole", "judge_after_prefix"];
+    let policy = Policy::new(spec(RESPONSE), Device::Cpu, 3);
+    let judge = PreferenceModel::new(
+        PmSpec { vocab: VOCAB, layers: 3, width: 96, heads: 4, prompt_len: PROMPT, response_len: RESPONSE },
+        PmHead::Pooled,
+        Device::Cpu,
+        2,
+    );
+    for prompts in [512usize, 2048] {
+        let p = random_pairs(prompts, 13).prompts;
+        let prefix = tch::no_grad(|| judge.prefix(&p));
+        let steps = o.steps.min(10);
+        let mut laps = Laps::new(PHASES.len(), o.warmup.min(2));
+        for i in 0..o.warmup.min(2) + steps {
+            laps.begin(i);
+            let y = policy.sample(&p, 1.0, &mut tandem::ml::rng::stream(i as u64, "bench/winrate", 0));
+            laps.lap(0);
+            let _ = tch::no_grad(|| judge.pooled_score_whole(&p, &y));
+            laps.lap(1);
+            let _ = judge.pooled_scores_after(&prefix, &y);
+            laps.lap(2);
+            laps.end();
+        }
+        let extra = serde_json::json!({"prompts": prompts, "policy": "2x64", "judge": "3x96"});
+        laps.print(o, &extra, &PHASES, |ph| format!("winrate_{prompts}_{}", ph.unwrap_or("all_three")));
+    }
+}
+
+/// A PM training step (3x96, 64 pairs: forward, loss, backward, Adam) with
+/// chosen and rejected continuing one pass over `[x SEP]`, against one pass
+/// over each whole `[x SEP y]` (the step before the sharing), alternating.
+fn pm_prefix(o: &Opts) {
+    let spec = PmSpec { vocab: VOCAB, layers: 3, width: 96, heads: 4, prompt_len: PROMPT, response_len: RESPONSE };
+    let pm = PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1);
+    let mut adam = Adam::new(&pm.vs, 1e-3, 0, 0.0);
+    let data = random_pairs(4096, 7);
+    let fewer =
+        Opts { steps: o.steps.min(60), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };
+    let extra = serde_json::json!({"layers": 3, "width": 96, "batch_pairs": 64});
+    measure_pair(("PM_3x96_step_shared_prefix", "PM_3x96_step_whole_sequences"), &fewer, extra, |i, which| {
+        let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 64, i as u64, 0);
+        let b = data.select(&idx);
+        let loss = if which == 0 {
+            pm.loss(&b.prompts, &b.chosen, &b.rejected)
+        } else {
+            let s = pm
+                .pooled_score_whole(
+                    &Tensor::cat(&[&b.prompts, &b.prompts], 0),
+                    &Tensor::cat(&[&b.chosen, &b.rejected], 0),
+                )
+                .expect("pooled");
+            let n = b.prompts.size()[0];
+            // The loss as `PreferenceModel::loss` forms it from z(x, y_w, y_l).
+            let z = s.narrow(0, 0, n) - s.narrow(0, n, n);
+            ((-&z).softplus() + (-z).softplus()).mean(Kind::Float) * 0.5
+        };
+        adam.zero_grad();
+        loss.backward();
+        let _ = adam.step();
     });
 }
 
@@ -492,7 +561,7 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 9] = [
+    let all: [Bench; 11] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -501,7 +570,9 @@ fn main() {
         ("online", online_step),
         ("sampling", sampling),
         ("winrate", winrate_shared),
+        ("winrate_phases", winrate_phases),
         ("pm", pm_phases),
+        ("pm_prefix", pm_prefix),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {

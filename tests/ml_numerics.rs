@@ -391,3 +391,52 @@ fn reference_log_probs_computed_ahead_give_the_step_a_live_reference_gives() {
     // A loss that reads the reference refuses to run without one.
     assert!(train::preference_step(&policies[0], Reference::Unused, loss, false, &mut adams[0], &batch).is_err());
 }
+
+#[test]
+fn pooled_scores_continuing_one_prompt_pass_equal_whole_passes() {
+    // A pooled PM scores chosen and rejected (and a win rate its samples) by
+    // continuing one pass over `[x SEP]`: scores, the loss's gradients and
+    // the SEP fallback of a response with no real token agree with a pass
+    // over each whole `[x SEP y]` up to float rounding.
+    tch::set_num_threads(1);
+    let pm = PreferenceModel::new(
+        PmSpec { vocab: 16, layers: 2, width: 32, heads: 4, prompt_len: 5, response_len: 6 },
+        PmHead::Pooled,
+        Device::Cpu,
+        8,
+    );
+    let p = prompts();
+    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, 7, 7, EOS], vec![EOS]], 6);
+    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, 9, EOS], vec![], vec![9, 10, EOS]], 6);
+    let whole = |y: &Tensor| pm.pooled_score_whole(&p, y).expect("pooled");
+    for y in [&y1, &y2] {
+        let shared = pm.pooled_score(&p, y).expect("pooled");
+        let w = tch::no_grad(|| whole(y));
+        assert!(max_abs(&shared, &w) < 1e-5, "{shared:?} vs {w:?}");
+    }
+    let grads = |f: &dyn Fn() -> Tensor| -> Vec<Tensor> {
+        let mut vars: Vec<(String, Tensor)> = pm.vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, v) in &mut vars {
+            v.zero_grad();
+        }
+        f().backward();
+        vars.iter().map(|(_, v)| v.grad().copy()).collect()
+    };
+    // A prefix kept as named tensors (a `samples` node keeps its judge's)
+    // and read back continues to the same bytes; a misshapen one is refused.
+    let prefix = tch::no_grad(|| pm.prefix(&p));
+    let named: std::collections::BTreeMap<String, Tensor> = prefix.to_named().into_iter().collect();
+    let read = pm.prefix_from_named(&p, |k| named.get(k).map(|t| t.copy())).expect("a whole prefix");
+    let (a, b) = (pm.pooled_scores_after(&prefix, &y1).unwrap(), pm.pooled_scores_after(&read, &y1).unwrap());
+    assert!(a.equal(&b));
+    assert!(pm.prefix_from_named(&p.narrow(0, 0, 3), |k| named.get(k).map(|t| t.copy())).is_none());
+    assert!(pm
+        .prefix_from_named(&p, |k| (k != "prefix.v1").then(|| named.get(k).map(|t| t.copy())).flatten())
+        .is_none());
+    let shared = grads(&|| pm.loss(&p, &y1, &y2));
+    let by_whole = grads(&|| (-(whole(&y1) - whole(&y2))).softplus().mean(Kind::Float));
+    for (a, b) in shared.iter().zip(&by_whole) {
+        assert!(max_abs(a, b) < 1e-5, "gradients differ by {}", max_abs(a, b));
+    }
+}

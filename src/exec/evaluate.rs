@@ -28,10 +28,13 @@ pub fn samples(ctx: &Ctx, spec: &SamplesSpec, st: &mut Staging) -> Result<(), Ex
         let judge = art::load_pm(ctx.store, judge, ctx.device)?;
         art::same_shapes("the judge and the baseline", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
         let d = judge.vs.device();
-        let scores = judge
-            .pooled_score(&prompts.to_device(d), &responses.to_device(d))
-            .ok_or_else(|| ExecError::Invalid("the judge's head scores pairs only; it has no scores to keep".into()))?;
+        let not_pooled = || ExecError::Invalid("the judge's head scores pairs only; it has no scores to keep".into());
+        // The judge's pass over the prompts is kept too: every win rate
+        // against these samples continues it with its own policy's responses.
+        let prefix = tch::no_grad(|| judge.prefix(&prompts.to_device(d)));
+        let scores = judge.pooled_scores_after(&prefix, &responses.to_device(d)).ok_or_else(not_pooled)?;
         tensors.insert("scores".to_string(), scores.to_device(tch::Device::Cpu));
+        tensors.extend(prefix.to_named());
     }
     tensors.insert("prompts".to_string(), prompts);
     tensors.insert("responses".to_string(), responses.to_device(tch::Device::Cpu));
@@ -88,7 +91,16 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             }
             let won = match drawn.get("scores") {
                 Some(scores) => {
-                    eval::winrate_against_scores(&policy, scores, &judge, &prompts, seed).ok_or_else(|| {
+                    let d = judge.vs.device();
+                    let prefix = judge
+                        .prefix_from_named(&prompts.to_device(d), |name| drawn.get(name).map(|t| t.shallow_clone()))
+                        .ok_or_else(|| {
+                            art::input_err(
+                                baseline_samples,
+                                "the judge's pass over the prompts is missing or misshapen",
+                            )
+                        })?;
+                    eval::winrate_against_scores(&policy, scores, &judge, &prefix, &prompts, seed).ok_or_else(|| {
                         art::input_err(baseline_samples, "scores kept for a judge whose head is not pooled")
                     })?
                 }

@@ -4,7 +4,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::ml::data::Pairs;
 use crate::ml::policy::Policy;
-use crate::ml::preference::PreferenceModel;
+use crate::ml::preference::{PreferenceModel, Prefix};
 use crate::ml::rng;
 
 /// A mean with its standard error and 95% interval (normal approximation),
@@ -83,19 +83,22 @@ pub fn baseline_samples(baseline: &Policy, prompts: &Tensor, seed: u64) -> Tenso
 }
 
 /// The win rate against baseline responses already drawn and scored by a
-/// pooled judge: only the policy's responses are scored here. None when the
-/// judge's head is not pooled (it has no score of one response).
+/// pooled judge: only the policy's responses are scored here, continuing
+/// the judge's pass over the prompts (`prefix`, made with the baseline's
+/// scores). None when the judge's head is not pooled (it has no score of
+/// one response).
 pub fn winrate_against_scores(
     policy: &Policy,
     baseline_scores: &Tensor,
     judge: &PreferenceModel,
+    prefix: &Prefix,
     prompts: &Tensor,
     seed: u64,
 ) -> Option<Estimate> {
     let p = prompts.to_device(policy.device());
     let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
     let d = judge.vs.device();
-    let s = judge.pooled_score(&p.to_device(d), &y.to_device(d))?;
+    let s = judge.pooled_scores_after(prefix, &y.to_device(d))?;
     // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.
     Some(share_positive(&to_vec(&(s - baseline_scores.to_device(d)))))
 }

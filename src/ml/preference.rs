@@ -26,7 +26,28 @@ use tch::{Device, Kind, Tensor};
 
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, SEP};
-use crate::ml::transformer::{Arch, Trunk};
+use crate::ml::transformer::{Arch, Continuation, KvCache, Trunk};
+
+/// A pooled head's pass over prompts `[x SEP]`, continued by responses.
+pub struct Prefix {
+    prompts: Tensor,
+    /// Real tokens of each row's prefix: [B, 1].
+    real: Tensor,
+    /// The hidden state at SEP: [B, 1, D].
+    sep_hidden: Tensor,
+    cache: KvCache,
+}
+
+impl Prefix {
+    /// The prefix as named tensors, to be kept beside the prompts it was
+    /// computed from (a `samples` node keeps its judge's).
+    pub fn to_named(&self) -> Vec<(String, Tensor)> {
+        let mut out = self.cache.to_named("prefix.");
+        out.push(("prefix.real".into(), self.real.contiguous()));
+        out.push(("prefix.sep_hidden".into(), self.sep_hidden.contiguous()));
+        out
+    }
+}
 
 /// Shapes a preference model is built for.
 pub type PmSpec = crate::ml::transformer::ModelSpec;
@@ -127,32 +148,124 @@ impl PreferenceModel {
         PreferenceModel { vs, spec, kind, trunk, head }
     }
 
-    /// The pooled head's score s(x, y): [B].
-    /// The pooled head's scalar score of each (prompt, response); `None`
-    /// for a joint head, which only scores pairs.
+    /// The pooled head's scalar score s(x, y) of each (prompt, response):
+    /// [B]; `None` for a joint head, which only scores pairs.
     pub fn pooled_score(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
-        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.score(prompts, y)))
+        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.scores(prompts, &[y])))
     }
 
-    fn score(&self, prompts: &Tensor, y: &Tensor) -> Tensor {
-        let Head::Pooled { hidden: fc, out, overlap } = &self.head else {
-            unreachable!("score() is the pooled head's")
-        };
+    /// The prompts' prefix `[x SEP]` through the pooled head's trunk, to be
+    /// continued by any number of responses ([`PreferenceModel::scores_after`]).
+    pub fn prefix(&self, prompts: &Tensor) -> Prefix {
         let b = prompts.size()[0];
         let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
-        let seq = Tensor::cat(&[prompts, &sep, y], 1);
+        let seq = Tensor::cat(&[prompts, &sep], 1);
         let mask = tokens::mask(&seq);
-        let flags = overlap.forward(&overlap_flags(prompts, y)); // [B, Lr, D]
-        let prefix = Tensor::zeros([b, prompts.size()[1] + 1, self.spec.width], (Kind::Float, prompts.device()));
-        let hidden = self.trunk.forward_with(&seq, &mask, &Tensor::cat(&[prefix, flags], 1));
-        // The response's real tokens (EOS included), averaged; an empty
-        // response cannot occur (EOS is always there) but would give zeros.
-        let lr = y.size()[1];
-        let resp_mask = tokens::mask(y).to_kind(Kind::Float).unsqueeze(2); // [B, Lr, 1]
-        let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
-        let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
+        let (hidden, cache) = self.trunk.prefill(&seq, &mask);
+        let width = seq.size()[1];
+        Prefix {
+            prompts: prompts.shallow_clone(),
+            real: mask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64),
+            sep_hidden: hidden.narrow(1, width - 1, 1),
+            cache,
+        }
+    }
+
+    /// A prefix kept by [`Prefix::to_named`], for `prompts`, checked
+    /// against this model's shapes; None if a tensor is missing or of
+    /// another shape.
+    pub fn prefix_from_named(&self, prompts: &Tensor, get: impl Fn(&str) -> Option<Tensor>) -> Option<Prefix> {
+        let device = prompts.device();
+        let get = |name: &str| get(name).map(|t| t.to_device(device));
+        let cache = KvCache::from_named(get, "prefix.", self.spec.layers)?;
+        let (b, lp) = prompts.size2().ok()?;
+        let (heads, width) = (self.spec.heads, self.spec.width);
+        let kv = [b, heads, lp + 1, width / heads];
+        let fits =
+            cache.to_named("").iter().all(
+                |(name, t)| {
+                    if name == "key_mask" {
+                        t.size() == [b, lp + 1]
+                    } else {
+                        t.size() == kv
+                    }
+                },
+            );
+        let real = get("prefix.real")?;
+        let sep_hidden = get("prefix.sep_hidden")?;
+        (fits && real.size() == [b, 1] && sep_hidden.size() == [b, 1, width]).then(|| Prefix {
+            prompts: prompts.shallow_clone(),
+            real,
+            sep_hidden,
+            cache,
+        })
+    }
+
+    /// s(x, y) of several response sets to the same prompts, [n·B] (set j
+    /// at rows j·B..), with `[x SEP]` through the trunk once: the responses
+    /// continue its KV cache. The same numbers as a pass over each whole
+    /// `[x SEP y]`, up to float rounding (tests/ml_numerics.rs); a
+    /// preference step scores chosen and rejected, so it reads 37 token
+    /// rows per pair at the paper's widths instead of 50.
+    fn scores(&self, prompts: &Tensor, responses: &[&Tensor]) -> Tensor {
+        self.scores_after(&self.prefix(prompts), responses)
+    }
+
+    /// The pooled score as one pass over each whole `[x SEP y]`, the prompt
+    /// recomputed for every response: what [`PreferenceModel::scores`]
+    /// computes without sharing. For tests and benchmarks.
+    pub fn pooled_score_whole(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
+        let Head::Pooled { hidden: fc, out, overlap } = &self.head else { return None };
+        Some({
+            let b = prompts.size()[0];
+            let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
+            let seq = Tensor::cat(&[prompts, &sep, y], 1);
+            let mask = tokens::mask(&seq);
+            let flags = overlap.forward(&overlap_flags(prompts, y));
+            let prefix = Tensor::zeros([b, prompts.size()[1] + 1, self.spec.width], (Kind::Float, prompts.device()));
+            let hidden = self.trunk.forward_with(&seq, &mask, &Tensor::cat(&[prefix, flags], 1));
+            let lr = y.size()[1];
+            let resp_mask = tokens::mask(y).to_kind(Kind::Float).unsqueeze(2);
+            let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
+            let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
+                / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
+            let features = Tensor::cat(&[mean, last_real(&hidden, &mask)], 1);
+            out.forward(&fc.forward(&features).gelu("tanh")).squeeze_dim(1)
+        })
+    }
+
+    /// The pooled scores of responses `y` to the prefix's prompts, [B];
+    /// `None` for a joint head.
+    pub fn pooled_scores_after(&self, prefix: &Prefix, y: &Tensor) -> Option<Tensor> {
+        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.scores_after(prefix, &[y])))
+    }
+
+    /// [`PreferenceModel::scores`] continuing a prefix computed before.
+    fn scores_after(&self, prefix: &Prefix, responses: &[&Tensor]) -> Tensor {
+        let Head::Pooled { hidden: fc, out, overlap } = &self.head else {
+            unreachable!("scores are the pooled head's")
+        };
+        let n = responses.len() as i64;
+        let mut cache = prefix.cache.repeat(n as usize);
+        let prompts = prefix.prompts.repeat([n, 1]);
+        let y = Tensor::cat(responses, 0); // [nB, Lr]
+        let ymask = tokens::mask(&y);
+        let positions =
+            (ymask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1 + prefix.real.repeat([n, 1])).clamp_min(0);
+        let flags = overlap.forward(&overlap_flags(&prompts, &y)); // [nB, Lr, D]
+        let how = Continuation { segment: 1, extra: Some(&flags) };
+        let resp = self.trunk.extend_with(&y, &positions, &ymask, how, &mut cache); // [nB, Lr, D]
+                                                                                    // The response's real tokens (EOS included), averaged; an empty
+                                                                                    // response cannot occur (EOS is always there) but would give zeros.
+        let resp_mask = ymask.to_kind(Kind::Float).unsqueeze(2); // [nB, Lr, 1]
+        let mean = (&resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
             / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
-        let features = Tensor::cat(&[mean, last_real(&hidden, &mask)], 1);
+        // The last real token of `[x SEP y]`: the response's, or SEP's if it
+        // had none.
+        let b = y.size()[0];
+        let with_sep = Tensor::cat(&[prefix.sep_hidden.repeat([n, 1, 1]), resp], 1);
+        let with_sep_mask = Tensor::cat(&[Tensor::ones([b, 1], (Kind::Bool, y.device())), ymask], 1);
+        let features = Tensor::cat(&[mean, last_real(&with_sep, &with_sep_mask)], 1);
         // The tanh GELU, as the trunk's (transformer.rs says why).
         out.forward(&fc.forward(&features).gelu("tanh")).squeeze_dim(1)
     }
@@ -169,9 +282,9 @@ impl PreferenceModel {
                 head.forward(&last_real(&hidden, &mask)).squeeze_dim(1)
             }
             Head::Pooled { .. } => {
-                // Both responses in one batch through the trunk.
+                // Both responses continue one pass over the prompts.
                 let b = prompts.size()[0];
-                let s = self.score(&Tensor::cat(&[prompts, prompts], 0), &Tensor::cat(&[y1, y2], 0));
+                let s = self.scores(prompts, &[y1, y2]);
                 s.narrow(0, 0, b) - s.narrow(0, b, b)
             }
         }

@@ -57,6 +57,15 @@ pub struct Trunk {
     ln_f: nn::LayerNorm,
 }
 
+/// How a continuation through [`Trunk::extend_with`] joins its prefix.
+#[derive(Default)]
+pub struct Continuation<'a> {
+    /// The segment the continuation starts in: SEPs already in the prefix.
+    pub segment: i64,
+    /// Added to the continuation's input embeddings: [B, T, D].
+    pub extra: Option<&'a Tensor>,
+}
+
 /// Keys and values of every layer for the tokens seen so far.
 pub struct KvCache {
     k: Vec<Tensor>,
@@ -66,6 +75,29 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// The cache as named tensors (`k0`, `v0`, ..., `key_mask`), to be kept.
+    pub fn to_named(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        // Contiguous: a head split leaves keys and values as strided views,
+        // which safetensors cannot write.
+        let mut out = vec![(format!("{prefix}key_mask"), self.key_mask.contiguous())];
+        for (i, (k, v)) in self.k.iter().zip(&self.v).enumerate() {
+            out.push((format!("{prefix}k{i}"), k.contiguous()));
+            out.push((format!("{prefix}v{i}"), v.contiguous()));
+        }
+        out
+    }
+
+    /// A cache of `layers` layers from [`KvCache::to_named`]'s tensors, or
+    /// None if one is missing.
+    pub fn from_named(get: impl Fn(&str) -> Option<Tensor>, prefix: &str, layers: i64) -> Option<KvCache> {
+        let mut cache = KvCache { k: vec![], v: vec![], key_mask: get(&format!("{prefix}key_mask"))? };
+        for i in 0..layers {
+            cache.k.push(get(&format!("{prefix}k{i}"))?);
+            cache.v.push(get(&format!("{prefix}v{i}"))?);
+        }
+        Some(cache)
+    }
+
     /// The cache for `n` copies of the batch, stacked along it (copy j of
     /// row i is row j·B + i): one prompt prefix shared by several responses.
     pub fn repeat(&self, n: usize) -> KvCache {
@@ -186,7 +218,6 @@ impl Trunk {
 
     /// Like `forward`, and keeps every layer's keys and values for `step`.
     pub fn prefill(&self, tokens: &Tensor, key_mask: &Tensor) -> (Tensor, KvCache) {
-        assert!(self.seg.is_none(), "the KV cache serves policies, which have no segments");
         let mut x = self.embed(tokens, key_mask);
         let mask = Self::full_mask(key_mask);
         let mut cache = KvCache { k: vec![], v: vec![], key_mask: key_mask.shallow_clone() };
@@ -206,6 +237,21 @@ impl Trunk {
     /// Hidden [B, T, D]. The same numbers as a forward over the whole
     /// sequence, up to float rounding; the cached prefix is not recomputed.
     pub fn extend(&self, tokens: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: &mut KvCache) -> Tensor {
+        self.extend_with(tokens, positions, key_mask, Continuation::default(), cache)
+    }
+
+    /// [`Trunk::extend`] for a trunk with segments or extra embeddings: the
+    /// continuation starts in segment `how.segment` (the number of SEPs
+    /// already in the cache) and `how.extra` [B, T, D], if given, is added
+    /// to its input embeddings, as [`Trunk::forward_with`] adds it.
+    pub fn extend_with(
+        &self,
+        tokens: &Tensor,
+        positions: &Tensor,
+        key_mask: &Tensor,
+        how: Continuation,
+        cache: &mut KvCache,
+    ) -> Tensor {
         let (b, t) = tokens.size2().expect("[B, T]");
         let device = tokens.device();
         let past = cache.key_mask.size()[1];
@@ -219,7 +265,17 @@ impl Trunk {
         let past_keys = cache.key_mask.unsqueeze(1).unsqueeze(1).expand([b, 1, t, past], false);
         let mask = Tensor::cat(&[past_keys, new_keys], 3);
         cache.key_mask = Tensor::cat(&[&cache.key_mask, key_mask], 1);
+        // The same sums in the same order as `embed` (+ `extra`) over the
+        // whole sequence.
         let mut x = self.tok.forward(tokens) + self.pos.forward(positions);
+        if let Some(seg) = &self.seg {
+            let ids = (tokens.eq(crate::ml::tokens::SEP).to_kind(Kind::Int64).cumsum(1, Kind::Int64) + how.segment)
+                .clamp_max(self.arch.segments - 1);
+            x = x + seg.forward(&ids);
+        }
+        if let Some(extra) = how.extra {
+            x = x + extra;
+        }
         for (i, blk) in self.blocks.iter().enumerate() {
             let (k, v) = (&mut cache.k[i], &mut cache.v[i]);
             x = self.attend(blk, &x, &mask, Some((k, v)));

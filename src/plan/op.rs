@@ -647,32 +647,45 @@ impl Op {
     /// (and everything downstream) then gets a new key.
     pub fn version(&self) -> u32 {
         match self {
-            // 2: both splits are relabelled (1 kept the train split only).
-            Op::Relabel(_) => 2,
+            // 3: a pooled judge scores both responses continuing one pass
+            // over the prompt (`PreferenceModel::scores`); other float
+            // rounding. 2: both splits are relabelled (1 kept the train split
+            // only).
+            Op::Relabel(_) => 3,
+            // 4: chosen and rejected continue one pass over the prompt.
             // 3: GELU with the tanh approximation (ATen's kernel, pinned by the
             // numerics profile; the exact GELU ran on oneDNN, whose bytes
             // follow the host's instruction set). 2: the `head` argument
             // (pooled by default; 1 was the joint head).
-            Op::Pm(..) => 3,
+            Op::Pm(..) => 4,
             // 2: GELU with the tanh approximation, as `Pm`'s 3.
             Op::Sft(_) => 2,
             // 3: offline and replay runs read the reference's log-probs from a
             // shared `reference_logprobs` node, computed in other batch shapes.
             Op::Train(TrainSpec { reference_logprobs: Some(_), .. }) => 3,
+            // 3: the judge scores both samples continuing one pass over the
+            // prompts, as `Relabel`'s 3.
+            Op::Train(TrainSpec { sampler: Sampler::Online { .. }, .. }) => 3,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
-            // 3: per-unit outcomes (`units.csv`) beside the summary. 2: the
-            // baseline's samples (and, for a pooled judge, their scores)
-            // come from a shared `samples` node; the key names it.
-            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 3,
+            // 4: the judge's scores continue its pass over the prompts, kept
+            // by the `samples` node. 3: per-unit outcomes (`units.csv`)
+            // beside the summary. 2: the baseline's samples (and, for a
+            // pooled judge, their scores) come from a shared `samples` node;
+            // the key names it.
+            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 4,
+            // 3: a PM classifying or a judge labelling scores both responses
+            // continuing one pass over the prompt, as `Relabel`'s 3.
+            Op::Eval(EvalSpec { metric: Metric::Classifier { .. } | Metric::SelfClassifier { .. }, .. }) => 3,
             // 2: per-unit outcomes (`units.csv`) beside the summary.
             Op::Eval(_) => 2,
+            // 2: the judge's pass over the prompts is kept beside its scores.
+            Op::Samples(_) => 2,
             Op::World(_)
             | Op::Generate(_)
             | Op::Pairs(_)
             | Op::Jsonl(_)
             | Op::Checkpoint { .. }
-            | Op::Samples(_)
             | Op::ReferenceLogprobs(_)
             | Op::Figure(_) => 1,
         }
