@@ -271,10 +271,10 @@ impl Trunk {
         if let Some(seg) = &self.seg {
             let ids = (tokens.eq(crate::ml::tokens::SEP).to_kind(Kind::Int64).cumsum(1, Kind::Int64) + how.segment)
                 .clamp_max(self.arch.segments - 1);
-            x = x + seg.forward(&ids);
+            x = &x + seg.forward(&ids);
         }
         if let Some(extra) = how.extra {
-            x = x + extra;
+            x = &x + extra;
         }
         for (i, blk) in self.blocks.iter().enumerate() {
             let (k, v) = (&mut cache.k[i], &mut cache.v[i]);
