@@ -320,6 +320,37 @@ fn step_phases(o: &Opts) {
     });
 }
 
+/// SFT, phase by phase, at the paper study's size (2 x 64, 64 responses a
+/// step: both responses of 32 pairs, prompt 12 + response 12): selecting the
+/// batch, the forward pass to token log-probs, the loss, backward, Adam.
+fn sft_phases(o: &Opts) {
+    const PHASES: [&str; 5] = ["select_batch", "forward", "loss", "backward", "adam"];
+    let policy = Policy::new(spec(RESPONSE), Device::Cpu, 1);
+    let mut adam = Adam::new(&policy.vs, 3e-4, 0, 0.0);
+    let data = random_pairs(4096, 9);
+    let mut laps = Laps::new(PHASES.len(), o.warmup);
+    for i in 0..o.warmup + o.steps {
+        laps.begin(i);
+        let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 32, i as u64, 0);
+        let b = data.select(&idx);
+        let prompts = Tensor::cat(&[&b.prompts, &b.prompts], 0);
+        let responses = Tensor::cat(&[&b.chosen, &b.rejected], 0);
+        laps.lap(0);
+        let (lp, mask) = policy.token_logprobs(&prompts, &responses);
+        laps.lap(1);
+        let loss = -lp.sum(Kind::Float) / mask.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0);
+        laps.lap(2);
+        adam.zero_grad();
+        loss.backward();
+        laps.lap(3);
+        let _ = (adam.step(), loss.double_value(&[]));
+        laps.lap(4);
+        laps.end();
+    }
+    let extra = serde_json::json!({"layers": 2, "width": 64, "responses": 64, "params": params(&policy.vs)});
+    laps.print(o, &extra, &PHASES, |p| format!("SFT_2x64_{}", p.unwrap_or("whole_step")));
+}
+
 /// Preference-model training, phase by phase (#19): one step of eq. (5)
 /// with the pooled head (chosen and rejected in one batch of 2 × 64 through
 /// the trunk), Adam, at the quickstart's golden-PM size (2 × 64) and the
@@ -561,7 +592,7 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 11] = [
+    let all: [Bench; 12] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -573,6 +604,7 @@ fn main() {
         ("winrate_phases", winrate_phases),
         ("pm", pm_phases),
         ("pm_prefix", pm_prefix),
+        ("sft", sft_phases),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
