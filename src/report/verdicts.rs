@@ -225,12 +225,12 @@ impl Claim {
         if verdict == Verdict::Undecided {
             match (c.basis, &c.power) {
                 (Basis::Seeds, Some(pl)) => {
-                    let seeds = pl
-                        .seeds_needed
-                        .map_or("more than 1,000 seeds per method".to_string(), |s| format!("about {s} seeds per method"));
+                    let seeds = pl.seeds_needed.map_or("more than 1,000 seeds per method".to_string(), |s| {
+                        format!("about {} seeds per method", grouped(s))
+                    });
                     let prompts = pl.prompts_needed.map_or(
                         "no number of prompts suffices at these seeds (seed variation dominates)".to_string(),
-                        |n| format!("about {n} prompts per point"),
+                        |n| format!("about {} prompts per point", grouped(n)),
                     );
                     s.push_str(&format!(
                         "; an effect of this size is decided with 80% power by {seeds}, or {prompts} (power now {:.0}%)",
@@ -263,6 +263,19 @@ fn numbers(a: &Analysis, p_holm: Option<f64>) -> String {
         None => format!("p = {}", fmt_p(c.p)),
     };
     format!("{}: {:+.3} [{:+.3}, {:+.3}], {p}, {basis}", a.what, c.effect, c.low, c.high)
+}
+
+/// A count with thousands separators, as the report writes numbers: 567,656.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn fmt_p(p: f64) -> String {
@@ -298,4 +311,18 @@ pub fn over_optimisation(fig: &Figure, series: &str) -> Option<Comparison> {
         lasts.push(avg(&l));
     }
     stats::compare(&peaks, &lasts, true, seed_of(&format!("{}/{series}/over", fig.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(567656), "567,656");
+        assert_eq!(grouped(1234567), "1,234,567");
+    }
 }
