@@ -181,16 +181,10 @@ impl PreferenceModel {
         let (b, lp) = prompts.size2().ok()?;
         let (heads, width) = (self.spec.heads, self.spec.width);
         let kv = [b, heads, lp + 1, width / heads];
-        let fits =
-            cache.to_named("").iter().all(
-                |(name, t)| {
-                    if name == "key_mask" {
-                        t.size() == [b, lp + 1]
-                    } else {
-                        t.size() == kv
-                    }
-                },
-            );
+        let fits = cache
+            .to_named("")
+            .iter()
+            .all(|(name, t)| t.size() == if name == "key_mask" { vec![b, lp + 1] } else { kv.to_vec() });
         let real = get("prefix.real")?;
         let sep_hidden = get("prefix.sep_hidden")?;
         (fits && real.size() == [b, 1] && sep_hidden.size() == [b, 1, width]).then(|| Prefix {
@@ -225,12 +219,8 @@ impl PreferenceModel {
             let prefix = Tensor::zeros([b, prompts.size()[1] + 1, self.spec.width], (Kind::Float, prompts.device()));
             let hidden = self.trunk.forward_with(&seq, &mask, &Tensor::cat(&[prefix, flags], 1));
             let lr = y.size()[1];
-            let resp_mask = tokens::mask(y).to_kind(Kind::Float).unsqueeze(2);
             let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
-            let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
-                / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
-            let features = Tensor::cat(&[mean, last_real(&hidden, &mask)], 1);
-            out.forward(&fc.forward(&features).gelu("tanh")).squeeze_dim(1)
+            Self::pooled_head(fc, out, &resp, &tokens::mask(y), last_real(&hidden, &mask))
         })
     }
 
@@ -254,18 +244,24 @@ impl PreferenceModel {
             (ymask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1 + prefix.real.repeat([n, 1])).clamp_min(0);
         let flags = overlap.forward(&overlap_flags(&prompts, &y)); // [nB, Lr, D]
         let how = Continuation { segment: 1, extra: Some(&flags) };
-        let resp = self.trunk.extend_with(&y, &positions, &ymask, how, &mut cache); // [nB, Lr, D]
-                                                                                    // The response's real tokens (EOS included), averaged; an empty
-                                                                                    // response cannot occur (EOS is always there) but would give zeros.
-        let resp_mask = ymask.to_kind(Kind::Float).unsqueeze(2); // [nB, Lr, 1]
-        let mean = (&resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
-            / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
+        let resp = self.trunk.extend_with(&y, &positions, &ymask, how, &mut cache);
         // The last real token of `[x SEP y]`: the response's, or SEP's if it
         // had none.
         let b = y.size()[0];
-        let with_sep = Tensor::cat(&[prefix.sep_hidden.repeat([n, 1, 1]), resp], 1);
-        let with_sep_mask = Tensor::cat(&[Tensor::ones([b, 1], (Kind::Bool, y.device())), ymask], 1);
-        let features = Tensor::cat(&[mean, last_real(&with_sep, &with_sep_mask)], 1);
+        let with_sep = Tensor::cat(&[&prefix.sep_hidden.repeat([n, 1, 1]), &resp], 1);
+        let with_sep_mask = Tensor::cat(&[&Tensor::ones([b, 1], (Kind::Bool, y.device())), &ymask], 1);
+        Self::pooled_head(fc, out, &resp, &ymask, last_real(&with_sep, &with_sep_mask))
+    }
+
+    /// The pooled head on the response's hidden states [B, Lr, D] (`ymask`
+    /// its real tokens) and the last real token's [B, D]: the score [B].
+    fn pooled_head(fc: &nn::Linear, out: &nn::Linear, resp: &Tensor, ymask: &Tensor, last: Tensor) -> Tensor {
+        // The response's real tokens (EOS included), averaged; an empty
+        // response cannot occur (EOS is always there) but would give zeros.
+        let resp_mask = ymask.to_kind(Kind::Float).unsqueeze(2); // [B, Lr, 1]
+        let mean = (resp * &resp_mask).sum_dim_intlist(1, false, Kind::Float)
+            / resp_mask.sum_dim_intlist(1, false, Kind::Float).clamp_min(1.0);
+        let features = Tensor::cat(&[mean, last], 1);
         // The tanh GELU, as the trunk's (transformer.rs says why).
         out.forward(&fc.forward(&features).gelu("tanh")).squeeze_dim(1)
     }
