@@ -41,6 +41,10 @@ pub enum Code {
     Cycle,
     BadNumber,
     OutsideProject,
+    /// A pretrained model directory tandem cannot use.
+    Pretrained,
+    /// A policy, its reference, judge or data reading other token ids.
+    Vocabulary,
     /// More problems than are worth showing; the rest are counted.
     TooManyProblems,
     /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
@@ -80,6 +84,8 @@ impl Code {
         Code::Cycle,
         Code::BadNumber,
         Code::OutsideProject,
+        Code::Pretrained,
+        Code::Vocabulary,
         Code::TooManyProblems,
         Code::EvaluatesNothing,
         Code::UnknownSeries,
@@ -118,6 +124,8 @@ impl Code {
             Code::Cycle => "tandem::cycle",
             Code::BadNumber => "tandem::bad_number",
             Code::OutsideProject => "tandem::outside_project",
+            Code::Pretrained => "tandem::pretrained",
+            Code::Vocabulary => "tandem::vocabulary",
             Code::TooManyProblems => "tandem::too_many_problems",
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",

@@ -10,6 +10,7 @@
 pub mod check;
 pub mod diagnostic;
 pub mod exec;
+pub mod hfdir;
 pub mod ml;
 pub mod plan;
 pub mod report;

@@ -12,12 +12,13 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("diagnostic", &["source"]),
     ("syntax", &["source", "diagnostic"]),
     ("check", &["syntax", "source", "diagnostic"]),
-    ("plan", &["check", "syntax", "source", "diagnostic"]),
-    ("ml", &[]),
-    ("worlds", &["ml"]),
-    ("exec", &["plan", "check", "ml", "worlds", "source", "diagnostic"]),
-    ("report", &["exec", "plan", "check", "ml", "worlds", "source", "diagnostic"]),
-    ("cli", &["report", "exec", "plan", "check", "syntax", "ml", "worlds", "source", "diagnostic"]),
+    ("plan", &["check", "syntax", "hfdir", "source", "diagnostic"]),
+    ("hfdir", &[]),
+    ("ml", &["hfdir"]),
+    ("worlds", &["ml", "hfdir"]),
+    ("exec", &["plan", "check", "ml", "hfdir", "worlds", "source", "diagnostic"]),
+    ("report", &["exec", "plan", "check", "ml", "hfdir", "worlds", "source", "diagnostic"]),
+    ("cli", &["report", "exec", "plan", "check", "syntax", "ml", "hfdir", "worlds", "source", "diagnostic"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

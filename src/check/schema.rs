@@ -21,6 +21,9 @@ pub enum Entity {
     Policy,
     /// A pairwise preference model.
     PreferenceModel,
+    /// A pretrained language model read from a Hugging Face directory: the
+    /// base of an SFT policy and the tokenizer of text data.
+    Pretrained,
     Eval,
     Figure,
 }
@@ -32,6 +35,7 @@ impl Entity {
             Entity::Dataset => "a dataset",
             Entity::Policy => "a policy",
             Entity::PreferenceModel => "a preference model",
+            Entity::Pretrained => "a pretrained model",
             Entity::Eval => "an evaluation",
             Entity::Figure => "a figure",
         }
@@ -326,6 +330,12 @@ pub static CTORS: &[Ctor] = &[
         params: &[
             p("path", Ty::Str { choices: &[] }, Default::Required, "a JSONL file with prompt, chosen, rejected"),
             p("tokenizer", Ty::Str { choices: &["char", "byte"] }, Default::Str("char"), "how text becomes tokens"),
+            p_added(
+                "tokenizer_of",
+                Ty::Ref(&[Entity::Pretrained]),
+                Default::Optional,
+                "tokenize with this pretrained model's own tokenizer instead (responses end with its end-of-sequence token)",
+            ),
         ],
         doc: "a preference dataset imported from a JSONL file; keyed by the file's content",
     },
@@ -333,8 +343,24 @@ pub static CTORS: &[Ctor] = &[
     Ctor {
         name: "sft",
         kind: CtorKind::Decl { decl: DeclKind::Model, entity: Entity::Policy, node: "model.sft" },
-        params: model_params!(64, 3e-4, 1000),
+        params: model_params!(64, 3e-4, 1000; p_added(
+            "base",
+            Ty::Ref(&[Entity::Pretrained]),
+            Default::Optional,
+            "start from this pretrained model (its architecture replaces layers, width and heads; `steps: 0` takes it as it is)"
+        )),
         doc: "a policy trained by SFT on both responses of every pair (Appendix C)",
+    },
+    Ctor {
+        name: "pretrained",
+        kind: CtorKind::Decl { decl: DeclKind::Model, entity: Entity::Pretrained, node: "model.pretrained" },
+        params: &[p(
+            "path",
+            Ty::Str { choices: &[] },
+            Default::Required,
+            "a Hugging Face model directory (config.json, tokenizer.json, *.safetensors); GPT-2, Llama or Qwen2",
+        )],
+        doc: "a pretrained language model read from a local directory; keyed by its files' content, never its path",
     },
     Ctor {
         name: "pm",

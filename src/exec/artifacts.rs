@@ -15,6 +15,7 @@ use tch::{Device, Tensor};
 
 use crate::exec::store::{Staging, Store, StoreError};
 use crate::ml::data::Pairs;
+use crate::ml::hf::Pretrained;
 use crate::ml::policy::{Policy, PolicySpec};
 use crate::ml::preference::{PmHead, PmSpec, PreferenceModel};
 use crate::plan::Key;
@@ -134,7 +135,14 @@ struct SpecJson {
     /// Preference models only: the head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     head: Option<String>,
+    /// `pretrained` for a policy kept as a Hugging Face directory
+    /// (config.json, tokenizer.json, model.safetensors); absent for
+    /// tandem's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
 }
+
+const PRETRAINED_FORMAT: &str = "pretrained";
 
 pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> {
     let s = policy.spec;
@@ -150,9 +158,31 @@ pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> 
             prompt_len: s.prompt_len,
             response_len: s.response_len,
             head: None,
+            format: policy.pretrained().map(|_| PRETRAINED_FORMAT.into()),
         },
     )?;
-    save_vars(st, "model.safetensors", &policy.vs)
+    match policy.pretrained() {
+        // A Hugging Face directory in the entry: `tandem export` copies it out as is.
+        Some(model) => {
+            model.write_files(st.path()).map_err(|e| ExecError::Invalid(e.to_string()))?;
+            for name in Pretrained::FILES {
+                st.adopt(name)?;
+            }
+            Ok(())
+        }
+        None => save_vars(st, "model.safetensors", policy.vs()),
+    }
+}
+
+/// A pretrained model as a policy over prompts and responses of these widths.
+pub fn pretrained_policy(
+    model: Result<Pretrained, crate::hfdir::HfError>,
+    key: &Key,
+    prompt_len: i64,
+    response_len: i64,
+) -> Result<Policy, ExecError> {
+    let model = model.map_err(|e| input_err(key, e.to_string()))?;
+    Policy::from_pretrained(model, prompt_len, response_len).map_err(ExecError::Invalid)
 }
 
 pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError> {
@@ -169,6 +199,7 @@ pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError>
             prompt_len: s.prompt_len,
             response_len: s.response_len,
             head: Some(pm.kind.name().into()),
+            format: None,
         },
     )?;
     save_vars(st, "model.safetensors", &pm.vs)
@@ -223,6 +254,11 @@ pub fn load_policy(store: &Store, key: &Key, device: Device) -> Result<Policy, E
     if s.kind != "policy" {
         return Err(input_err(key, "not a policy"));
     }
+    if s.format.as_deref() == Some(PRETRAINED_FORMAT) {
+        let [config, tokenizer, weights] = Pretrained::FILES.map(|f| store.verified_path(key, f));
+        let model = Pretrained::load_files(&store.entry_dir(key), &config?, &tokenizer?, &[weights?], device);
+        return pretrained_policy(model, key, s.prompt_len, s.response_len);
+    }
     let mut policy = Policy::new(
         PolicySpec {
             vocab: s.vocab,
@@ -236,7 +272,7 @@ pub fn load_policy(store: &Store, key: &Key, device: Device) -> Result<Policy, E
         0,
     );
     let path = store.verified_path(key, "model.safetensors")?;
-    tch::no_grad(|| policy.vs.read_safetensors(&path))?;
+    tch::no_grad(|| policy.vs().read_safetensors(&path))?;
     let _ = &mut policy;
     Ok(policy)
 }

@@ -350,22 +350,34 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         }
         art::write_pm(st, &pm)?;
     } else {
-        let policy = Policy::new(
-            PolicySpec {
-                vocab: meta.vocab,
-                layers,
-                width,
-                heads,
-                prompt_len: meta.prompt_len,
-                response_len: meta.response_len,
-            },
-            ctx.device,
-            seed,
-        );
+        let policy = match spec.base {
+            None => Policy::new(
+                PolicySpec {
+                    vocab: meta.vocab,
+                    layers,
+                    width,
+                    heads,
+                    prompt_len: meta.prompt_len,
+                    response_len: meta.response_len,
+                },
+                ctx.device,
+                seed,
+            ),
+            Some(base) => {
+                let model = load_pretrained(ctx.store, &base, ctx.device)?;
+                art::pretrained_policy(model, &base, meta.prompt_len, meta.response_len)?
+            }
+        };
+        if policy.spec.vocab != meta.vocab {
+            return Err(ExecError::Invalid(format!(
+                "`{name}`: its data has {} token ids, its base model {}",
+                meta.vocab, policy.spec.vocab
+            )));
+        }
         train_model(
             ctx,
             node,
-            (&policy.vs, steps, (lr, warmup, clip)),
+            (policy.vs(), steps, (lr, warmup, clip)),
             &mut rows,
             |adam, step| train::sft_step(&policy, adam, &train_set, batch, step, seed),
             |st| art::write_policy(st, &policy),
@@ -382,4 +394,18 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
     }
     art::write_metrics(st, &rows)?;
     art::write_json(st, "summary.json", &summary)
+}
+
+/// A `pretrained` node's model, read from its entry.
+fn load_pretrained(
+    store: &Store,
+    key: &Key,
+    device: Device,
+) -> Result<Result<crate::ml::hf::Pretrained, crate::hfdir::HfError>, ExecError> {
+    let weights = crate::exec::import::pretrained_weights(store, key)?
+        .iter()
+        .map(|w| store.verified_path(key, w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (config, tokenizer) = (store.verified_path(key, "config.json")?, store.verified_path(key, "tokenizer.json")?);
+    Ok(crate::ml::hf::Pretrained::load_files(&store.entry_dir(key), &config, &tokenizer, &weights, device))
 }

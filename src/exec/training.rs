@@ -161,7 +161,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     };
     let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
         let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
-        let adam = Adam::new(&policy.vs, lr, warmup, clip);
+        let adam = Adam::new(policy.vs(), lr, warmup, clip);
         (policy, adam, vec![], vec![])
     } else {
         let (from, key) = match snapshot {
@@ -169,7 +169,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             None => (ctx.store, checkpoint_key(&node.key, start)),
         };
         let policy = art::load_policy(from, &key, ctx.device)?;
-        let mut adam = Adam::new(&policy.vs, lr, warmup, clip);
+        let mut adam = Adam::new(policy.vs(), lr, warmup, clip);
         adam.restore(&art::load_tensors(from, &key, "optim.safetensors")?)
             .map_err(|e| crate::exec::artifacts::input_err(&key, e))?;
         let rows = art::read_metrics(from, &key)?;

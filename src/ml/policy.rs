@@ -1,26 +1,67 @@
-//! The policy: a decoder-only transformer over `[prompt | response]`.
+//! The policy: a decoder-only transformer over `[prompt | response]`,
+//! either tandem's own (`Policy::new`) or a pretrained language model
+//! (`Policy::from_pretrained`).
 //!
-//! Its response distribution never puts mass on PAD, BOS or SEP: those
-//! logits are pushed to -1e9 (not -inf, so that 0·log 0 terms of a KL stay 0
-//! instead of NaN). Sampling, log-probs and KL all use that same distribution.
+//! Its response distribution never puts mass on PAD (nor, for tandem's own
+//! vocabulary, on BOS or SEP): those logits are pushed to -1e9 (not -inf, so
+//! that 0·log 0 terms of a KL stay 0 instead of NaN). Sampling, log-probs
+//! and KL all use that same distribution.
+//!
+//! A pretrained model's token ids are kept one up (`stored = id + 1`), so
+//! that 0 stays PAD as everywhere else in tandem: batching, masks, samplers
+//! and the cache need no second convention. Its distribution over stored
+//! ids is the model's own, with PAD's slot at -1e9.
 
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use crate::ml::hf::{Cache, Pretrained};
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, BOS, EOS, PAD, SEP};
-use crate::ml::transformer::{Arch, Trunk};
+use crate::ml::transformer::{Arch, KvCache, Trunk};
 
 /// Shapes a policy is built for.
 pub type PolicySpec = crate::ml::transformer::ModelSpec;
 
 pub struct Policy {
-    pub vs: nn::VarStore,
+    /// For a pretrained model `vocab` counts stored ids (its own + PAD).
     pub spec: PolicySpec,
-    trunk: Trunk,
-    head: nn::Linear,
-    /// [V] 0 for allowed tokens, -1e9 for PAD, BOS, SEP.
+    body: Body,
+    /// [V] 0 for allowed tokens, -1e9 for PAD (and BOS, SEP of tandem's own).
     forbid: Tensor,
+    /// The token that ends a response.
+    pub eos: i64,
+}
+
+/// The network under a policy.
+enum Body {
+    Own { vs: nn::VarStore, trunk: Trunk, head: nn::Linear },
+    Pretrained(Pretrained),
+}
+
+/// Keys and values of the tokens read so far, for either body. A
+/// pretrained trunk takes the mask of every key at each call, so it is kept
+/// beside its cache.
+pub enum Past {
+    Own(KvCache),
+    Pretrained { cache: Cache, key_mask: Tensor },
+}
+
+impl Past {
+    /// The past of `n` copies of the batch, copy j of row i at row j·B + i.
+    fn repeat(&self, n: usize) -> Past {
+        match self {
+            Past::Own(c) => Past::Own(c.repeat(n)),
+            Past::Pretrained { cache, key_mask } => {
+                Past::Pretrained { cache: cache.repeat(n), key_mask: key_mask.repeat([n as i64, 1]) }
+            }
+        }
+    }
+}
+
+/// A pretrained model's ids from stored ids (PAD becomes id 0, masked anyway).
+fn model_ids(stored: &Tensor) -> Tensor {
+    (stored - 1).clamp_min(0)
 }
 
 const NEG: f64 = -1e9;
@@ -46,15 +87,112 @@ impl Policy {
             forbid[t as usize] = NEG as f32;
         }
         let forbid = Tensor::from_slice(&forbid).to_device(device);
-        Policy { vs, spec, trunk, head, forbid }
+        Policy { spec, body: Body::Own { vs, trunk, head }, forbid, eos: EOS }
+    }
+
+    /// A pretrained language model as a policy over prompts of
+    /// `prompt_len` and responses of `response_len` stored tokens, its
+    /// parameters trainable. Refused (in words) when its config names no
+    /// end-of-sequence token, which every response needs, or when the two
+    /// widths do not fit its positions.
+    pub fn from_pretrained(mut model: Pretrained, prompt_len: i64, response_len: i64) -> Result<Policy, String> {
+        let Some(eos) = model.config.eos else {
+            return Err("the model's config.json names no `eos_token_id`: a response needs a token that ends it".into());
+        };
+        model.fits((prompt_len + response_len) as usize).map_err(|e| e.to_string())?;
+        model.vs.unfreeze();
+        let c = &model.config;
+        let spec = PolicySpec {
+            vocab: c.vocab + 1,
+            layers: c.layers,
+            width: c.width,
+            heads: c.heads,
+            prompt_len,
+            response_len,
+        };
+        let mut forbid = vec![0f32; spec.vocab as usize];
+        forbid[PAD as usize] = NEG as f32;
+        let forbid = Tensor::from_slice(&forbid).to_device(model.device());
+        Ok(Policy { spec, body: Body::Pretrained(model), forbid, eos: eos + 1 })
+    }
+
+    /// The pretrained model under this policy, if it is one.
+    pub fn pretrained(&self) -> Option<&Pretrained> {
+        match &self.body {
+            Body::Pretrained(p) => Some(p),
+            Body::Own { .. } => None,
+        }
+    }
+
+    /// The parameters.
+    pub fn vs(&self) -> &nn::VarStore {
+        match &self.body {
+            Body::Own { vs, .. } => vs,
+            Body::Pretrained(p) => &p.vs,
+        }
     }
 
     pub fn device(&self) -> Device {
-        self.vs.device()
+        self.vs().device()
     }
 
     fn logits(&self, hidden: &Tensor) -> Tensor {
-        self.head.forward(hidden) + &self.forbid
+        let raw = match &self.body {
+            Body::Own { head, .. } => head.forward(hidden),
+            Body::Pretrained(p) => {
+                let l = p.logits_of(hidden);
+                Tensor::cat(&[l.narrow(-1, 0, 1).zeros_like(), l], -1)
+            }
+        };
+        raw + &self.forbid
+    }
+
+    /// Hidden states [B, T, D] of whole sequences.
+    fn hidden(&self, seq: &Tensor, mask: &Tensor) -> Tensor {
+        match &self.body {
+            Body::Own { trunk, .. } => trunk.forward(seq, mask),
+            Body::Pretrained(p) => p.hidden(&model_ids(seq), &tokens::positions(mask), mask, None),
+        }
+    }
+
+    /// Like [`Policy::hidden`], keeping every layer's keys and values.
+    fn prefill(&self, seq: &Tensor, mask: &Tensor) -> (Tensor, Past) {
+        match &self.body {
+            Body::Own { trunk, .. } => {
+                let (h, cache) = trunk.prefill(seq, mask);
+                (h, Past::Own(cache))
+            }
+            Body::Pretrained(p) => {
+                let mut cache = Cache::default();
+                let h = p.hidden(&model_ids(seq), &tokens::positions(mask), mask, Some(&mut cache));
+                (h, Past::Pretrained { cache, key_mask: mask.shallow_clone() })
+            }
+        }
+    }
+
+    /// `seq` [B, T] (PAD allowed, `mask` says which are real) continuing
+    /// `past` at `positions`.
+    fn extend(&self, seq: &Tensor, positions: &Tensor, mask: &Tensor, past: &mut Past) -> Tensor {
+        match (&self.body, past) {
+            (Body::Own { trunk, .. }, Past::Own(cache)) => trunk.extend(seq, positions, mask, cache),
+            (Body::Pretrained(p), Past::Pretrained { cache, key_mask }) => {
+                *key_mask = Tensor::cat(&[&*key_mask, mask], 1);
+                p.hidden(&model_ids(seq), positions, key_mask, Some(cache))
+            }
+            _ => unreachable!("a past is made by its own body's prefill"),
+        }
+    }
+
+    /// One new real token per row: [B, 1] → hidden [B, 1, D].
+    fn step(&self, token: &Tensor, position: &Tensor, past: &mut Past) -> Tensor {
+        match (&self.body, past) {
+            (Body::Own { trunk, .. }, Past::Own(cache)) => trunk.step(token, position, cache),
+            (Body::Pretrained(_), past @ Past::Pretrained { .. }) => {
+                let real = token.ones_like().to_kind(Kind::Bool);
+                self.extend(token, position, &real, past)
+            }
+            _ => unreachable!("a past is made by its own body's prefill"),
+        }
     }
 
     /// Log-softmax over the vocabulary at each response position: [B, Lr, V].
@@ -63,7 +201,7 @@ impl Policy {
         let lp = prompts.size()[1];
         let lr = responses.size()[1];
         let seq = Tensor::cat(&[prompts, responses], 1);
-        let hidden = self.trunk.forward(&seq, &tokens::mask(&seq));
+        let hidden = self.hidden(&seq, &tokens::mask(&seq));
         let h = hidden.narrow(1, lp - 1, lr);
         self.logits(&h).log_softmax(-1, Kind::Float)
     }
@@ -101,14 +239,14 @@ impl Policy {
         let lp = prompts.size()[1];
         let lr = responses[0].size()[1];
         let pmask = tokens::mask(prompts);
-        let (hidden_p, cache) = self.trunk.prefill(prompts, &pmask);
-        let mut cache = cache.repeat(n);
+        let (hidden_p, past) = self.prefill(prompts, &pmask);
+        let mut past = past.repeat(n);
         let ys = Tensor::cat(responses, 0); // [nB, Lr]
         let ymask = tokens::mask(&ys);
         let count =
             pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64).repeat([n as i64, 1]); // [nB, 1]
         let positions = ymask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1 + &count;
-        let hidden_y = self.trunk.extend(&ys, &positions.clamp_min(0), &ymask, &mut cache);
+        let hidden_y = self.extend(&ys, &positions.clamp_min(0), &ymask, &mut past);
         // Token j of a response is predicted at the position before it: the
         // prompt's last for j = 0, the response's own j − 1 after that.
         let last_p = hidden_p.narrow(1, lp - 1, 1).repeat([n as i64, 1, 1]);
@@ -155,10 +293,10 @@ impl Policy {
                 let log_dist = dists.select(1, j);
                 let mut tok = self.draw(&log_dist, temperature, rng);
                 if j == lr - 1 {
-                    tok = tok.fill_(EOS);
+                    tok = tok.fill_(self.eos);
                 }
                 let tok = tok.masked_fill(&done, PAD);
-                done = done.logical_or(&tok.eq(EOS));
+                done = done.logical_or(&tok.eq(self.eos));
                 out.select(1, j).copy_(&tok);
             }
             out
@@ -200,7 +338,7 @@ impl Policy {
             let device = self.device();
             let pmask = tokens::mask(prompts);
             let count = pmask.to_kind(Kind::Int64).sum_dim_intlist([1i64].as_slice(), true, Kind::Int64);
-            let (hidden, mut cache) = self.trunk.prefill(prompts, &pmask);
+            let (hidden, mut past) = self.prefill(prompts, &pmask);
             let mut last = hidden.narrow(1, prompts.size()[1] - 1, 1).squeeze_dim(1);
             let (mut out, mut lps) = (vec![], vec![]);
             let mut done = Tensor::zeros([b], (Kind::Bool, device));
@@ -208,16 +346,16 @@ impl Policy {
                 let log_dist = self.logits(&last).log_softmax(-1, Kind::Float);
                 let mut tok = self.draw(&log_dist, temperature, rng);
                 if j == lr - 1 {
-                    tok = tok.fill_(EOS);
+                    tok = tok.fill_(self.eos);
                 }
                 let tok = tok.masked_fill(&done, PAD);
                 let lp = log_dist.gather(1, &tok.unsqueeze(1), false).squeeze_dim(1).masked_fill(&done, 0.0);
-                done = done.logical_or(&tok.eq(EOS));
+                done = done.logical_or(&tok.eq(self.eos));
                 out.push(tok.shallow_clone());
                 lps.push(lp);
                 if j + 1 < lr {
                     let pos = &count + j;
-                    last = self.trunk.step(&tok.unsqueeze(1), &pos, &mut cache).squeeze_dim(1);
+                    last = self.step(&tok.unsqueeze(1), &pos, &mut past).squeeze_dim(1);
                 }
             }
             (Tensor::stack(&out, 1), Tensor::stack(&lps, 1))
@@ -226,6 +364,11 @@ impl Policy {
 
     /// Copies another policy's parameters into this one.
     pub fn copy_from(&mut self, other: &Policy) {
-        self.vs.copy(&other.vs).expect("policies of the same shape");
+        let from = other.vs();
+        match &mut self.body {
+            Body::Own { vs, .. } => vs.copy(from),
+            Body::Pretrained(p) => p.vs.copy(from),
+        }
+        .expect("policies of the same shape");
     }
 }

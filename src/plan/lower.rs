@@ -21,6 +21,7 @@ use crate::plan::key::Key;
 use crate::plan::name::NodeName;
 use crate::plan::node::{Node, Plan};
 use crate::plan::op::*;
+use crate::plan::vocabulary::{self, Vocabulary};
 
 pub use crate::plan::op::checkpoint_key;
 
@@ -246,12 +247,40 @@ impl<'p> Lowerer<'p> {
                     other => return internal(format!("no tokenizer {other:?}")),
                 };
                 // The file's content, not its path, enters the key.
+                let model = self.opt_key(&a, "tokenizer_of")?;
                 let Some((content, path)) = self.file_digest(inst) else { return Err(Fail::Upstream) };
-                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path }), name())?)
+                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path, model }), name())?)
+            }
+            "pretrained" => {
+                // The directory's content, not its path, enters the key.
+                let Some((found, path)) = self.pretrained_dir(inst) else { return Err(Fail::Upstream) };
+                let spec = PretrainedSpec { content: found.digest, tokenizer: found.tokenizer_digest, path };
+                Output::Node(self.add(Op::Pretrained(spec), name())?)
             }
             "sft" => {
                 let spec = self.model_spec(&a)?;
                 let data = spec.data;
+                let (data_vocab, base_vocab) =
+                    (vocabulary::of(&self.plan, &data), spec.base.map(|b| vocabulary::of(&self.plan, &b)));
+                match (base_vocab, &data_vocab) {
+                    (Some(b), d) if b != *d => {
+                        self.vocab_problem(inst, ("the base model", &b), ("its data", d));
+                        return Err(Fail::Upstream);
+                    }
+                    (None, Vocabulary::Tokenizer(_)) => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::Vocabulary,
+                                inst.span,
+                                format!("`{}` trains a new policy on text read by a pretrained tokenizer", inst.label),
+                            )
+                            .label("no `base:`")
+                            .help("text tokenized with `tokenizer_of: m` trains the model m: add `base: m`"),
+                        );
+                        return Err(Fail::Upstream);
+                    }
+                    _ => {}
+                }
                 let key = self.add(Op::Sft(spec), name())?;
                 self.pool.insert(key, data);
                 Output::Node(key)
@@ -263,6 +292,21 @@ impl<'p> Lowerer<'p> {
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
                 let spec = self.model_spec(&a)?;
+                if let v @ Vocabulary::Tokenizer(_) = vocabulary::of(&self.plan, &spec.data) {
+                    self.problems.push(
+                        Problem::new(
+                            Code::Vocabulary,
+                            inst.span,
+                            format!("`{}` would train a preference model on {}", inst.label, v.describe()),
+                        )
+                        .label("its data")
+                        .help(
+                            "preference models read tandem's own tokens for now (a world's, or a JSONL file's characters or bytes); \
+                             a pretrained judge is not supported yet",
+                        ),
+                    );
+                    return Err(Fail::Upstream);
+                }
                 Output::Node(self.add(Op::Pm(spec, head), name())?)
             }
             "train" => self.lower_run(inst, &a)?,
@@ -288,7 +332,47 @@ impl<'p> Lowerer<'p> {
             clip: a.float("clip")?,
             seed: a.seed("seed")?,
             numerics: self.numerics,
+            base: self.opt_key(a, "base")?,
         })
+    }
+
+    /// Reports a pair of inputs of `inst` that read different token ids.
+    fn vocab_problem(&mut self, inst: &Instance, a: (&str, &Vocabulary), b: (&str, &Vocabulary)) {
+        self.problems.push(
+            Problem::new(
+                Code::Vocabulary,
+                inst.span,
+                format!(
+                    "`{}` mixes vocabularies: {} reads {}, {} reads {}",
+                    inst.label,
+                    a.0,
+                    a.1.describe(),
+                    b.0,
+                    b.1.describe()
+                ),
+            )
+            .label("these inputs read different token ids")
+            .help(
+                "a policy, its reference, its judge and its data must read the same token ids: \
+                 text for a pretrained model is `jsonl(..., tokenizer_of: that model)`, and policies trained from it \
+                 are `sft(..., base: that model)` and the runs that start from them",
+            ),
+        );
+    }
+
+    /// Every input of `inst` (named for the message) must read the first's
+    /// token ids; reports the first that does not.
+    fn same_vocabulary(&mut self, inst: &Instance, inputs: &[(&str, Key)]) -> Lowered<()> {
+        let Some(((first_name, first), rest)) = inputs.split_first() else { return Ok(()) };
+        let want = vocabulary::of(&self.plan, first);
+        for (name, key) in rest {
+            let got = vocabulary::of(&self.plan, key);
+            if got != want {
+                self.vocab_problem(inst, (first_name, &want), (name, &got));
+                return Err(Fail::Upstream);
+            }
+        }
+        Ok(())
     }
 
     fn lower_run(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
@@ -320,6 +404,16 @@ impl<'p> Lowerer<'p> {
             "mean" => LogProb::Mean,
             other => return internal(format!("no log-prob reduction {other:?}")),
         };
+        let mut inputs = vec![("the starting policy", init), ("the reference", reference)];
+        match &sampler {
+            Sampler::Offline { data } => inputs.push(("the offline data", *data)),
+            Sampler::Online { judge, prompts, .. } => {
+                inputs.push(("the judge", *judge));
+                inputs.extend(prompts.map(|p| ("the prompts", p)));
+            }
+            Sampler::Replay { source, .. } => inputs.push(("the replayed run", *source)),
+        }
+        self.same_vocabulary(inst, &inputs)?;
         // Offline and replay data are fixed: the reference's log-probs of
         // them are computed once, shared by every run on the same data.
         let fixed = match &sampler {
@@ -417,6 +511,22 @@ impl<'p> Lowerer<'p> {
                     let name = NodeName::Samples { eval: inst.name.clone(), policy };
                     *baseline_samples = self.add(Op::Samples(samples), vec![name])?;
                 }
+                let mut inputs = vec![("the evaluated policy", target)];
+                inputs.extend(given_reference.or(default_ref).map(|r| ("the reference", r)));
+                match &metric {
+                    Metric::Winrate { baseline, judge, .. } => {
+                        inputs.extend([("the baseline", *baseline), ("the judge", *judge)])
+                    }
+                    Metric::Classifier { data, judge, .. } => {
+                        inputs.push(("the data", data.key()));
+                        inputs.extend(judge.map(|j| ("the judge", j)));
+                    }
+                    Metric::SelfClassifier { judge, .. } => inputs.push(("the judge", *judge)),
+                    Metric::WinnerLogprob { data, .. } => inputs.push(("the data", *data)),
+                    Metric::Oracle { world, .. } => inputs.push(("the world", *world)),
+                    Metric::Kl { .. } => {}
+                }
+                self.same_vocabulary(inst, &inputs)?;
                 let spec = EvalSpec {
                     target,
                     reference: given_reference.or(default_ref),
@@ -610,7 +720,9 @@ impl<'p> Lowerer<'p> {
 
     /// blake3 of an imported file, relative to the .exp file that names it,
     /// and the file's full path.
-    fn file_digest(&mut self, inst: &Instance) -> Option<(String, String)> {
+    /// The file or folder `inst`'s `path` names, relative to the .exp file
+    /// that names it; a relative path may not climb out of the project.
+    fn argument_path(&mut self, inst: &Instance, what: &str) -> Option<PathBuf> {
         let Some(Value::Str(path)) = inst.args.get("path") else { return None };
         let file = &self.program.sources.get(inst.span.file).path;
         let full = file.parent().unwrap_or(Path::new(".")).join(path);
@@ -622,7 +734,7 @@ impl<'p> Lowerer<'p> {
                 if !target.starts_with(&root) {
                     self.problems.push(
                         Problem::new(Code::OutsideProject, inst.span, format!("`{path}` leads outside the project"))
-                            .label("this dataset's file")
+                            .label(what.to_string())
                             .help(
                                 "a relative path stays inside the project (the folder with tandem.toml or .git); \
                              name a file from elsewhere by its absolute path",
@@ -632,6 +744,30 @@ impl<'p> Lowerer<'p> {
                 }
             }
         }
+        Some(full)
+    }
+
+    /// A pretrained model's directory, inspected: everything that can be
+    /// checked without libtorch is, so that a directory tandem cannot use
+    /// is refused here, before anything is computed.
+    fn pretrained_dir(&mut self, inst: &Instance) -> Option<(crate::hfdir::Inspected, String)> {
+        let full = self.argument_path(inst, "this model's directory")?;
+        match crate::hfdir::inspect(&full) {
+            Ok(found) => Some((found, full.display().to_string())),
+            Err(e) => {
+                let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
+                let mut p = Problem::new(Code::Pretrained, inst.span, e.to_string()).label("this model's directory");
+                if let Some(h) = help {
+                    p = p.help(h);
+                }
+                self.problems.push(p);
+                None
+            }
+        }
+    }
+
+    fn file_digest(&mut self, inst: &Instance) -> Option<(String, String)> {
+        let full = self.argument_path(inst, "this dataset's file")?;
         match std::fs::read(&full) {
             Ok(bytes) => Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string())),
             Err(e) => {

@@ -7,6 +7,7 @@ pub mod lower;
 pub mod name;
 pub mod node;
 pub mod op;
+pub mod vocabulary;
 
 pub use key::{CValue, Key};
 pub use name::NodeName;

@@ -24,6 +24,8 @@ pub enum Op {
     Relabel(RelabelSpec),
     Pairs(PairsSpec),
     Jsonl(JsonlSpec),
+    /// A pretrained model's files, copied into the cache.
+    Pretrained(PretrainedSpec),
     Sft(ModelSpec),
     Pm(ModelSpec, PmHead),
     /// A training run, keyed without its length.
@@ -172,6 +174,20 @@ pub struct JsonlSpec {
     pub tokenizer: Tokenizer,
     /// Where the file was when the plan was made (not in the key).
     pub path: String,
+    /// A pretrained model whose tokenizer reads the text instead of
+    /// `tokenizer` (left out of the key when absent).
+    pub model: Option<Key>,
+}
+
+/// `pretrained(path)`: a Hugging Face model directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PretrainedSpec {
+    /// blake3 of the directory's files (`hfdir::content_digest`): the key.
+    pub content: String,
+    /// blake3 of its tokenizer.json: which token ids it reads (not in the key).
+    pub tokenizer: String,
+    /// Where the directory was when the plan was made (not in the key).
+    pub path: String,
 }
 
 /// The architecture and optimisation of an SFT policy or a PM.
@@ -189,6 +205,9 @@ pub struct ModelSpec {
     pub seed: u64,
     /// How libtorch computes it (enters the key: profiles never share an entry).
     pub numerics: Numerics,
+    /// A pretrained model to start from (SFT only); its architecture
+    /// replaces `layers`, `width` and `heads`, which then leave the key.
+    pub base: Option<Key>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -573,11 +592,12 @@ impl FigureShape {
 
 impl ModelSpec {
     fn fields(&self, f: &mut Fields) {
-        f.key("data", self.data)
-            .int("layers", self.layers)
-            .int("width", self.width)
-            .int("heads", self.heads)
-            .int("steps", self.steps)
+        f.key("data", self.data);
+        match self.base {
+            Some(base) => f.key("base", base),
+            None => f.int("layers", self.layers).int("width", self.width).int("heads", self.heads),
+        };
+        f.int("steps", self.steps)
             .int("batch", self.batch)
             .float("lr", self.lr)
             .int("warmup", self.warmup)
@@ -601,6 +621,7 @@ impl Op {
             Op::Relabel(_) => "dataset.relabel",
             Op::Pairs(_) => "dataset.pairs",
             Op::Jsonl(_) => "dataset.jsonl",
+            Op::Pretrained(_) => "model.pretrained",
             Op::Sft(_) => "model.sft",
             Op::Pm(..) => "model.pm",
             Op::Train(_) => "run.train",
@@ -633,6 +654,7 @@ impl Op {
             Op::Relabel(_) => "relabel",
             Op::Pairs(_) => "pairs",
             Op::Jsonl(_) => "jsonl",
+            Op::Pretrained(_) => "pretrained",
             Op::Sft(_) => "sft",
             Op::Pm(..) => "pm",
             Op::Train(_) => "train",
@@ -685,6 +707,7 @@ impl Op {
             | Op::Generate(_)
             | Op::Pairs(_)
             | Op::Jsonl(_)
+            | Op::Pretrained(_)
             | Op::Checkpoint { .. }
             | Op::ReferenceLogprobs(_)
             | Op::Figure(_) => 1,
@@ -728,7 +751,10 @@ impl Op {
                     .str("numerics", p.numerics.name());
             }
             Op::Jsonl(j) => {
-                f.str("content", &j.content).str("tokenizer", j.tokenizer.name());
+                f.str("content", &j.content).str("tokenizer", j.tokenizer.name()).opt_key("tokenizer_of", j.model);
+            }
+            Op::Pretrained(p) => {
+                f.str("content", &p.content);
             }
             Op::Sft(m) => m.fields(&mut f),
             Op::Pm(m, head) => {
@@ -812,6 +838,7 @@ impl Op {
                 serde_json::json!({"steps": t.length.steps, "save_every": t.length.save_every, "checkpoints": t.length.checkpoints})
             }
             Op::Jsonl(j) => serde_json::json!({"path": j.path}),
+            Op::Pretrained(p) => serde_json::json!({"path": p.path}),
             Op::Figure(f) => serde_json::json!({
                 "claim": f.show.claim,
                 "expect": f.show.expect,
@@ -846,7 +873,12 @@ impl Op {
             Op::Eval(s) => Some(s.numerics),
             Op::Samples(s) => Some(s.numerics),
             Op::ReferenceLogprobs(s) => Some(s.numerics),
-            Op::World(_) | Op::Generate(_) | Op::Jsonl(_) | Op::Checkpoint { .. } | Op::Figure(_) => None,
+            Op::World(_)
+            | Op::Generate(_)
+            | Op::Jsonl(_)
+            | Op::Pretrained(_)
+            | Op::Checkpoint { .. }
+            | Op::Figure(_) => None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 
 use tch::{Kind, Tensor};
 
+use crate::hfdir::HfTokenizer;
 use crate::ml::data::Pairs;
 use crate::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
 
@@ -98,3 +99,38 @@ pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Token
     pairs.columns.insert("split".into(), Tensor::zeros([n], (Kind::Int64, tch::Device::Cpu)));
     Tokenized { pairs, alphabet: alphabet.into_iter().collect(), byte_level }
 }
+
+/// Tokenizes records with a pretrained model's own tokenizer. A prompt is
+/// encoded as the tokenizer encodes text by default (with the special
+/// tokens its template adds: Llama's BOS, none for GPT-2) and, left empty by
+/// that, starts with `eos` (GPT-2's habit); a response is its tokens and
+/// `eos`. Ids are stored one up (see `ml::policy`): 0 stays PAD.
+pub fn tokenize_pretrained(
+    records: &[(String, String, String)],
+    tokenizer: &HfTokenizer,
+    eos: i64,
+) -> Result<Pairs, String> {
+    let stored = |ids: Vec<i64>| ids.into_iter().map(|i| i + 1).collect::<Vec<i64>>();
+    let (mut prompts, mut chosen, mut rejected) = (vec![], vec![], vec![]);
+    for (i, (p, c, r)) in records.iter().enumerate() {
+        let at = |e: String| format!("record {}: {e}", i + 1);
+        let mut prompt = tokenizer.encode_with_template(p).map_err(at)?;
+        if prompt.is_empty() {
+            prompt.push(eos);
+        }
+        prompts.push(stored(prompt));
+        chosen.push(stored([tokenizer.encode(c).map_err(at)?, vec![eos]].concat()));
+        rejected.push(stored([tokenizer.encode(r).map_err(at)?, vec![eos]].concat()));
+    }
+    let lp = prompts.iter().map(Vec::len).max().unwrap_or(1);
+    let lr = chosen.iter().chain(&rejected).map(Vec::len).max().unwrap_or(1);
+    let mut pairs = Pairs {
+        prompts: left_pad(&prompts, lp),
+        chosen: right_pad(&chosen, lr),
+        rejected: right_pad(&rejected, lr),
+        columns: Default::default(),
+    };
+    pairs.columns.insert("split".into(), Tensor::zeros([records.len() as i64], (Kind::Int64, tch::Device::Cpu)));
+    Ok(pairs)
+}
+

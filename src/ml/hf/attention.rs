@@ -18,6 +18,12 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The cache for `n` copies of the batch, copy j of row i at row j·B + i.
+    pub fn repeat(&self, n: usize) -> Cache {
+        let rep = |t: &Tensor| t.repeat([n as i64, 1, 1, 1]);
+        Cache { layers: self.layers.iter().map(|(k, v)| (rep(k), rep(v))).collect() }
+    }
 }
 
 /// Appends this layer's new keys and values to the cache (if any) and

@@ -7,7 +7,7 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use crate::ml::hf::attention::{allowed, attend, remember, Cache};
-use crate::ml::hf::config::HfConfig;
+use crate::hfdir::HfConfig;
 
 /// A projection stored as Hugging Face's Conv1D: y = x·W + b, W [in, out].
 struct Conv1d {

@@ -6,7 +6,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::ml::hf::attention::{allowed, attend, remember, Cache};
-use crate::ml::hf::config::HfConfig;
+use crate::hfdir::HfConfig;
 
 /// x / sqrt(mean(x²) + ε) · w, computed in float32 as the reference does.
 struct RmsNorm {

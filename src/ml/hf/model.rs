@@ -7,60 +7,11 @@ use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::ml::hf::attention::Cache;
-use crate::ml::hf::config::{Family, HfConfig};
+use crate::hfdir::files::read_config;
+use crate::hfdir::{model_files, Family, HfConfig, HfError, HfTokenizer};
 use crate::ml::hf::gpt2::Gpt2;
 use crate::ml::hf::llama::Llama;
-use crate::ml::hf::text::HfTokenizer;
 use crate::ml::rng::Stream;
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum HfError {
-    #[error("`{}` is missing", .0.display())]
-    #[diagnostic(
-        code(tandem::pretrained::missing),
-        help("a pretrained model directory holds config.json, *.safetensors and tokenizer.json, as `save_pretrained` writes them")
-    )]
-    Missing(PathBuf),
-    #[error("`{}`: {msg}", path.display())]
-    #[diagnostic(code(tandem::pretrained::config), help("supported architectures: {}", crate::ml::hf::config::SUPPORTED.join(", ")))]
-    Config { path: PathBuf, msg: String },
-    #[error("`{}` is not a readable safetensors file: {msg}", path.display())]
-    #[diagnostic(
-        code(tandem::pretrained::weights),
-        help("the file may be truncated or of another format; write it again with `save_pretrained`")
-    )]
-    Weights { path: PathBuf, msg: String },
-    #[error("the weights in `{}` do not fit a {model_type} of this config: {msg}", dir.display())]
-    #[diagnostic(
-        code(tandem::pretrained::shapes),
-        help("config.json and the safetensors files must come from one model")
-    )]
-    Shapes { dir: PathBuf, model_type: String, msg: String },
-    #[error("`{}` is not a readable tokenizer: {msg}", path.display())]
-    #[diagnostic(
-        code(tandem::pretrained::tokenizer),
-        help("tokenizer.json is the file Hugging Face's fast tokenizers write")
-    )]
-    Tokenizer { path: PathBuf, msg: String },
-    #[error("`{}` knows {tokens} tokens, but the model's embedding has {vocab} rows", path.display())]
-    #[diagnostic(
-        code(tandem::pretrained::vocabulary),
-        help("the tokenizer and the model do not belong together: use the tokenizer the model was trained with")
-    )]
-    VocabMismatch { path: PathBuf, tokens: i64, vocab: i64 },
-    #[error("{tokens} tokens are more than the {context} positions this GPT-2 has")]
-    #[diagnostic(code(tandem::pretrained::too_long), help("shorten the text (or the continuation asked for)"))]
-    TooLong { tokens: usize, context: i64 },
-    #[error("`{}` exists already", .0.display())]
-    #[diagnostic(
-        code(tandem::pretrained::exists),
-        help("choose a new directory: a model is never written over another")
-    )]
-    Exists(PathBuf),
-    #[error("cannot read `{}`", path.display())]
-    #[diagnostic(code(tandem::pretrained::io))]
-    Io { path: PathBuf, source: std::io::Error },
-}
 
 enum Trunk {
     Gpt2(Gpt2),
@@ -76,49 +27,6 @@ pub struct Pretrained {
     trunk: Trunk,
     /// The output head [vocab, width] (the embedding itself when tied).
     head: Tensor,
-}
-
-/// The files a model directory contributes, in a fixed order: config.json,
-/// tokenizer.json, then the safetensors files by name.
-pub fn model_files(dir: &Path) -> Result<Vec<PathBuf>, HfError> {
-    if !dir.is_dir() {
-        return Err(HfError::Missing(dir.to_path_buf()));
-    }
-    let mut files = vec![dir.join("config.json"), dir.join("tokenizer.json")];
-    let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| HfError::Io { path: dir.to_path_buf(), source })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    if weights.is_empty() {
-        return Err(HfError::Missing(dir.join("model.safetensors")));
-    }
-    weights.sort();
-    files.extend(weights);
-    for f in &files {
-        if !f.is_file() {
-            return Err(HfError::Missing(f.clone()));
-        }
-    }
-    Ok(files)
-}
-
-/// blake3 of the directory's files, names and bytes: the model's identity in
-/// keys (a copy elsewhere is the same model; an edited file is another).
-pub fn content_digest(dir: &Path) -> Result<String, HfError> {
-    let mut h = blake3::Hasher::new();
-    h.update(b"tandem pretrained v1");
-    for f in model_files(dir)? {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let io = |source| HfError::Io { path: f.clone(), source };
-        let mut file = std::fs::File::open(&f).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        h.update(&(name.len() as u64).to_le_bytes());
-        h.update(name.as_bytes());
-        h.update(&len.to_le_bytes());
-        std::io::copy(&mut file, &mut h).map_err(io)?;
-    }
-    Ok(h.finalize().to_hex().to_string())
 }
 
 /// The prefix under which the checkpoint keeps the trunk: `transformer`
@@ -142,26 +50,36 @@ impl Pretrained {
     /// Reads a model directory onto `device`, in float32.
     pub fn load(dir: &Path, device: Device) -> Result<Pretrained, HfError> {
         let files = model_files(dir)?;
-        let config_path = &files[0];
-        let text =
-            std::fs::read_to_string(config_path).map_err(|source| HfError::Io { path: config_path.clone(), source })?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| HfError::Config { path: config_path.clone(), msg: format!("not JSON: {e}") })?;
-        let config = HfConfig::from_json(&json).map_err(|msg| HfError::Config { path: config_path.clone(), msg })?;
+        Pretrained::load_files(dir, &files[0], &files[1], &files[2..], device)
+    }
 
-        let tok_path = &files[1];
-        let tokenizer =
-            HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.clone(), msg })?;
+    /// Reads a model from its files: `config.json`, `tokenizer.json` and the
+    /// weights (a cache entry holds them beside files of its own). `dir`
+    /// names the model in errors.
+    pub fn load_files(
+        dir: &Path,
+        config_path: &Path,
+        tok_path: &Path,
+        weights: &[PathBuf],
+        device: Device,
+    ) -> Result<Pretrained, HfError> {
+        let config = read_config(config_path)?;
+        let text = std::fs::read_to_string(config_path)
+            .map_err(|source| HfError::Io { path: config_path.to_path_buf(), source })?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| HfError::Config { path: config_path.to_path_buf(), msg: format!("not JSON: {e}") })?;
+        let tokenizer = HfTokenizer::from_file(tok_path)
+            .map_err(|msg| HfError::Tokenizer { path: tok_path.to_path_buf(), msg })?;
         if tokenizer.vocab_size() > config.vocab {
             return Err(HfError::VocabMismatch {
-                path: tok_path.clone(),
+                path: tok_path.to_path_buf(),
                 tokens: tokenizer.vocab_size(),
                 vocab: config.vocab,
             });
         }
 
         let mut tensors = HashMap::new();
-        for f in &files[2..] {
+        for f in weights {
             let read =
                 Tensor::read_safetensors(f).map_err(|e| HfError::Weights { path: f.clone(), msg: e.to_string() })?;
             tensors.extend(read);
@@ -224,27 +142,38 @@ impl Pretrained {
         };
         let written = (|| {
             std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-            let mut config = self.config_json.clone();
-            for key in ["dtype", "torch_dtype"] {
-                if key == "dtype" || config.get(key).is_some() {
-                    config[key] = serde_json::json!("float32");
-                }
-            }
-            let text = serde_json::to_string_pretty(&config).expect("a JSON value serialises");
-            std::fs::write(tmp.join("config.json"), text).map_err(io(&tmp.join("config.json")))?;
-            let path = tmp.join("tokenizer.json");
-            self.tokenizer.save(&path).map_err(|msg| HfError::Tokenizer { path: path.clone(), msg })?;
-            let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-            named.sort_by(|a, b| a.0.cmp(&b.0));
-            let path = tmp.join("model.safetensors");
-            Tensor::write_safetensors(&named, &path)
-                .map_err(|e| HfError::Weights { path: path.clone(), msg: e.to_string() })?;
+            self.write_files(&tmp)?;
             std::fs::rename(&tmp, dir).map_err(io(dir))
         })();
         if written.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
         }
         written
+    }
+
+    /// The names of the files [`Pretrained::write_files`] writes.
+    pub const FILES: [&'static str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
+
+    /// Writes the model's files into the folder `dir`: the config it was
+    /// read with (its dtype now float32), the tokenizer, and every weight
+    /// under its Hugging Face name, on the CPU.
+    pub fn write_files(&self, dir: &Path) -> Result<(), HfError> {
+        let io = |path: PathBuf| move |source| HfError::Io { path, source };
+        let mut config = self.config_json.clone();
+        for key in ["dtype", "torch_dtype"] {
+            if key == "dtype" || config.get(key).is_some() {
+                config[key] = serde_json::json!("float32");
+            }
+        }
+        let text = serde_json::to_string_pretty(&config).expect("a JSON value serialises");
+        std::fs::write(dir.join("config.json"), text).map_err(io(dir.join("config.json")))?;
+        let path = dir.join("tokenizer.json");
+        self.tokenizer.save(&path).map_err(|msg| HfError::Tokenizer { path: path.clone(), msg })?;
+        let mut named: Vec<(String, Tensor)> =
+            self.vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let path = dir.join("model.safetensors");
+        Tensor::write_safetensors(&named, &path).map_err(|e| HfError::Weights { path: path.clone(), msg: e.to_string() })
     }
 
     /// Whether a sequence of `tokens` fits: GPT-2's learned positions end at
@@ -263,11 +192,18 @@ impl Pretrained {
         (key_mask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0)
     }
 
-    fn hidden(&self, ids: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: Option<&mut Cache>) -> Tensor {
+    /// Hidden states [B, T, D] of `ids` at `positions`; `key_mask` [B, Tk]
+    /// covers every key, those in `cache` first, then the T new ones.
+    pub fn hidden(&self, ids: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: Option<&mut Cache>) -> Tensor {
         match &self.trunk {
             Trunk::Gpt2(g) => g.forward(ids, positions, key_mask, cache),
             Trunk::Llama(l) => l.forward(ids, positions, key_mask, cache),
         }
+    }
+
+    /// The head's logits [.., vocab] of hidden states [.., D].
+    pub fn logits_of(&self, hidden: &Tensor) -> Tensor {
+        hidden.matmul(&self.head.tr())
     }
 
     /// Logits [B, T, vocab] of `ids` [B, T] (1 in `key_mask` for real tokens).

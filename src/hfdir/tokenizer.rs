@@ -18,6 +18,13 @@ impl HfTokenizer {
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
+    /// Ids of a text with the special tokens the tokenizer's template adds
+    /// (Llama's BOS; nothing for GPT-2), as `tokenizer(text)` gives them.
+    pub fn encode_with_template(&self, text: &str) -> Result<Vec<i64>, String> {
+        let enc = self.inner.encode(text, true).map_err(|e| e.to_string())?;
+        Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+
     pub fn decode(&self, ids: &[i64]) -> Result<String, String> {
         let ids: Vec<u32> = ids
             .iter()
