@@ -156,7 +156,7 @@ fn offline_step(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
     let reference = Policy::new(s, Device::Cpu, 1);
-    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let mut adam = Adam::new(policy.vs(), 1e-4, 0, 0.0);
     let batches: Vec<Pairs> = (0..8).map(|i| random_pairs(PAIRS, i)).collect();
     let fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + RESPONSE, RESPONSE);
     // Policy forward + backward (2× forward) + reference forward.
@@ -168,7 +168,7 @@ fn offline_step(o: &Opts) {
     let loss = Loss::Ipo { beta: 0.1 };
     // Its own copy of the policy: an Adam owns its variables' storage.
     let policy_b = Policy::new(s, Device::Cpu, 1);
-    let mut adam_b = Adam::new(&policy_b.vs, 1e-4, 0, 0.0);
+    let mut adam_b = Adam::new(policy_b.vs(), 1e-4, 0, 0.0);
     let unshared = |i: usize, adam: &mut Adam| {
         let batch = &batches[i % batches.len()];
         let b = batch.len();
@@ -181,7 +181,7 @@ fn offline_step(o: &Opts) {
         value.backward();
         adam.step();
     };
-    let extra = serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops});
+    let extra = serde_json::json!({"params": params(policy.vs()), "flops_per_step": flops});
     measure_pair(("offline_ipo_step_W", "offline_ipo_step_W_unshared"), o, extra, |i, which| {
         if which == 0 {
             train::preference_step(
@@ -210,8 +210,8 @@ fn offline_shared_reference(o: &Opts) {
         batches.iter().map(|b| train::reference_logprobs(&reference, b, false)).collect();
     let loss = Loss::Ipo { beta: 0.1 };
     let policies = [Policy::new(s, Device::Cpu, 1), Policy::new(s, Device::Cpu, 1)];
-    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(&p.vs, 1e-4, 0, 0.0)).collect();
-    let extra = serde_json::json!({"params": params(&policies[0].vs)});
+    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(p.vs(), 1e-4, 0, 0.0)).collect();
+    let extra = serde_json::json!({"params": params(policies[0].vs())});
     measure_pair(("offline_ipo_step_W_shared_reference", "offline_ipo_step_W_live_reference"), o, extra, |i, which| {
         let batch = &batches[i % batches.len()];
         let reference = if which == 0 {
@@ -277,7 +277,7 @@ fn step_phases(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
     let reference = Policy::new(s, Device::Cpu, 1);
-    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let mut adam = Adam::new(policy.vs(), 1e-4, 0, 0.0);
     let data = random_pairs(1024, 5);
     let loss = Loss::Ipo { beta: 0.1 };
     const PHASES: [&str; 8] = [
@@ -326,7 +326,7 @@ fn step_phases(o: &Opts) {
 fn sft_phases(o: &Opts) {
     const PHASES: [&str; 5] = ["select_batch", "forward", "loss", "backward", "adam"];
     let policy = Policy::new(spec(RESPONSE), Device::Cpu, 1);
-    let mut adam = Adam::new(&policy.vs, 3e-4, 0, 0.0);
+    let mut adam = Adam::new(policy.vs(), 3e-4, 0, 0.0);
     let data = random_pairs(4096, 9);
     let mut laps = Laps::new(PHASES.len(), o.warmup);
     for i in 0..o.warmup + o.steps {
@@ -347,7 +347,7 @@ fn sft_phases(o: &Opts) {
         laps.lap(4);
         laps.end();
     }
-    let extra = serde_json::json!({"layers": 2, "width": 64, "responses": 64, "params": params(&policy.vs)});
+    let extra = serde_json::json!({"layers": 2, "width": 64, "responses": 64, "params": params(policy.vs())});
     laps.print(o, &extra, &PHASES, |p| format!("SFT_2x64_{}", p.unwrap_or("whole_step")));
 }
 
@@ -388,7 +388,7 @@ fn offline_breakdown(o: &Opts) {
     let s = spec(RESPONSE);
     let policy = Policy::new(s, Device::Cpu, 1);
     let reference = Policy::new(s, Device::Cpu, 1);
-    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let mut adam = Adam::new(policy.vs(), 1e-4, 0, 0.0);
     let batch = random_pairs(PAIRS, 0);
     let prompts = Tensor::cat(&[&batch.prompts, &batch.prompts], 0);
     let responses = Tensor::cat(&[&batch.chosen, &batch.rejected], 0);
@@ -419,14 +419,14 @@ fn online_step(o: &Opts) {
         Device::Cpu,
         2,
     );
-    let mut adam = Adam::new(&policy.vs, 1e-4, 0, 0.0);
+    let mut adam = Adam::new(policy.vs(), 1e-4, 0, 0.0);
     let pool = random_pairs(256, 9).prompts;
     // The floor counts full-length work: two samplings of 12 tokens with the
     // KV cache (≈ one forward each), the judge's two scored passes, and W.
     let fwd = forward_flops(&s, PAIRS as i64, PROMPT + RESPONSE, RESPONSE);
     let judge_fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + 1 + RESPONSE, 0);
     let flops = 2.0 * fwd + judge_fwd + 4.0 * 2.0 * fwd;
-    measure("online_ipo_step", o, serde_json::json!({"params": params(&policy.vs), "flops_per_step": flops}), |i| {
+    measure("online_ipo_step", o, serde_json::json!({"params": params(policy.vs()), "flops_per_step": flops}), |i| {
         let batch = train::online_batch(&policy, &judge, &pool, PAIRS, 1.0, i as u64, 0);
         train::preference_step(
             &policy,

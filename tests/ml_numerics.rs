@@ -246,30 +246,30 @@ fn adam_state_round_trips_and_resumes_bit_for_bit() {
     };
     let run = |steps: u64, resume_at: Option<u64>| -> Tensor {
         let mut policy = Policy::new(s, Device::Cpu, 4);
-        let mut adam = Adam::new(&policy.vs, 1e-2, 3, 1.0);
+        let mut adam = Adam::new(policy.vs(), 1e-2, 3, 1.0);
         let mut start = 0;
         if let Some(k) = resume_at {
             // Train to k, save, rebuild everything from the saved state.
             for step in 0..k {
                 tandem::ml::train::sft_step(&policy, &mut adam, &data, 4, step, 9);
             }
-            let params: Vec<(String, Tensor)> = policy.vs.variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
+            let params: Vec<(String, Tensor)> = policy.vs().variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
             let state = adam.state().into_iter().map(|(k, v)| (k, v.copy())).collect();
             policy = Policy::new(s, Device::Cpu, 999);
             tch::no_grad(|| {
-                let vars = policy.vs.variables();
+                let vars = policy.vs().variables();
                 for (n, t) in &params {
                     vars[n].shallow_clone().copy_(t);
                 }
             });
-            adam = Adam::new(&policy.vs, 1e-2, 3, 1.0);
+            adam = Adam::new(policy.vs(), 1e-2, 3, 1.0);
             adam.restore(&state).unwrap();
             start = k;
         }
         for step in start..steps {
             tandem::ml::train::sft_step(&policy, &mut adam, &data, 4, step, 9);
         }
-        let mut vars: Vec<(String, Tensor)> = policy.vs.variables().into_iter().collect();
+        let mut vars: Vec<(String, Tensor)> = policy.vs().variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         Tensor::cat(&vars.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0)
     };
@@ -277,7 +277,7 @@ fn adam_state_round_trips_and_resumes_bit_for_bit() {
     let resumed = run(6, Some(2));
     assert!(straight.equal(&resumed), "resuming from saved Adam state must be bit-identical");
     let fresh = Policy::new(s, Device::Cpu, 4);
-    let mut v: Vec<(String, Tensor)> = fresh.vs.variables().into_iter().collect();
+    let mut v: Vec<(String, Tensor)> = fresh.vs().variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     let init = Tensor::cat(&v.iter().map(|(_, t)| t.flatten(0, -1)).collect::<Vec<_>>(), 0);
     assert!(!straight.equal(&init), "training moved the parameters");
@@ -307,7 +307,7 @@ fn shared_prompt_log_probs_and_gradients_equal_the_full_forward() {
     let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, 9, EOS], vec![EOS], vec![9, 10, EOS]], 6);
     for mean in [false, true] {
         let grads = |f: &dyn Fn() -> Tensor| -> (Tensor, Vec<Tensor>) {
-            let mut vars: Vec<(String, Tensor)> = policy.vs.variables().into_iter().collect();
+            let mut vars: Vec<(String, Tensor)> = policy.vs().variables().into_iter().collect();
             vars.sort_by(|a, b| a.0.cmp(&b.0));
             for (_, v) in &mut vars {
                 v.zero_grad();
@@ -366,7 +366,7 @@ fn reference_log_probs_computed_ahead_give_the_step_a_live_reference_gives() {
     assert!(max_abs(&given_c, &live_c) < 1e-5 && max_abs(&given_r, &live_r) < 1e-5);
     // One IPO step each way from the same policy: the same loss and update.
     let policies = [Policy::new(s, Device::Cpu, 5), Policy::new(s, Device::Cpu, 5)];
-    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(&p.vs, 1e-2, 0, 0.0)).collect();
+    let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(p.vs(), 1e-2, 0, 0.0)).collect();
     let loss = Loss::Ipo { beta: 0.1 };
     let a = train::preference_step(
         &policies[0],
@@ -381,7 +381,7 @@ fn reference_log_probs_computed_ahead_give_the_step_a_live_reference_gives() {
         .unwrap();
     assert!((a.loss - b.loss).abs() < 1e-5 && (a.margin.unwrap() - b.margin.unwrap()).abs() < 1e-5, "{a:?} {b:?}");
     let params = |p: &Policy| {
-        let mut v: Vec<(String, Tensor)> = p.vs.variables().into_iter().collect();
+        let mut v: Vec<(String, Tensor)> = p.vs().variables().into_iter().collect();
         v.sort_by(|x, y| x.0.cmp(&y.0));
         v
     };

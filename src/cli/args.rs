@@ -171,11 +171,13 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
         snapshot_every: f64,
     },
-    /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected.
+    /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected;
+    /// or a policy trained from a pretrained model as a Hugging Face directory.
     Export {
         #[arg(value_name = "KEY-PREFIX")]
         key: String,
-        #[arg(value_name = "FILE.jsonl")]
+        /// FILE.jsonl for a dataset, a new directory for a model.
+        #[arg(value_name = "OUT")]
         out: PathBuf,
     },
     /// Check every cache entry against its blake3 digests.

@@ -529,6 +529,18 @@ fn cmd_export(cfg: &Config, prefix: &str, out: &Path) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    if crate::exec::export::is_model(&store, &key) {
+        return match crate::exec::export::export_model(&store, &key, out) {
+            Ok(()) => {
+                println!("wrote the model {} to {} (a Hugging Face directory)", key.short(), out.display());
+                EXIT_OK
+            }
+            Err(e) => {
+                eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+                EXIT_FAILURE
+            }
+        };
+    }
     match crate::exec::export::export(&store, &key, out) {
         Ok(n) => {
             println!("wrote {n} records to {}", out.display());

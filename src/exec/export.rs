@@ -4,9 +4,14 @@
 //! into TRL.
 //!
 //! Tokens become text through the vocabulary of the JSONL import the data
-//! descends from (found by walking the entry's lineage); data from a
-//! synthetic world has no text, so its tokens are written as words `t<id>`
-//! separated by spaces.
+//! descends from (found by walking the entry's lineage): its characters or
+//! bytes, or the pretrained tokenizer that read it; data from a synthetic
+//! world has no text, so its tokens are written as words `t<id>` separated
+//! by spaces.
+//!
+//! A policy trained from a pretrained model is exported as the Hugging Face
+//! directory its entry holds ([`export_model`]), which transformers loads
+//! as is.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -16,6 +21,7 @@ use tch::Kind;
 
 use crate::exec::artifacts::{self as art, ExecError};
 use crate::exec::store::Store;
+use crate::hfdir::HfTokenizer;
 use crate::ml::data::Pairs;
 use crate::ml::tokens::{unpad, BOS, EOS, FIRST_CONTENT};
 use crate::plan::Key;
@@ -23,14 +29,22 @@ use crate::plan::Key;
 /// How token ids become text.
 enum Decoder {
     Units { bytes: bool, units: Vec<serde_json::Value> },
+    /// A pretrained tokenizer: stored ids are its ids + 1; `eos` (stored)
+    /// ends a response and is left out of the text.
+    Pretrained { tokenizer: HfTokenizer, eos: Option<i64> },
     Words,
 }
 
 impl Decoder {
     fn text(&self, tokens: &[i64]) -> String {
+        if let Decoder::Pretrained { tokenizer, eos } = self {
+            let ids: Vec<i64> = tokens.iter().filter(|&&t| Some(t) != *eos).map(|t| t - 1).collect();
+            return tokenizer.decode(&ids).unwrap_or_else(|e| format!("<undecodable: {e}>"));
+        }
         let content: Vec<i64> =
             tokens.iter().copied().filter(|&t| t != BOS && t != EOS && t >= FIRST_CONTENT).collect();
         match self {
+            Decoder::Pretrained { .. } => unreachable!("decoded above"),
             Decoder::Words => content.iter().map(|t| format!("t{t}")).collect::<Vec<_>>().join(" "),
             Decoder::Units { bytes: false, units } => content
                 .iter()
@@ -58,6 +72,11 @@ fn decoder_for(store: &Store, key: &Key) -> Decoder {
         let Ok(m) = store.manifest(&k) else { continue };
         if m.kind == "dataset.jsonl" {
             if let Ok(v) = art::read_json::<serde_json::Value>(store, &k, "vocab.json") {
+                if v["tokenizer"] == "pretrained" {
+                    if let Some(d) = pretrained_decoder(store, &m) {
+                        return d;
+                    }
+                }
                 let units = v["units"].as_array().cloned().unwrap_or_default();
                 return Decoder::Units { bytes: v["tokenizer"] == "byte", units };
             }
@@ -65,6 +84,50 @@ fn decoder_for(store: &Store, key: &Key) -> Decoder {
         queue.extend(m.inputs.iter().map(|i| i.key));
     }
     Decoder::Words
+}
+
+/// The tokenizer (and end token) of the pretrained model a JSONL import
+/// was read by: its one input.
+fn pretrained_decoder(store: &Store, jsonl: &crate::exec::store::Manifest) -> Option<Decoder> {
+    let model = jsonl.inputs.first()?.key;
+    let tokenizer = HfTokenizer::from_file(&store.verified_path(&model, "tokenizer.json").ok()?).ok()?;
+    let config = crate::hfdir::files::read_config(&store.verified_path(&model, "config.json").ok()?).ok()?;
+    Some(Decoder::Pretrained { tokenizer, eos: config.eos.map(|e| e + 1) })
+}
+
+/// Writes the policy held by entry `key` (a model trained from a pretrained
+/// base, or a run's checkpoint of one) as a Hugging Face directory `out`:
+/// config.json, tokenizer.json, model.safetensors, each checked against the
+/// cache's digest. `out` must not exist; it appears whole or not at all.
+pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecError> {
+    let m = store.manifest(key)?;
+    let files = crate::ml::hf::Pretrained::FILES;
+    if !files.iter().all(|f| m.files.iter().any(|g| g.name == *f)) {
+        return Err(ExecError::Invalid(format!(
+            "{} ({}) is not a policy trained from a pretrained model: only those export as a Hugging Face directory",
+            key.short(),
+            m.kind
+        )));
+    }
+    if out.exists() {
+        return Err(ExecError::Invalid(format!("{} exists already: a model is never written over another", out.display())));
+    }
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::tempdir_in(dir).map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
+    for f in files {
+        let from = store.verified_path(key, f)?;
+        std::fs::copy(&from, tmp.path().join(f)).map_err(|e| ExecError::Invalid(format!("cannot copy {f}: {e}")))?;
+    }
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        ExecError::Invalid(format!("cannot write {}: {e}", out.display()))
+    })
+}
+
+/// Whether entry `key` holds a policy that [`export_model`] writes.
+pub fn is_model(store: &Store, key: &Key) -> bool {
+    store.manifest(key).is_ok_and(|m| m.kind != "model.pretrained" && m.files.iter().any(|f| f.name == "config.json"))
 }
 
 /// Writes the dataset held by entry `key` (a dataset, or a checkpoint's
