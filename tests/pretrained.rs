@@ -334,3 +334,200 @@ fn sampling_through_the_cache_draws_from_the_model_in_padded_batches() {
         }
     }
 }
+
+/// A study on real text, as a user would run it: a pretrained model, a
+/// JSONL file read by its tokenizer, SFT from the model and a few offline
+/// IPO steps from the SFT policy, through the `tandem` binary. The run's
+/// last checkpoint, exported with `tandem export`, must load in
+/// transformers, and transformers' log-probs of each response (after its
+/// prompt) must equal the ones tandem's policy gives it, within 1e-4:
+/// the one-up storage of ids, masks and padding included.
+#[test]
+fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike() {
+    let Some(dir) = fixtures() else { return };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    for family in ["gpt2", "llama"] {
+        let project = tempfile::tempdir().unwrap();
+        let root = project.path();
+        std::fs::create_dir(root.join(".git")).unwrap();
+        copy_model(&dir.join(family), &root.join("model"));
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl");
+        std::fs::copy(&data, root.join("prefs.jsonl")).unwrap();
+        std::fs::write(
+            root.join("study.exp"),
+            "model base = pretrained(\"model\")\n\
+             dataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: base)\n\
+             model sft = sft(prefs, base: base, steps: 20, batch: 8, lr: 1e-3)\n\
+             run ipo_run = train(sft, loss: ipo(beta: 0.1), sampler: offline(prefs), lr: 1e-3, batch: 8, steps: 10, save_every: 10)\n",
+        )
+        .unwrap();
+        let cache = root.join("cache");
+        let run = Command::new(bin)
+            .args(["run", "study.exp", "--cache", cache.to_str().unwrap(), "--results", "results"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{family}: {}", String::from_utf8_lossy(&run.stderr));
+
+        // The last checkpoint's key, from the plan.
+        let plan = Command::new(bin).args(["plan", "study.exp", "--json"]).current_dir(root).output().unwrap();
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let key = plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["kind"] == "checkpoint" && n["names"].as_array().unwrap().iter().any(|s| s == "ipo_run@10"))
+            .map(|n| n["key"].as_str().unwrap().to_string())
+            .expect("ipo_run@10 in the plan");
+        let out = root.join("exported");
+        let export = Command::new(bin)
+            .args(["export", &key, out.to_str().unwrap(), "--cache", cache.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+
+        // tandem's policy, from the exported directory, on the study's own pairs.
+        let model = Pretrained::load(&out, Device::Cpu).unwrap();
+        let base = Pretrained::load(&dir.join(family), Device::Cpu).unwrap();
+        let eos = model.config.eos.unwrap();
+        let text = std::fs::read_to_string(&data).unwrap();
+        let records: Vec<(String, String)> = text
+            .lines()
+            .take(6)
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["prompt"].as_str().unwrap().to_string(), v["chosen"].as_str().unwrap().to_string())
+            })
+            .collect();
+        let (mut prompts, mut responses) = (vec![], vec![]);
+        for (p, r) in &records {
+            prompts.push(model.tokenizer.encode_with_template(p).unwrap().iter().map(|i| i + 1).collect::<Vec<_>>());
+            let mut ids = model.tokenizer.encode(r).unwrap();
+            ids.push(eos);
+            responses.push(ids.iter().map(|i| i + 1).collect::<Vec<_>>());
+        }
+        let lp = prompts.iter().map(Vec::len).max().unwrap();
+        let lr = responses.iter().map(Vec::len).max().unwrap();
+        let (pt, rt) = (tandem::ml::tokens::left_pad(&prompts, lp), tandem::ml::tokens::right_pad(&responses, lr));
+        let per_token = |m: Pretrained| -> Vec<Vec<f64>> {
+            let policy = tandem::ml::policy::Policy::from_pretrained(m, lp as i64, lr as i64).unwrap();
+            let (lps, _) = tch::no_grad(|| policy.token_logprobs(&pt, &rt));
+            (0..records.len())
+                .map(|i| {
+                    let row = Vec::<f64>::try_from(lps.get(i as i64).to_kind(Kind::Double)).unwrap();
+                    row[..responses[i].len()].to_vec()
+                })
+                .collect()
+        };
+        let ours = per_token(model);
+        let before = per_token(base);
+
+        // transformers, from the same directory.
+        let script = format!(
+            r#"
+import json, sys, torch, transformers
+m = transformers.AutoModelForCausalLM.from_pretrained({out:?}, attn_implementation="eager").eval()
+t = transformers.AutoTokenizer.from_pretrained({out:?})
+out = []
+for p, r in json.loads(sys.stdin.read()):
+    x = t(p)["input_ids"]
+    y = t(r, add_special_tokens=False)["input_ids"] + [{eos}]
+    ids = torch.tensor([x + y])
+    with torch.no_grad():
+        lp = m(ids).logits[0].float().log_softmax(-1)
+    out.append([lp[len(x) - 1 + j, y[j]].item() for j in range(len(y))])
+print(json.dumps(out))
+"#,
+            out = out.to_str().unwrap(),
+        );
+        let mut py = Command::new(python())
+            .args(["-c", &script])
+            .env("HF_HUB_OFFLINE", "1")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        py.stdin.take().unwrap().write_all(serde_json::to_string(&records).unwrap().as_bytes()).unwrap();
+        let res = py.wait_with_output().unwrap();
+        assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+        let theirs: Vec<Vec<f64>> = serde_json::from_slice(&res.stdout).unwrap();
+
+        let mut moved = 0.0f64;
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(a.len(), b.len(), "{family} record {i}: token counts");
+            for (j, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!((x - y).abs() < 1e-4, "{family} record {i} token {j}: tandem {x}, transformers {y}");
+            }
+            moved = moved.max(a.iter().zip(&before[i]).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max));
+        }
+        // Training changed the model: the export is not the base written back.
+        assert!(moved > 1e-2, "{family}: the exported policy's log-probs are the base model's ({moved})");
+    }
+}
+
+/// A directory tandem cannot use stops the study when it is planned, with
+/// a diagnostic, and nothing is cached.
+#[test]
+fn a_bad_model_directory_stops_the_plan_and_caches_nothing() {
+    let Some(dir) = fixtures() else { return };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    let project = tempfile::tempdir().unwrap();
+    let root = project.path();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl"), root.join("p.jsonl"))
+        .unwrap();
+    type Spoil = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Spoil, &str)> = vec![
+        (
+            "cut",
+            Box::new(|m: &Path| {
+                let bytes = std::fs::read(m.join("model.safetensors")).unwrap();
+                std::fs::write(m.join("model.safetensors"), &bytes[..bytes.len() - 100]).unwrap();
+            }),
+            "is not a readable safetensors file",
+        ),
+        (
+            "bert",
+            Box::new(|m: &Path| {
+                let c = std::fs::read_to_string(m.join("config.json")).unwrap().replace("\"gpt2\"", "\"bert\"");
+                std::fs::write(m.join("config.json"), c).unwrap();
+            }),
+            "`bert` is not supported",
+        ),
+        (
+            "small",
+            Box::new(|m: &Path| {
+                let mut c: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(m.join("config.json")).unwrap()).unwrap();
+                c["vocab_size"] = serde_json::json!(100);
+                std::fs::write(m.join("config.json"), c.to_string()).unwrap();
+            }),
+            "knows 320 tokens",
+        ),
+    ];
+    for (name, spoil, want) in cases {
+        let model = root.join(name);
+        copy_model(&dir.join("gpt2"), &model);
+        spoil(&model);
+        let exp = format!("{name}.exp");
+        std::fs::write(
+            root.join(&exp),
+            format!(
+                "model base = pretrained(\"{name}\")\n\
+                 dataset prefs = jsonl(\"p.jsonl\", tokenizer_of: base)\n\
+                 model sft = sft(prefs, base: base, steps: 2, batch: 4)\n"
+            ),
+        )
+        .unwrap();
+        let cache = root.join(format!("cache-{name}"));
+        let run =
+            Command::new(bin).args(["run", &exp, "--cache", cache.to_str().unwrap()]).current_dir(root).output().unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{name}: ran");
+        assert!(err.contains("tandem::pretrained") && err.contains(want), "{name}: {err}");
+        let entries = std::fs::read_dir(cache.join("objects")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(entries, 0, "{name}: something was cached");
+    }
+}
