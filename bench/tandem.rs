@@ -361,7 +361,7 @@ fn pm_phases(o: &Opts) {
     for (layers, width) in [(2, 64), (3, 96)] {
         let spec = PmSpec { vocab: VOCAB, layers, width, heads: 4, prompt_len: PROMPT, response_len: RESPONSE };
         let pm = PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1);
-        let mut adam = Adam::new(&pm.vs, 1e-3, 0, 0.0);
+        let mut adam = Adam::new(pm.vs(), 1e-3, 0, 0.0);
         let data = random_pairs(4096, 7);
         let mut laps = Laps::new(PHASES.len(), o.warmup);
         for i in 0..o.warmup + o.steps {
@@ -379,7 +379,7 @@ fn pm_phases(o: &Opts) {
             laps.lap(4);
             laps.end();
         }
-        let extra = serde_json::json!({"layers": layers, "width": width, "batch_pairs": 64, "params": params(&pm.vs)});
+        let extra = serde_json::json!({"layers": layers, "width": width, "batch_pairs": 64, "params": params(pm.vs())});
         laps.print(o, &extra, &PHASES, |p| format!("PM_{layers}x{width}_{}", p.unwrap_or("whole_step")));
     }
 }
@@ -546,7 +546,7 @@ fn winrate_phases(o: &Opts) {
 fn pm_prefix(o: &Opts) {
     let spec = PmSpec { vocab: VOCAB, layers: 3, width: 96, heads: 4, prompt_len: PROMPT, response_len: RESPONSE };
     let pm = PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1);
-    let mut adam = Adam::new(&pm.vs, 1e-3, 0, 0.0);
+    let mut adam = Adam::new(pm.vs(), 1e-3, 0, 0.0);
     let data = random_pairs(4096, 7);
     let fewer =
         Opts { steps: o.steps.min(60), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };

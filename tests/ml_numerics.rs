@@ -253,7 +253,8 @@ fn adam_state_round_trips_and_resumes_bit_for_bit() {
             for step in 0..k {
                 tandem::ml::train::sft_step(&policy, &mut adam, &data, 4, step, 9);
             }
-            let params: Vec<(String, Tensor)> = policy.vs().variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
+            let params: Vec<(String, Tensor)> =
+                policy.vs().variables().into_iter().map(|(n, t)| (n, t.copy())).collect();
             let state = adam.state().into_iter().map(|(k, v)| (k, v.copy())).collect();
             policy = Policy::new(s, Device::Cpu, 999);
             tch::no_grad(|| {
@@ -415,7 +416,7 @@ fn pooled_scores_continuing_one_prompt_pass_equal_whole_passes() {
         assert!(max_abs(&shared, &w) < 1e-5, "{shared:?} vs {w:?}");
     }
     let grads = |f: &dyn Fn() -> Tensor| -> Vec<Tensor> {
-        let mut vars: Vec<(String, Tensor)> = pm.vs.variables().into_iter().collect();
+        let mut vars: Vec<(String, Tensor)> = pm.vs().variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, v) in &mut vars {
             v.zero_grad();

@@ -358,7 +358,11 @@ fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike(
             "model base = pretrained(\"model\")\n\
              dataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: base)\n\
              model sft = sft(prefs, base: base, steps: 20, batch: 8, lr: 1e-3)\n\
-             run ipo_run = train(sft, loss: ipo(beta: 0.1), sampler: offline(prefs), lr: 1e-3, batch: 8, steps: 10, save_every: 10)\n",
+             run ipo_run = train(sft, loss: ipo(beta: 0.1), sampler: offline(prefs), lr: 1e-3, batch: 8, steps: 10, save_every: 10)\n\
+             model judge = pm(prefs, base: sft, steps: 5, batch: 8, lr: 1e-3)\n\
+             run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), batch: 4, steps: 4, save_every: 4)\n\
+             run replayed = online_run with { sampler: replay(online_run, shuffle: 0) }\n\
+             eval against_sft = winrate(policies: [online_run], baseline: sft, judge: judge, prompts: 8, at: [4])\n",
         )
         .unwrap();
         let cache = root.join("cache");
@@ -372,13 +376,28 @@ fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike(
         // The last checkpoint's key, from the plan.
         let plan = Command::new(bin).args(["plan", "study.exp", "--json"]).current_dir(root).output().unwrap();
         let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-        let key = plan["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["kind"] == "checkpoint" && n["names"].as_array().unwrap().iter().any(|s| s == "ipo_run@10"))
-            .map(|n| n["key"].as_str().unwrap().to_string())
-            .expect("ipo_run@10 in the plan");
+        let key_of = |name: &str| {
+            plan["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["names"].as_array().unwrap().iter().any(|s| s == name))
+                .map(|n| n["key"].as_str().unwrap().to_string())
+                .unwrap_or_else(|| panic!("{name} in the plan"))
+        };
+        let key = key_of("ipo_run@10");
+
+        // Online training with a pretrained policy and a judge from its SFT
+        // trunk: replaying its data stream in order gives its bytes.
+        let store = tandem::exec::store::Store::open_existing(&cache);
+        let bytes = |name: &str| {
+            let k = tandem::plan::Key::from_hex(&key_of(name)).unwrap();
+            std::fs::read(store.verified_path(&k, "model.safetensors").unwrap()).unwrap()
+        };
+        assert!(bytes("online_run@4") == bytes("replayed@4"), "{family}: the exact replay differs from the online run");
+        assert!(bytes("online_run@4") != bytes("sft"), "{family}: online training changed nothing");
+        let evals = std::fs::read_to_string(root.join("results/study/evals.csv")).unwrap();
+        assert!(evals.lines().any(|l| l.starts_with("against_sft,online_run@4,4,winrate,")), "{evals}");
         let out = root.join("exported");
         let export = Command::new(bin)
             .args(["export", &key, out.to_str().unwrap(), "--cache", cache.to_str().unwrap()])
@@ -522,12 +541,44 @@ fn a_bad_model_directory_stops_the_plan_and_caches_nothing() {
         )
         .unwrap();
         let cache = root.join(format!("cache-{name}"));
-        let run =
-            Command::new(bin).args(["run", &exp, "--cache", cache.to_str().unwrap()]).current_dir(root).output().unwrap();
+        let run = Command::new(bin)
+            .args(["run", &exp, "--cache", cache.to_str().unwrap()])
+            .current_dir(root)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success(), "{name}: ran");
         assert!(err.contains("tandem::pretrained") && err.contains(want), "{name}: {err}");
         let entries = std::fs::read_dir(cache.join("objects")).map(|d| d.count()).unwrap_or(0);
         assert_eq!(entries, 0, "{name}: something was cached");
+    }
+}
+
+/// A preference model on a pretrained trunk (GPT-2; Llama with grouped-query
+/// attention) scores a response continuing the prompt's kept pass as a
+/// pass over the whole `[x y]` does, within float rounding; the kept pass
+/// round-trips through its named tensors bit for bit, and one of another
+/// shape is refused.
+#[test]
+fn a_preference_model_on_a_pretrained_trunk_scores_through_its_kept_prefix_as_whole() {
+    let Some(dir) = fixtures() else { return };
+    use tandem::ml::preference::PreferenceModel;
+    for family in ["gpt2", "llama"] {
+        let model = Pretrained::load(&dir.join(family), Device::Cpu).unwrap();
+        let pm = PreferenceModel::from_pretrained(model, 6, 5, 7).unwrap();
+        // Stored ids (one up), prompts left-padded, responses right-padded, one empty but for its end.
+        let prompts = Tensor::from_slice(&[0i64, 0, 12, 40, 7, 9, 5, 6, 7, 8, 9, 10, 0, 0, 0, 0, 0, 300]).view([3, 6]);
+        let y = Tensor::from_slice(&[20i64, 21, 22, 1, 0, 33, 1, 0, 0, 0, 1, 0, 0, 0, 0]).view([3, 5]);
+        let whole = tch::no_grad(|| pm.pooled_score_whole(&prompts, &y).unwrap());
+        let prefix = tch::no_grad(|| pm.prefix(&prompts));
+        let shared = pm.pooled_scores_after(&prefix, &y).unwrap();
+        let diff = (&whole - &shared).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{family}: shared {shared} vs whole {whole}");
+        let named: std::collections::HashMap<String, Tensor> = prefix.to_named().into_iter().collect();
+        let kept = pm.prefix_from_named(&prompts, |n| named.get(n).map(|t| t.shallow_clone())).unwrap();
+        let again = pm.pooled_scores_after(&kept, &y).unwrap();
+        assert!(again.equal(&shared), "{family}: the kept prefix scores otherwise");
+        let wider = Tensor::cat(&[&prompts, &prompts.narrow(1, 0, 1)], 1);
+        assert!(pm.prefix_from_named(&wider, |n| named.get(n).map(|t| t.shallow_clone())).is_none());
     }
 }

@@ -370,6 +370,11 @@ pub static CTORS: &[Ctor] = &[
             Ty::Str { choices: &["pooled", "joint"] },
             Default::Str("pooled"),
             "pooled: score each response, z = s(y1) − s(y2); joint: read [x, y1, y2] in one pass"
+        ); p_added(
+            "base",
+            Ty::Ref(&[Entity::Pretrained, Entity::Policy]),
+            Default::Optional,
+            "start from this model's trunk with a new pooled head: a pretrained model, or a policy trained from one (the paper's PMs start from SFT)"
         )),
         doc: "a pairwise preference model r(x, y1, y2) trained with the order-randomised loss (eq. 5)",
     },

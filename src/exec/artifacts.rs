@@ -199,10 +199,21 @@ pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError>
             prompt_len: s.prompt_len,
             response_len: s.response_len,
             head: Some(pm.kind.name().into()),
-            format: None,
+            format: pm.pretrained().map(|_| PRETRAINED_FORMAT.into()),
         },
     )?;
-    save_vars(st, "model.safetensors", &pm.vs)
+    match pm.pretrained() {
+        // The trunk as a Hugging Face directory, its head (`score.*`) among
+        // the weights.
+        Some(model) => {
+            model.write_files(st.path()).map_err(|e| ExecError::Invalid(e.to_string()))?;
+            for name in Pretrained::FILES {
+                st.adopt(name)?;
+            }
+            Ok(())
+        }
+        None => save_vars(st, "model.safetensors", pm.vs()),
+    }
 }
 
 fn save_vars(st: &mut Staging, name: &str, vs: &tch::nn::VarStore) -> Result<(), ExecError> {
@@ -291,6 +302,23 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
             PmHead::from_name(name).ok_or_else(|| input_err(key, format!("unknown preference-model head {name:?}")))?
         }
     };
+    if s.format.as_deref() == Some(PRETRAINED_FORMAT) {
+        let [config, tokenizer, weights] = Pretrained::FILES.map(|f| store.verified_path(key, f));
+        let weights = weights?;
+        let model = Pretrained::load_files(
+            &store.entry_dir(key),
+            &config?,
+            &tokenizer?,
+            std::slice::from_ref(&weights),
+            device,
+        )
+        .map_err(|e| input_err(key, e.to_string()))?;
+        let pm =
+            PreferenceModel::from_pretrained(model, s.prompt_len, s.response_len, 0).map_err(ExecError::Invalid)?;
+        // The head's weights, beside the trunk's.
+        tch::no_grad(|| pm.vs().read_safetensors(&weights))?;
+        return Ok(pm);
+    }
     let pm = PreferenceModel::new(
         PmSpec {
             vocab: s.vocab,
@@ -305,7 +333,7 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
         0,
     );
     let path = store.verified_path(key, "model.safetensors")?;
-    tch::no_grad(|| pm.vs.read_safetensors(&path))?;
+    tch::no_grad(|| pm.vs().read_safetensors(&path))?;
     Ok(pm)
 }
 

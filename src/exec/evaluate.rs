@@ -27,7 +27,7 @@ pub fn samples(ctx: &Ctx, spec: &SamplesSpec, st: &mut Staging) -> Result<(), Ex
     if let Some(judge) = &spec.judge {
         let judge = art::load_pm(ctx.store, judge, ctx.device)?;
         art::same_shapes("the judge and the baseline", art::pm_shapes(&judge), art::policy_shapes(&policy))?;
-        let d = judge.vs.device();
+        let d = judge.vs().device();
         let not_pooled = || ExecError::Invalid("the judge's head scores pairs only; it has no scores to keep".into());
         // The judge's pass over the prompts is kept too: every win rate
         // against these samples continues it with its own policy's responses.
@@ -91,7 +91,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             }
             let won = match drawn.get("scores") {
                 Some(scores) => {
-                    let d = judge.vs.device();
+                    let d = judge.vs().device();
                     let prefix = judge
                         .prefix_from_named(&prompts.to_device(d), |name| drawn.get(name).map(|t| t.shallow_clone()))
                         .ok_or_else(|| {

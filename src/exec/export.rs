@@ -28,10 +28,16 @@ use crate::plan::Key;
 
 /// How token ids become text.
 enum Decoder {
-    Units { bytes: bool, units: Vec<serde_json::Value> },
+    Units {
+        bytes: bool,
+        units: Vec<serde_json::Value>,
+    },
     /// A pretrained tokenizer: stored ids are its ids + 1; `eos` (stored)
     /// ends a response and is left out of the text.
-    Pretrained { tokenizer: HfTokenizer, eos: Option<i64> },
+    Pretrained {
+        tokenizer: Box<HfTokenizer>,
+        eos: Option<i64>,
+    },
     Words,
 }
 
@@ -92,7 +98,7 @@ fn pretrained_decoder(store: &Store, jsonl: &crate::exec::store::Manifest) -> Op
     let model = jsonl.inputs.first()?.key;
     let tokenizer = HfTokenizer::from_file(&store.verified_path(&model, "tokenizer.json").ok()?).ok()?;
     let config = crate::hfdir::files::read_config(&store.verified_path(&model, "config.json").ok()?).ok()?;
-    Some(Decoder::Pretrained { tokenizer, eos: config.eos.map(|e| e + 1) })
+    Some(Decoder::Pretrained { tokenizer: Box::new(tokenizer), eos: config.eos.map(|e| e + 1) })
 }
 
 /// Writes the policy held by entry `key` (a model trained from a pretrained
@@ -110,10 +116,14 @@ pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecErro
         )));
     }
     if out.exists() {
-        return Err(ExecError::Invalid(format!("{} exists already: a model is never written over another", out.display())));
+        return Err(ExecError::Invalid(format!(
+            "{} exists already: a model is never written over another",
+            out.display()
+        )));
     }
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::tempdir_in(dir).map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
+    let tmp =
+        tempfile::tempdir_in(dir).map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
     for f in files {
         let from = store.verified_path(key, f)?;
         std::fs::copy(&from, tmp.path().join(f)).map_err(|e| ExecError::Invalid(format!("cannot copy {f}: {e}")))?;

@@ -87,9 +87,14 @@ fn pretrained_text(
     };
     let tokenizer = HfTokenizer::from_file(&store.verified_path(model, "tokenizer.json")?)
         .map_err(|e| art::input_err(model, format!("tokenizer.json: {e}")))?;
-    let pairs = jsonl::tokenize_pretrained(records, &tokenizer, eos).map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
+    let pairs =
+        jsonl::tokenize_pretrained(records, &tokenizer, eos).map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
-    art::write_json(st, "vocab.json", &serde_json::json!({"tokenizer": "pretrained", "model": model.hex(), "stored_ids": "the tokenizer's id + 1; 0 is PAD"}))?;
+    art::write_json(
+        st,
+        "vocab.json",
+        &serde_json::json!({"tokenizer": "pretrained", "model": model.hex(), "stored_ids": "the tokenizer's id + 1; 0 is PAD"}),
+    )?;
     let n = pairs.len();
     art::write_json(
         st,

@@ -293,23 +293,37 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         ModelKind::Pm(op::PmHead::Joint) => Some(PmHead::Joint),
     };
     if let Some(head) = head {
-        let pm = PreferenceModel::new(
-            PmSpec {
-                vocab: meta.vocab,
-                layers,
-                width,
-                heads,
-                prompt_len: meta.prompt_len,
-                response_len: meta.response_len,
-            },
-            head,
-            ctx.device,
-            seed,
-        );
+        let pm = match spec.base {
+            None => PreferenceModel::new(
+                PmSpec {
+                    vocab: meta.vocab,
+                    layers,
+                    width,
+                    heads,
+                    prompt_len: meta.prompt_len,
+                    response_len: meta.response_len,
+                },
+                head,
+                ctx.device,
+                seed,
+            ),
+            Some(base) => {
+                let model =
+                    load_base(ctx.store, &base, ctx.device)?.map_err(|e| art::input_err(&base, e.to_string()))?;
+                PreferenceModel::from_pretrained(model, meta.prompt_len, meta.response_len, seed)
+                    .map_err(ExecError::Invalid)?
+            }
+        };
+        if pm.spec.vocab != meta.vocab {
+            return Err(ExecError::Invalid(format!(
+                "`{name}`: its data has {} token ids, its base model {}",
+                meta.vocab, pm.spec.vocab
+            )));
+        }
         train_model(
             ctx,
             node,
-            (&pm.vs, steps, (lr, warmup, clip)),
+            (pm.vs(), steps, (lr, warmup, clip)),
             &mut rows,
             |adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed),
             |st| art::write_pm(st, &pm),
@@ -364,7 +378,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
                 seed,
             ),
             Some(base) => {
-                let model = load_pretrained(ctx.store, &base, ctx.device)?;
+                let model = load_base(ctx.store, &base, ctx.device)?;
                 art::pretrained_policy(model, &base, meta.prompt_len, meta.response_len)?
             }
         };
@@ -396,16 +410,20 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
     art::write_json(st, "summary.json", &summary)
 }
 
-/// A `pretrained` node's model, read from its entry.
-fn load_pretrained(
+/// The pretrained model a node starts from, read from its entry: a
+/// `pretrained` node's directory, or a policy trained from one (its entry
+/// holds a Hugging Face directory of its own).
+fn load_base(
     store: &Store,
     key: &Key,
     device: Device,
 ) -> Result<Result<crate::ml::hf::Pretrained, crate::hfdir::HfError>, ExecError> {
-    let weights = crate::exec::import::pretrained_weights(store, key)?
-        .iter()
-        .map(|w| store.verified_path(key, w))
-        .collect::<Result<Vec<_>, _>>()?;
+    let weights = if store.manifest(key)?.kind == "model.pretrained" {
+        crate::exec::import::pretrained_weights(store, key)?
+    } else {
+        vec!["model.safetensors".to_string()]
+    };
+    let weights = weights.iter().map(|w| store.verified_path(key, w)).collect::<Result<Vec<_>, _>>()?;
     let (config, tokenizer) = (store.verified_path(key, "config.json")?, store.verified_path(key, "tokenizer.json")?);
     Ok(crate::ml::hf::Pretrained::load_files(&store.entry_dir(key), &config, &tokenizer, &weights, device))
 }

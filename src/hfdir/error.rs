@@ -51,4 +51,3 @@ pub enum HfError {
     #[diagnostic(code(tandem::pretrained::io))]
     Io { path: PathBuf, source: std::io::Error },
 }
-

@@ -74,13 +74,21 @@ pub fn inspect(dir: &Path) -> Result<Inspected, HfError> {
     let tokenizer =
         HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.clone(), msg })?;
     if tokenizer.vocab_size() > config.vocab {
-        return Err(HfError::VocabMismatch { path: tok_path.clone(), tokens: tokenizer.vocab_size(), vocab: config.vocab });
+        return Err(HfError::VocabMismatch {
+            path: tok_path.clone(),
+            tokens: tokenizer.vocab_size(),
+            vocab: config.vocab,
+        });
     }
     for f in &files[2..] {
         check_safetensors(f)?;
     }
     let tok_bytes = std::fs::read(tok_path).map_err(|source| HfError::Io { path: tok_path.clone(), source })?;
-    Ok(Inspected { config, digest: content_digest(dir)?, tokenizer_digest: blake3::hash(&tok_bytes).to_hex().to_string() })
+    Ok(Inspected {
+        config,
+        digest: content_digest(dir)?,
+        tokenizer_digest: blake3::hash(&tok_bytes).to_hex().to_string(),
+    })
 }
 
 /// Parses `config.json`.

@@ -97,7 +97,7 @@ pub fn winrate_against_scores(
 ) -> Option<Estimate> {
     let p = prompts.to_device(policy.device());
     let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
-    let d = judge.vs.device();
+    let d = judge.vs().device();
     let s = judge.pooled_scores_after(prefix, &y.to_device(d))?;
     // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.
     Some(share_positive(&to_vec(&(s - baseline_scores.to_device(d)))))
@@ -126,7 +126,7 @@ pub fn share_positive(m: &[f64]) -> Estimate {
 pub fn winrate_against(policy: &Policy, yb: &Tensor, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
     let p = prompts.to_device(policy.device());
     let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
-    let d = judge.vs.device();
+    let d = judge.vs().device();
     share_positive(&to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d))))
 }
 
@@ -154,13 +154,13 @@ pub fn policy_accuracy(policy: &Policy, reference: &Policy, data: &Pairs) -> Est
 
 /// Accuracy of a preference model on labelled pairs, by the A.2 sign rule.
 pub fn pm_accuracy(pm: &PreferenceModel, data: &Pairs) -> Estimate {
-    let d = pm.vs.device();
+    let d = pm.vs().device();
     accuracy_of(&pm.margin(&data.prompts.to_device(d), &data.chosen.to_device(d), &data.rejected.to_device(d)))
 }
 
 /// Relabels pairs with a judge: chosen becomes whichever it prefers (ties by a seeded coin).
 pub fn relabel(judge: &PreferenceModel, data: &Pairs, seed: u64) -> Pairs {
-    let d = judge.vs.device();
+    let d = judge.vs().device();
     let mut coin = rng::stream(seed, "relabel/coin", 0);
     let mut keep = Vec::with_capacity(data.len() as usize);
     // In chunks, to bound memory on large datasets.

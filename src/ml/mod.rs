@@ -2,7 +2,8 @@
 //!
 //! `tokens` (special tokens, padding) · `rng` (counter-based seeded streams)
 //! · `transformer` (the shared trunk, KV cache, deterministic init) ·
-//! `policy` (log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
+//! `past` (keys and values read so far, for either trunk) · `policy`
+//! (tandem's own or a pretrained model: log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
 //! `loss` (IPO, DPO, SLiC, Bo2) · `adam` (optimizer with savable state) ·
 //! `data` (preference pairs on disk) · `sampler` (offline, online, replay
 //! orders) · `train` (one step of SFT, PM and preference training) · `eval`
@@ -12,6 +13,7 @@ pub mod data;
 pub mod eval;
 pub mod hf;
 pub mod loss;
+pub mod past;
 pub mod policy;
 pub mod preference;
 pub mod rng;

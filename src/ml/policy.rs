@@ -15,10 +15,11 @@
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use crate::ml::hf::{Cache, Pretrained};
+use crate::ml::hf::Pretrained;
+use crate::ml::past::{self, Past};
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, BOS, EOS, PAD, SEP};
-use crate::ml::transformer::{Arch, KvCache, Trunk};
+use crate::ml::transformer::{Arch, Trunk};
 
 /// Shapes a policy is built for.
 pub type PolicySpec = crate::ml::transformer::ModelSpec;
@@ -33,35 +34,12 @@ pub struct Policy {
     pub eos: i64,
 }
 
-/// The network under a policy.
+/// The network under a policy. (One per model, never in a collection: the
+/// variants' sizes do not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Body {
     Own { vs: nn::VarStore, trunk: Trunk, head: nn::Linear },
     Pretrained(Pretrained),
-}
-
-/// Keys and values of the tokens read so far, for either body. A
-/// pretrained trunk takes the mask of every key at each call, so it is kept
-/// beside its cache.
-pub enum Past {
-    Own(KvCache),
-    Pretrained { cache: Cache, key_mask: Tensor },
-}
-
-impl Past {
-    /// The past of `n` copies of the batch, copy j of row i at row j·B + i.
-    fn repeat(&self, n: usize) -> Past {
-        match self {
-            Past::Own(c) => Past::Own(c.repeat(n)),
-            Past::Pretrained { cache, key_mask } => {
-                Past::Pretrained { cache: cache.repeat(n), key_mask: key_mask.repeat([n as i64, 1]) }
-            }
-        }
-    }
-}
-
-/// A pretrained model's ids from stored ids (PAD becomes id 0, masked anyway).
-fn model_ids(stored: &Tensor) -> Tensor {
-    (stored - 1).clamp_min(0)
 }
 
 const NEG: f64 = -1e9;
@@ -151,7 +129,7 @@ impl Policy {
     fn hidden(&self, seq: &Tensor, mask: &Tensor) -> Tensor {
         match &self.body {
             Body::Own { trunk, .. } => trunk.forward(seq, mask),
-            Body::Pretrained(p) => p.hidden(&model_ids(seq), &tokens::positions(mask), mask, None),
+            Body::Pretrained(p) => past::pretrained_hidden(p, seq, mask),
         }
     }
 
@@ -162,11 +140,7 @@ impl Policy {
                 let (h, cache) = trunk.prefill(seq, mask);
                 (h, Past::Own(cache))
             }
-            Body::Pretrained(p) => {
-                let mut cache = Cache::default();
-                let h = p.hidden(&model_ids(seq), &tokens::positions(mask), mask, Some(&mut cache));
-                (h, Past::Pretrained { cache, key_mask: mask.shallow_clone() })
-            }
+            Body::Pretrained(p) => past::pretrained_prefill(p, seq, mask),
         }
     }
 
@@ -175,10 +149,7 @@ impl Policy {
     fn extend(&self, seq: &Tensor, positions: &Tensor, mask: &Tensor, past: &mut Past) -> Tensor {
         match (&self.body, past) {
             (Body::Own { trunk, .. }, Past::Own(cache)) => trunk.extend(seq, positions, mask, cache),
-            (Body::Pretrained(p), Past::Pretrained { cache, key_mask }) => {
-                *key_mask = Tensor::cat(&[&*key_mask, mask], 1);
-                p.hidden(&model_ids(seq), positions, key_mask, Some(cache))
-            }
+            (Body::Pretrained(p), past) => past::pretrained_extend(p, seq, positions, mask, past),
             _ => unreachable!("a past is made by its own body's prefill"),
         }
     }

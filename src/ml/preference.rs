@@ -14,6 +14,13 @@
 //!   agreement with the noiseless oracle where the pooled head does not
 //!   (docs/worlds.md has the measurements).
 //!
+//! A preference model can also start from a pretrained language model (or
+//! a policy trained from one: the paper's PMs start from the SFT policy):
+//! its trunk reads `[prompt | y]` in the model's own token ids, with a new
+//! pooled head. It has no SEP to separate the two (the prompt's pass is the
+//! prefix each response continues) and no overlap flags (a pretrained trunk
+//! reads copying and repetition from the text itself).
+//!
 //! It is trained with the
 //! order-randomised loss of eq. (5), taken in expectation over both orders:
 //! −½ log r(x, y_w, y_l) − ½ log(1 − r(x, y_l, y_w)). It prefers y1 over y2 by
@@ -24,18 +31,21 @@ use rand::Rng;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use crate::ml::hf::Pretrained;
+use crate::ml::past::{self, Past};
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, SEP};
-use crate::ml::transformer::{Arch, Continuation, KvCache, Trunk};
+use crate::ml::transformer::{Arch, Continuation, Trunk};
 
-/// A pooled head's pass over prompts `[x SEP]`, continued by responses.
+/// A pooled head's pass over prompts `[x SEP]` (`[x]` for a pretrained
+/// trunk), continued by responses.
 pub struct Prefix {
     prompts: Tensor,
     /// Real tokens of each row's prefix: [B, 1].
     real: Tensor,
-    /// The hidden state at SEP: [B, 1, D].
+    /// The hidden state at the prefix's last token (SEP): [B, 1, D].
     sep_hidden: Tensor,
-    cache: KvCache,
+    cache: Past,
 }
 
 impl Prefix {
@@ -79,19 +89,27 @@ impl PmHead {
 enum Head {
     Joint(nn::Linear),
     /// Features [mean over response, last token] (2D) → D → 1; `overlap`
-    /// embeds each response token's two overlap flags.
+    /// embeds each response token's two overlap flags (tandem's own trunk
+    /// only).
     Pooled {
         hidden: nn::Linear,
         out: nn::Linear,
-        overlap: nn::Embedding,
+        overlap: Option<nn::Embedding>,
     },
 }
 
+/// The network under the head. (One per model: the variants' sizes do not
+/// matter.)
+#[allow(clippy::large_enum_variant)]
+enum Body {
+    Own { vs: nn::VarStore, trunk: Trunk },
+    Pretrained(Pretrained),
+}
+
 pub struct PreferenceModel {
-    pub vs: nn::VarStore,
     pub spec: PmSpec,
     pub kind: PmHead,
-    trunk: Trunk,
+    body: Body,
     head: Head,
 }
 
@@ -141,11 +159,59 @@ impl PreferenceModel {
             PmHead::Pooled => Head::Pooled {
                 hidden: nn::linear(&root / "head" / "hidden", 2 * spec.width, spec.width, Default::default()),
                 out: nn::linear(&root / "head" / "out", spec.width, 1, Default::default()),
-                overlap: nn::embedding(&root / "trunk" / "overlap", 4, spec.width, Default::default()),
+                overlap: Some(nn::embedding(&root / "trunk" / "overlap", 4, spec.width, Default::default())),
             },
         };
         crate::ml::transformer::init(&vs, seed, spec.layers);
-        PreferenceModel { vs, spec, kind, trunk, head }
+        PreferenceModel { spec, kind, body: Body::Own { vs, trunk }, head }
+    }
+
+    /// A pooled preference model on a pretrained trunk, for prompts of
+    /// `prompt_len` and responses of `response_len` stored tokens, with a
+    /// new head (`score.*`, initialised from `seed`); everything trainable.
+    pub fn from_pretrained(
+        mut model: Pretrained,
+        prompt_len: i64,
+        response_len: i64,
+        seed: u64,
+    ) -> Result<PreferenceModel, String> {
+        model.fits((prompt_len + response_len) as usize).map_err(|e| e.to_string())?;
+        model.vs.unfreeze();
+        let c = &model.config;
+        let spec =
+            PmSpec { vocab: c.vocab + 1, layers: c.layers, width: c.width, heads: c.heads, prompt_len, response_len };
+        let root = model.vs.root() / "score";
+        let head = Head::Pooled {
+            hidden: nn::linear(&root / "hidden", 2 * spec.width, spec.width, Default::default()),
+            out: nn::linear(&root / "out", spec.width, 1, Default::default()),
+            overlap: None,
+        };
+        crate::ml::transformer::init_where(&model.vs, seed, spec.layers, |name| name.starts_with("score."));
+        Ok(PreferenceModel { spec, kind: PmHead::Pooled, body: Body::Pretrained(model), head })
+    }
+
+    /// The pretrained model under this one, if it is one.
+    pub fn pretrained(&self) -> Option<&Pretrained> {
+        match &self.body {
+            Body::Pretrained(p) => Some(p),
+            Body::Own { .. } => None,
+        }
+    }
+
+    /// The parameters (a pretrained trunk's and its head's together).
+    pub fn vs(&self) -> &nn::VarStore {
+        match &self.body {
+            Body::Own { vs, .. } => vs,
+            Body::Pretrained(p) => &p.vs,
+        }
+    }
+
+    /// tandem's own trunk; a joint head and overlap flags exist only on it.
+    fn own_trunk(&self) -> &Trunk {
+        match &self.body {
+            Body::Own { trunk, .. } => trunk,
+            Body::Pretrained(_) => unreachable!("a pretrained preference model has the pooled head"),
+        }
     }
 
     /// The pooled head's scalar score s(x, y) of each (prompt, response):
@@ -158,10 +224,20 @@ impl PreferenceModel {
     /// continued by any number of responses ([`PreferenceModel::scores_after`]).
     pub fn prefix(&self, prompts: &Tensor) -> Prefix {
         let b = prompts.size()[0];
-        let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
-        let seq = Tensor::cat(&[prompts, &sep], 1);
-        let mask = tokens::mask(&seq);
-        let (hidden, cache) = self.trunk.prefill(&seq, &mask);
+        let (hidden, cache, seq, mask) = match &self.body {
+            Body::Own { trunk, .. } => {
+                let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
+                let seq = Tensor::cat(&[prompts, &sep], 1);
+                let mask = tokens::mask(&seq);
+                let (hidden, cache) = trunk.prefill(&seq, &mask);
+                (hidden, Past::Own(cache), seq, mask)
+            }
+            Body::Pretrained(p) => {
+                let mask = tokens::mask(prompts);
+                let (hidden, cache) = past::pretrained_prefill(p, prompts, &mask);
+                (hidden, cache, prompts.shallow_clone(), mask)
+            }
+        };
         let width = seq.size()[1];
         Prefix {
             prompts: prompts.shallow_clone(),
@@ -177,14 +253,21 @@ impl PreferenceModel {
     pub fn prefix_from_named(&self, prompts: &Tensor, get: impl Fn(&str) -> Option<Tensor>) -> Option<Prefix> {
         let device = prompts.device();
         let get = |name: &str| get(name).map(|t| t.to_device(device));
-        let cache = KvCache::from_named(get, "prefix.", self.spec.layers)?;
+        let pretrained = self.pretrained();
+        let cache = Past::from_named(get, "prefix.", self.spec.layers, pretrained.is_some())?;
         let (b, lp) = prompts.size2().ok()?;
-        let (heads, width) = (self.spec.heads, self.spec.width);
-        let kv = [b, heads, lp + 1, width / heads];
+        let width = self.spec.width;
+        // tandem's trunk reads `[x SEP]`; a pretrained one `[x]`, with its
+        // own key/value heads.
+        let (keys, heads, head_dim) = match pretrained {
+            None => (lp + 1, self.spec.heads, width / self.spec.heads),
+            Some(p) => (lp, p.config.kv_heads, p.config.head_dim),
+        };
+        let kv = [b, heads, keys, head_dim];
         let fits = cache
             .to_named("")
             .iter()
-            .all(|(name, t)| t.size() == if name == "key_mask" { vec![b, lp + 1] } else { kv.to_vec() });
+            .all(|(name, t)| t.size() == if name == "key_mask" { vec![b, keys] } else { kv.to_vec() });
         let real = get("prefix.real")?;
         let sep_hidden = get("prefix.sep_hidden")?;
         (fits && real.size() == [b, 1] && sep_hidden.size() == [b, 1, width]).then(|| Prefix {
@@ -210,6 +293,15 @@ impl PreferenceModel {
     /// computes without sharing. For tests and benchmarks.
     pub fn pooled_score_whole(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
         let Head::Pooled { hidden: fc, out, overlap } = &self.head else { return None };
+        if let Body::Pretrained(p) = &self.body {
+            let seq = Tensor::cat(&[prompts, y], 1);
+            let mask = tokens::mask(&seq);
+            let hidden = past::pretrained_hidden(p, &seq, &mask);
+            let lr = y.size()[1];
+            let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
+            return Some(Self::pooled_head(fc, out, &resp, &tokens::mask(y), last_real(&hidden, &mask)));
+        }
+        let overlap = overlap.as_ref().expect("tandem's own pooled head has overlap flags");
         Some({
             let b = prompts.size()[0];
             let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
@@ -217,7 +309,7 @@ impl PreferenceModel {
             let mask = tokens::mask(&seq);
             let flags = overlap.forward(&overlap_flags(prompts, y));
             let prefix = Tensor::zeros([b, prompts.size()[1] + 1, self.spec.width], (Kind::Float, prompts.device()));
-            let hidden = self.trunk.forward_with(&seq, &mask, &Tensor::cat(&[prefix, flags], 1));
+            let hidden = self.own_trunk().forward_with(&seq, &mask, &Tensor::cat(&[prefix, flags], 1));
             let lr = y.size()[1];
             let resp = hidden.narrow(1, hidden.size()[1] - lr, lr);
             Self::pooled_head(fc, out, &resp, &tokens::mask(y), last_real(&hidden, &mask))
@@ -242,9 +334,16 @@ impl PreferenceModel {
         let ymask = tokens::mask(&y);
         let positions =
             (ymask.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1 + prefix.real.repeat([n, 1])).clamp_min(0);
-        let flags = overlap.forward(&overlap_flags(&prompts, &y)); // [nB, Lr, D]
-        let how = Continuation { segment: 1, extra: Some(&flags) };
-        let resp = self.trunk.extend_with(&y, &positions, &ymask, how, &mut cache);
+        let resp = match (&self.body, &mut cache) {
+            (Body::Own { trunk, .. }, Past::Own(cache)) => {
+                let overlap = overlap.as_ref().expect("tandem's own pooled head has overlap flags");
+                let flags = overlap.forward(&overlap_flags(&prompts, &y)); // [nB, Lr, D]
+                let how = Continuation { segment: 1, extra: Some(&flags) };
+                trunk.extend_with(&y, &positions, &ymask, how, cache)
+            }
+            (Body::Pretrained(p), cache) => past::pretrained_extend(p, &y, &positions, &ymask, cache),
+            _ => unreachable!("a prefix is made by its own model's trunk"),
+        };
         // The last real token of `[x SEP y]`: the response's, or SEP's if it
         // had none.
         let b = y.size()[0];
@@ -274,7 +373,7 @@ impl PreferenceModel {
                 let sep = Tensor::full([b, 1], SEP, (Kind::Int64, prompts.device()));
                 let seq = Tensor::cat(&[prompts, &sep, y1, &sep, y2], 1);
                 let mask = tokens::mask(&seq);
-                let hidden = self.trunk.forward(&seq, &mask);
+                let hidden = self.own_trunk().forward(&seq, &mask);
                 head.forward(&last_real(&hidden, &mask)).squeeze_dim(1)
             }
             Head::Pooled { .. } => {

@@ -48,6 +48,14 @@ pub fn unpad(t: &Tensor) -> Vec<Vec<i64>> {
         .collect()
 }
 
+/// A pretrained model's token ids from stored ones. Its ids are stored one
+/// up (`stored = id + 1`) so that 0 stays PAD, as for tandem's own tokens:
+/// batching, masks, samplers and the cache need no second convention. PAD
+/// becomes id 0 here, which its mask keeps out of every result.
+pub fn model_ids(stored: &Tensor) -> Tensor {
+    (stored - 1).clamp_min(0)
+}
+
 /// 1 where a token is not PAD.
 pub fn mask(t: &Tensor) -> Tensor {
     t.ne(PAD)

@@ -45,7 +45,7 @@ pub fn sft_step(policy: &Policy, adam: &mut Adam, data: &Pairs, batch: usize, st
 /// One step of preference-model training with eq. (5).
 pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize, step: u64, seed: u64) -> StepMetrics {
     let idx = sampler::offline_indices(data.len() as usize, batch, step, seed);
-    let b = data.select(&idx).to_device(pm.vs.device());
+    let b = data.select(&idx).to_device(pm.vs().device());
     let loss = pm.loss(&b.prompts, &b.chosen, &b.rejected);
     adam.zero_grad();
     loss.backward();
@@ -131,9 +131,9 @@ pub fn online_batch(
     let y2 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-b", step));
     let first = tch::no_grad(|| {
         judge.prefers_first(
-            &prompts.to_device(judge.vs.device()),
-            &y1.to_device(judge.vs.device()),
-            &y2.to_device(judge.vs.device()),
+            &prompts.to_device(judge.vs().device()),
+            &y1.to_device(judge.vs().device()),
+            &y2.to_device(judge.vs().device()),
             &mut rng::stream(seed, "online/coin", step),
         )
     });

@@ -304,7 +304,13 @@ impl Trunk {
 /// weights ~ N(0, 0.02²) from a stream per variable name, biases 0,
 /// LayerNorm gains 1. Output projections are scaled by 1/√(2·layers).
 pub fn init(vs: &nn::VarStore, seed: u64, layers: i64) {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    init_where(vs, seed, layers, |_| true)
+}
+
+/// [`init`] of the variables whose names `which` accepts (a new head on a
+/// pretrained trunk), the others untouched.
+pub fn init_where(vs: &nn::VarStore, seed: u64, layers: i64, which: impl Fn(&str) -> bool) {
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| which(n)).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
         for (name, mut t) in vars {

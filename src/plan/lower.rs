@@ -292,20 +292,59 @@ impl<'p> Lowerer<'p> {
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
                 let spec = self.model_spec(&a)?;
-                if let v @ Vocabulary::Tokenizer(_) = vocabulary::of(&self.plan, &spec.data) {
-                    self.problems.push(
-                        Problem::new(
-                            Code::Vocabulary,
-                            inst.span,
-                            format!("`{}` would train a preference model on {}", inst.label, v.describe()),
-                        )
-                        .label("its data")
-                        .help(
-                            "preference models read tandem's own tokens for now (a world's, or a JSONL file's characters or bytes); \
-                             a pretrained judge is not supported yet",
-                        ),
-                    );
-                    return Err(Fail::Upstream);
+                let data_vocab = vocabulary::of(&self.plan, &spec.data);
+                match spec.base.map(|b| vocabulary::of(&self.plan, &b)) {
+                    Some(Vocabulary::Own) => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::Vocabulary,
+                                inst.span,
+                                format!("`{}` starts a preference model from a model of tandem's own", inst.label),
+                            )
+                            .label("its `base`")
+                            .help(
+                                "`base:` takes a pretrained model, or a policy trained from one; \
+                                 leave it out to train a preference model of tandem's own",
+                            ),
+                        );
+                        return Err(Fail::Upstream);
+                    }
+                    Some(b) if b != data_vocab => {
+                        self.vocab_problem(inst, ("the base model", &b), ("its data", &data_vocab));
+                        return Err(Fail::Upstream);
+                    }
+                    Some(_) if head == PmHead::Joint => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::Vocabulary,
+                                inst.span,
+                                format!("`{}` asks for a joint head on a pretrained trunk", inst.label),
+                            )
+                            .label("`head: \"joint\"` with `base:`")
+                            .help("a preference model from a pretrained trunk has the pooled head: leave `head` out"),
+                        );
+                        return Err(Fail::Upstream);
+                    }
+                    None if data_vocab != Vocabulary::Own => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::Vocabulary,
+                                inst.span,
+                                format!(
+                                    "`{}` would train a new preference model on {}",
+                                    inst.label,
+                                    data_vocab.describe()
+                                ),
+                            )
+                            .label("no `base:`")
+                            .help(
+                                "text read by a pretrained tokenizer trains a preference model from that model: \
+                                 add `base:` with it, or with a policy trained from it",
+                            ),
+                        );
+                        return Err(Fail::Upstream);
+                    }
+                    _ => {}
                 }
                 Output::Node(self.add(Op::Pm(spec, head), name())?)
             }

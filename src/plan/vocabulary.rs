@@ -36,14 +36,11 @@ pub fn of(plan: &Plan, key: &Key) -> Vocabulary {
         Op::Relabel(r) => of(plan, &r.data),
         Op::Pairs(p) => of(plan, &p.prompts),
         Op::Sft(m) => of(plan, &m.base.unwrap_or(m.data)),
-        Op::Pm(m, _) => of(plan, &m.data),
+        Op::Pm(m, _) => of(plan, &m.base.unwrap_or(m.data)),
         Op::Train(t) => of(plan, &t.policy),
         Op::Checkpoint { run, .. } => of(plan, run),
-        Op::World(_)
-        | Op::Generate(_)
-        | Op::Samples(_)
-        | Op::ReferenceLogprobs(_)
-        | Op::Eval(_)
-        | Op::Figure(_) => Vocabulary::Own,
+        Op::World(_) | Op::Generate(_) | Op::Samples(_) | Op::ReferenceLogprobs(_) | Op::Eval(_) | Op::Figure(_) => {
+            Vocabulary::Own
+        }
     }
 }

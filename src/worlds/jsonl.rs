@@ -133,4 +133,3 @@ pub fn tokenize_pretrained(
     pairs.columns.insert("split".into(), Tensor::zeros([records.len() as i64], (Kind::Int64, tch::Device::Cpu)));
     Ok(pairs)
 }
-

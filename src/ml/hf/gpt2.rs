@@ -6,8 +6,8 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::ml::hf::attention::{allowed, attend, remember, Cache};
 use crate::hfdir::HfConfig;
+use crate::ml::hf::attention::{allowed, attend, remember, Cache};
 
 /// A projection stored as Hugging Face's Conv1D: y = x·W + b, W [in, out].
 struct Conv1d {

@@ -5,8 +5,8 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::ml::hf::attention::{allowed, attend, remember, Cache};
 use crate::hfdir::HfConfig;
+use crate::ml::hf::attention::{allowed, attend, remember, Cache};
 
 /// x / sqrt(mean(x²) + ε) · w, computed in float32 as the reference does.
 struct RmsNorm {

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::ml::hf::attention::Cache;
 use crate::hfdir::files::read_config;
 use crate::hfdir::{model_files, Family, HfConfig, HfError, HfTokenizer};
+use crate::ml::hf::attention::Cache;
 use crate::ml::hf::gpt2::Gpt2;
 use crate::ml::hf::llama::Llama;
 use crate::ml::rng::Stream;
@@ -68,8 +68,8 @@ impl Pretrained {
             .map_err(|source| HfError::Io { path: config_path.to_path_buf(), source })?;
         let json: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| HfError::Config { path: config_path.to_path_buf(), msg: format!("not JSON: {e}") })?;
-        let tokenizer = HfTokenizer::from_file(tok_path)
-            .map_err(|msg| HfError::Tokenizer { path: tok_path.to_path_buf(), msg })?;
+        let tokenizer =
+            HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.to_path_buf(), msg })?;
         if tokenizer.vocab_size() > config.vocab {
             return Err(HfError::VocabMismatch {
                 path: tok_path.to_path_buf(),
@@ -173,7 +173,8 @@ impl Pretrained {
             self.vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let path = dir.join("model.safetensors");
-        Tensor::write_safetensors(&named, &path).map_err(|e| HfError::Weights { path: path.clone(), msg: e.to_string() })
+        Tensor::write_safetensors(&named, &path)
+            .map_err(|e| HfError::Weights { path: path.clone(), msg: e.to_string() })
     }
 
     /// Whether a sequence of `tokens` fits: GPT-2's learned positions end at
