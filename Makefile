@@ -4,6 +4,7 @@
 #   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 #   make fuzz  - a million inputs through parse, check, plan and render: no panic
+#   make real-text - a study on text with a pretrained model (a tiny one made here)
 SHELL := /bin/bash
 VENV  := .venv
 # tch 0.26 links against the libtorch inside PyTorch 2.13.0 from the venv.
@@ -12,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache
+.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache real-text
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -31,6 +32,14 @@ run: build
 test: build lint
 	bash bench/setup.sh
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# experiments/real_text.exp on tiny random GPT-2 weights and a BPE tokenizer
+# that scripts/tiny_hf_models.py makes in models/tiny (offline: transformers
+# from bench/setup.sh writes them; nothing is downloaded).
+real-text: build
+	bash bench/setup.sh
+	test -f models/tiny/gpt2/config.json || $(VENV)/bin/python scripts/tiny_hf_models.py models/tiny
+	./target/release/tandem run experiments/real_text.exp
 
 # The long never-panic campaign: FUZZ_CASES inputs (default a million) of
 # arbitrary text, token soup, whole-language programs and edited experiments
