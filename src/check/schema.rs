@@ -573,6 +573,12 @@ pub static CTORS: &[Ctor] = &[
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
             CLAIM,
             EXPECT,
+            p_nokey(
+                "gaps_narrower_than",
+                Ty::Ref(&[Entity::Figure]),
+                Default::Optional,
+                "a `best` figure whose `expect:` gaps this one's are expected to be narrower than, pair by pair in order (a larger policy's against a smaller one's: the gap shrinks); tested as a difference of differences",
+            ),
         ],
         doc: "best performance per method as a quantile, optionally divided by a named series (Figs. 10, 11)",
     },

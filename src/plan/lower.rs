@@ -619,6 +619,10 @@ impl<'p> Lowerer<'p> {
             series,
             normalize: a.opt_string("normalize"),
             evals,
+            narrower_than: match inst.args.get("gaps_narrower_than") {
+                Some(Value::Instance(f)) => Some(self.program.instances[*f].name.clone()),
+                _ => None,
+            },
         };
         Ok(Output::Node(
             self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())])?,

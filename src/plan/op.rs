@@ -459,6 +459,10 @@ pub struct Presentation {
     /// drawn, though an evaluation node shared with another declaration
     /// carries more names.
     pub evals: Vec<InstanceName>,
+    /// `best` only: the figure whose `expect:` gaps this one's are claimed
+    /// to be narrower than (`gaps_narrower_than`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrower_than: Option<InstanceName>,
 }
 
 /// Key fields are written through this, so each literal field name appears

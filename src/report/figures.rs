@@ -90,6 +90,9 @@ pub struct Figure {
     pub expect: Vec<String>,
     /// Problems with the figure's own arguments, said in the report.
     pub notes: Vec<String>,
+    /// The figure (by name) whose `expect:` gaps this one's are claimed to
+    /// be narrower than.
+    pub narrower_than: Option<String>,
 }
 
 /// The rows of the given evaluation nodes; an evaluation that reports several
@@ -143,6 +146,7 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
             claim: String::new(),
             expect: vec![],
             notes: vec![],
+            narrower_than: None,
         };
     };
     let title = if title.is_empty() { name.clone() } else { title.clone() };
@@ -165,6 +169,7 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
         claim: show.claim.clone(),
         expect: show.expect.clone(),
         notes: vec![],
+        narrower_than: show.narrower_than.as_ref().map(|n| n.to_string()),
     };
     let by_member = show.series == SeriesBy::Member;
     let evals = &show.evals;
@@ -669,6 +674,7 @@ mod tests {
             series: SeriesBy::Declaration,
             normalize: normalize.map(String::from),
             evals: vec![],
+            narrower_than: None,
         };
         let op =
             Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });

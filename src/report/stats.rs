@@ -133,28 +133,34 @@ fn parts(runs: &[Vec<f64>]) -> Parts {
 /// at true difference `effect`: the shifted-t approximation with the
 /// conservative 2(seeds − 1) degrees of freedom.
 pub fn power(effect: f64, a: Parts, b: Parts, seeds: usize, prompts: usize) -> f64 {
+    power_of(effect, &[a, b], seeds, prompts)
+}
+
+/// [`power`] of a contrast of k groups with weights ±1 (a difference of
+/// differences has four): k(seeds − 1) degrees of freedom.
+fn power_of(effect: f64, groups: &[Parts], seeds: usize, prompts: usize) -> f64 {
     if seeds < 2 {
         return 0.0;
     }
-    let per_run = |p: Parts| p.seed_var + p.prompt_var / prompts as f64;
-    let se = ((per_run(a) + per_run(b)) / seeds as f64).sqrt();
+    let per_run = |p: &Parts| p.seed_var + p.prompt_var / prompts as f64;
+    let se = (groups.iter().map(per_run).sum::<f64>() / seeds as f64).sqrt();
     if se == 0.0 {
         return if effect == 0.0 { ALPHA } else { 1.0 };
     }
-    let df = 2.0 * (seeds as f64 - 1.0);
+    let df = groups.len() as f64 * (seeds as f64 - 1.0);
     let crit = t_quantile(1.0 - ALPHA / 2.0, df);
     let ncp = effect.abs() / se;
     let d = StudentsT::new(0.0, 1.0, df).expect("df > 0");
     (1.0 - d.cdf(crit - ncp)) + d.cdf(-crit - ncp)
 }
 
-fn power_line(effect: f64, a: &[Vec<f64>], b: &[Vec<f64>]) -> PowerLine {
-    let (pa, pb) = (parts(a), parts(b));
-    let seeds = a.len().min(b.len());
-    let prompts = a.iter().chain(b).map(|r| r.len()).min().unwrap_or(1).max(1);
-    let seeds_needed = (2..=1000).find(|&s| power(effect, pa, pb, s, prompts) >= TARGET_POWER);
+fn power_line(effect: f64, groups: &[&[Vec<f64>]]) -> PowerLine {
+    let parts: Vec<Parts> = groups.iter().map(|g| parts(g)).collect();
+    let seeds = groups.iter().map(|g| g.len()).min().unwrap_or(0);
+    let prompts = groups.iter().flat_map(|g| g.iter()).map(|r| r.len()).min().unwrap_or(1).max(1);
+    let seeds_needed = (2..=1000).find(|&s| power_of(effect, &parts, s, prompts) >= TARGET_POWER);
     // Prompts: doubling, then bisection, as power grows with prompts.
-    let enough = |n: usize| power(effect, pa, pb, seeds, n) >= TARGET_POWER;
+    let enough = |n: usize| power_of(effect, &parts, seeds, n) >= TARGET_POWER;
     let prompts_needed = if seeds < 2 || !enough(1_000_000) {
         None
     } else {
@@ -173,7 +179,7 @@ fn power_line(effect: f64, a: &[Vec<f64>], b: &[Vec<f64>]) -> PowerLine {
         }
         Some(hi)
     };
-    PowerLine { power_now: power(effect, pa, pb, seeds, prompts), seeds_needed, prompts_needed }
+    PowerLine { power_now: power_of(effect, &parts, seeds, prompts), seeds_needed, prompts_needed }
 }
 
 /// Compares method A with method B. `a` and `b` hold one vector per run
@@ -181,66 +187,100 @@ fn power_line(effect: f64, a: &[Vec<f64>], b: &[Vec<f64>]) -> PowerLine {
 /// prompt (pair) in every run of both. `seed` fixes the bootstrap's draws.
 /// None when a method has no run or a run has no units.
 pub fn compare(a: &[Vec<f64>], b: &[Vec<f64>], paired: bool, seed: u64) -> Option<Comparison> {
-    if a.is_empty() || b.is_empty() || a.iter().chain(b).any(|r| r.is_empty()) {
+    contrast(&[(a, 1.0), (b, -1.0)], paired, seed)
+}
+
+/// Whether the difference A − B is larger than C − D: the contrast
+/// (A − B) − (C − D) of four methods (the gap between two methods at one
+/// policy size against the gap at another), tested as [`compare`] tests a
+/// difference: Welch's t over run means with Satterthwaite's degrees of
+/// freedom when every method has two runs or more, over prompts only
+/// otherwise. `runs` in the result counts (the fewer of A's and B's, the
+/// fewer of C's and D's).
+pub fn compare_gaps(
+    (a, b): (&[Vec<f64>], &[Vec<f64>]),
+    (c, d): (&[Vec<f64>], &[Vec<f64>]),
+    paired: bool,
+    seed: u64,
+) -> Option<Comparison> {
+    let mut g = contrast(&[(a, 1.0), (b, -1.0), (c, -1.0), (d, 1.0)], paired, seed)?;
+    g.runs = (a.len().min(b.len()), c.len().min(d.len()));
+    Some(g)
+}
+
+/// The contrast Σ wᵢ·(mean of group i) with weights ±1: each group one
+/// vector per run of per-unit outcomes. See [`compare`] for how its
+/// uncertainty is computed.
+fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Comparison> {
+    if groups.iter().any(|(g, _)| g.is_empty() || g.iter().any(|r| r.is_empty())) {
         return None;
     }
-    let units = a.iter().chain(b).map(|r| r.len()).min().unwrap_or(0);
-    let (ma, mb): (Vec<f64>, Vec<f64>) = (a.iter().map(|r| mean(r)).collect(), b.iter().map(|r| mean(r)).collect());
-    let effect = mean(&ma) - mean(&mb);
-    if a.len() >= 2 && b.len() >= 2 {
-        let (va, vb) = (var(&ma) / a.len() as f64, var(&mb) / b.len() as f64);
-        let se = (va + vb).sqrt();
+    let fewest = |sign: f64| groups.iter().filter(|(_, w)| *w == sign).map(|(g, _)| g.len()).min().unwrap_or(0);
+    let runs = (fewest(1.0), fewest(-1.0));
+    let units = groups.iter().flat_map(|(g, _)| g.iter()).map(|r| r.len()).min().unwrap_or(0);
+    let means: Vec<Vec<f64>> = groups.iter().map(|(g, _)| g.iter().map(|r| mean(r)).collect()).collect();
+    let effect = groups.iter().zip(&means).fold(0.0, |acc, ((_, w), m)| acc + w * mean(m));
+    if groups.iter().all(|(g, _)| g.len() >= 2) {
+        let v: Vec<f64> = groups.iter().zip(&means).map(|((g, _), m)| var(m) / g.len() as f64).collect();
+        let total: f64 = v.iter().sum();
+        let se = total.sqrt();
         let df = if se == 0.0 {
             f64::INFINITY
         } else {
-            (va + vb).powi(2) / (va.powi(2) / (a.len() - 1) as f64 + vb.powi(2) / (b.len() - 1) as f64)
+            total.powi(2) / groups.iter().zip(&v).map(|((g, _), vi)| vi.powi(2) / (g.len() - 1) as f64).sum::<f64>()
         };
         let (p, half) = if se == 0.0 {
             (if effect == 0.0 { 1.0 } else { 0.0 }, 0.0)
         } else {
             (p_two_sided(effect / se, df), t_quantile(1.0 - ALPHA / 2.0, df) * se)
         };
+        let runs_of: Vec<&[Vec<f64>]> = groups.iter().map(|(g, _)| *g).collect();
         return Some(Comparison {
             effect,
             low: effect - half,
             high: effect + half,
             p,
-            runs: (a.len(), b.len()),
+            runs,
             units,
             basis: Basis::Seeds,
-            power: Some(power_line(effect, a, b)),
+            power: Some(power_line(effect, &runs_of)),
         });
     }
-    // One run for a method: prompts only. Each method's per-unit mean over
+    // A method with one run: prompts only. Each method's per-unit mean over
     // its runs; paired differences where the units are the same prompts.
     let per_unit = |runs: &[Vec<f64>]| -> Vec<f64> {
         let n = runs.iter().map(|r| r.len()).min().unwrap_or(0);
         (0..n).map(|i| mean(&runs.iter().map(|r| r[i]).collect::<Vec<_>>())).collect()
     };
-    let (ua, ub) = (per_unit(a), per_unit(b));
-    let paired = paired && ua.len() == ub.len();
+    let u: Vec<(Vec<f64>, f64)> = groups.iter().map(|(g, w)| (per_unit(g), *w)).collect();
+    let paired = paired && u.iter().all(|(x, _)| x.len() == u[0].0.len());
+    // Paired: the contrast of each prompt, resampled whole.
+    let per_prompt: Vec<f64> = if paired {
+        (0..u[0].0.len()).map(|i| u.iter().fold(0.0, |acc, (x, w)| acc + w * x[i])).collect()
+    } else {
+        vec![]
+    };
     let mut rng = crate::ml::rng::stream(seed, "report/bootstrap", 0);
     let mut draws: Vec<f64> = (0..RESAMPLES)
         .map(|_| {
             if paired {
-                let n = ua.len();
+                let n = per_prompt.len();
                 let mut s = 0.0;
                 for _ in 0..n {
-                    let i = rng.gen_range(0..n);
-                    s += ua[i] - ub[i];
+                    s += per_prompt[rng.gen_range(0..n)];
                 }
                 s / n as f64
             } else {
-                let pick = |u: &[f64], rng: &mut crate::ml::rng::Stream| {
-                    (0..u.len()).map(|_| u[rng.gen_range(0..u.len())]).sum::<f64>() / u.len() as f64
+                let pick = |x: &[f64], rng: &mut crate::ml::rng::Stream| {
+                    (0..x.len()).map(|_| x[rng.gen_range(0..x.len())]).sum::<f64>() / x.len() as f64
                 };
-                pick(&ua, &mut rng) - pick(&ub, &mut rng)
+                u.iter().fold(0.0, |acc, (x, w)| acc + w * pick(x, &mut rng))
             }
         })
         .collect();
     draws.sort_by(f64::total_cmp);
     let at = |q: f64| draws[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
-    let effect = mean(&ua) - mean(&ub);
+    let effect = u.iter().fold(0.0, |acc, (x, w)| acc + w * mean(x));
     // The bootstrap's p: how often a resample falls on the other side of 0.
     let below = draws.iter().filter(|d| **d <= 0.0).count() as f64 / RESAMPLES as f64;
     let above = draws.iter().filter(|d| **d >= 0.0).count() as f64 / RESAMPLES as f64;
@@ -249,7 +289,7 @@ pub fn compare(a: &[Vec<f64>], b: &[Vec<f64>], paired: bool, seed: u64) -> Optio
         low: at(ALPHA / 2.0),
         high: at(1.0 - ALPHA / 2.0),
         p: (2.0 * below.min(above)).min(1.0),
-        runs: (a.len(), b.len()),
+        runs,
         units,
         basis: if paired { Basis::PairedPrompts } else { Basis::UnpairedPrompts },
         power: None,
@@ -486,6 +526,32 @@ mod tests {
         // t = 1.5 / √(5/12) = 2.3238 at df 3: the t density integrated
         // numerically (Simpson's rule, beyond t) gives p = 0.10273.
         assert!((c.p - 0.10273).abs() < 1e-4, "{}", c.p);
+    }
+
+    #[test]
+    fn a_difference_of_differences_by_hand() {
+        // Run means: A = [1, 2, 3], B = [0, 1] (gap 1.5); C = [2, 4],
+        // D = [2, 2, 2] (gap 1). Contrast (A − B) − (C − D) = 0.5.
+        let runs = |ms: &[f64]| -> Vec<Vec<f64>> { ms.iter().map(|m| vec![*m; 3]).collect() };
+        let (a, b, c, d) = (runs(&[1.0, 2.0, 3.0]), runs(&[0.0, 1.0]), runs(&[2.0, 4.0]), runs(&[2.0, 2.0, 2.0]));
+        let g = compare_gaps((&a, &b), (&c, &d), true, 0).unwrap();
+        assert!((g.effect - 0.5).abs() < 1e-12, "{}", g.effect);
+        // Variances of the means: A 1/3, B 0.5/2, C 2/2, D 0: se² = 1/3 + 1/4 + 1.
+        let v = [1.0 / 3.0, 0.25, 1.0, 0.0];
+        let se2: f64 = v.iter().sum();
+        let df = se2 * se2 / (v[0] * v[0] / 2.0 + v[1] * v[1] / 1.0 + v[2] * v[2] / 1.0);
+        let t = StudentsT::new(0.0, 1.0, df).unwrap();
+        assert!((g.p - 2.0 * (1.0 - t.cdf(0.5 / se2.sqrt()))).abs() < 1e-12);
+        assert!((g.high - g.effect - t.inverse_cdf(0.975) * se2.sqrt()).abs() < 1e-9);
+        assert_eq!((g.runs, g.basis), ((2, 2), Basis::Seeds));
+        // Two methods' difference is the contrast with the other two absent:
+        // compare() is compare_gaps() with C = D.
+        let same = compare_gaps((&a, &b), (&d, &d), true, 0).unwrap();
+        let plain = compare(&a, &b, true, 0).unwrap();
+        assert!((same.effect - plain.effect).abs() < 1e-12);
+        // One run of a method: over prompts only, never decidable.
+        let one = runs(&[1.0]);
+        assert_eq!(compare_gaps((&one, &b), (&c, &d), true, 0).unwrap().basis, Basis::PairedPrompts);
     }
 
     #[test]

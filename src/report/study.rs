@@ -476,6 +476,7 @@ pub fn write_report(
     let mut claims: Vec<(usize, Claim)> = vec![];
     for (i, fig) in figures.iter().enumerate() {
         claims.extend(verdicts::claims_of(fig).into_iter().map(|c| (i, c)));
+        claims.extend(verdicts::gap_claims(&figures, i).into_iter().map(|c| (i, c)));
     }
     let mut tested: Vec<Claim> = claims.iter().map(|(_, c)| c.clone()).collect();
     verdicts::adjust(&mut tested);
@@ -486,7 +487,7 @@ pub fn write_report(
         top.push(Block::Para("Each claim in detail:".into()));
         top.push(claims_table(&figures, &claims));
         top.push(Block::Para(format!(
-            "How these are computed: each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). A trade-off claim is tested at matched KL: each run's outcomes are interpolated on {} points spanning the KL range every run reaches, and averaged; a grid of members is chosen over by cross-fitting at each point. A `best` claim compares cross-fitted peaks. With at least two seeds per method the training run is the unit of replication (Welch's t over run means); with one seed the difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over the report's decidable claims; these settings were fixed before any verdict was looked at (src/report/stats.rs).",
+            "How these are computed: each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). A trade-off claim is tested at matched KL: each run's outcomes are interpolated on {} points spanning the KL range every run reaches, and averaged; a grid of members is chosen over by cross-fitting at each point. A `best` claim compares cross-fitted peaks; a `gaps_narrower_than` claim compares one figure's gap between two methods with another figure's (the difference of the two differences of cross-fitted peaks, its four methods' run means in Welch's t with Satterthwaite's degrees of freedom). With at least two seeds per method the training run is the unit of replication (Welch's t over run means); with one seed the difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over the report's decidable claims; these settings were fixed before any verdict was looked at (src/report/stats.rs).",
             20,
             stats::ALPHA
         )));
@@ -613,6 +614,7 @@ mod tests {
             claim: String::new(),
             expect: vec![],
             notes: vec![],
+            narrower_than: None,
         }
     }
 

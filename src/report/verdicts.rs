@@ -168,6 +168,63 @@ pub fn claims_of(fig: &Figure) -> Vec<Claim> {
     out
 }
 
+/// The claims a `best` figure's `gaps_narrower_than:` makes: for each
+/// neighbouring pair of its `expect:` and the pair in the same place of the
+/// other figure's, "the other figure's gap above this one's", tested as the
+/// difference of the two gaps between cross-fitted peaks (on the win rate's
+/// own scale, not normalised), with `figure` the index of the figure that
+/// makes the claim.
+pub fn gap_claims(figures: &[Figure], figure: usize) -> Vec<Claim> {
+    let fig = &figures[figure];
+    let Some(other_name) = &fig.narrower_than else { return vec![] };
+    let mut out = vec![];
+    let Some(other) = figures.iter().find(|f| &f.name == other_name) else {
+        return vec![Claim {
+            figure: fig.title.clone(),
+            upper: format!("the gaps of `{other_name}`"),
+            lower: "this figure's".into(),
+            primary: None,
+            secondary: None,
+            missing: Some(format!("`{other_name}` is not a figure of this study")),
+            design: ((0, 0), (0, 0)),
+            p_holm: None,
+        }];
+    };
+    for (mine, theirs) in fig.expect.windows(2).zip(other.expect.windows(2)) {
+        let label = |f: &Figure, w: &[String]| format!("{} − {} ({})", w[0], w[1], f.name);
+        let (a, b) = (method(other, &theirs[0]), method(other, &theirs[1]));
+        let (c, d) = (method(fig, &mine[0]), method(fig, &mine[1]));
+        let mut claim = Claim {
+            figure: fig.title.clone(),
+            upper: label(other, theirs),
+            lower: label(fig, mine),
+            primary: None,
+            secondary: None,
+            missing: None,
+            // Per side: the fewer seeds and the larger grid of its two methods.
+            design: (both(shape(&a), shape(&b)), both(shape(&c), shape(&d))),
+            p_holm: None,
+        };
+        let paired = paired(&a, &b) && paired(&c, &d) && paired(&a, &c);
+        let seed = seed_of(&format!("{}/{}/gaps/{}", fig.name, other.name, mine.join("/")));
+        match (peaks(&a), peaks(&b), peaks(&c), peaks(&d)) {
+            (Some(a), Some(b), Some(c), Some(d)) if [&a, &b, &c, &d].iter().all(|m| !m.is_empty()) => {
+                claim.primary = stats::compare_gaps((&a, &b), (&c, &d), paired, seed).map(|comparison| Analysis {
+                    what: "difference of the gaps between cross-fitted peaks (win rate, not normalised)".into(),
+                    comparison,
+                });
+            }
+            _ => claim.missing = Some("a method of the four has no per-prompt results".into()),
+        }
+        out.push(claim);
+    }
+    out
+}
+
+fn both(x: (usize, usize), y: (usize, usize)) -> (usize, usize) {
+    (x.0.min(y.0), x.1.max(y.1))
+}
+
 /// Holm over the primary p-values of every decidable claim of a report.
 pub fn adjust(claims: &mut [Claim]) {
     let idx: Vec<usize> =
