@@ -161,8 +161,15 @@ pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> 
             format: policy.pretrained().map(|_| PRETRAINED_FORMAT.into()),
         },
     )?;
-    match policy.pretrained() {
-        // A Hugging Face directory in the entry: `tandem export` copies it out as is.
+    // A Hugging Face directory in the entry: `tandem export` copies it out as is.
+    write_weights(st, policy.pretrained(), policy.vs())
+}
+
+/// A model's weights: a pretrained one's as a Hugging Face directory
+/// (config, tokenizer, model.safetensors under Hugging Face's names, a new
+/// head among them), tandem's own as `model.safetensors`.
+fn write_weights(st: &mut Staging, pretrained: Option<&Pretrained>, vs: &tch::nn::VarStore) -> Result<(), ExecError> {
+    match pretrained {
         Some(model) => {
             model.write_files(st.path()).map_err(|e| ExecError::Invalid(e.to_string()))?;
             for name in Pretrained::FILES {
@@ -170,7 +177,7 @@ pub fn write_policy(st: &mut Staging, policy: &Policy) -> Result<(), ExecError> 
             }
             Ok(())
         }
-        None => save_vars(st, "model.safetensors", policy.vs()),
+        None => save_vars(st, "model.safetensors", vs),
     }
 }
 
@@ -202,18 +209,8 @@ pub fn write_pm(st: &mut Staging, pm: &PreferenceModel) -> Result<(), ExecError>
             format: pm.pretrained().map(|_| PRETRAINED_FORMAT.into()),
         },
     )?;
-    match pm.pretrained() {
-        // The trunk as a Hugging Face directory, its head (`score.*`) among
-        // the weights.
-        Some(model) => {
-            model.write_files(st.path()).map_err(|e| ExecError::Invalid(e.to_string()))?;
-            for name in Pretrained::FILES {
-                st.adopt(name)?;
-            }
-            Ok(())
-        }
-        None => save_vars(st, "model.safetensors", pm.vs()),
-    }
+    // A pretrained trunk's head is `score.*` among its weights.
+    write_weights(st, pm.pretrained(), pm.vs())
 }
 
 fn save_vars(st: &mut Staging, name: &str, vs: &tch::nn::VarStore) -> Result<(), ExecError> {

@@ -16,7 +16,7 @@ use crate::ml::adam::Adam;
 use crate::ml::data::Pairs;
 use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::{Policy, PolicySpec};
-use crate::ml::preference::{PmHead, PmSpec, PreferenceModel};
+use crate::ml::preference::{PmHead, PreferenceModel};
 use crate::ml::train::StepMetrics;
 use crate::ml::{rng, train};
 use crate::plan::op::{self, GenerateSpec, ModelSpec, PairsSpec, RelabelSpec};
@@ -292,21 +292,18 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         ModelKind::Pm(op::PmHead::Pooled) => Some(PmHead::Pooled),
         ModelKind::Pm(op::PmHead::Joint) => Some(PmHead::Joint),
     };
+    // tandem's own model's shapes (a pretrained base brings its own).
+    let own = PolicySpec {
+        vocab: meta.vocab,
+        layers,
+        width,
+        heads,
+        prompt_len: meta.prompt_len,
+        response_len: meta.response_len,
+    };
     if let Some(head) = head {
         let pm = match spec.base {
-            None => PreferenceModel::new(
-                PmSpec {
-                    vocab: meta.vocab,
-                    layers,
-                    width,
-                    heads,
-                    prompt_len: meta.prompt_len,
-                    response_len: meta.response_len,
-                },
-                head,
-                ctx.device,
-                seed,
-            ),
+            None => PreferenceModel::new(own, head, ctx.device, seed),
             Some(base) => {
                 let model =
                     load_base(ctx.store, &base, ctx.device)?.map_err(|e| art::input_err(&base, e.to_string()))?;
@@ -314,12 +311,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
                     .map_err(ExecError::Invalid)?
             }
         };
-        if pm.spec.vocab != meta.vocab {
-            return Err(ExecError::Invalid(format!(
-                "`{name}`: its data has {} token ids, its base model {}",
-                meta.vocab, pm.spec.vocab
-            )));
-        }
+        same_vocabulary(&name, meta.vocab, pm.spec.vocab)?;
         train_model(
             ctx,
             node,
@@ -365,29 +357,13 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         art::write_pm(st, &pm)?;
     } else {
         let policy = match spec.base {
-            None => Policy::new(
-                PolicySpec {
-                    vocab: meta.vocab,
-                    layers,
-                    width,
-                    heads,
-                    prompt_len: meta.prompt_len,
-                    response_len: meta.response_len,
-                },
-                ctx.device,
-                seed,
-            ),
+            None => Policy::new(own, ctx.device, seed),
             Some(base) => {
                 let model = load_base(ctx.store, &base, ctx.device)?;
                 art::pretrained_policy(model, &base, meta.prompt_len, meta.response_len)?
             }
         };
-        if policy.spec.vocab != meta.vocab {
-            return Err(ExecError::Invalid(format!(
-                "`{name}`: its data has {} token ids, its base model {}",
-                meta.vocab, policy.spec.vocab
-            )));
-        }
+        same_vocabulary(&name, meta.vocab, policy.spec.vocab)?;
         train_model(
             ctx,
             node,
@@ -408,6 +384,15 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
     }
     art::write_metrics(st, &rows)?;
     art::write_json(st, "summary.json", &summary)
+}
+
+/// A model's token ids against its data's: the plan checks which
+/// tokenizer each reads; this catches a base whose entry says otherwise.
+fn same_vocabulary(name: &str, data: i64, model: i64) -> Result<(), ExecError> {
+    if data == model {
+        return Ok(());
+    }
+    Err(ExecError::Invalid(format!("`{name}`: its data has {data} token ids, its base model {model}")))
 }
 
 /// The pretrained model a node starts from, read from its entry: a
