@@ -799,7 +799,13 @@ impl<'p> Lowerer<'p> {
             Ok(found) => Some((found, full.display().to_string())),
             Err(e) => {
                 let help = miette::Diagnostic::help(&e).map(|h| h.to_string());
-                let mut p = Problem::new(Code::Pretrained, inst.span, e.to_string()).label("this model's directory");
+                // Said with the path as the file writes it, not as resolved.
+                let written = match inst.args.get("path") {
+                    Some(Value::Str(p)) => p.clone(),
+                    _ => full.display().to_string(),
+                };
+                let message = e.to_string().replace(&full.display().to_string(), &written);
+                let mut p = Problem::new(Code::Pretrained, inst.span, message).label("this model's directory");
                 if let Some(h) = help {
                     p = p.help(h);
                 }
