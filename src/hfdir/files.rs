@@ -69,17 +69,8 @@ pub struct Inspected {
 /// [`HfError`] loading would give.
 pub fn inspect(dir: &Path) -> Result<Inspected, HfError> {
     let files = model_files(dir)?;
-    let config = read_config(&files[0])?;
+    let (config, _, _) = read_config_and_tokenizer(&files[0], &files[1])?;
     let tok_path = &files[1];
-    let tokenizer =
-        HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.clone(), msg })?;
-    if tokenizer.vocab_size() > config.vocab {
-        return Err(HfError::VocabMismatch {
-            path: tok_path.clone(),
-            tokens: tokenizer.vocab_size(),
-            vocab: config.vocab,
-        });
-    }
     for f in &files[2..] {
         check_safetensors(f)?;
     }
@@ -93,10 +84,36 @@ pub fn inspect(dir: &Path) -> Result<Inspected, HfError> {
 
 /// Parses `config.json`.
 pub fn read_config(path: &Path) -> Result<HfConfig, HfError> {
+    read_config_json(path).map(|(c, _)| c)
+}
+
+/// Parses `config.json`, keeping the JSON as read (a model written out
+/// again carries it).
+fn read_config_json(path: &Path) -> Result<(HfConfig, serde_json::Value), HfError> {
     let text = std::fs::read_to_string(path).map_err(|source| HfError::Io { path: path.to_path_buf(), source })?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| HfError::Config { path: path.to_path_buf(), msg: format!("not JSON: {e}") })?;
-    HfConfig::from_json(&json).map_err(|msg| HfError::Config { path: path.to_path_buf(), msg })
+    let config = HfConfig::from_json(&json).map_err(|msg| HfError::Config { path: path.to_path_buf(), msg })?;
+    Ok((config, json))
+}
+
+/// The config (parsed and as JSON) and the tokenizer, checked to belong
+/// together: the tokenizer may not know more tokens than the embedding has.
+pub fn read_config_and_tokenizer(
+    config_path: &Path,
+    tok_path: &Path,
+) -> Result<(HfConfig, serde_json::Value, HfTokenizer), HfError> {
+    let (config, json) = read_config_json(config_path)?;
+    let tokenizer =
+        HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.to_path_buf(), msg })?;
+    if tokenizer.vocab_size() > config.vocab {
+        return Err(HfError::VocabMismatch {
+            path: tok_path.to_path_buf(),
+            tokens: tokenizer.vocab_size(),
+            vocab: config.vocab,
+        });
+    }
+    Ok((config, json, tokenizer))
 }
 
 /// A safetensors file is an 8-byte header length, a JSON header giving each

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::hfdir::files::read_config;
+use crate::hfdir::files::read_config_and_tokenizer;
 use crate::hfdir::{model_files, Family, HfConfig, HfError, HfTokenizer};
 use crate::ml::hf::attention::Cache;
 use crate::ml::hf::gpt2::Gpt2;
@@ -63,20 +63,7 @@ impl Pretrained {
         weights: &[PathBuf],
         device: Device,
     ) -> Result<Pretrained, HfError> {
-        let config = read_config(config_path)?;
-        let text = std::fs::read_to_string(config_path)
-            .map_err(|source| HfError::Io { path: config_path.to_path_buf(), source })?;
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| HfError::Config { path: config_path.to_path_buf(), msg: format!("not JSON: {e}") })?;
-        let tokenizer =
-            HfTokenizer::from_file(tok_path).map_err(|msg| HfError::Tokenizer { path: tok_path.to_path_buf(), msg })?;
-        if tokenizer.vocab_size() > config.vocab {
-            return Err(HfError::VocabMismatch {
-                path: tok_path.to_path_buf(),
-                tokens: tokenizer.vocab_size(),
-                vocab: config.vocab,
-            });
-        }
+        let (config, json, tokenizer) = read_config_and_tokenizer(config_path, tok_path)?;
 
         let mut tensors = HashMap::new();
         for f in weights {
