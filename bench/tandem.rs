@@ -574,6 +574,115 @@ fn pm_prefix(o: &Opts) {
     });
 }
 
+/// The `portable` profile's own matrix product (ml::matmul) against
+/// libtorch's (MKL's COMPATIBLE branch, and the fused attention), in one
+/// process: each step switches the product, so the two alternate step by
+/// step. Run with `--numerics portable`. Each variant trains its own copy of
+/// the model (an Adam owns its variables' storage).
+fn portable_product(o: &Opts) {
+    use tandem::ml::matmul::set_portable_product;
+    assert!(o.numerics == Numerics::Portable, "--only portable_product needs --numerics portable");
+    let switch = |which: usize| set_portable_product(which == 0);
+    let names = |what: &str| (format!("{what}_portable_product"), format!("{what}_mkl_compatible"));
+    // The W offline step, reference log-probs read (as offline runs do).
+    {
+        let s = spec(RESPONSE);
+        let policies = [Policy::new(s, Device::Cpu, 1), Policy::new(s, Device::Cpu, 1)];
+        let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(p.vs(), 1e-4, 0, 0.0)).collect();
+        let batches: Vec<Pairs> = (0..8).map(|i| random_pairs(PAIRS, i)).collect();
+        let reference = Policy::new(s, Device::Cpu, 1);
+        let refs: Vec<(Tensor, Tensor)> = batches
+            .iter()
+            .map(|b| {
+                tch::no_grad(|| {
+                    (
+                        reference.seq_logprob(&b.prompts, &b.chosen, false),
+                        reference.seq_logprob(&b.prompts, &b.rejected, false),
+                    )
+                })
+            })
+            .collect();
+        let (a, b) = names("offline_ipo_step_W");
+        measure_pair((&a, &b), o, serde_json::json!({}), |i, which| {
+            switch(which);
+            let k = i % batches.len();
+            let (rw, rl) = (&refs[k].0, &refs[k].1);
+            train::preference_step(
+                &policies[which],
+                train::Reference::Given { chosen: rw.shallow_clone(), rejected: rl.shallow_clone() },
+                Loss::Ipo { beta: 0.1 },
+                false,
+                &mut adams[which],
+                &batches[k],
+            )
+            .expect("a step");
+        });
+    }
+    // SFT (2 × 64, 64 responses) and the PM step at both sizes.
+    {
+        let policies = [Policy::new(spec(RESPONSE), Device::Cpu, 1), Policy::new(spec(RESPONSE), Device::Cpu, 1)];
+        let mut adams: Vec<Adam> = policies.iter().map(|p| Adam::new(p.vs(), 3e-4, 0, 0.0)).collect();
+        let data = random_pairs(4096, 9);
+        let (a, b) = names("SFT_2x64_step");
+        measure_pair((&a, &b), o, serde_json::json!({}), |i, which| {
+            switch(which);
+            let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 32, i as u64, 0);
+            let b = data.select(&idx);
+            let prompts = Tensor::cat(&[&b.prompts, &b.prompts], 0);
+            let responses = Tensor::cat(&[&b.chosen, &b.rejected], 0);
+            let (lp, mask) = policies[which].token_logprobs(&prompts, &responses);
+            let loss = -lp.sum(Kind::Float) / mask.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0);
+            adams[which].zero_grad();
+            loss.backward();
+            let _ = adams[which].step();
+        });
+    }
+    for (layers, width) in [(2, 64), (3, 96)] {
+        let spec = PmSpec { vocab: VOCAB, layers, width, heads: 4, prompt_len: PROMPT, response_len: RESPONSE };
+        let pms = [
+            PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1),
+            PreferenceModel::new(spec, PmHead::Pooled, Device::Cpu, 1),
+        ];
+        let mut adams: Vec<Adam> = pms.iter().map(|p| Adam::new(p.vs(), 1e-3, 0, 0.0)).collect();
+        let data = random_pairs(4096, 7);
+        let fewer = Opts {
+            steps: o.steps.min(60),
+            warmup: o.warmup.min(5),
+            threads: o.threads,
+            numerics: o.numerics,
+            only: None,
+        };
+        let (a, b) = names(&format!("PM_{layers}x{width}_step"));
+        measure_pair((&a, &b), &fewer, serde_json::json!({"layers": layers, "width": width}), |i, which| {
+            switch(which);
+            let idx = tandem::ml::sampler::offline_indices(data.len() as usize, 64, i as u64, 0);
+            let b = data.select(&idx);
+            let loss = pms[which].loss(&b.prompts, &b.chosen, &b.rejected);
+            adams[which].zero_grad();
+            loss.backward();
+            let _ = adams[which].step();
+        });
+    }
+    // Sampling 512 prompts with the KV cache (a win rate's policy half).
+    {
+        let policy = Policy::new(spec(RESPONSE), Device::Cpu, 1);
+        let prompts = random_pairs(512, 11).prompts;
+        let fewer = Opts {
+            steps: o.steps.min(10),
+            warmup: o.warmup.min(2),
+            threads: o.threads,
+            numerics: o.numerics,
+            only: None,
+        };
+        let (a, b) = names("sample_512_prompts");
+        measure_pair((&a, &b), &fewer, serde_json::json!({}), |i, which| {
+            switch(which);
+            let _ = tch::no_grad(|| policy.sample(&prompts, 1.0, &mut tandem::ml::rng::stream(3, "bench", i as u64)));
+        });
+    }
+    set_portable_product(true);
+}
+
 fn matmul(o: &Opts) {
     // The machine's float32 matmul rate through libtorch, for the floors.
     let n = 1024;
@@ -592,7 +701,7 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 12] = [
+    let all: [Bench; 13] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -605,6 +714,7 @@ fn main() {
         ("pm", pm_phases),
         ("pm_prefix", pm_prefix),
         ("sft", sft_phases),
+        ("portable_product", portable_product),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {

@@ -134,3 +134,31 @@ fn the_checker_catches_an_upward_import() {
     let firsts: Vec<&str> = found.iter().map(|(_, s)| s[0].as_str()).collect();
     assert_eq!(firsts, ["exec", "report"]);
 }
+
+/// The `portable` profile's product must be matrixmultiply's AVX2+FMA kernel
+/// on every host: its `avx512` feature would select another kernel (other
+/// bytes) on AVX-512 hosts, and `threading` would split its sums. Cargo
+/// unites a crate's features across everything that depends on it, so a new
+/// dependency could turn either on unseen; this reads what Cargo resolved.
+#[test]
+fn the_portable_product_is_built_without_avx512_or_threads() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        // This host's packages only: others (Windows-only crates) were never downloaded.
+        .args(["metadata", "--format-version", "1", "--locked", "--offline", "--filter-platform"])
+        .arg(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = meta["resolve"]["nodes"].as_array().unwrap();
+    let mm: Vec<&serde_json::Value> =
+        nodes.iter().filter(|n| n["id"].as_str().unwrap_or("").contains("matrixmultiply")).collect();
+    assert_eq!(mm.len(), 1, "one matrixmultiply in the build");
+    let features: Vec<&str> = mm[0]["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(features.contains(&"std"), "runtime detection of AVX2+FMA needs `std`: {features:?}");
+    for bad in ["avx512", "threading"] {
+        assert!(!features.contains(&bad), "matrixmultiply is built with `{bad}`: {features:?}");
+    }
+}

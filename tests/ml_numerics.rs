@@ -441,3 +441,99 @@ fn pooled_scores_continuing_one_prompt_pass_equal_whole_passes() {
         assert!(max_abs(a, b) < 1e-5, "gradients differ by {}", max_abs(a, b));
     }
 }
+
+// ---- The `portable` profile's matrix product (ml::matmul) ----
+
+/// Inputs from integer arithmetic alone, so every host makes the same ones.
+fn fixed(rows: i64, cols: i64, salt: i64) -> Tensor {
+    let v: Vec<f32> = (0..rows * cols).map(|i| ((i * 7_919 + salt * 104_729) % 2_001 - 1_000) as f32 / 997.0).collect();
+    Tensor::from_slice(&v).view([rows, cols])
+}
+
+fn digest(t: &Tensor) -> String {
+    let t = t.contiguous();
+    let v: Vec<f32> = Vec::<f32>::try_from(&t.view(-1)).unwrap();
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    blake3::hash(&bytes).to_hex()[..16].to_string()
+}
+
+/// x · wᵀ and both gradients through the portable product, for a sum
+/// weighted by `g` (so every gradient entry differs).
+fn portable_with_grads(x: &Tensor, w: &Tensor, g: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let (x, w) = (x.detach().set_requires_grad(true), w.detach().set_requires_grad(true));
+    let y = tandem::ml::matmul::portable_linear_2d(&x, &w);
+    (&y * g).sum(Kind::Float).backward();
+    (y.detach(), x.grad(), w.grad())
+}
+
+#[test]
+fn the_portable_product_equals_libtorchs_within_rounding() {
+    // k = 300 crosses the product's block of 256 along the sum.
+    let (x, w, g) = (fixed(37, 300, 1), fixed(70, 300, 2), fixed(37, 70, 3));
+    let (y, dx, dw) = portable_with_grads(&x, &w, &g);
+    let (xr, wr) = (x.set_requires_grad(true), w.set_requires_grad(true));
+    let yr = xr.linear(&wr, None::<Tensor>);
+    (&yr * &g).sum(Kind::Float).backward();
+    let rel = |a: &Tensor, b: &Tensor| max_abs(a, b) / b.abs().max().double_value(&[]);
+    assert!(rel(&y, &yr.detach()) < 1e-6, "forward: {}", rel(&y, &yr.detach()));
+    assert!(rel(&dx, &xr.grad()) < 1e-6, "dx: {}", rel(&dx, &xr.grad()));
+    assert!(rel(&dw, &wr.grad()) < 1e-6, "dw: {}", rel(&dw, &wr.grad()));
+    // And it is a product at all: a wrong weight gives a wrong answer.
+    let (y2, _, _) = portable_with_grads(&x, &(&w * 1.001), &g);
+    assert!(rel(&y2, &yr.detach()) > 1e-4);
+}
+
+#[test]
+fn the_portable_product_gives_the_same_bytes_whatever_its_operands_layout() {
+    // The product packs its operands before it multiplies, so a transposed
+    // or sliced view sums in the same order as a contiguous copy.
+    let (x, w, g) = (fixed(33, 260, 4), fixed(48, 260, 5), fixed(33, 48, 6));
+    let (y, dx, dw) = portable_with_grads(&x, &w, &g);
+    let x_t = x.tr().contiguous().tr();
+    let w_wide = Tensor::cat(&[&w, &w], 1).narrow(1, 0, 260);
+    let (y2, dx2, dw2) = portable_with_grads(&x_t, &w_wide, &g);
+    assert!(y.equal(&y2) && dx.equal(&dx2) && dw.equal(&dw2));
+}
+
+#[test]
+fn the_portable_product_computes_the_pinned_bytes_on_every_host() {
+    // Written once (an AVX2 AMD EPYC host); every machine that runs the
+    // suite, Intel with AVX-512 included, must compute the same bytes.
+    let (x, w, g) = (fixed(129, 300, 7), fixed(200, 300, 8), fixed(129, 200, 9));
+    let (y, dx, dw) = portable_with_grads(&x, &w, &g);
+    let got = format!("{} {} {}", digest(&y), digest(&dx), digest(&dw));
+    assert_eq!(
+        got, "13f916a27bd6dff6 bb35388715fdc914 f970ca22a2149eeb",
+        "the portable product computed other bytes on this host"
+    );
+}
+
+#[test]
+fn the_portable_batched_product_and_attention_equal_libtorchs_within_rounding() {
+    use tandem::ml::matmul::portable_matmul;
+    // A batched product over two leading dimensions, the second operand a
+    // transposed view (as attention's q kᵀ is).
+    let a = fixed(2 * 3 * 7, 16, 10).view([2, 3, 7, 16]).set_requires_grad(true);
+    let b = fixed(2 * 3 * 9, 16, 11).view([2, 3, 9, 16]).set_requires_grad(true);
+    let g = fixed(2 * 3 * 7, 9, 12).view([2, 3, 7, 9]);
+    let mine = portable_matmul(&a, &b.transpose(-2, -1));
+    (&mine * &g).sum(Kind::Float).backward();
+    let (da, db) = (a.grad().copy(), b.grad().copy());
+    let _ = a.grad().zero_();
+    let _ = b.grad().zero_();
+    let theirs = a.matmul(&b.transpose(-2, -1));
+    (&theirs * &g).sum(Kind::Float).backward();
+    assert!(max_abs(&mine, &theirs) < 1e-5, "{}", max_abs(&mine, &theirs));
+    assert!(max_abs(&da, &a.grad()) < 1e-5 && max_abs(&db, &b.grad()) < 1e-5);
+    // Attention written out with it equals libtorch's fused kernel, a
+    // query that sees only itself included.
+    let q = fixed(2 * 4 * 6, 8, 13).view([2, 4, 6, 8]);
+    let (k, v) = (fixed(2 * 4 * 6, 8, 14).view([2, 4, 6, 8]), fixed(2 * 4 * 6, 8, 15).view([2, 4, 6, 8]));
+    let mask = Tensor::ones([6, 6], (Kind::Bool, Device::Cpu))
+        .tril(0)
+        .logical_and(&Tensor::from_slice(&[false, true, true, true, true, true]).view([1, 6]))
+        .logical_or(&Tensor::eye(6, (Kind::Bool, Device::Cpu)));
+    let written = tandem::ml::matmul::portable_attention(&q, &k, &v, &mask);
+    let fused = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), 0.0, false, None, false);
+    assert!(max_abs(&written, &fused) < 1e-5, "{}", max_abs(&written, &fused));
+}

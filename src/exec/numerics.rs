@@ -53,6 +53,7 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
             for (k, v) in PORTABLE_ENV {
                 set_env(k, v);
             }
+            crate::ml::matmul::set_portable_product(true);
             1
         }
         Numerics::Native => threads.max(1),
@@ -199,7 +200,9 @@ fn mkl_version() -> String {
 
 /// Digests of reference computations that depend on the settings above: a
 /// matmul (MKL's branch), elementwise exp and tanh, softmax, layer norm, the
-/// tanh GELU and attention (ATen's kernels). Inputs come from a fixed counter-based stream, not
+/// tanh GELU and attention (ATen's kernels); the models' linear layer and
+/// attention as they compute them; and the gradients of the ops training
+/// runs through. Inputs come from a fixed counter-based stream, not
 /// libtorch's generator.
 pub fn fingerprint() -> Vec<(&'static str, String)> {
     use tch::{Kind, Tensor};
@@ -236,5 +239,50 @@ pub fn fingerprint() -> Vec<(&'static str, String)> {
                 false,
             ))
         }),
+        // What the models compute with (ml::matmul: under `portable`, tandem's
+        // own products) and, for training, the gradients of each op, so that
+        // a host that computes other model bytes shows which op.
+        ("model linear", digest(&crate::ml::matmul::linear(&a, &b.tr(), None))),
+        ("model attention", {
+            let q = x.narrow(0, 0, 96_000).reshape([25, 4, 60, 16]);
+            let causal = Tensor::ones([60, 60], (Kind::Bool, tch::Device::Cpu)).tril(0);
+            digest(&crate::ml::matmul::attention(&q, &q.flip([2]), &q.roll([7], [2]), &causal))
+        }),
+        ("grad linear", {
+            let (xa, wb) = (a.detach().set_requires_grad(true), b.tr().contiguous().set_requires_grad(true));
+            weighted_sum(&crate::ml::matmul::linear(&xa, &wb, None)).backward();
+            format!("{} {}", digest(&xa.grad()), digest(&wb.grad()))
+        }),
+        ("grad attention", {
+            let q = x.narrow(0, 0, 96_000).reshape([25, 4, 60, 16]).copy().set_requires_grad(true);
+            let causal = Tensor::ones([60, 60], (Kind::Bool, tch::Device::Cpu)).tril(0);
+            weighted_sum(&crate::ml::matmul::attention(&q, &q.flip([2]), &q.roll([7], [2]), &causal)).backward();
+            digest(&q.grad())
+        }),
+        ("grad layer_norm gelu", {
+            let xa = a.detach().set_requires_grad(true);
+            let y = xa.layer_norm([311], None::<&Tensor>, None::<&Tensor>, 1e-5, false).gelu("tanh");
+            weighted_sum(&y).backward();
+            digest(&xa.grad())
+        }),
+        ("grad log_softmax", {
+            let xa = a.detach().set_requires_grad(true);
+            weighted_sum(&xa.log_softmax(1, Kind::Float)).backward();
+            digest(&xa.grad())
+        }),
+        ("grad embedding", {
+            let table = b.detach().set_requires_grad(true);
+            let ids = Tensor::from_slice(&(0..2_000i64).map(|i| (i * 37) % 311).collect::<Vec<_>>());
+            weighted_sum(&Tensor::embedding(&table, &ids, -1, false, false)).backward();
+            digest(&table.grad())
+        }),
     ]
+}
+
+/// Σ y ⊙ w for a fixed w of y's shape (a sine of the position), so that each
+/// entry of a gradient depends on where it sits.
+fn weighted_sum(y: &tch::Tensor) -> tch::Tensor {
+    let n = y.numel() as i64;
+    let w = tch::Tensor::arange(n, (tch::Kind::Float, tch::Device::Cpu)).sin().reshape(y.size().as_slice());
+    (y * w).sum(tch::Kind::Float)
 }

@@ -1,7 +1,8 @@
 //! The models and algorithms, on libtorch (tch).
 //!
 //! `tokens` (special tokens, padding) · `rng` (counter-based seeded streams)
-//! · `transformer` (the shared trunk, KV cache, deterministic init) ·
+//! · `matmul` (linear layers and attention; the `portable` profile's own
+//! matrix product) · `transformer` (the shared trunk, KV cache, deterministic init) ·
 //! `past` (keys and values read so far, for either trunk) · `policy`
 //! (tandem's own or a pretrained model: log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
 //! `loss` (IPO, DPO, SLiC, Bo2) · `adam` (optimizer with savable state) ·
@@ -13,6 +14,7 @@ pub mod data;
 pub mod eval;
 pub mod hf;
 pub mod loss;
+pub mod matmul;
 pub mod past;
 pub mod policy;
 pub mod preference;

@@ -16,6 +16,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::ml::hf::Pretrained;
+use crate::ml::matmul::{linear_layer, Linear};
 use crate::ml::past::{self, Past};
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, BOS, EOS, PAD, SEP};
@@ -38,7 +39,7 @@ pub struct Policy {
 /// variants' sizes do not matter.)
 #[allow(clippy::large_enum_variant)]
 enum Body {
-    Own { vs: nn::VarStore, trunk: Trunk, head: nn::Linear },
+    Own { vs: nn::VarStore, trunk: Trunk, head: Linear },
     Pretrained(Pretrained),
 }
 
@@ -57,8 +58,12 @@ impl Policy {
         };
         let root = vs.root();
         let trunk = Trunk::new(&(&root / "trunk"), arch);
-        let head =
-            nn::linear(&root / "head", spec.width, spec.vocab, nn::LinearConfig { bias: false, ..Default::default() });
+        let head = linear_layer(
+            &root / "head",
+            spec.width,
+            spec.vocab,
+            nn::LinearConfig { bias: false, ..Default::default() },
+        );
         crate::ml::transformer::init(&vs, seed, spec.layers);
         let mut forbid = vec![0f32; spec.vocab as usize];
         for t in [PAD, BOS, SEP] {

@@ -32,6 +32,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::ml::hf::Pretrained;
+use crate::ml::matmul::{linear_layer, Linear};
 use crate::ml::past::{self, Past};
 use crate::ml::rng::Stream;
 use crate::ml::tokens::{self, SEP};
@@ -87,13 +88,13 @@ impl PmHead {
 }
 
 enum Head {
-    Joint(nn::Linear),
+    Joint(Linear),
     /// Features [mean over response, last token] (2D) → D → 1; `overlap`
     /// embeds each response token's two overlap flags (tandem's own trunk
     /// only).
     Pooled {
-        hidden: nn::Linear,
-        out: nn::Linear,
+        hidden: Linear,
+        out: Linear,
         overlap: Option<nn::Embedding>,
     },
 }
@@ -155,10 +156,10 @@ impl PreferenceModel {
         let root = vs.root();
         let trunk = Trunk::new(&(&root / "trunk"), arch);
         let head = match kind {
-            PmHead::Joint => Head::Joint(nn::linear(&root / "head", spec.width, 1, Default::default())),
+            PmHead::Joint => Head::Joint(linear_layer(&root / "head", spec.width, 1, Default::default())),
             PmHead::Pooled => Head::Pooled {
-                hidden: nn::linear(&root / "head" / "hidden", 2 * spec.width, spec.width, Default::default()),
-                out: nn::linear(&root / "head" / "out", spec.width, 1, Default::default()),
+                hidden: linear_layer(&root / "head" / "hidden", 2 * spec.width, spec.width, Default::default()),
+                out: linear_layer(&root / "head" / "out", spec.width, 1, Default::default()),
                 overlap: Some(nn::embedding(&root / "trunk" / "overlap", 4, spec.width, Default::default())),
             },
         };
@@ -182,8 +183,8 @@ impl PreferenceModel {
             PmSpec { vocab: c.vocab + 1, layers: c.layers, width: c.width, heads: c.heads, prompt_len, response_len };
         let root = model.vs.root() / "score";
         let head = Head::Pooled {
-            hidden: nn::linear(&root / "hidden", 2 * spec.width, spec.width, Default::default()),
-            out: nn::linear(&root / "out", spec.width, 1, Default::default()),
+            hidden: linear_layer(&root / "hidden", 2 * spec.width, spec.width, Default::default()),
+            out: linear_layer(&root / "out", spec.width, 1, Default::default()),
             overlap: None,
         };
         crate::ml::transformer::init_where(&model.vs, seed, spec.layers, |name| name.starts_with("score."));
@@ -354,7 +355,7 @@ impl PreferenceModel {
 
     /// The pooled head on the response's hidden states [B, Lr, D] (`ymask`
     /// its real tokens) and the last real token's [B, D]: the score [B].
-    fn pooled_head(fc: &nn::Linear, out: &nn::Linear, resp: &Tensor, ymask: &Tensor, last: Tensor) -> Tensor {
+    fn pooled_head(fc: &Linear, out: &Linear, resp: &Tensor, ymask: &Tensor, last: Tensor) -> Tensor {
         // The response's real tokens (EOS included), averaged; an empty
         // response cannot occur (EOS is always there) but would give zeros.
         let resp_mask = ymask.to_kind(Kind::Float).unsqueeze(2); // [B, Lr, 1]

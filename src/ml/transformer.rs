@@ -9,6 +9,8 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use crate::ml::matmul::{attention, linear_layer, Linear};
+
 /// What a model is built for: its vocabulary, its size, and the widths of
 /// the prompts and responses it reads (the same for policies and PMs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +42,11 @@ pub struct Arch {
 #[derive(Debug)]
 struct Block {
     ln1: nn::LayerNorm,
-    qkv: nn::Linear,
-    proj: nn::Linear,
+    qkv: Linear,
+    proj: Linear,
     ln2: nn::LayerNorm,
-    fc: nn::Linear,
-    out: nn::Linear,
+    fc: Linear,
+    out: Linear,
 }
 
 #[derive(Debug)]
@@ -117,11 +119,11 @@ impl KvCache {
 fn block(p: nn::Path, d: i64) -> Block {
     Block {
         ln1: nn::layer_norm(&p / "ln1", vec![d], Default::default()),
-        qkv: nn::linear(&p / "qkv", d, 3 * d, Default::default()),
-        proj: nn::linear(&p / "proj", d, d, Default::default()),
+        qkv: linear_layer(&p / "qkv", d, 3 * d, Default::default()),
+        proj: linear_layer(&p / "proj", d, d, Default::default()),
         ln2: nn::layer_norm(&p / "ln2", vec![d], Default::default()),
-        fc: nn::linear(&p / "fc", d, 4 * d, Default::default()),
-        out: nn::linear(&p / "out", 4 * d, d, Default::default()),
+        fc: linear_layer(&p / "fc", d, 4 * d, Default::default()),
+        out: linear_layer(&p / "out", 4 * d, d, Default::default()),
     }
 }
 
@@ -157,7 +159,7 @@ impl Trunk {
             *ck = k.shallow_clone();
             *cv = v.shallow_clone();
         }
-        let y = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(mask), 0.0, false, None, false);
+        let y = attention(&q, &k, &v, mask);
         let y = y.transpose(1, 2).contiguous().view([b, t, d]);
         x + blk.proj.forward(&y)
     }

@@ -49,10 +49,12 @@ pub enum Op {
 
 /// How libtorch computes a node: a numerics profile.
 ///
-/// - `Portable` (the default): the same bytes on every x86-64 machine with
-///   AVX2 and at every `--threads`: ATen's kernels pinned to AVX2, MKL's
-///   conditional numerical reproducibility on its COMPATIBLE branch (the only
-///   one MKL honours on non-Intel processors), one intra-op thread per node.
+/// - `Portable` (the default): meant to give the same bytes on every x86-64
+///   machine with AVX2 and FMA and at every `--threads`: the models' matrix
+///   products computed by tandem's own product (`ml::matmul`), ATen's kernels
+///   pinned to AVX2, MKL's conditional numerical reproducibility on its
+///   COMPATIBLE branch for whatever still reaches it, one intra-op thread per
+///   node.
 /// - `Native`: the host's own kernels and any thread count; fastest, and its
 ///   bytes may differ from host to host under one key.
 /// - `Cuda`: on the GPU, with cuBLAS's deterministic workspace.
@@ -72,6 +74,18 @@ impl Numerics {
     pub fn name(self) -> &'static str {
         match self {
             Numerics::Portable => "portable",
+            Numerics::Native => "native",
+            Numerics::Cuda => "cuda",
+        }
+    }
+
+    /// The profile as a key names it. A profile's revision goes up whenever
+    /// what it pins changes bytes: `portable` 2 computes linear layers with
+    /// tandem's own matrix product instead of MKL's COMPATIBLE branch
+    /// (`ml::matmul`).
+    pub fn key_name(self) -> &'static str {
+        match self {
+            Numerics::Portable => "portable 2",
             Numerics::Native => "native",
             Numerics::Cuda => "cuda",
         }
@@ -607,7 +621,7 @@ impl ModelSpec {
             .int("warmup", self.warmup)
             .float("clip", self.clip)
             .seed("seed", self.seed)
-            .str("numerics", self.numerics.name());
+            .str("numerics", self.numerics.key_name());
     }
 }
 
@@ -742,7 +756,7 @@ impl Op {
                 }
             }
             Op::Relabel(r) => {
-                f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed).str("numerics", r.numerics.name());
+                f.key("data", r.data).key("judge", r.judge).seed("seed", r.seed).str("numerics", r.numerics.key_name());
             }
             Op::Pairs(p) => {
                 f.key("a", p.a)
@@ -752,7 +766,7 @@ impl Op {
                     .int("n", p.n)
                     .float("temperature", p.temperature)
                     .seed("seed", p.seed)
-                    .str("numerics", p.numerics.name());
+                    .str("numerics", p.numerics.key_name());
             }
             Op::Jsonl(j) => {
                 f.str("content", &j.content).str("tokenizer", j.tokenizer.name()).opt_key("tokenizer_of", j.model);
@@ -777,7 +791,7 @@ impl Op {
                     .float("clip", t.clip)
                     .str("logprob", t.logprob.name())
                     .seed("seed", t.seed)
-                    .str("numerics", t.numerics.name());
+                    .str("numerics", t.numerics.key_name());
             }
             Op::Checkpoint { run, step } => {
                 f.key("run", *run).int("step", *step);
@@ -788,7 +802,7 @@ impl Op {
                     .int("prompts", s.prompts)
                     .seed("seed", s.seed)
                     .opt_key("judge", s.judge)
-                    .str("numerics", s.numerics.name());
+                    .str("numerics", s.numerics.key_name());
             }
             Op::ReferenceLogprobs(r) => {
                 f.key("reference", r.reference);
@@ -796,14 +810,14 @@ impl Op {
                     TrainingData::Pairs(k) => f.key("data", k),
                     TrainingData::Stream(k) => f.key("stream", k),
                 };
-                f.str("logprob", r.logprob.name()).str("numerics", r.numerics.name());
+                f.str("logprob", r.logprob.name()).str("numerics", r.numerics.key_name());
             }
             Op::Eval(e) => {
                 f.key("target", e.target)
                     .opt_key("reference", e.reference)
                     .opt_key("pool", e.pool)
                     .seed("seed", e.seed)
-                    .str("numerics", e.numerics.name());
+                    .str("numerics", e.numerics.key_name());
                 match &e.metric {
                     Metric::Kl { prompts } => f.int("prompts", *prompts),
                     // `baseline` is keyed by its samples' node, which names the baseline.
