@@ -12,8 +12,10 @@
 //! - `nodes/<key>.sh`: the batch script;
 //! - `jobs/<key>`: the id of the last job submitted for the node, so that a
 //!   driver started again adopts jobs still queued or running instead of
-//!   submitting them twice (job names, `tandem-<short key>`, cover the
-//!   moment between `sbatch` returning and that record being written);
+//!   submitting them twice (job names, `tandem-<short key>-<cache>`, cover
+//!   the moment between `sbatch` returning and that record being written;
+//!   the cache's part keeps a driver from adopting the job of another
+//!   cache's driver for the same node, whose result lands in that cache);
 //! - `logs/<key>.<job id>.out`: each job's output.
 //!
 //! Preemption and time limits: Slurm sends SIGTERM before it kills a job
@@ -220,8 +222,14 @@ fn active(state: &str) -> bool {
     )
 }
 
-pub fn job_name(key: &Key) -> String {
-    format!("tandem-{}", key.short())
+/// A node's job name in this cache: the node's short key, then the first
+/// hex digits of the blake3 of the cache's absolute path. Two studies on two
+/// caches (two users' drivers, or two tests) often share nodes: each must
+/// adopt only its own jobs.
+pub fn job_name(store: &Store, key: &Key) -> String {
+    let root = std::path::absolute(store.root()).unwrap_or_else(|_| store.root().to_path_buf());
+    let cache = blake3::hash(root.as_os_str().as_encoded_bytes()).to_hex();
+    format!("tandem-{}-{}", key.short(), &cache[..8])
 }
 
 /// What Slurm's clients print when the controller could not be reached or
@@ -323,7 +331,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
     let sbatch = || {
         let mut cmd = Command::new("sbatch");
         cmd.arg("--parsable")
-            .arg(format!("--job-name={}", job_name(&node.key)))
+            .arg(format!("--job-name={}", job_name(store, &node.key)))
             .arg(format!("--output={}", logs_dir.join(format!("{hex}.%j.out")).display()))
             .arg(format!("--cpus-per-task={cpus}"))
             .arg(format!("--mem={}", r.mem.as_deref().unwrap_or("4G")))
@@ -364,7 +372,7 @@ fn adopt(store: &Store, key: &Key, queue: &HashMap<String, (String, String)>) ->
             return Some(id);
         }
     }
-    let name = job_name(key);
+    let name = job_name(store, key);
     queue.iter().find(|(_, (n, st))| *n == name && active(st)).map(|(id, _)| id.clone())
 }
 
@@ -490,11 +498,15 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
                 }
             }
             let log = log_path(store, &key, &job.id);
-            let why = if ended_by_cluster(&state) {
+            let mut why = if ended_by_cluster(&state) {
                 format!("Slurm job {} ended ({state}) without a result, after {attempts} submission(s)", job.id)
             } else {
                 format!("Slurm job {} ended ({state}) without a result", job.id)
             };
+            // The job's own last words say why far better than its state.
+            if let Some(tail) = log_tail(&log, 12) {
+                why.push_str(&format!("; the end of its log:\n{tail}"));
+            }
             opts.progress.log(&format!(
                 "failed     {} {}: {why}\n           log: {}",
                 node.kind(),
@@ -508,6 +520,22 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
     }
     opts.progress.finish();
     Ok(summary)
+}
+
+/// The last `lines` lines of a job's log, indented, if it has any.
+fn log_tail(path: &Path, lines: usize) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if all.is_empty() {
+        return None;
+    }
+    Some(
+        all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|l| format!("             | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// How `exec-node` ended.
@@ -568,4 +596,25 @@ fn job_node(store: &Store, key_hex: &str) -> Result<Node, String> {
         return Err(format!("node {} is a {}, which no job computes", key.short(), node.kind()));
     }
     Ok(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_name_is_the_nodes_and_its_caches() {
+        // Two caches share a node (the same world in two studies): a driver
+        // adopting jobs by name must not take the other cache's job, whose
+        // result lands in the other cache (the Slurm tests, run side by side,
+        // once failed so: "job 1 ended (COMPLETED) without a result").
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (Store::open(dir.path().join("a")).unwrap(), Store::open(dir.path().join("b")).unwrap());
+        let key = Key::from_hex(&"ab".repeat(32)).unwrap();
+        let other = Key::from_hex(&"cd".repeat(32)).unwrap();
+        assert_eq!(job_name(&a, &key), job_name(&Store::open(dir.path().join("a")).unwrap(), &key));
+        assert_ne!(job_name(&a, &key), job_name(&b, &key));
+        assert_ne!(job_name(&a, &key), job_name(&a, &other));
+        assert!(job_name(&a, &key).starts_with(&format!("tandem-{}-", key.short())));
+    }
 }
