@@ -204,6 +204,41 @@ fn env_runs_libtorch() {
 }
 
 #[test]
+fn the_cuda_profile_loads_libtorchs_cuda_backend_and_names_what_is_missing() {
+    // `tandem env` loads the backend to report on it: the venv's libtorch has
+    // one, GPU or not.
+    let o = tandem(&["env"]);
+    let out = stdout(&o);
+    let backend = out.lines().find(|l| l.starts_with("cuda backend")).unwrap_or_else(|| panic!("{out}"));
+    assert!(backend.ends_with("libtorch_cuda.so"), "{backend}");
+    let has_gpu = out.lines().any(|l| l.starts_with("cuda available") && l.ends_with("true"));
+    // A run on the GPU: where there is none, the diagnostic says the backend
+    // was found and gives libtorch's reason, before anything is planned to run.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let o = tandem(&[
+        "--numerics",
+        "cuda",
+        "--cache",
+        cache.to_str().unwrap(),
+        "run",
+        "experiments/quickstart.exp",
+        "--device",
+        "cuda",
+        "--dry-run",
+    ]);
+    if has_gpu {
+        assert!(o.status.success(), "{}", stderr(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("CUDA backend is loaded") && err.contains("libtorch_cuda.so"), "{err}");
+        assert!(err.contains("finds no GPU") && !err.contains("'CUDA' backend"), "{err}");
+        assert!(!cache.exists(), "nothing is written when the profile cannot be honoured");
+    }
+}
+
+#[test]
 fn run_dry_run_and_only_list_what_would_be_computed() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");

@@ -582,3 +582,26 @@ fn a_preference_model_on_a_pretrained_trunk_scores_through_its_kept_prefix_as_wh
         assert!(pm.prefix_from_named(&wider, |n| named.get(n).map(|t| t.shallow_clone())).is_none());
     }
 }
+
+/// scripts/device_check.py is what a GPU machine runs (it has no Rust
+/// toolchain to run this file there). Run here on the CPU, it must pass, so
+/// that it is known to work before a GPU is at hand.
+#[test]
+fn the_device_check_script_passes_on_the_cpu() {
+    let Some(_) = fixtures() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/device_check.py"))
+        .args(["--tandem", env!("CARGO_BIN_EXE_tandem"), "--numerics", "portable", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{text}{}", String::from_utf8_lossy(&run.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("device_check.json")).unwrap()).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    // env, the tiny models, 3 × (log p, greedy), 2 × (study, replay, export).
+    assert_eq!(checks.len(), 1 + 1 + 6 + 6, "{text}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{text}");
+}

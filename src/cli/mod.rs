@@ -668,6 +668,12 @@ fn cmd_env(cfg: &Config) -> i32 {
     println!("libtorch threads     {}", tch::get_num_threads());
     println!("libtorch openmp      {}", tch::utils::has_openmp());
     println!("libtorch mkl         {}", tch::utils::has_mkl());
+    // The CUDA backend is loaded on demand (exec/cuda_backend.rs); without it
+    // libtorch would say "no GPU" on a machine that has one.
+    match crate::exec::cuda_backend::load() {
+        Ok(path) => println!("cuda backend         {}", path.display()),
+        Err(e) => println!("cuda backend         none: {e}"),
+    }
     println!("cuda available       {}", tch::Cuda::is_available());
     println!("cuda devices         {}", tch::Cuda::device_count());
     // A tiny computation proves the library is loaded and working.
@@ -685,12 +691,14 @@ fn cmd_env(cfg: &Config) -> i32 {
 }
 
 /// `tandem pretrained DIR`: what the directory holds, and how the model
-/// scores the given texts (under the active numerics profile, on the CPU).
+/// scores the given texts, under the active numerics profile: on the GPU
+/// under `cuda`, else on the CPU.
 fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -> i32 {
     if let Err(e) = crate::exec::numerics::activate(cfg.numerics, 1) {
         eprintln!("error: {e}");
         return EXIT_FAILURE;
     }
+    let device = if cfg.numerics == crate::plan::op::Numerics::Cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
     let fail = |e: &crate::ml::hf::HfError| {
         eprint!("{}", render::render_one(e, cfg.color, cfg.width));
         EXIT_FAILURE
@@ -699,7 +707,7 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
         Ok(d) => d,
         Err(e) => return fail(&e),
     };
-    let model = match crate::ml::hf::Pretrained::load(dir, tch::Device::Cpu) {
+    let model = match crate::ml::hf::Pretrained::load(dir, device) {
         Ok(m) => m,
         Err(e) => return fail(&e),
     };
@@ -713,6 +721,7 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
     println!("vocabulary   {} rows; the tokenizer knows {}", c.vocab, model.tokenizer.vocab_size());
     println!("parameters   {params}");
     println!("digest       {digest}");
+    println!("device       {}", if device == tch::Device::Cpu { "cpu" } else { "cuda" });
     for t in texts {
         let ids = match model.tokenizer.encode(t) {
             Ok(ids) if ids.len() >= 2 => ids,
@@ -729,7 +738,7 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
             return fail(&e);
         }
         let n = ids.len() as i64;
-        let x = tch::Tensor::from_slice(&ids).view([1, n]);
+        let x = tch::Tensor::from_slice(&ids).view([1, n]).to_device(device);
         let lp = tch::no_grad(|| model.token_logprobs(&x, &x.ones_like()));
         let sum = lp.sum(tch::Kind::Double).double_value(&[]);
         println!("text         {t:?}: {n} tokens, log p = {sum:.4} ({:.4} per predicted token)", sum / (n - 1) as f64);
@@ -737,8 +746,10 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
             let more = tch::no_grad(|| model.greedy(&ids, generate));
             match model.tokenizer.decode(&more) {
                 Ok(s) => println!("  greedy     {s:?}"),
-                Err(e) => println!("  greedy     ids {more:?} ({e})"),
+                Err(e) => println!("  greedy     cannot be decoded: {e}"),
             }
+            let ids: Vec<String> = more.iter().map(i64::to_string).collect();
+            println!("  greedy ids {}", ids.join(" "));
         }
     }
     EXIT_OK

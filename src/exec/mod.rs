@@ -4,9 +4,11 @@
 //! and the runners that walk it: on this machine (`local`) or as Slurm jobs
 //! (`slurm`).
 pub mod artifacts;
+pub mod cuda_backend;
 pub mod evaluate;
 pub mod export;
 pub mod import;
+pub mod libtorch_install;
 pub mod local;
 pub mod maintenance;
 pub mod node_log;

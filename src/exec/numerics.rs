@@ -45,6 +45,16 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
     }
     let intra = match numerics {
         Numerics::Portable => {
+            let libtorch = libtorch_version();
+            if !is_portable_libtorch(&libtorch) {
+                return Err(format!(
+                    "the `portable` profile (keys say `{}`) is defined on libtorch {PORTABLE_LIBTORCH}, and this process \
+                     runs libtorch {libtorch}: another release computes other bytes (2.11's gradient of layer norm \
+                     with GELU differs from 2.13's), which would land under the same keys. Run on libtorch \
+                     {PORTABLE_LIBTORCH}, or use `--numerics native`, whose results are this host's own",
+                    numerics.key_name()
+                ));
+            }
             if !host_has_avx2() {
                 return Err("the `portable` profile needs a CPU with AVX2 and FMA (x86-64-v3); this one has none: \
                             use `--numerics native`, whose results are this host's own"
@@ -61,10 +71,15 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
             for (k, v) in CUDA_ENV {
                 set_env(k, v);
             }
+            let backend = crate::exec::cuda_backend::load()
+                .map_err(|e| format!("the `cuda` profile needs libtorch's CUDA backend: {e}"))?;
             if !tch::Cuda::is_available() {
-                return Err(
-                    "the `cuda` profile needs a GPU, and libtorch sees none (`tandem env` shows what it sees)".into()
-                );
+                return Err(format!(
+                    "the `cuda` profile needs a GPU: libtorch's CUDA backend is loaded ({}), but {} \
+                     (`tandem env` shows what libtorch sees)",
+                    backend.display(),
+                    why_no_gpu()
+                ));
             }
             threads.max(1)
         }
@@ -72,6 +87,20 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
     tch::set_num_threads(intra);
     let _ = ACTIVE.set(numerics);
     Ok(intra)
+}
+
+/// libtorch's own reason for having no GPU (no driver, no device), in its
+/// first line: what a user needs to fix it.
+fn why_no_gpu() -> String {
+    match tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(0))) {
+        Ok(_) => "it counts no device".into(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("it finds none");
+            let first = first.strip_prefix("Internal torch error: ").unwrap_or(first);
+            format!("it finds no GPU: {first}")
+        }
+    }
 }
 
 fn set_env(key: &str, value: &str) {
@@ -123,7 +152,7 @@ impl Host {
             kernels: env("ATEN_CPU_CAPABILITY"),
             mkl_branch: env("MKL_CBWR"),
             mkl: mkl_version(),
-            libtorch: LIBTORCH_VERSION.to_string(),
+            libtorch: libtorch_version(),
             threads: tch::get_num_threads(),
         }
     }
@@ -147,6 +176,23 @@ pub const LIBTORCH_VERSION: &str = match option_env!("TANDEM_LIBTORCH_VERSION") 
     Some(v) => v,
     None => "unknown",
 };
+
+/// The libtorch release whose bytes the `portable` profile's current
+/// revision names. Moving tandem to another release means measuring its
+/// bytes and raising the revision (`Numerics::key_name`) with this.
+pub const PORTABLE_LIBTORCH: &str = "2.13";
+
+/// The version of the libtorch this process runs on: the one mapped into
+/// memory, which `LD_LIBRARY_PATH` may have made another than the one built
+/// against; that one where the mapped library does not say.
+pub fn libtorch_version() -> String {
+    crate::exec::libtorch_install::version().unwrap_or_else(|| LIBTORCH_VERSION.to_string())
+}
+
+/// Whether `version` (as `2.13.0+cu130`) is a release of [`PORTABLE_LIBTORCH`].
+fn is_portable_libtorch(version: &str) -> bool {
+    version == PORTABLE_LIBTORCH || version.strip_prefix(PORTABLE_LIBTORCH).is_some_and(|rest| rest.starts_with('.'))
+}
 
 fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -285,4 +331,19 @@ fn weighted_sum(y: &tch::Tensor) -> tch::Tensor {
     let n = y.numel() as i64;
     let w = tch::Tensor::arange(n, (tch::Kind::Float, tch::Device::Cpu)).sin().reshape(y.size().as_slice());
     (y * w).sum(tch::Kind::Float)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_takes_every_release_of_its_libtorch_and_no_other() {
+        for v in ["2.13", "2.13.0", "2.13.0+cu130", "2.13.1+cpu"] {
+            assert!(is_portable_libtorch(v), "{v}");
+        }
+        for v in ["2.11.0+cu130", "2.130.0", "2.1", "unknown", ""] {
+            assert!(!is_portable_libtorch(v), "{v}");
+        }
+    }
 }
