@@ -43,7 +43,8 @@ EOF
 for f in "$work"/libtorch/torch/lib/*.so*; do chmod +x "$f"; done
 
 echo "== the committed tree, with tch $tch_version"
-git -C "$root" archive HEAD | tar -x -C "$work" --one-top-level=src
+mkdir "$work/src"
+git -C "$root" archive HEAD | tar -x -C "$work/src"
 sed -i -E "s/^tch = \"[^\"]+\"/tch = \"$tch_version\"/; s/^torch-sys = \"[^\"]+\"/torch-sys = \"$tch_version\"/" "$work/src/Cargo.toml"
 grep -qE "^tch = \"$tch_version\"" "$work/src/Cargo.toml" || { echo "could not set tch in Cargo.toml" >&2; exit 1; }
 
