@@ -52,8 +52,21 @@ fn load_once() -> Result<PathBuf, String> {
     // own registrations of its CUDA kernels with the libtorch_cpu.so of the
     // same folder, which is what they are written to do.
     let library = unsafe { libloading::os::unix::Library::open(Some(&path), flags) }
-        .map_err(|e| format!("{} would not load: {e}", path.display()))?;
+        .map_err(|e| format!("{} would not load: {}", path.display(), with_causes(&e)))?;
     // Never unloaded: ATen keeps pointers into it for the process's life.
     std::mem::forget(library);
     Ok(path)
+}
+
+/// An error and the chain of its causes, as one line: libloading keeps the
+/// dynamic linker's own words (the library that is missing) in the cause.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
