@@ -1,7 +1,8 @@
 //! Gives every binary built from this crate an rpath to libtorch's lib folder,
-//! so `target/release/tandem` runs without LD_LIBRARY_PATH, and compiles the
-//! one C++ file tandem has: the autograd node of the `portable` profile's
-//! matrix product (src/ml/portable_mm.cpp), against the same libtorch.
+//! so `target/release/tandem` runs without LD_LIBRARY_PATH, and compiles
+//! tandem's two C++ files against the same libtorch: the autograd node of the
+//! `portable` profile's matrix product (src/ml/portable_mm.cpp) and the
+//! switch for libtorch's deterministic mode (src/exec/deterministic.cpp).
 //!
 //! torch-sys declares `links = "tch"` and publishes the folder it linked against
 //! as `cargo:libtorch_lib=...`; cargo hands that to direct dependents as
@@ -10,6 +11,7 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=src/ml/portable_mm.cpp");
+    println!("cargo:rerun-if-changed=src/exec/deterministic.cpp");
     // matrixmultiply reads its block sizes from these at its own compile
     // time; other block sizes sum in another order, so `portable` results
     // would change bytes under the same keys.
@@ -44,6 +46,7 @@ fn main() {
     cc::Build::new()
         .cpp(true)
         .file("src/ml/portable_mm.cpp")
+        .file("src/exec/deterministic.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")
@@ -51,5 +54,5 @@ fn main() {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
-        .compile("tandem_portable_mm");
+        .compile("tandem_cpp");
 }

@@ -20,7 +20,8 @@ What it checks, each a line of DIR/device_check.json and of its output:
      online IPO, its exact replay, a win rate): it runs to the end, the
      replay's checkpoint equals the online run's byte for byte, and the
      exported policy scores texts in transformers (on the device) as tandem
-     does (within 1e-3).
+     does (within 1e-3). The study run a second time, into an empty cache,
+     gives the same bytes for every model.
   4. The wall time of each tandem command, so that a GPU's numbers sit beside
      a CPU's.
 Nothing is downloaded. Exit status 0 only when every check passed.
@@ -146,10 +147,23 @@ def check_study(args, checks, tiny, family):
         return
     plan = json.loads(tandem(args, ["plan", "study.exp", "--json"], cwd=root)[0].stdout)
 
-    def checkpoint(name):
+    def checkpoint(name, cache=cache):
         obj = os.path.join(cache, "objects", node_key(plan, name))
         with open(os.path.join(obj, "model.safetensors"), "rb") as f:
             return hashlib.blake2b(f.read()).hexdigest()
+
+    # The same study again, into an empty cache: the same bytes, or one key
+    # names two results on this device.
+    again = os.path.join(root, "cache-again")
+    p, wall = tandem(args, ["run", "study.exp", "--cache", again, "--results", "results-again"] + run_flags(args),
+                     cwd=root)
+    names = ["sft", "judge", "ipo_run@10", "online_run@4"]
+    try:
+        differ = [n for n in names if checkpoint(n) != checkpoint(n, again)]
+        checks.record(f"{family}: a second run computes the same bytes", p.returncode == 0 and not differ,
+                      compared=names, differ=differ, seconds=round(wall, 2))
+    except (KeyError, OSError) as e:
+        checks.record(f"{family}: a second run computes the same bytes", False, error=str(e))
 
     try:
         same = checkpoint("online_run@4") == checkpoint("replayed@4")
@@ -216,7 +230,8 @@ def main():
     checks = Checks(args.out)
 
     p, _ = tandem(args, ["env"])
-    env = dict(re.findall(r"^(libtorch|cuda backend|cuda available|cuda devices|cpu) {2,}(.*)$", p.stdout, re.M))
+    env = dict(re.findall(r"^(libtorch|cuda backend|deterministic|cuda available|cuda devices|cpu) {2,}(.*)$",
+                          p.stdout, re.M))
     checks.record("tandem env honours the profile", p.returncode == 0, **env)
     if p.returncode != 0:
         print(p.stdout + p.stderr)

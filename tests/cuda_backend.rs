@@ -50,3 +50,14 @@ fn loading_the_backend_is_what_lets_libtorch_reach_a_gpu() {
         }
     }
 }
+
+#[test]
+fn libtorchs_deterministic_mode_is_switched_on_and_off() {
+    // The `cuda` profile switches it on; tch has no call for it, so tandem's
+    // own C++ does (src/exec/deterministic.cpp).
+    assert!(!tandem::exec::numerics::deterministic(), "libtorch starts nondeterministic");
+    tandem::exec::numerics::set_deterministic(true);
+    assert!(tandem::exec::numerics::deterministic());
+    tandem::exec::numerics::set_deterministic(false);
+    assert!(!tandem::exec::numerics::deterministic());
+}

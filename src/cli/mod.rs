@@ -674,6 +674,7 @@ fn cmd_env(cfg: &Config) -> i32 {
         Ok(path) => println!("cuda backend         {}", path.display()),
         Err(e) => println!("cuda backend         none: {e}"),
     }
+    println!("deterministic        {}", crate::exec::numerics::deterministic());
     println!("cuda available       {}", tch::Cuda::is_available());
     println!("cuda devices         {}", tch::Cuda::device_count());
     // A tiny computation proves the library is loaded and working.

@@ -73,6 +73,7 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
             }
             let backend = crate::exec::cuda_backend::load()
                 .map_err(|e| format!("the `cuda` profile needs libtorch's CUDA backend: {e}"))?;
+            set_deterministic(true);
             if !tch::Cuda::is_available() {
                 return Err(format!(
                     "the `cuda` profile needs a GPU: libtorch's CUDA backend is loaded ({}), but {} \
@@ -101,6 +102,26 @@ fn why_no_gpu() -> String {
             format!("it finds no GPU: {first}")
         }
     }
+}
+
+extern "C" {
+    fn tandem_set_deterministic(on: bool);
+    fn tandem_deterministic() -> bool;
+}
+
+/// Switches libtorch's deterministic mode (src/exec/deterministic.cpp): the
+/// deterministic kernel of every operation that has one, cuDNN's
+/// deterministic algorithms, no cuDNN autotuning. Process-wide.
+pub fn set_deterministic(on: bool) {
+    // SAFETY: sets three flags of libtorch's global context; no pointers.
+    unsafe { tandem_set_deterministic(on) }
+}
+
+/// Whether libtorch's deterministic mode, as [`set_deterministic`] sets
+/// it, is on.
+pub fn deterministic() -> bool {
+    // SAFETY: reads three flags of libtorch's global context.
+    unsafe { tandem_deterministic() }
 }
 
 fn set_env(key: &str, value: &str) {
