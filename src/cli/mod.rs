@@ -281,10 +281,7 @@ fn activate(cfg: &Config, device: args::DeviceArg, threads: i32) -> Option<(tch:
         return None;
     }
     match crate::exec::numerics::activate(cfg.numerics, threads) {
-        Ok(intra) => {
-            let device = if cfg.numerics == Numerics::Cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
-            Some((device, intra))
-        }
+        Ok(intra) => Some((crate::exec::numerics::device(cfg.numerics), intra)),
         Err(e) => {
             eprintln!("error: {e}");
             None
@@ -699,7 +696,7 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
         eprintln!("error: {e}");
         return EXIT_FAILURE;
     }
-    let device = if cfg.numerics == crate::plan::op::Numerics::Cuda { tch::Device::Cuda(0) } else { tch::Device::Cpu };
+    let device = crate::exec::numerics::device(cfg.numerics);
     let fail = |e: &crate::ml::hf::HfError| {
         eprint!("{}", render::render_one(e, cfg.color, cfg.width));
         EXIT_FAILURE

@@ -90,10 +90,20 @@ pub fn activate(numerics: Numerics, threads: i32) -> Result<i32, String> {
     Ok(intra)
 }
 
+/// The device a profile computes on: the first GPU under `cuda`, else the
+/// CPU.
+pub fn device(numerics: Numerics) -> tch::Device {
+    if numerics == Numerics::Cuda {
+        tch::Device::Cuda(0)
+    } else {
+        tch::Device::Cpu
+    }
+}
+
 /// libtorch's own reason for having no GPU (no driver, no device), in its
 /// first line: what a user needs to fix it.
 fn why_no_gpu() -> String {
-    match tch::Tensor::f_zeros([1], (tch::Kind::Float, tch::Device::Cuda(0))) {
+    match tch::Tensor::f_zeros([1], (tch::Kind::Float, device(Numerics::Cuda))) {
         Ok(_) => "it counts no device".into(),
         Err(e) => {
             let text = e.to_string();
