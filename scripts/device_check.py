@@ -44,14 +44,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STUDY = """\
 model base = pretrained("model")
 dataset prefs = jsonl("prefs.jsonl", tokenizer_of: base)
-model sft = sft(prefs, base: base, steps: 20, batch: 8, lr: 1e-3)
-run ipo_run = train(sft, loss: ipo(beta: 0.1), sampler: offline(prefs), lr: 1e-3, batch: 8, steps: 10, save_every: 10)
-model judge = pm(prefs, base: sft, steps: 5, batch: 8, lr: 1e-3)
-run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), batch: 4, steps: 4, save_every: 4)
-run replayed = online_run with { sampler: replay(online_run, shuffle: 0) }
+model sft = sft(prefs, base: base, steps: 20, batch: 8, lr: 1e-3{p})
+run ipo_run = train(sft, loss: ipo(beta: 0.1), sampler: offline(prefs), lr: 1e-3, batch: 8, steps: 10, save_every: 10{p})
+model judge = pm(prefs, base: sft, steps: 5, batch: 8, lr: 1e-3{p})
+run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), batch: 4, steps: 4, save_every: 4{p})
+run replayed = online_run with {{ sampler: replay(online_run, shuffle: 0) }}
 eval against_sft = winrate(policies: [online_run], baseline: sft, judge: judge, prompts: 8, at: [4])
 """
-
 
 class Checks:
     def __init__(self, out):
@@ -129,16 +128,28 @@ def node_key(plan, name):
     raise KeyError(name)
 
 
-def check_study(args, checks, tiny, family):
+def float32_weights(path):
+    """Whether every tensor of a safetensors file is float32 (its header says)."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+    return all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
+
+
+def check_study(args, checks, tiny, family, precision):
     import torch
     import transformers
 
-    root = tempfile.mkdtemp(prefix=f"tandem-{family}-")
+    # Training in bf16 (mixed precision) keeps float32 weights: every check
+    # below holds as it does in float32.
+    if precision != "float32":
+        family = f"{family} {precision}"
+    root = tempfile.mkdtemp(prefix=f"tandem-{family.replace(' ', '-')}-")
     os.mkdir(os.path.join(root, ".git"))  # the project's root, for relative paths
-    shutil.copytree(os.path.join(tiny, family), os.path.join(root, "model"))
+    shutil.copytree(os.path.join(tiny, family.split()[0]), os.path.join(root, "model"))
     shutil.copy(os.path.join(ROOT, "tests/data/real_text.jsonl"), os.path.join(root, "prefs.jsonl"))
     with open(os.path.join(root, "study.exp"), "w") as f:
-        f.write(STUDY)
+        f.write(STUDY.format(p="" if precision == "float32" else f', precision: "{precision}"'))
     cache = os.path.join(root, "cache")
     p, wall = tandem(args, ["run", "study.exp", "--cache", cache, "--results", "results"] + run_flags(args), cwd=root)
     checks.record(f"{family}: the text study runs to the end", p.returncode == 0,
@@ -147,17 +158,25 @@ def check_study(args, checks, tiny, family):
         return
     plan = json.loads(tandem(args, ["plan", "study.exp", "--json"], cwd=root)[0].stdout)
 
+    def weights(name, cache=cache):
+        return os.path.join(cache, "objects", node_key(plan, name), "model.safetensors")
+
     def checkpoint(name, cache=cache):
-        obj = os.path.join(cache, "objects", node_key(plan, name))
-        with open(os.path.join(obj, "model.safetensors"), "rb") as f:
+        with open(weights(name, cache), "rb") as f:
             return hashlib.blake2b(f.read()).hexdigest()
+
+    names = ["sft", "judge", "ipo_run@10", "online_run@4"]
+    try:
+        kept = all(float32_weights(weights(n)) for n in names)
+        checks.record(f"{family}: every model is saved in float32", kept, models=names)
+    except (KeyError, OSError, ValueError) as e:
+        checks.record(f"{family}: every model is saved in float32", False, error=str(e))
 
     # The same study again, into an empty cache: the same bytes, or one key
     # names two results on this device.
     again = os.path.join(root, "cache-again")
     p, wall = tandem(args, ["run", "study.exp", "--cache", again, "--results", "results-again"] + run_flags(args),
                      cwd=root)
-    names = ["sft", "judge", "ipo_run@10", "online_run@4"]
     try:
         differ = [n for n in names if checkpoint(n) != checkpoint(n, again)]
         checks.record(f"{family}: a second run computes the same bytes", p.returncode == 0 and not differ,
@@ -220,6 +239,8 @@ def main():
     ap.add_argument("--numerics", default="cuda", choices=["cuda", "portable", "native"])
     ap.add_argument("--out", required=True, help="folder for device_check.json and commands.log")
     ap.add_argument("--families", default="gpt2,llama", help="model families for the text study")
+    ap.add_argument("--precisions", default="float32",
+                    help="training precisions of the text study, e.g. float32,bf16 (bf16: not under portable)")
     ap.add_argument("--time-study", metavar="EXP", action="append", default=[],
                     help="also run this study (e.g. experiments/quickstart.exp) from an empty cache and record "
                          "its wall and node time; repeatable")
@@ -244,8 +265,9 @@ def main():
                   **({} if made.returncode == 0 else {"stderr": made.stderr[-500:]}))
     if made.returncode == 0:
         check_pretrained(args, checks, tiny)
-        for family in args.families.split(","):
-            check_study(args, checks, tiny, family)
+        for precision in args.precisions.split(","):
+            for family in args.families.split(","):
+                check_study(args, checks, tiny, family, precision)
 
     for exp in args.time_study:
         time_study(args, checks, exp)

@@ -45,6 +45,9 @@ pub enum Code {
     Pretrained,
     /// A policy, its reference, judge or data reading other token ids.
     Vocabulary,
+    /// A training precision the numerics profile cannot keep (bf16 under
+    /// `portable`).
+    Precision,
     /// More problems than are worth showing; the rest are counted.
     TooManyProblems,
     /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
@@ -86,6 +89,7 @@ impl Code {
         Code::OutsideProject,
         Code::Pretrained,
         Code::Vocabulary,
+        Code::Precision,
         Code::TooManyProblems,
         Code::EvaluatesNothing,
         Code::UnknownSeries,
@@ -126,6 +130,7 @@ impl Code {
             Code::OutsideProject => "tandem::outside_project",
             Code::Pretrained => "tandem::pretrained",
             Code::Vocabulary => "tandem::vocabulary",
+            Code::Precision => "tandem::precision",
             Code::TooManyProblems => "tandem::too_many_problems",
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",

@@ -228,6 +228,7 @@ macro_rules! model_params {
             p("warmup", STEPS, Default::Int(0), "linear warm-up steps"),
             p("clip", NON_NEGATIVE, Default::Float(1.0), "gradient-norm clipping (0 = off)"),
             p("seed", SEED, Default::Int(0), "initialisation and data-order seed"),
+            PRECISION,
             $($extra,)*
         ]
     };
@@ -251,6 +252,14 @@ const SERIES: Param = p_nokey(
     Ty::Str { choices: &["declaration", "member"] },
     Default::Str("declaration"),
     "one series per declaration (a sweep pooled) or per sweep member",
+);
+
+/// Training's floating-point format (`plan::op::Precision`).
+const PRECISION: Param = p_added(
+    "precision",
+    Ty::Str { choices: &["float32", "bf16"] },
+    Default::Str("float32"),
+    "bf16: matrix products and attention in bfloat16 under libtorch's autocast, weights and Adam in float32; not under the portable profile",
 );
 
 const EVAL_AT: Param =
@@ -393,6 +402,7 @@ pub static CTORS: &[Ctor] = &[
             p("clip", NON_NEGATIVE, Default::Float(1.0), "gradient-norm clipping (0 = off)"),
             p("logprob", Ty::Str { choices: &["sum", "mean"] }, Default::Str("sum"), "sequence log-prob over response tokens"),
             p("seed", SEED, Default::Int(0), "sampling and data-order seed"),
+            PRECISION,
             p_nokey("steps", STEPS, Default::Int(1000), "optimizer steps (not in the key: longer runs resume shorter ones)"),
             p_nokey("save_every", COUNT, Default::Int(100), "checkpoint interval (not in the key)"),
         ],

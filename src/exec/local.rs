@@ -231,6 +231,8 @@ fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
 /// the node computes.
 pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
     let name = node.display_name();
+    // This thread computes in the node's precision until the node ends.
+    let _precision = crate::exec::precision::enter(node.op.precision(), ctx.device);
     match &node.op {
         // Training commits its own checkpoints as it goes.
         Op::Train(spec) => training::train_run(ctx, node, spec, log),

@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod node_log;
 pub mod nodes;
 pub mod numerics;
+pub mod precision;
 pub mod progress;
 pub mod reference;
 pub mod resume;

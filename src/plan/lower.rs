@@ -258,7 +258,7 @@ impl<'p> Lowerer<'p> {
                 Output::Node(self.add(Op::Pretrained(spec), name())?)
             }
             "sft" => {
-                let spec = self.model_spec(&a)?;
+                let spec = self.model_spec(inst, &a)?;
                 let data = spec.data;
                 let (data_vocab, base_vocab) =
                     (vocabulary::of(&self.plan, &data), spec.base.map(|b| vocabulary::of(&self.plan, &b)));
@@ -291,7 +291,7 @@ impl<'p> Lowerer<'p> {
                     "joint" => PmHead::Joint,
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
-                let spec = self.model_spec(&a)?;
+                let spec = self.model_spec(inst, &a)?;
                 let data_vocab = vocabulary::of(&self.plan, &spec.data);
                 match spec.base.map(|b| vocabulary::of(&self.plan, &b)) {
                     Some(Vocabulary::Own) => {
@@ -358,7 +358,8 @@ impl<'p> Lowerer<'p> {
         Ok(Some(output))
     }
 
-    fn model_spec(&mut self, a: &Args) -> Lowered<ModelSpec> {
+    fn model_spec(&mut self, inst: &Instance, a: &Args) -> Lowered<ModelSpec> {
+        let precision = self.precision(inst, a)?;
         Ok(ModelSpec {
             data: self.key(a, "data")?,
             layers: a.int("layers")?,
@@ -372,7 +373,35 @@ impl<'p> Lowerer<'p> {
             seed: a.seed("seed")?,
             numerics: self.numerics,
             base: self.opt_key(a, "base")?,
+            precision,
         })
+    }
+
+    /// A training node's `precision`, refused where the numerics profile
+    /// cannot keep its promise with it: bf16 kernels differ from one
+    /// instruction set to another, and `portable` promises every host's bytes.
+    fn precision(&mut self, inst: &Instance, a: &Args) -> Lowered<Precision> {
+        let name = a.string("precision")?;
+        let Some(precision) = Precision::from_name(name) else {
+            return internal(format!("no precision {name:?}"));
+        };
+        if precision == Precision::Bf16 && self.numerics == Numerics::Portable {
+            self.problems.push(
+                Problem::new(
+                    Code::Precision,
+                    inst.span,
+                    format!("`{}` asks for bf16, which the `portable` numerics profile cannot keep", inst.label),
+                )
+                .label("`precision: \"bf16\"`")
+                .help(
+                    "bf16 kernels differ between hosts (AVX-512 BF16 against AVX2's emulation), and `portable` \
+                     promises the same bytes on every host: run with `--numerics native` (this machine's own \
+                     results) or `--numerics cuda`, or leave `precision` out",
+                ),
+            );
+            return Err(Fail::Upstream);
+        }
+        Ok(precision)
     }
 
     /// Reports a pair of inputs of `inst` that read different token ids.
@@ -460,9 +489,10 @@ impl<'p> Lowerer<'p> {
             Sampler::Replay { source, .. } => Some(TrainingData::Stream(*source)),
             Sampler::Online { .. } => None,
         };
+        let precision = self.precision(inst, a)?;
         let reference_logprobs = match fixed {
             Some(data) if loss.needs_reference() => {
-                let spec = ReferenceLogprobsSpec { reference, data, logprob, numerics: self.numerics };
+                let spec = ReferenceLogprobsSpec { reference, data, logprob, numerics: self.numerics, precision };
                 let name = NodeName::ReferenceLogprobs { run: inst.name.clone() };
                 Some(self.add(Op::ReferenceLogprobs(spec), vec![name])?)
             }
@@ -483,6 +513,7 @@ impl<'p> Lowerer<'p> {
             numerics: self.numerics,
             length: RunLength { steps, save_every, checkpoints: vec![] },
             reference_logprobs,
+            precision,
         });
         let train = self.add(op, vec![NodeName::Decl(inst.name.clone())])?;
         if let Some(pool) = pool {

@@ -96,6 +96,43 @@ impl Numerics {
     }
 }
 
+/// The floating-point format a training node computes in.
+///
+/// - `Float32` (the default): every tensor in float32.
+/// - `Bf16`: mixed precision. Parameters, gradients and Adam's moments stay
+///   float32 (the master copy); libtorch's autocast runs matrix products and
+///   attention in bfloat16 (inputs rounded to 8 significant bits, sums kept
+///   in float32), and every other operation in float32. Everything the node
+///   computes runs so: its own model's passes, and the reference's and the
+///   judge's passes inside an online run. Evaluations are float32 whatever
+///   their target was trained in.
+///
+/// bf16 kernels differ between instruction sets (AVX-512 BF16 against
+/// AVX2's emulation) and libtorch versions, so the `portable` profile
+/// refuses it (`tandem::precision`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Precision {
+    #[default]
+    Float32,
+    Bf16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 2] = [Precision::Float32, Precision::Bf16];
+
+    /// As the language spells it (`precision: "bf16"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WorldFlavour {
     Summarize,
@@ -222,6 +259,9 @@ pub struct ModelSpec {
     /// A pretrained model to start from (SFT only); its architecture
     /// replaces `layers`, `width` and `heads`, which then leave the key.
     pub base: Option<Key>,
+    /// Added after keys were in use: left out of the key at float32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,6 +368,9 @@ pub struct TrainSpec {
     /// holding its log-probs of the training data (lowering fills it in).
     /// Keyed in place of `reference`, whose key it names.
     pub reference_logprobs: Option<Key>,
+    /// Added after keys were in use: left out of the key at float32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// The fixed data a run trains on, as a reference log-probs node reads it.
@@ -345,6 +388,10 @@ pub struct ReferenceLogprobsSpec {
     pub data: TrainingData,
     pub logprob: LogProb,
     pub numerics: Numerics,
+    /// The run's: its log-probs of the policy and of the reference must be
+    /// computed alike (left out of the key at float32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// One evaluation of one target (a policy, a checkpoint or a PM).
@@ -513,6 +560,14 @@ impl Fields {
         }
         self
     }
+    /// Left out at float32, the default: keys made before the setting
+    /// existed stay what they were.
+    fn precision(&mut self, p: Precision) -> &mut Fields {
+        if p != Precision::Float32 {
+            self.str("precision", p.name());
+        }
+        self
+    }
     fn keys(&mut self, name: &str, ks: &[Key]) -> &mut Fields {
         self.put(name, key_list(ks))
     }
@@ -621,7 +676,8 @@ impl ModelSpec {
             .int("warmup", self.warmup)
             .float("clip", self.clip)
             .seed("seed", self.seed)
-            .str("numerics", self.numerics.key_name());
+            .str("numerics", self.numerics.key_name())
+            .precision(self.precision);
     }
 }
 
@@ -791,7 +847,8 @@ impl Op {
                     .float("clip", t.clip)
                     .str("logprob", t.logprob.name())
                     .seed("seed", t.seed)
-                    .str("numerics", t.numerics.key_name());
+                    .str("numerics", t.numerics.key_name())
+                    .precision(t.precision);
             }
             Op::Checkpoint { run, step } => {
                 f.key("run", *run).int("step", *step);
@@ -810,7 +867,7 @@ impl Op {
                     TrainingData::Pairs(k) => f.key("data", k),
                     TrainingData::Stream(k) => f.key("stream", k),
                 };
-                f.str("logprob", r.logprob.name()).str("numerics", r.numerics.key_name());
+                f.str("logprob", r.logprob.name()).str("numerics", r.numerics.key_name()).precision(r.precision);
             }
             Op::Eval(e) => {
                 f.key("target", e.target)
@@ -897,6 +954,27 @@ impl Op {
             | Op::Pretrained(_)
             | Op::Checkpoint { .. }
             | Op::Figure(_) => None,
+        }
+    }
+
+    /// The floating-point format the node computes in: its training
+    /// precision for SFT, PM, run and reference log-prob nodes, float32 for
+    /// everything else.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Op::Sft(s) | Op::Pm(s, _) => s.precision,
+            Op::Train(s) => s.precision,
+            Op::ReferenceLogprobs(s) => s.precision,
+            Op::World(_)
+            | Op::Generate(_)
+            | Op::Relabel(_)
+            | Op::Pairs(_)
+            | Op::Jsonl(_)
+            | Op::Pretrained(_)
+            | Op::Checkpoint { .. }
+            | Op::Samples(_)
+            | Op::Eval(_)
+            | Op::Figure(_) => Precision::Float32,
         }
     }
 
