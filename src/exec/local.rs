@@ -232,7 +232,11 @@ fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
 pub fn execute(ctx: &Ctx, node: &Node, log: &NodeLog) -> Result<(), ExecError> {
     let name = node.display_name();
     // This thread computes in the node's precision until the node ends.
-    let _precision = crate::exec::precision::enter(node.op.precision(), ctx.device);
+    let precision = node.op.precision();
+    let _precision = crate::exec::precision::enter(precision, ctx.device);
+    if precision != crate::plan::op::Precision::Float32 {
+        log.line(&format!("precision {}: mixed, float32 weights", precision.name()));
+    }
     match &node.op {
         // Training commits its own checkpoints as it goes.
         Op::Train(spec) => training::train_run(ctx, node, spec, log),
