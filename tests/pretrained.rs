@@ -637,7 +637,16 @@ fn bf16_training_is_refused_under_portable_and_keeps_float32_weights_under_nativ
     let cache = root.join("cache");
     let tandem = |args: &[&str]| Command::new(bin).args(args).current_dir(root).output().unwrap();
     let run = |numerics: &str| {
-        tandem(&["run", "study.exp", "--cache", cache.to_str().unwrap(), "--results", "results", "--numerics", numerics])
+        tandem(&[
+            "run",
+            "study.exp",
+            "--cache",
+            cache.to_str().unwrap(),
+            "--results",
+            "results",
+            "--numerics",
+            numerics,
+        ])
     };
 
     let refused = run("portable");
@@ -688,5 +697,8 @@ fn bf16_training_is_refused_under_portable_and_keeps_float32_weights_under_nativ
     };
     let ((first32, end32), (first16, end16)) = (last_loss("sft32"), last_loss("sft16"));
     assert!(end32 < 0.9 * first32, "float32 SFT did not learn: {first32} → {end32}");
-    assert!((end16 - end32).abs() < 0.02 * end32, "bf16 SFT ends at loss {end16}, float32 at {end32} (from {first16}, {first32})");
+    assert!(
+        (end16 - end32).abs() < 0.02 * end32,
+        "bf16 SFT ends at loss {end16}, float32 at {end32} (from {first16}, {first32})"
+    );
 }
