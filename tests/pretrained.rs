@@ -107,6 +107,36 @@ fn copy_model(from: &Path, to: &Path) {
     }
 }
 
+/// The shipped preference text (prompt, chosen, rejected).
+fn real_text() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl")
+}
+
+/// A project folder (a `.git` marks its root) holding the fixtures' model
+/// `family` as `model/`, the shipped text as `prefs.jsonl`, and `study` as
+/// `study.exp`.
+fn text_project(fixtures: &Path, family: &str, study: &str) -> tempfile::TempDir {
+    let project = tempfile::tempdir().unwrap();
+    let root = project.path();
+    std::fs::create_dir(root.join(".git")).unwrap();
+    copy_model(&fixtures.join(family), &root.join("model"));
+    std::fs::copy(real_text(), root.join("prefs.jsonl")).unwrap();
+    std::fs::write(root.join("study.exp"), study).unwrap();
+    project
+}
+
+/// The key of the node `name` in `tandem plan --json`'s output.
+fn plan_key(plan: &serde_json::Value, name: &str) -> tandem::plan::Key {
+    let hex = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["names"].as_array().unwrap().iter().any(|s| s == name))
+        .map(|n| n["key"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{name} in the plan"));
+    tandem::plan::Key::from_hex(&hex).unwrap()
+}
+
 #[test]
 fn a_bad_directory_is_refused_in_words() {
     let Some(dir) = fixtures() else { return };
@@ -346,15 +376,11 @@ fn sampling_through_the_cache_draws_from_the_model_in_padded_batches() {
 fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike() {
     let Some(dir) = fixtures() else { return };
     let bin = env!("CARGO_BIN_EXE_tandem");
+    let data = real_text();
     for family in ["gpt2", "llama"] {
-        let project = tempfile::tempdir().unwrap();
-        let root = project.path();
-        std::fs::create_dir(root.join(".git")).unwrap();
-        copy_model(&dir.join(family), &root.join("model"));
-        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl");
-        std::fs::copy(&data, root.join("prefs.jsonl")).unwrap();
-        std::fs::write(
-            root.join("study.exp"),
+        let project = text_project(
+            dir,
+            family,
             "model base = pretrained(\"model\")\n\
              dataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: base)\n\
              model sft = sft(prefs, base: base, steps: 20, batch: 8, lr: 1e-3)\n\
@@ -363,8 +389,8 @@ fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike(
              run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), batch: 4, steps: 4, save_every: 4)\n\
              run replayed = online_run with { sampler: replay(online_run, shuffle: 0) }\n\
              eval against_sft = winrate(policies: [online_run], baseline: sft, judge: judge, prompts: 8, at: [4])\n",
-        )
-        .unwrap();
+        );
+        let root = project.path();
         let cache = root.join("cache");
         let run = Command::new(bin)
             .args(["run", "study.exp", "--cache", cache.to_str().unwrap(), "--results", "results"])
@@ -376,22 +402,14 @@ fn a_text_study_trains_a_pretrained_model_whose_export_transformers_reads_alike(
         // The last checkpoint's key, from the plan.
         let plan = Command::new(bin).args(["plan", "study.exp", "--json"]).current_dir(root).output().unwrap();
         let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-        let key_of = |name: &str| {
-            plan["nodes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|n| n["names"].as_array().unwrap().iter().any(|s| s == name))
-                .map(|n| n["key"].as_str().unwrap().to_string())
-                .unwrap_or_else(|| panic!("{name} in the plan"))
-        };
-        let key = key_of("ipo_run@10");
+        let key_of = |name: &str| plan_key(&plan, name);
+        let key = key_of("ipo_run@10").hex();
 
         // Online training with a pretrained policy and a judge from its SFT
         // trunk: replaying its data stream in order gives its bytes.
         let store = tandem::exec::store::Store::open_existing(&cache);
         let bytes = |name: &str| {
-            let k = tandem::plan::Key::from_hex(&key_of(name)).unwrap();
+            let k = key_of(name);
             std::fs::read(store.verified_path(&k, "model.safetensors").unwrap()).unwrap()
         };
         assert!(bytes("online_run@4") == bytes("replayed@4"), "{family}: the exact replay differs from the online run");
@@ -495,8 +513,7 @@ fn a_bad_model_directory_stops_the_plan_and_caches_nothing() {
     let project = tempfile::tempdir().unwrap();
     let root = project.path();
     std::fs::create_dir(root.join(".git")).unwrap();
-    std::fs::copy(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl"), root.join("p.jsonl"))
-        .unwrap();
+    std::fs::copy(real_text(), root.join("p.jsonl")).unwrap();
     type Spoil = Box<dyn Fn(&Path)>;
     let cases: Vec<(&str, Spoil, &str)> = vec![
         (
@@ -618,22 +635,17 @@ fn the_device_check_script_passes_on_the_cpu() {
 fn bf16_training_is_refused_under_portable_and_keeps_float32_weights_under_native() {
     let Some(dir) = fixtures() else { return };
     let bin = env!("CARGO_BIN_EXE_tandem");
-    let project = tempfile::tempdir().unwrap();
-    let root = project.path();
-    std::fs::create_dir(root.join(".git")).unwrap();
-    copy_model(&dir.join("llama"), &root.join("model"));
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/real_text.jsonl");
-    std::fs::copy(&data, root.join("prefs.jsonl")).unwrap();
-    std::fs::write(
-        root.join("study.exp"),
+    let project = text_project(
+        dir,
+        "llama",
         "model base = pretrained(\"model\")\n\
          dataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: base)\n\
          model sft32 = sft(prefs, base: base, steps: 30, batch: 8, lr: 1e-3)\n\
          model sft16 = sft(prefs, base: base, steps: 30, batch: 8, lr: 1e-3, precision: \"bf16\")\n\
          model judge = pm(prefs, base: sft16, steps: 5, batch: 8, lr: 1e-3, precision: \"bf16\")\n\
          run online_run = train(sft16, loss: ipo(beta: 0.1), sampler: online(judge: judge), batch: 4, steps: 4, save_every: 4, precision: \"bf16\")\n",
-    )
-    .unwrap();
+    );
+    let root = project.path();
     let cache = root.join("cache");
     let tandem = |args: &[&str]| Command::new(bin).args(args).current_dir(root).output().unwrap();
     let run = |numerics: &str| {
@@ -662,16 +674,7 @@ fn bf16_training_is_refused_under_portable_and_keeps_float32_weights_under_nativ
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     let plan = tandem(&["plan", "study.exp", "--json", "--numerics", "native"]);
     let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
-    let key_of = |name: &str| {
-        let hex = plan["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["names"].as_array().unwrap().iter().any(|s| s == name))
-            .map(|n| n["key"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("{name} in the plan"));
-        tandem::plan::Key::from_hex(&hex).unwrap()
-    };
+    let key_of = |name: &str| plan_key(&plan, name);
     assert_ne!(key_of("sft16"), key_of("sft32"), "bf16 must not share float32's key");
     let store = tandem::exec::store::Store::open_existing(&cache);
 
