@@ -3,7 +3,7 @@
 //! tandem's C++ files against the same libtorch: the autograd node of the
 //! `portable` profile's matrix product (src/ml/portable_mm.cpp), the switch
 //! for libtorch's deterministic mode (src/exec/deterministic.cpp) and the
-//! switches of its autocast (src/exec/autocast.cpp).
+//! switches of its autocast (src/ml/autocast.cpp).
 //!
 //! torch-sys declares `links = "tch"` and publishes the folder it linked against
 //! as `cargo:libtorch_lib=...`; cargo hands that to direct dependents as
@@ -13,7 +13,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-changed=src/ml/portable_mm.cpp");
     println!("cargo:rerun-if-changed=src/exec/deterministic.cpp");
-    println!("cargo:rerun-if-changed=src/exec/autocast.cpp");
+    println!("cargo:rerun-if-changed=src/ml/autocast.cpp");
     // matrixmultiply reads its block sizes from these at its own compile
     // time; other block sizes sum in another order, so `portable` results
     // would change bytes under the same keys.
@@ -49,7 +49,7 @@ fn main() {
         .cpp(true)
         .file("src/ml/portable_mm.cpp")
         .file("src/exec/deterministic.cpp")
-        .file("src/exec/autocast.cpp")
+        .file("src/ml/autocast.cpp")
         .include(root.join("include"))
         .include(root.join("include/torch/csrc/api/include"))
         .flag("-std=c++17")

@@ -22,7 +22,13 @@ What it checks, each a line of DIR/device_check.json and of its output:
      exported policy scores texts in transformers (on the device) as tandem
      does (within 1e-3). The study run a second time, into an empty cache,
      gives the same bytes for every model.
-  4. The wall time of each tandem command, so that a GPU's numbers sit beside
+  4. A study of tandem's own models (a world, SFT, a PM, online IPO, its
+     exact replay, offline IPO), whose attention is libtorch's fused kernel:
+     it ends, repeats its bytes, and the replay equals the online run.
+  5. With --precisions float32,bf16, studies 3 and 4 run in each precision;
+     a bf16 study trains in mixed precision, keeps every model in float32
+     and must pass the same checks.
+  6. The wall time of each tandem command, so that a GPU's numbers sit beside
      a CPU's.
 Nothing is downloaded. Exit status 0 only when every check passed.
 """
@@ -51,6 +57,19 @@ run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge),
 run replayed = online_run with {{ sampler: replay(online_run, shuffle: 0) }}
 eval against_sft = winrate(policies: [online_run], baseline: sft, judge: judge, prompts: 8, at: [4])
 """
+
+# tandem's own small transformers on a synthetic world: libtorch's fused
+# attention rather than the pretrained families' written-out one.
+OWN_STUDY = """\
+world w = summarize(seed: 1, noise: 0.5)
+dataset d = generate(w, pairs: 512, val_fraction: 0.1)
+model sft = sft(d, layers: 1, width: 32, heads: 4, steps: 30, batch: 32, lr: 1e-3{p})
+model judge = pm(d, layers: 1, width: 32, heads: 4, steps: 30, batch: 32, lr: 1e-3{p})
+run online_run = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: judge), lr: 1e-4, batch: 16, steps: 6, save_every: 6{p})
+run replayed = online_run with {{ sampler: replay(online_run, shuffle: 0) }}
+run offline_run = online_run with {{ sampler: offline(d) }}
+"""
+
 
 class Checks:
     def __init__(self, out):
@@ -136,26 +155,23 @@ def float32_weights(path):
     return all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__")
 
 
-def check_study(args, checks, tiny, family, precision):
-    import torch
-    import transformers
+def precision_args(precision):
+    """The study's training arguments for `precision`."""
+    return "" if precision == "float32" else f', precision: "{precision}"'
 
-    # Training in bf16 (mixed precision) keeps float32 weights: every check
-    # below holds as it does in float32.
-    if precision != "float32":
-        family = f"{family} {precision}"
-    root = tempfile.mkdtemp(prefix=f"tandem-{family.replace(' ', '-')}-")
-    os.mkdir(os.path.join(root, ".git"))  # the project's root, for relative paths
-    shutil.copytree(os.path.join(tiny, family.split()[0]), os.path.join(root, "model"))
-    shutil.copy(os.path.join(ROOT, "tests/data/real_text.jsonl"), os.path.join(root, "prefs.jsonl"))
-    with open(os.path.join(root, "study.exp"), "w") as f:
-        f.write(STUDY.format(p="" if precision == "float32" else f', precision: "{precision}"'))
+
+def run_study(args, checks, label, root, models, online, replay):
+    """Runs root/study.exp on the device, twice into empty caches, and
+    checks that it ends, that every model in `models` is saved in float32,
+    that the second run computes the same bytes, and that the checkpoint
+    `replay` of an exact replay equals the online run's `online`. Gives
+    (plan, cache) when the study ran."""
     cache = os.path.join(root, "cache")
     p, wall = tandem(args, ["run", "study.exp", "--cache", cache, "--results", "results"] + run_flags(args), cwd=root)
-    checks.record(f"{family}: the text study runs to the end", p.returncode == 0,
+    checks.record(f"{label}: the study runs to the end", p.returncode == 0,
                   seconds=round(wall, 2), tail=p.stderr.strip().splitlines()[-3:])
     if p.returncode != 0:
-        return
+        return None
     plan = json.loads(tandem(args, ["plan", "study.exp", "--json"], cwd=root)[0].stdout)
 
     def weights(name, cache=cache):
@@ -165,12 +181,13 @@ def check_study(args, checks, tiny, family, precision):
         with open(weights(name, cache), "rb") as f:
             return hashlib.blake2b(f.read()).hexdigest()
 
-    names = ["sft", "judge", "ipo_run@10", "online_run@4"]
+    # Mixed precision keeps float32 weights: a bf16 study passes every check
+    # a float32 one does.
     try:
-        kept = all(float32_weights(weights(n)) for n in names)
-        checks.record(f"{family}: every model is saved in float32", kept, models=names)
+        kept = all(float32_weights(weights(n)) for n in models)
+        checks.record(f"{label}: every model is saved in float32", kept, models=models)
     except (KeyError, OSError, ValueError) as e:
-        checks.record(f"{family}: every model is saved in float32", False, error=str(e))
+        checks.record(f"{label}: every model is saved in float32", False, error=str(e))
 
     # The same study again, into an empty cache: the same bytes, or one key
     # names two results on this device.
@@ -178,19 +195,55 @@ def check_study(args, checks, tiny, family, precision):
     p, wall = tandem(args, ["run", "study.exp", "--cache", again, "--results", "results-again"] + run_flags(args),
                      cwd=root)
     try:
-        differ = [n for n in names if checkpoint(n) != checkpoint(n, again)]
-        checks.record(f"{family}: a second run computes the same bytes", p.returncode == 0 and not differ,
-                      compared=names, differ=differ, seconds=round(wall, 2))
+        differ = [n for n in models if checkpoint(n) != checkpoint(n, again)]
+        checks.record(f"{label}: a second run computes the same bytes", p.returncode == 0 and not differ,
+                      compared=models, differ=differ, seconds=round(wall, 2))
     except (KeyError, OSError) as e:
-        checks.record(f"{family}: a second run computes the same bytes", False, error=str(e))
+        checks.record(f"{label}: a second run computes the same bytes", False, error=str(e))
 
     try:
-        same = checkpoint("online_run@4") == checkpoint("replayed@4")
-        moved = checkpoint("online_run@4") != checkpoint("sft")
-        checks.record(f"{family}: the exact replay's checkpoint equals the online run's", same and moved,
+        same = checkpoint(online) == checkpoint(replay)
+        moved = checkpoint(online) != checkpoint("sft")
+        checks.record(f"{label}: the exact replay's checkpoint equals the online run's", same and moved,
                       replay_equal=same, online_moved_from_sft=moved)
     except (KeyError, OSError) as e:
-        checks.record(f"{family}: the exact replay's checkpoint equals the online run's", False, error=str(e))
+        checks.record(f"{label}: the exact replay's checkpoint equals the online run's", False, error=str(e))
+    return plan, cache
+
+
+def new_project(label):
+    root = tempfile.mkdtemp(prefix=f"tandem-{label.replace(' ', '-')}-")
+    os.mkdir(os.path.join(root, ".git"))  # the project's root, for relative paths
+    return root
+
+
+def check_own_study(args, checks, precision):
+    """tandem's own trunk (libtorch's fused attention, not the pretrained
+    families' written-out one) on the device."""
+    label = "own models" + ("" if precision == "float32" else f" {precision}")
+    root = new_project(label)
+    with open(os.path.join(root, "study.exp"), "w") as f:
+        f.write(OWN_STUDY.format(p=precision_args(precision)))
+    run_study(args, checks, label, root, ["sft", "judge", "online_run@6", "offline_run@6"], "online_run@6",
+              "replayed@6")
+
+
+def check_study(args, checks, tiny, family, precision):
+    import torch
+    import transformers
+
+    if precision != "float32":
+        family = f"{family} {precision}"
+    root = new_project(family)
+    shutil.copytree(os.path.join(tiny, family.split()[0]), os.path.join(root, "model"))
+    shutil.copy(os.path.join(ROOT, "tests/data/real_text.jsonl"), os.path.join(root, "prefs.jsonl"))
+    with open(os.path.join(root, "study.exp"), "w") as f:
+        f.write(STUDY.format(p=precision_args(precision)))
+    ran = run_study(args, checks, f"{family} text", root, ["sft", "judge", "ipo_run@10", "online_run@4"],
+                    "online_run@4", "replayed@4")
+    if ran is None:
+        return
+    plan, cache = ran
 
     exported = os.path.join(root, "exported")
     p, _ = tandem(args, ["export", node_key(plan, "ipo_run@10"), exported, "--cache", cache])
@@ -268,6 +321,8 @@ def main():
         for precision in args.precisions.split(","):
             for family in args.families.split(","):
                 check_study(args, checks, tiny, family, precision)
+    for precision in args.precisions.split(","):
+        check_own_study(args, checks, precision)
 
     for exp in args.time_study:
         time_study(args, checks, exp)

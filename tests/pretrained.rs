@@ -621,9 +621,10 @@ fn the_device_check_script_passes_on_the_cpu() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("device_check.json")).unwrap()).unwrap();
     let checks = report["checks"].as_array().unwrap();
-    // env, the tiny models, 3 × (log p, greedy), 2 × 2 × (study, float32
-    // weights, again, replay, export).
-    assert_eq!(checks.len(), 1 + 1 + 6 + 20, "{text}");
+    // env, the tiny models, 3 × (log p, greedy), 2 families × 2 precisions ×
+    // (study, float32 weights, again, replay, export), and tandem's own
+    // models in 2 precisions × (study, float32 weights, again, replay).
+    assert_eq!(checks.len(), 1 + 1 + 6 + 20 + 8, "{text}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{text}");
 }
 

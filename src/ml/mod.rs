@@ -1,6 +1,7 @@
 //! The models and algorithms, on libtorch (tch).
 //!
 //! `tokens` (special tokens, padding) · `rng` (counter-based seeded streams)
+//! · `autocast` (mixed precision: bf16 products, float32 weights and outputs)
 //! · `matmul` (linear layers and attention; the `portable` profile's own
 //! matrix product) · `transformer` (the shared trunk, KV cache, deterministic init) ·
 //! `past` (keys and values read so far, for either trunk) · `policy`
@@ -10,6 +11,7 @@
 //! orders) · `train` (one step of SFT, PM and preference training) · `eval`
 //! (KL, win rate, classifier accuracy, winner log-prob, with uncertainty).
 pub mod adam;
+pub mod autocast;
 pub mod data;
 pub mod eval;
 pub mod hf;

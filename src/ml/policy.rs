@@ -15,6 +15,7 @@
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use crate::ml::autocast;
 use crate::ml::hf::Pretrained;
 use crate::ml::matmul::{linear_layer, Linear};
 use crate::ml::past::{self, Past};
@@ -120,6 +121,10 @@ impl Policy {
     }
 
     fn logits(&self, hidden: &Tensor) -> Tensor {
+        // The output layer in float32 under mixed precision too (ml::autocast
+        // says why); a no-op in float32.
+        let _float32 = autocast::float32(hidden.device());
+        let hidden = &hidden.to_kind(Kind::Float);
         let raw = match &self.body {
             Body::Own { head, .. } => head.forward(hidden),
             Body::Pretrained(p) => {

@@ -31,6 +31,7 @@ use rand::Rng;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use crate::ml::autocast;
 use crate::ml::hf::Pretrained;
 use crate::ml::matmul::{linear_layer, Linear};
 use crate::ml::past::{self, Past};
@@ -356,6 +357,10 @@ impl PreferenceModel {
     /// The pooled head on the response's hidden states [B, Lr, D] (`ymask`
     /// its real tokens) and the last real token's [B, D]: the score [B].
     fn pooled_head(fc: &Linear, out: &Linear, resp: &Tensor, ymask: &Tensor, last: Tensor) -> Tensor {
+        // The score head in float32 under mixed precision too: scores
+        // rounded to bf16 would tie where they do not (ml::autocast).
+        let _float32 = autocast::float32(resp.device());
+        let (resp, last) = (&resp.to_kind(Kind::Float), last.to_kind(Kind::Float));
         // The response's real tokens (EOS included), averaged; an empty
         // response cannot occur (EOS is always there) but would give zeros.
         let resp_mask = ymask.to_kind(Kind::Float).unsqueeze(2); // [B, Lr, 1]
@@ -375,7 +380,8 @@ impl PreferenceModel {
                 let seq = Tensor::cat(&[prompts, &sep, y1, &sep, y2], 1);
                 let mask = tokens::mask(&seq);
                 let hidden = self.own_trunk().forward(&seq, &mask);
-                head.forward(&last_real(&hidden, &mask)).squeeze_dim(1)
+                let _float32 = autocast::float32(hidden.device());
+                head.forward(&last_real(&hidden, &mask).to_kind(Kind::Float)).squeeze_dim(1)
             }
             Head::Pooled { .. } => {
                 // Both responses continue one pass over the prompts.

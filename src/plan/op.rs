@@ -102,7 +102,8 @@ impl Numerics {
 /// - `Bf16`: mixed precision. Parameters, gradients and Adam's moments stay
 ///   float32 (the master copy); libtorch's autocast runs matrix products and
 ///   attention in bfloat16 (inputs rounded to 8 significant bits, sums kept
-///   in float32), and every other operation in float32. Everything the node
+///   in float32); layer norms, softmaxes and the output layers (a policy's
+///   logits, a PM's score head) run in float32 (ml::autocast). Everything the node
 ///   computes runs so: its own model's passes, and the reference's and the
 ///   judge's passes inside an online run. Evaluations are float32 whatever
 ///   their target was trained in.

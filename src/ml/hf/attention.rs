@@ -65,8 +65,9 @@ pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, allowed: &Tensor) -> Tensor {
         (k.shallow_clone(), v.shallow_clone())
     };
     // Scores are masked and normalised in float32 even when the product ran
-    // in bf16 (autocast): float32's lowest value rounds to −∞ in bf16, and a
-    // row of −∞ would turn the padding rows' uniform average into NaN.
+    // in bf16 (autocast): float32's lowest value, the mask's fill, is beyond
+    // bf16's range (libtorch refuses to fill a bf16 tensor with it), and −∞
+    // instead would turn the padding rows' uniform average into NaN.
     let scores = q.matmul(&k.transpose(-2, -1)).to_kind(Kind::Float) / (d as f64).sqrt();
     let scores = scores.masked_fill(&allowed.logical_not(), f64::from(f32::MIN));
     let weights = scores.softmax(-1, Kind::Float);

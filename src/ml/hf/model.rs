@@ -189,15 +189,16 @@ impl Pretrained {
         }
     }
 
-    /// The head's logits [.., vocab] of hidden states [.., D].
+    /// The head's logits [.., vocab] of hidden states [.., D], in float32
+    /// under mixed precision too (ml::autocast says why).
     pub fn logits_of(&self, hidden: &Tensor) -> Tensor {
-        hidden.matmul(&self.head.tr())
+        let _float32 = crate::ml::autocast::float32(hidden.device());
+        hidden.to_kind(Kind::Float).matmul(&self.head.tr())
     }
 
     /// Logits [B, T, vocab] of `ids` [B, T] (1 in `key_mask` for real tokens).
     pub fn logits(&self, ids: &Tensor, key_mask: &Tensor) -> Tensor {
-        let h = self.hidden(ids, &Self::positions(key_mask), key_mask, None);
-        h.matmul(&self.head.tr())
+        self.logits_of(&self.hidden(ids, &Self::positions(key_mask), key_mask, None))
     }
 
     /// log p(ids[t+1] | ids[..=t]) for every t: [B, T−1].
@@ -234,7 +235,7 @@ impl Pretrained {
         let mut out: Vec<Vec<i64>> = vec![vec![]; prompts.len()];
         let mut done = vec![false; prompts.len()];
         for _ in 0..new {
-            let logits = h.narrow(1, h.size()[1] - 1, 1).squeeze_dim(1).matmul(&self.head.tr());
+            let logits = self.logits_of(&h.narrow(1, h.size()[1] - 1, 1).squeeze_dim(1));
             let cum = (logits / temperature).softmax(-1, Kind::Float).cumsum(-1, Kind::Float);
             let u: Vec<f32> = (0..b).map(|_| rng.gen_range(f32::MIN_POSITIVE..1.0)).collect();
             let u = Tensor::from_slice(&u).to_device(device).unsqueeze(1) * cum.narrow(1, self.config.vocab - 1, 1);
@@ -269,7 +270,7 @@ impl Pretrained {
         let mut h = self.hidden(&ids, &Self::positions(&mask), &mask, Some(&mut cache));
         let mut out = Vec::with_capacity(new);
         for _ in 0..new {
-            let last = h.narrow(1, h.size()[1] - 1, 1).matmul(&self.head.tr());
+            let last = self.logits_of(&h.narrow(1, h.size()[1] - 1, 1));
             let next = last.argmax(-1, false); // [1, 1]
             out.push(next.int64_value(&[0, 0]));
             let position = Tensor::from_slice(&[cache.len()]).to_device(device).unsqueeze(0);

@@ -3,14 +3,16 @@
 //
 // Autocast is what mixed precision means here: the parameters stay float32,
 // and each operation on autocast's lists rounds its float32 inputs to the
-// lower format first (matrix products and attention), or computes in
-// float32 whatever its inputs. Its switches are per thread: a node's
-// computation sets them on the thread that runs it.
+// lower format first (matrix products, attention) or computes in float32
+// whatever its inputs. Its three switches (on, the format, its weight-cast
+// cache) are per thread: a node's computation sets them on the thread that
+// runs it. The cache itself is one for the whole process; tandem never fills
+// it (every bf16 guard turns caching off), so nothing here clears it.
 #include <ATen/autocast_mode.h>
 
 extern "C" {
 
-// The state the switches are in, to be given back to `tandem_autocast_set`.
+// The state of the switches, to be given back to `tandem_autocast_set`.
 struct tandem_autocast_state {
   bool enabled;
   int dtype;  // a c10::ScalarType
@@ -28,8 +30,6 @@ void tandem_autocast_set(bool cuda, tandem_autocast_state state) {
   at::autocast::set_autocast_dtype(device, static_cast<at::ScalarType>(state.dtype));
   at::autocast::set_autocast_enabled(device, state.enabled);
   at::autocast::set_autocast_cache_enabled(state.cache);
-  // Casts cached while the cache was on are of weights that may have changed since.
-  at::autocast::clear_cache();
 }
 
 // bfloat16's ScalarType, for the Rust side.
