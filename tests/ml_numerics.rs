@@ -190,6 +190,41 @@ fn pooled_pm_is_a_difference_of_scores_and_its_loss_is_eq5() {
     assert!((loss - by_hand).abs() < 1e-6, "{loss} vs {by_hand}");
 }
 
+/// Under mixed precision the trunks compute in bf16 but the output layers in
+/// float32: a policy's log-probs come out float32 (and differ from float32's,
+/// so bf16 did run), and a pooled PM's logits stay an exact difference of
+/// float32 scores, which scores rounded to bf16's 8 bits would not be.
+#[test]
+fn under_bf16_the_output_layers_stay_float32() {
+    use tandem::ml::autocast;
+    tch::set_num_threads(1);
+    let policy = Policy::new(spec(16, 8), Device::Cpu, 3);
+    let p = prompts();
+    let (y, _) = policy.sample_with_logprobs(&p, 1.0, &mut stream(1, "t", 0));
+    let (float32, _) = tch::no_grad(|| policy.token_logprobs(&p, &y));
+    let (mixed, _) = {
+        let _bf16 = autocast::bf16(Device::Cpu);
+        tch::no_grad(|| policy.token_logprobs(&p, &y))
+    };
+    assert_eq!(mixed.kind(), Kind::Float);
+    let gap = max_abs(&mixed, &float32);
+    assert!(gap > 0.0 && gap < 0.1, "bf16 against float32 log-probs: {gap}");
+
+    let pm = PreferenceModel::new(
+        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
+        PmHead::Pooled,
+        Device::Cpu,
+        5,
+    );
+    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
+    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
+    let y3 = tandem::ml::tokens::right_pad(&[vec![9, 9, EOS], vec![EOS], vec![10, 4, EOS], vec![11, 12, 13, EOS]], 4);
+    let _bf16 = autocast::bf16(Device::Cpu);
+    let z = |a: &Tensor, b: &Tensor| tch::no_grad(|| pm.logit(&p, a, b));
+    assert_eq!(z(&y1, &y2).kind(), Kind::Float);
+    assert!(max_abs(&z(&y1, &y3), &(z(&y1, &y2) + z(&y2, &y3))) < 1e-6);
+}
+
 #[test]
 fn classifier_formula_matches_its_definition() {
     let s = spec(16, 6);
