@@ -183,6 +183,12 @@ def main():
             ratio = nokv["ms_per_step_median"] / kv["ms_per_step_median"]
             tps = kv["tokens_per_call"] / (kv["ms_per_step_median"] / 1e3)
             target(f"KV-cache sampling speed-up, 16 tokens ({t} thr)", ratio, ">= 5", ratio >= 5, f"{tps:.0f} tokens/s with the cache")
+        # Mixed precision against float32, alternating in one process: the
+        # ratio depends on the host (AVX-512 BF16 or emulation; a GPU).
+        for size in ("2x64", "4x256"):
+            f32, b16 = get(f"ipo_step_{size}_float32", "tandem", t), get(f"ipo_step_{size}_bf16", "tandem", t)
+            if f32 and b16:
+                target(f"IPO step {size}: bf16 / float32 ({t} thr)", b16["ms_per_step_median"] / f32["ms_per_step_median"], "report", True, "precision: \"bf16\" on this CPU")
     c, p = get("check_10k_sweep", "tandem"), get("plan_10k_sweep", "tandem")
     if c and p:
         # `plan` checks the file first, so its time includes check's.

@@ -683,6 +683,38 @@ fn portable_product(o: &Opts) {
     set_portable_product(true);
 }
 
+/// The W step in float32 against the same step under mixed precision
+/// (`precision: "bf16"`: ml::autocast), alternating step by step, at W's size
+/// and at a wider one (4 × 256) where the matrix products dominate. Each
+/// variant trains its own copy of the same initial policy.
+fn precision(o: &Opts) {
+    use tandem::ml::autocast;
+    for (layers, width) in [(2, 64), (4, 256)] {
+        let s = PolicySpec { layers, width, ..spec(RESPONSE) };
+        let reference = Policy::new(s, Device::Cpu, 1);
+        let policies = [Policy::new(s, Device::Cpu, 1), Policy::new(s, Device::Cpu, 1)];
+        let mut adams = policies.each_ref().map(|p| Adam::new(p.vs(), 1e-4, 0, 0.0));
+        let batches: Vec<Pairs> = (0..8).map(|i| random_pairs(PAIRS, i)).collect();
+        let fewer = Opts { steps: if width > 64 { o.steps.min(50) } else { o.steps }, only: None, ..*o };
+        let extra = serde_json::json!({"layers": layers, "width": width, "params": params(policies[0].vs())});
+        let names = (format!("ipo_step_{layers}x{width}_float32"), format!("ipo_step_{layers}x{width}_bf16"));
+        measure_pair((&names.0, &names.1), &fewer, extra, |i, which| {
+            let _precision = if which == 0 { autocast::float32(Device::Cpu) } else { autocast::bf16(Device::Cpu) };
+            let batch = &batches[i % batches.len()];
+            let loss = Loss::Ipo { beta: 0.1 };
+            train::preference_step(
+                &policies[which],
+                train::Reference::Policy(&reference),
+                loss,
+                false,
+                &mut adams[which],
+                batch,
+            )
+            .expect("a step");
+        });
+    }
+}
+
 fn matmul(o: &Opts) {
     // The machine's float32 matmul rate through libtorch, for the floors.
     let n = 1024;
@@ -701,7 +733,7 @@ fn main() {
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 13] = [
+    let all: [Bench; 14] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -715,6 +747,7 @@ fn main() {
         ("pm_prefix", pm_prefix),
         ("sft", sft_phases),
         ("portable_product", portable_product),
+        ("precision", precision),
     ];
     for (name, f) in all {
         if o.only.as_deref().is_none_or(|x| x == name) {
