@@ -17,6 +17,26 @@ fn prompts() -> Tensor {
     left_pad(&[vec![BOS, 5, 6, 7], vec![BOS, 8], vec![BOS, 9, 9, 4, 5], vec![BOS]], 5)
 }
 
+/// A one-layer pooled PM over [`prompts`] and responses of up to 4 tokens.
+fn small_pooled_pm() -> PreferenceModel {
+    PreferenceModel::new(
+        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
+        PmHead::Pooled,
+        Device::Cpu,
+        5,
+    )
+}
+
+/// Three batches of responses to [`prompts`], EOS-terminated, padded to 4.
+fn three_responses() -> [Tensor; 3] {
+    let pad = |rows: &[Vec<i64>]| tandem::ml::tokens::right_pad(rows, 4);
+    [
+        pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]]),
+        pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]]),
+        pad(&[vec![9, 9, EOS], vec![EOS], vec![10, 4, EOS], vec![11, 12, 13, EOS]]),
+    ]
+}
+
 fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
@@ -168,16 +188,9 @@ fn debiased_decisions(head: PmHead) {
 fn pooled_pm_is_a_difference_of_scores_and_its_loss_is_eq5() {
     // z(x, y1, y2) = s(y1) − s(y2): z(y1, y3) = z(y1, y2) + z(y2, y3), and
     // eq. (5) over both orders reduces to softplus(−z) for an antisymmetric z.
-    let pm = PreferenceModel::new(
-        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
-        PmHead::Pooled,
-        Device::Cpu,
-        5,
-    );
+    let pm = small_pooled_pm();
     let p = prompts();
-    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
-    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
-    let y3 = tandem::ml::tokens::right_pad(&[vec![9, 9, EOS], vec![EOS], vec![10, 4, EOS], vec![11, 12, 13, EOS]], 4);
+    let [y1, y2, y3] = three_responses();
     let z = |a: &Tensor, b: &Tensor| tch::no_grad(|| pm.logit(&p, a, b));
     assert!(max_abs(&z(&y1, &y3), &(z(&y1, &y2) + z(&y2, &y3))) < 1e-5);
     let loss = tch::no_grad(|| pm.loss(&p, &y1, &y2)).double_value(&[]);
@@ -210,15 +223,8 @@ fn under_bf16_the_output_layers_stay_float32() {
     let gap = max_abs(&mixed, &float32);
     assert!(gap > 0.0 && gap < 0.1, "bf16 against float32 log-probs: {gap}");
 
-    let pm = PreferenceModel::new(
-        PmSpec { vocab: 16, layers: 1, width: 16, heads: 2, prompt_len: 5, response_len: 4 },
-        PmHead::Pooled,
-        Device::Cpu,
-        5,
-    );
-    let y1 = tandem::ml::tokens::right_pad(&[vec![4, 5, EOS], vec![6, EOS], vec![7, 7, 7, EOS], vec![EOS]], 4);
-    let y2 = tandem::ml::tokens::right_pad(&[vec![5, EOS], vec![6, 8, EOS], vec![EOS], vec![9, EOS]], 4);
-    let y3 = tandem::ml::tokens::right_pad(&[vec![9, 9, EOS], vec![EOS], vec![10, 4, EOS], vec![11, 12, 13, EOS]], 4);
+    let pm = small_pooled_pm();
+    let [y1, y2, y3] = three_responses();
     let _bf16 = autocast::bf16(Device::Cpu);
     let z = |a: &Tensor, b: &Tensor| tch::no_grad(|| pm.logit(&p, a, b));
     assert_eq!(z(&y1, &y2).kind(), Kind::Float);
