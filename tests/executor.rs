@@ -147,6 +147,34 @@ dataset d = generate(w, pairs: 400)
 model judge = pm(d, layers: 2, width: 32, heads: 2, steps: 400, batch: 32, lr: 1e-3)
 "#;
 
+/// A sitting killed between a node's commit and the removal of its saved
+/// state leaves that state behind; the next run removes it (the node is
+/// done, nothing will resume from it) and computes nothing.
+#[test]
+fn saved_state_left_behind_by_a_finished_node_goes_at_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pm.exp");
+    std::fs::write(&file, PM_STUDY).unwrap();
+    let cache = dir.path().join("cache");
+    run_to_end(&file, &cache);
+    let before = artifacts(&file, &cache);
+    let checked = tandem::check::check_file(&file, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let judge = plan.node(&plan.names()["judge"]).unwrap();
+    let store = tandem::exec::Store::open_existing(&cache);
+    // What the killed sitting left: a snapshot of the finished node.
+    let mut resume = tandem::exec::resume::Resume::open(&store, &judge.key, None);
+    resume.save(judge, 200, 1.0, |st| st.write("state.bin", b"left behind").map_err(Into::into)).unwrap();
+    let area = tandem::exec::resume::area(&store, &judge.key);
+    assert!(area.exists());
+    let text = run_to_end(&file, &cache);
+    assert!(!area.exists(), "the finished node's saved state is still there");
+    let computed = text.lines().find(|l| l.starts_with("computed")).and_then(|l| l.split_whitespace().nth(1));
+    assert_eq!(computed, Some("0"), "{text}");
+    assert_eq!(artifacts(&file, &cache), before);
+    verify_clean(&cache);
+}
+
 #[test]
 fn sigterm_in_the_middle_of_a_pm_training_saves_its_step_and_the_rerun_resumes_there() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use rayon::prelude::*;
 
 use crate::exec::progress::Progress;
+use crate::exec::resume;
 use crate::exec::store::Store;
 use crate::plan::op::{checkpoint_key, Op};
 use crate::plan::{Key, Node, Plan};
@@ -165,5 +166,21 @@ pub fn prepare<'p>(
     for c in &corrupt {
         progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
     }
+    if !dry_run {
+        clear_finished_nodes_saved_state(plan, store, &nodes);
+    }
     (nodes, corrupt)
+}
+
+/// A node's saved state goes right after its entry is committed; a process
+/// killed between the two leaves it behind, and nothing would ever resume
+/// from it (the node is done). It is removed here, before anything runs.
+/// Safe beside another process on the cache: a done node is computed by no
+/// one, so no one is writing its saved state.
+fn clear_finished_nodes_saved_state(plan: &Plan, store: &Store, nodes: &[&Node]) {
+    for n in nodes {
+        if resume::area(store, &n.key).exists() && is_done(store, plan, n) {
+            resume::clear_node(store, &n.key);
+        }
+    }
 }
