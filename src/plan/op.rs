@@ -103,10 +103,10 @@ impl Numerics {
 ///   float32 (the master copy); libtorch's autocast runs matrix products and
 ///   attention in bfloat16 (inputs rounded to 8 significant bits, sums kept
 ///   in float32); layer norms, softmaxes and the output layers (a policy's
-///   logits, a PM's score head) run in float32 (ml::autocast). Everything the node
-///   computes runs so: its own model's passes, and the reference's and the
-///   judge's passes inside an online run. Evaluations are float32 whatever
-///   their target was trained in.
+///   logits, a PM's score head) run in float32 (ml::autocast). Everything
+///   the node computes runs so: its own model's passes, and the reference's
+///   and the judge's passes inside an online run. Evaluations are float32
+///   whatever their target was trained in.
 ///
 /// bf16 kernels differ between instruction sets (AVX-512 BF16 against
 /// AVX2's emulation) and libtorch versions, so the `portable` profile
