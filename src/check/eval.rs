@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::check::derive::unknown_arg;
 use crate::check::expand::{Choice, Expander};
 use crate::check::names::Entry;
-use crate::check::program::{is_saved_step, InstanceId, Value};
+use crate::check::program::{InstanceId, SaveSchedule, Value};
 use crate::check::schema::{ctor, CtorKind, Default, Entity, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::source::Span;
@@ -459,8 +459,8 @@ impl<'a> Expander<'a> {
             return None;
         }
         let i = &self.instances[inst];
-        let (steps, every) = (i.int("steps").unwrap_or(0), i.int("save_every").unwrap_or(1));
-        if !is_saved_step(step, steps, every) {
+        let schedule = SaveSchedule::of(i);
+        if !schedule.saves(step) {
             self.problems.push(
                 Problem::new(
                     Code::BadCheckpoint,
@@ -469,7 +469,7 @@ impl<'a> Expander<'a> {
                 )
                 .label("not a saved step")
                 .related(self.decls[decl].name_span, "the run")
-                .help(format!("it saves at 0, every {every} steps, and at its last step {steps}")),
+                .help(format!("it saves at {}", schedule.describe())),
             );
             return None;
         }

@@ -139,16 +139,59 @@ impl Program {
         &self.decls[self.instances[inst].decl]
     }
 
-    /// Steps a run instance saves a checkpoint at: 0, every `save_every`, and its last step.
-    pub fn saved_steps(&self, run: InstanceId) -> Option<(i64, i64)> {
-        let i = &self.instances[run];
-        Some((i.int("steps")?, i.int("save_every")?))
-    }
 }
 
-/// Is `step` one the run saves? (0, multiples of save_every up to steps, and steps.)
-pub fn is_saved_step(step: i64, steps: i64, save_every: i64) -> bool {
-    step == 0 || step == steps || (step > 0 && step <= steps && save_every > 0 && step % save_every == 0)
+/// The steps a run saves a checkpoint at: 0, every `save_every`, each step
+/// of `save_at` (early checkpoints, e.g. log-spaced: evidence at small KL),
+/// and its last step. None of it enters the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveSchedule {
+    pub steps: i64,
+    pub every: i64,
+    /// Sorted, unique, within 1..=steps.
+    pub at: Vec<i64>,
+}
+
+impl SaveSchedule {
+    /// A run instance's schedule (defaults filled in by the checker).
+    pub fn of(run: &Instance) -> SaveSchedule {
+        let steps = run.int("steps").unwrap_or(0);
+        let mut at: Vec<i64> = match run.args.get("save_at") {
+            Some(Value::List(items)) => items
+                .iter()
+                .filter_map(|v| if let Value::Int(s) = v { Some(*s) } else { None })
+                .filter(|s| *s > 0 && *s <= steps)
+                .collect(),
+            _ => vec![],
+        };
+        at.sort_unstable();
+        at.dedup();
+        SaveSchedule { steps, every: run.int("save_every").unwrap_or(1), at }
+    }
+
+    /// Is `step` one the run saves?
+    pub fn saves(&self, step: i64) -> bool {
+        step == 0
+            || step == self.steps
+            || (step > 0 && step <= self.steps && self.every > 0 && step % self.every == 0)
+            || self.at.binary_search(&step).is_ok()
+    }
+
+    /// "0, every 50 steps, and at its last step 300" (with `save_at`: "0, 5, 10, every 50 steps, …").
+    pub fn describe(&self) -> String {
+        let at: String = self.at.iter().map(|s| format!("{s}, ")).collect();
+        format!("0, {at}every {} steps, and at its last step {}", self.every, self.steps)
+    }
+
+    /// Every saved step, in order.
+    pub fn saved(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = (0..=self.steps.max(0)).step_by(self.every.max(1) as usize).collect();
+        v.extend(self.at.iter().copied());
+        v.push(self.steps.max(0));
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
 }
 
 /// Short display of a value as it appears in labels and diffs.

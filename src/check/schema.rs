@@ -247,6 +247,13 @@ const EXPECT: Param = p_nokey(
     "series in the order the paper ranks them (best first); the report checks each neighbouring pair",
 );
 
+const MARGIN: Param = p_nokey(
+    "margin",
+    POSITIVE,
+    Default::Optional,
+    "equivalence margin: each claim is also tested for \"level within ±margin\" (two one-sided tests), fixed before running",
+);
+
 const SERIES: Param = p_nokey(
     "series",
     Ty::Str { choices: &["declaration", "member"] },
@@ -405,6 +412,12 @@ pub static CTORS: &[Ctor] = &[
             PRECISION,
             p_nokey("steps", STEPS, Default::Int(1000), "optimizer steps (not in the key: longer runs resume shorter ones)"),
             p_nokey("save_every", COUNT, Default::Int(100), "checkpoint interval (not in the key)"),
+            p_nokey(
+                "save_at",
+                Ty::List(&STEPS),
+                Default::Optional,
+                "further steps to save, e.g. early log-spaced ones [5, 10, 20] so that every method has trained checkpoints at small KL (not in the key)",
+            ),
         ],
         doc: "preference optimisation of a policy: a loss and a sampler",
     },
@@ -548,6 +561,7 @@ pub static CTORS: &[Ctor] = &[
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
             CLAIM,
             EXPECT,
+            MARGIN,
             SERIES,
         ],
         doc: "KL against performance, one series per method, intervals as bands (Fig. 1)",
@@ -583,6 +597,7 @@ pub static CTORS: &[Ctor] = &[
             p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
             CLAIM,
             EXPECT,
+            MARGIN,
             p_nokey(
                 "gaps_narrower_than",
                 Ty::Ref(&[Entity::Figure]),

@@ -1,7 +1,7 @@
 //! Checks that involve more than one argument of an instance, run once the
 //! instance's arguments are typed.
 
-use crate::check::program::{display_value, is_saved_step, DeclInfo, Instance, InstanceId, Value};
+use crate::check::program::{display_value, DeclInfo, Instance, InstanceId, SaveSchedule, Value};
 use crate::diagnostic::{Code, Problem};
 use crate::source::Span;
 
@@ -45,10 +45,10 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                 if x.decls[r.decl].kind != crate::syntax::ast::DeclKind::Run {
                     continue;
                 }
-                let (steps, every) = (r.int("steps").unwrap_or(0), r.int("save_every").unwrap_or(1));
+                let schedule = SaveSchedule::of(r);
                 for s in at {
                     if let Value::Int(s) = s {
-                        if !is_saved_step(*s, steps, every) {
+                        if !schedule.saves(*s) {
                             x.problems.push(
                                 Problem::new(
                                     Code::BadCheckpoint,
@@ -61,7 +61,7 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                                 )
                                 .label("evaluation needs a saved checkpoint")
                                 .related(x.decls[r.decl].name_span, "the run")
-                                .help(format!("`{}` saves at 0, every {every} steps, and at {steps}", r.label)),
+                                .help(format!("`{}` saves at {}", r.label, schedule.describe())),
                             );
                             ok = false;
                         }

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::check::program::{is_saved_step, Instance, InstanceName, Program, Value};
+use crate::check::program::{Instance, InstanceName, Program, SaveSchedule, Value};
 use crate::diagnostic::{Code, Diagnostic, Problem};
 use crate::plan::key::Key;
 use crate::plan::name::NodeName;
@@ -28,7 +28,7 @@ pub use crate::plan::op::checkpoint_key;
 #[derive(Debug, Clone)]
 enum Output {
     Node(Key),
-    Run { train: Key, last: Key, init: Key, reference: Key, steps: i64, save_every: i64 },
+    Run { train: Key, last: Key, init: Key, reference: Key, schedule: SaveSchedule },
     Eval(Vec<Key>),
 }
 
@@ -93,6 +93,14 @@ impl<'a> Args<'a> {
     fn opt_string(&self, name: &str) -> Option<String> {
         match self.args.get(name) {
             Some(Value::Str(t)) if !t.is_empty() => Some(t.clone()),
+            _ => None,
+        }
+    }
+    /// An optional number; absent is none.
+    fn opt_float(&self, name: &str) -> Option<f64> {
+        match self.args.get(name) {
+            Some(Value::Float(f)) => Some(*f),
+            Some(Value::Int(i)) => Some(*i as f64),
             _ => None,
         }
     }
@@ -520,7 +528,7 @@ impl<'p> Lowerer<'p> {
             self.pool.insert(train, pool);
         }
         let last = self.checkpoint(train, init, steps, &inst.name)?;
-        Ok(Output::Run { train, last, init, reference, steps, save_every })
+        Ok(Output::Run { train, last, init, reference, schedule: SaveSchedule::of(inst) })
     }
 
     fn lower_eval(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
@@ -654,9 +662,10 @@ impl<'p> Lowerer<'p> {
                 Some(Value::Instance(f)) => Some(self.program.instances[*f].name.clone()),
                 _ => None,
             },
+            margin: a.opt_float("margin"),
         };
         Ok(Output::Node(
-            self.add(Op::Figure(FigureSpec { shape, title, show }), vec![NodeName::Decl(inst.name.clone())])?,
+            self.add(Op::Figure(FigureSpec { shape, title, show, views: vec![] }), vec![NodeName::Decl(inst.name.clone())])?,
         ))
     }
 
@@ -754,16 +763,10 @@ impl<'p> Lowerer<'p> {
             Value::Instance(i) => {
                 let name = self.program.instances[*i].name.clone();
                 match self.out[*i].clone() {
-                    Some(Output::Run { train, init, reference, steps, save_every, .. }) => {
+                    Some(Output::Run { train, init, reference, schedule, .. }) => {
                         let chosen: Vec<i64> = match at {
-                            Some(a) => a.iter().copied().filter(|s| is_saved_step(*s, steps, save_every)).collect(),
-                            None => {
-                                let mut v: Vec<i64> = (0..=steps).step_by(save_every.max(1) as usize).collect();
-                                if v.last() != Some(&steps) {
-                                    v.push(steps);
-                                }
-                                v
-                            }
+                            Some(a) => a.iter().copied().filter(|s| schedule.saves(*s)).collect(),
+                            None => schedule.saved(),
                         };
                         let mut out = Vec::with_capacity(chosen.len());
                         for s in chosen {

@@ -60,12 +60,17 @@ impl Plan {
         let key = node.key;
         if let Some(ix) = self.by_key.get(&key) {
             let existing = &mut self.graph[*ix];
+            let mut named = false;
             for n in node.names {
                 if !existing.names.contains(&n) {
                     existing.names.push(n);
+                    named = true;
                 }
             }
-            existing.op.merge(node.op);
+            // A figure's words go with its name: one view per further name.
+            if named || !matches!(node.op, crate::plan::Op::Figure(_)) {
+                existing.op.merge(node.op);
+            }
             return key;
         }
         let inputs = node.inputs.clone();

@@ -477,6 +477,12 @@ pub struct FigureSpec {
     pub shape: FigureShape,
     pub title: String,
     pub show: Presentation,
+    /// The titles and presentations of further declarations lowered to this
+    /// node (same data, other words: another claim, `expect:` or
+    /// `normalize:`), in the order of the node's further names. The report
+    /// draws and tests each; none enters the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<(String, Presentation)>,
 }
 
 /// What a figure plots; the evaluation nodes of each axis.
@@ -525,6 +531,10 @@ pub struct Presentation {
     /// to be narrower than (`gaps_narrower_than`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub narrower_than: Option<InstanceName>,
+    /// `margin:`: claims within ±margin of each other are tested for
+    /// equivalence ("level").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 /// Key fields are written through this, so each literal field name appears
@@ -929,11 +939,16 @@ impl Op {
     /// Another declaration lowered to the same node: a run goes as far and
     /// saves as much as any of them asks; other facts keep the first value.
     pub fn merge(&mut self, other: Op) {
-        if let (Op::Train(a), Op::Train(b)) = (self, other) {
-            a.length.steps = a.length.steps.max(b.length.steps);
-            for s in b.length.checkpoints {
-                a.length.require(s);
+        match (self, other) {
+            (Op::Train(a), Op::Train(b)) => {
+                a.length.steps = a.length.steps.max(b.length.steps);
+                for s in b.length.checkpoints {
+                    a.length.require(s);
+                }
             }
+            // Each declaration keeps its own words (the report shows each).
+            (Op::Figure(a), Op::Figure(b)) => a.views.push((b.title, b.show)),
+            _ => {}
         }
     }
 

@@ -19,7 +19,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::check::program::InstanceName;
-use crate::plan::op::{FigureShape, FigureSpec, SeriesBy};
+use crate::plan::op::{FigureShape, FigureSpec, Presentation, SeriesBy};
 use crate::plan::{Key, Node, Op};
 use crate::report::results::EvalRow;
 
@@ -93,6 +93,10 @@ pub struct Figure {
     /// The figure (by name) whose `expect:` gaps this one's are claimed to
     /// be narrower than.
     pub narrower_than: Option<String>,
+    /// The sweep axes and values of this member (empty when not swept).
+    pub axes: Vec<(String, String)>,
+    /// `margin:`: the equivalence margin of its claims.
+    pub margin: Option<f64>,
 }
 
 /// The rows of the given evaluation nodes; an evaluation that reports several
@@ -121,18 +125,39 @@ fn metric_label(rows: &[&EvalRow]) -> String {
         .unwrap_or_default()
 }
 
-/// Gathers a figure's data from the evaluation table. A series is a
-/// target's declaration (a sweep pooled), or its sweep member with
-/// `series: "member"`.
-pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
-    let name = node.names.first().map(|n| n.to_string()).unwrap_or_else(|| node.key.short());
-    let (decl, member) = match node.names.first() {
-        Some(crate::plan::NodeName::Decl(i)) => {
-            (i.decl.clone(), i.member.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
-        }
-        _ => (name.clone(), String::new()),
+/// Every figure a figure node stands for: one per declaration lowered to
+/// it (declarations that plot the same evaluations share one node, but
+/// each keeps its own title, claim, `expect:` and `normalize:`).
+pub fn figures_of(node: &Node, rows: &[EvalRow]) -> Vec<Figure> {
+    let Op::Figure(spec) = &node.op else { return vec![] };
+    let mut out = vec![figure_data(node, node.names.first(), &spec.title, &spec.show, rows)];
+    for (i, (title, show)) in spec.views.iter().enumerate() {
+        out.push(figure_data(node, node.names.get(i + 1), title, show, rows));
+    }
+    out
+}
+
+/// Gathers a figure's data from the evaluation table: the figure declared
+/// as `name` with its own title and presentation. A series is a target's
+/// declaration (a sweep pooled), or its sweep member with `series: "member"`.
+pub fn figure_data(
+    node: &Node,
+    name: Option<&crate::plan::NodeName>,
+    title: &str,
+    show: &Presentation,
+    rows: &[EvalRow],
+) -> Figure {
+    let label = name.map(|n| n.to_string()).unwrap_or_else(|| node.key.short());
+    let (decl, member, axes) = match name {
+        Some(crate::plan::NodeName::Decl(i)) => (
+            i.decl.clone(),
+            i.member.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+            i.member.clone(),
+        ),
+        _ => (label.clone(), String::new(), vec![]),
     };
-    let Op::Figure(FigureSpec { shape, title, show }) = &node.op else {
+    let name = label;
+    let Op::Figure(FigureSpec { shape, .. }) = &node.op else {
         return Figure {
             name: name.clone(),
             decl,
@@ -147,9 +172,11 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
             expect: vec![],
             notes: vec![],
             narrower_than: None,
+            axes,
+            margin: None,
         };
     };
-    let title = if title.is_empty() { name.clone() } else { title.clone() };
+    let title = if title.is_empty() { name.clone() } else { title.to_string() };
     let kind = match shape {
         FigureShape::Tradeoff { .. } => FigureKind::Tradeoff,
         FigureShape::Curve { .. } => FigureKind::Curve,
@@ -170,6 +197,8 @@ pub fn figure_data(node: &Node, rows: &[EvalRow]) -> Figure {
         expect: show.expect.clone(),
         notes: vec![],
         narrower_than: show.narrower_than.as_ref().map(|n| n.to_string()),
+        axes,
+        margin: show.margin,
     };
     let by_member = show.series == SeriesBy::Member;
     let evals = &show.evals;
@@ -675,10 +704,15 @@ mod tests {
             normalize: normalize.map(String::from),
             evals: vec![],
             narrower_than: None,
+            margin: None,
         };
-        let op =
-            Op::Figure(FigureSpec { shape: FigureShape::Best { y: keys, quantile: 1.0 }, title: String::new(), show });
-        figure_data(&Node::new(op, vec![]), rows)
+        let op = Op::Figure(FigureSpec {
+            shape: FigureShape::Best { y: keys, quantile: 1.0 },
+            title: String::new(),
+            show,
+            views: vec![],
+        });
+        figures_of(&Node::new(op, vec![]), rows).remove(0)
     }
 
     fn point(x: f64, y: f64, se: f64) -> Point {

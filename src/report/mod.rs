@@ -5,6 +5,7 @@
 //! Figures are drawn from cached evaluations every time (they are cheap, and
 //! their legends use declared names, which never enter a key).
 pub mod document;
+pub mod estimands;
 pub mod figures;
 pub mod results;
 pub mod stats;

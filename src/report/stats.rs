@@ -2,26 +2,41 @@
 //! per-unit outcomes (one value per evaluation prompt or pair), with the
 //! training run as the unit of replication.
 //!
-//! - With at least two runs (seeds) per method, the effect is the
-//!   difference of the methods' mean run means and its test is Welch's t on
-//!   the run means (Satterthwaite's degrees of freedom). A run mean averages
-//!   the same prompts for every run, so prompt noise and seed variation both
-//!   enter its spread, and the test is exact for normal run means. A
-//!   bootstrap over 2–5 seeds would understate that spread (k values
-//!   resampled have (k − 1)/k of their variance, and only a handful of
-//!   distinct resamples), which is why seeds do not go through one.
-//! - With one run for either method, seed variation cannot be estimated. The
-//!   difference is then computed over prompts only — paired by prompt where
-//!   both methods were scored on the same prompts, with a percentile
-//!   bootstrap interval over prompts — and the claim cannot be decided: one
-//!   seed's luck would pass for a method's effect.
+//! The analysis rules, fixed before any verdict of the present rules was
+//! looked at:
 //!
-//! On top: the matched-KL comparison (each run's per-prompt outcomes
-//! interpolated on a common KL grid over the range every run reaches),
-//! cross-fitted peaks (the best checkpoint chosen on one half of the prompts
-//! and scored on the other), Holm's correction over a report's claims and
-//! the power line (the seeds or prompts an effect of the observed size
-//! needs). `tests/verdicts.rs` calibrates the decision rule by simulation.
+//! - With at least two runs (seeds) per method, the effect is the
+//!   difference of the methods' mean run means, tested with a t statistic
+//!   whose variance has every source a report's design shares:
+//!   seeds and prompts are crossed (every run is scored on the same
+//!   prompts, against the same baseline samples), so besides the spread of
+//!   run means within each method (Welch's part: seed variation and
+//!   per-run prompt noise) the difference carries the method × prompt
+//!   interaction, which is common to every run of a method and therefore
+//!   invisible in that spread. It is estimated by moments from the
+//!   per-prompt contrast and each method's seed × prompt residual
+//!   ([`contrast`]); degrees of freedom by Satterthwaite over the parts.
+//! - With one run for either method, seed variation cannot be estimated. The
+//!   difference is then computed over prompts only (paired by prompt where
+//!   both methods were scored on the same prompts, with a percentile
+//!   bootstrap interval over prompts) and the claim cannot be decided: one
+//!   seed's luck would pass for a method's effect.
+//! - Undecided is not "level": beside every undecided comparison the report
+//!   states the minimum detectable effect (the true difference this test
+//!   finds with 80% power at its own standard error, [`Comparison::mde`]);
+//!   a figure's `margin:` adds the equivalence test (two one-sided tests,
+//!   [`Comparison::equivalence_p`]), which decides "level within ±margin".
+//! - Decisions at α = 0.05 after Holm's correction over one family: every
+//!   test the report can call decided (claims, equivalences, combinations
+//!   over worlds). Intervals are 95% intervals of the single comparison,
+//!   unadjusted, and said to be.
+//! - Over the worlds of a study the effects are combined with fixed
+//!   (inverse-variance) weights: the worlds are the study's design, not a
+//!   sample from a population of worlds ([`fixed_effect`]).
+//!
+//! `estimands.rs` builds the per-run outcomes these compare (the budgeted
+//! frontier and the matched-KL curve); `tests/verdicts.rs` calibrates the
+//! whole chain, from figure data to verdict, by simulation.
 
 use rand::Rng;
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
@@ -30,7 +45,7 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 /// looked at.
 pub const ALPHA: f64 = 0.05;
 
-/// The power the power line asks for.
+/// The power the minimum detectable effect is stated at.
 pub const TARGET_POWER: f64 = 0.8;
 
 /// Bootstrap resamples for prompt-level intervals.
@@ -39,7 +54,8 @@ const RESAMPLES: usize = 2000;
 /// How a comparison's uncertainty was computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
-    /// Welch's t over run means: seeds and prompts both counted.
+    /// Seeds and prompts crossed: run means' spread plus the method ×
+    /// prompt interaction.
     Seeds,
     /// One run for a method: over prompts only, paired by prompt.
     PairedPrompts,
@@ -55,12 +71,14 @@ pub struct Comparison {
     pub high: f64,
     /// Two-sided p-value of "no difference".
     pub p: f64,
+    /// The standard error and degrees of freedom behind `p` (for a
+    /// prompt-level comparison, the bootstrap's standard deviation and ∞).
+    pub se: f64,
+    pub df: f64,
     pub runs: (usize, usize),
     /// Units (prompts or pairs) per run.
     pub units: usize,
     pub basis: Basis,
-    /// For a seed-based comparison: what deciding an effect of this size needs.
-    pub power: Option<PowerLine>,
 }
 
 impl Comparison {
@@ -68,18 +86,36 @@ impl Comparison {
     pub fn decidable(&self) -> bool {
         self.basis == Basis::Seeds
     }
-}
 
-/// The design an effect of the observed size needs for 80% power.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PowerLine {
-    /// Power of the present design at the observed effect.
-    pub power_now: f64,
-    /// Seeds per method at the present prompts; None if more than 1,000.
-    pub seeds_needed: Option<usize>,
-    /// Prompts per run at the present seeds; None if no number suffices
-    /// (seed variation alone is too large) or more than 10⁶.
-    pub prompts_needed: Option<usize>,
+    /// The minimum detectable effect: the true difference this test decides
+    /// with 80% power at its own standard error and degrees of freedom,
+    /// (t₁₋α/₂ + t₀.₈)·se. None for a comparison that cannot decide.
+    pub fn mde(&self) -> Option<f64> {
+        if !self.decidable() {
+            return None;
+        }
+        Some((t_quantile(1.0 - ALPHA / 2.0, self.df) + t_quantile(TARGET_POWER, self.df)) * self.se)
+    }
+
+    /// The equivalence test against ±`margin` (two one-sided t-tests at the
+    /// comparison's standard error and degrees of freedom): the larger of
+    /// the p-values of "effect ≤ −margin" and "effect ≥ +margin". None for
+    /// a comparison that cannot decide.
+    pub fn equivalence_p(&self, margin: f64) -> Option<f64> {
+        if !self.decidable() || !(margin > 0.0) {
+            return None;
+        }
+        if self.se == 0.0 {
+            return Some(if self.effect.abs() < margin { 0.0 } else { 1.0 });
+        }
+        let cdf = |t: f64| match StudentsT::new(0.0, 1.0, self.df) {
+            Ok(d) if self.df.is_finite() => d.cdf(t),
+            _ => Normal::standard().cdf(t),
+        };
+        let above_lower = 1.0 - cdf((self.effect + margin) / self.se);
+        let below_upper = cdf((self.effect - margin) / self.se);
+        Some(above_lower.max(below_upper))
+    }
 }
 
 fn mean(xs: &[f64]) -> f64 {
@@ -113,75 +149,6 @@ fn t_quantile(q: f64, df: f64) -> f64 {
     }
 }
 
-/// The variance parts of one method: between-seed variance of a run mean
-/// (beyond what prompt noise explains) and the per-prompt variance within a
-/// run.
-#[derive(Debug, Clone, Copy)]
-pub struct Parts {
-    pub seed_var: f64,
-    pub prompt_var: f64,
-}
-
-fn parts(runs: &[Vec<f64>]) -> Parts {
-    let means: Vec<f64> = runs.iter().map(|r| mean(r)).collect();
-    let n = runs.iter().map(|r| r.len()).min().unwrap_or(1).max(1) as f64;
-    let prompt_var = mean(&runs.iter().map(|r| var(r)).collect::<Vec<_>>());
-    Parts { seed_var: (var(&means) - prompt_var / n).max(0.0), prompt_var }
-}
-
-/// Power of Welch's test with `seeds` runs per method and `prompts` per run
-/// at true difference `effect`: the shifted-t approximation with the
-/// conservative 2(seeds − 1) degrees of freedom.
-pub fn power(effect: f64, a: Parts, b: Parts, seeds: usize, prompts: usize) -> f64 {
-    power_of(effect, &[a, b], seeds, prompts)
-}
-
-/// [`power`] of a contrast of k groups with weights ±1 (a difference of
-/// differences has four): k(seeds − 1) degrees of freedom.
-fn power_of(effect: f64, groups: &[Parts], seeds: usize, prompts: usize) -> f64 {
-    if seeds < 2 {
-        return 0.0;
-    }
-    let per_run = |p: &Parts| p.seed_var + p.prompt_var / prompts as f64;
-    let se = (groups.iter().map(per_run).sum::<f64>() / seeds as f64).sqrt();
-    if se == 0.0 {
-        return if effect == 0.0 { ALPHA } else { 1.0 };
-    }
-    let df = groups.len() as f64 * (seeds as f64 - 1.0);
-    let crit = t_quantile(1.0 - ALPHA / 2.0, df);
-    let ncp = effect.abs() / se;
-    let d = StudentsT::new(0.0, 1.0, df).expect("df > 0");
-    (1.0 - d.cdf(crit - ncp)) + d.cdf(-crit - ncp)
-}
-
-fn power_line(effect: f64, groups: &[&[Vec<f64>]]) -> PowerLine {
-    let parts: Vec<Parts> = groups.iter().map(|g| parts(g)).collect();
-    let seeds = groups.iter().map(|g| g.len()).min().unwrap_or(0);
-    let prompts = groups.iter().flat_map(|g| g.iter()).map(|r| r.len()).min().unwrap_or(1).max(1);
-    let seeds_needed = (2..=1000).find(|&s| power_of(effect, &parts, s, prompts) >= TARGET_POWER);
-    // Prompts: doubling, then bisection, as power grows with prompts.
-    let enough = |n: usize| power_of(effect, &parts, seeds, n) >= TARGET_POWER;
-    let prompts_needed = if seeds < 2 || !enough(1_000_000) {
-        None
-    } else {
-        let mut hi = 1;
-        while !enough(hi) {
-            hi *= 2;
-        }
-        let mut lo = hi / 2;
-        while hi - lo > 1 {
-            let mid = (lo + hi) / 2;
-            if enough(mid) {
-                hi = mid
-            } else {
-                lo = mid
-            }
-        }
-        Some(hi)
-    };
-    PowerLine { power_now: power_of(effect, &parts, seeds, prompts), seeds_needed, prompts_needed }
-}
-
 /// Compares method A with method B. `a` and `b` hold one vector per run
 /// (seed) of per-unit outcomes; `paired` says whether unit i is the same
 /// prompt (pair) in every run of both. `seed` fixes the bootstrap's draws.
@@ -193,9 +160,7 @@ pub fn compare(a: &[Vec<f64>], b: &[Vec<f64>], paired: bool, seed: u64) -> Optio
 /// Whether the difference A − B is larger than C − D: the contrast
 /// (A − B) − (C − D) of four methods (the gap between two methods at one
 /// policy size against the gap at another), tested as [`compare`] tests a
-/// difference: Welch's t over run means with Satterthwaite's degrees of
-/// freedom when every method has two runs or more, over prompts only
-/// otherwise. `runs` in the result counts (the fewer of A's and B's, the
+/// difference. `runs` in the result counts (the fewer of A's and B's, the
 /// fewer of C's and D's).
 pub fn compare_gaps(
     (a, b): (&[Vec<f64>], &[Vec<f64>]),
@@ -208,9 +173,48 @@ pub fn compare_gaps(
     Some(g)
 }
 
-/// The contrast Σ wᵢ·(mean of group i) with weights ±1: each group one
-/// vector per run of per-unit outcomes. See [`compare`] for how its
-/// uncertainty is computed.
+/// Mean over a method's runs of each unit (the runs' common units).
+fn unit_means(runs: &[Vec<f64>]) -> Vec<f64> {
+    let n = runs.iter().map(|r| r.len()).min().unwrap_or(0);
+    (0..n).map(|i| runs.iter().map(|r| r[i]).sum::<f64>() / runs.len() as f64).collect()
+}
+
+/// A method's seed × prompt residual mean square: its runs × units table
+/// with the run means and the unit means taken out,
+/// Σ (y − ȳ_run − ȳ_unit + ȳ)² / ((runs − 1)(units − 1)).
+fn residual_ms(runs: &[Vec<f64>]) -> f64 {
+    let (s, n) = (runs.len(), runs.iter().map(|r| r.len()).min().unwrap_or(0));
+    if s < 2 || n < 2 {
+        return 0.0;
+    }
+    let row: Vec<f64> = runs.iter().map(|r| mean(&r[..n])).collect();
+    let col = unit_means(runs);
+    let all = mean(&row);
+    let ss: f64 = runs
+        .iter()
+        .zip(&row)
+        .map(|(r, rm)| (0..n).map(|i| (r[i] - rm - col[i] + all).powi(2)).sum::<f64>())
+        .sum();
+    ss / ((s - 1) * (n - 1)) as f64
+}
+
+/// The contrast Σ wᵢ·(mean of group i) with weights ±1 summing to 0: each
+/// group one vector per run of per-unit outcomes.
+///
+/// With two runs or more in every group, its variance has two parts. The
+/// spread of run means, vᵢ = var(run means of i)/runsᵢ (Welch's), holds
+/// seed variation and each run's own prompt noise. Where every run was
+/// scored on the same units (`paired`), a unit's effect common to every
+/// run of a group (the method × prompt interaction) does not show in that
+/// spread but does move the contrast; its part is
+/// I = max(0, var_u(Σ wᵢ ȳᵢ,u) − Σ MSresᵢ/runsᵢ) / units, the variance of
+/// the per-unit contrast of the groups' unit means less what their runs'
+/// residual noise (the seed × unit mean square) puts into it. Under the
+/// model y = μᵢ + seedᵢₛ + unitᵤ + (method × unit)ᵢᵤ + noise, the two parts
+/// together are unbiased for the contrast's variance (the prompt's own
+/// effect cancels, as the weights sum to 0). The t statistic has
+/// Satterthwaite's degrees of freedom over the parts (runsᵢ − 1 each,
+/// units − 1 for I).
 fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Comparison> {
     if groups.iter().any(|(g, _)| g.is_empty() || g.iter().any(|r| r.is_empty())) {
         return None;
@@ -220,39 +224,46 @@ fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Co
     let units = groups.iter().flat_map(|(g, _)| g.iter()).map(|r| r.len()).min().unwrap_or(0);
     let means: Vec<Vec<f64>> = groups.iter().map(|(g, _)| g.iter().map(|r| mean(r)).collect()).collect();
     let effect = groups.iter().zip(&means).fold(0.0, |acc, ((_, w), m)| acc + w * mean(m));
+    let same_units = paired && groups.iter().flat_map(|(g, _)| g.iter()).all(|r| r.len() == units);
     if groups.iter().all(|(g, _)| g.len() >= 2) {
         let v: Vec<f64> = groups.iter().zip(&means).map(|((g, _), m)| var(m) / g.len() as f64).collect();
-        let total: f64 = v.iter().sum();
+        let interaction = if same_units && units >= 2 {
+            let per_unit: Vec<Vec<f64>> = groups.iter().map(|(g, _)| unit_means(g)).collect();
+            let d: Vec<f64> = (0..units).map(|u| groups.iter().zip(&per_unit).map(|((_, w), m)| w * m[u]).sum()).collect();
+            let noise: f64 = groups.iter().map(|(g, _)| residual_ms(g) / g.len() as f64).sum();
+            ((var(&d) - noise) / units as f64).max(0.0)
+        } else {
+            0.0
+        };
+        let total: f64 = v.iter().sum::<f64>() + interaction;
         let se = total.sqrt();
         let df = if se == 0.0 {
             f64::INFINITY
         } else {
-            total.powi(2) / groups.iter().zip(&v).map(|((g, _), vi)| vi.powi(2) / (g.len() - 1) as f64).sum::<f64>()
+            let welch: f64 = groups.iter().zip(&v).map(|((g, _), vi)| vi.powi(2) / (g.len() - 1) as f64).sum();
+            let inter = if interaction > 0.0 { interaction.powi(2) / (units - 1) as f64 } else { 0.0 };
+            total.powi(2) / (welch + inter)
         };
         let (p, half) = if se == 0.0 {
             (if effect == 0.0 { 1.0 } else { 0.0 }, 0.0)
         } else {
             (p_two_sided(effect / se, df), t_quantile(1.0 - ALPHA / 2.0, df) * se)
         };
-        let runs_of: Vec<&[Vec<f64>]> = groups.iter().map(|(g, _)| *g).collect();
         return Some(Comparison {
             effect,
             low: effect - half,
             high: effect + half,
             p,
+            se,
+            df,
             runs,
             units,
             basis: Basis::Seeds,
-            power: Some(power_line(effect, &runs_of)),
         });
     }
     // A method with one run: prompts only. Each method's per-unit mean over
     // its runs; paired differences where the units are the same prompts.
-    let per_unit = |runs: &[Vec<f64>]| -> Vec<f64> {
-        let n = runs.iter().map(|r| r.len()).min().unwrap_or(0);
-        (0..n).map(|i| mean(&runs.iter().map(|r| r[i]).collect::<Vec<_>>())).collect()
-    };
-    let u: Vec<(Vec<f64>, f64)> = groups.iter().map(|(g, w)| (per_unit(g), *w)).collect();
+    let u: Vec<(Vec<f64>, f64)> = groups.iter().map(|(g, w)| (unit_means(g), *w)).collect();
     let paired = paired && u.iter().all(|(x, _)| x.len() == u[0].0.len());
     // Paired: the contrast of each prompt, resampled whole.
     let per_prompt: Vec<f64> = if paired {
@@ -278,6 +289,7 @@ fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Co
             }
         })
         .collect();
+    let se = var(&draws).sqrt();
     draws.sort_by(f64::total_cmp);
     let at = |q: f64| draws[((q * (RESAMPLES - 1) as f64).round() as usize).min(RESAMPLES - 1)];
     let effect = u.iter().fold(0.0, |acc, (x, w)| acc + w * mean(x));
@@ -289,10 +301,11 @@ fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Co
         low: at(ALPHA / 2.0),
         high: at(1.0 - ALPHA / 2.0),
         p: (2.0 * below.min(above)).min(1.0),
+        se,
+        df: f64::INFINITY,
         runs,
         units,
         basis: if paired { Basis::PairedPrompts } else { Basis::UnpairedPrompts },
-        power: None,
     })
 }
 
@@ -310,202 +323,95 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
-/// One effect combined over several worlds.
+/// One effect combined over a study's worlds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Combined {
     pub effect: f64,
     pub low: f64,
     pub high: f64,
-    /// Two-sided p-value of "no difference on average over worlds".
+    /// Two-sided p-value of "no difference in the inverse-variance weighted
+    /// mean over these worlds".
     pub p: f64,
-    /// The between-world variance of the true effects (DerSimonian–Laird).
-    pub tau2: f64,
-    /// Worlds with an effect above 0, of `k`, and the sign test's p.
+    pub se: f64,
+    pub df: f64,
+    /// Worlds with an effect above 0, of `k`.
     pub positive: usize,
     pub k: usize,
-    pub sign_p: f64,
 }
 
-/// Random-effects combination of per-world effects given as (effect,
-/// standard error): DerSimonian and Laird's between-world variance τ², then
-/// the inverse-variance mean with weights 1/(se² + τ²), its 95% interval and
-/// a z-test. Beside it, an exact two-sided sign test over the worlds. None
-/// for fewer than two worlds or a standard error that is not positive.
-pub fn random_effects(effects: &[(f64, f64)]) -> Option<Combined> {
-    let k = effects.len();
-    if k < 2 || effects.iter().any(|(e, se)| !e.is_finite() || !se.is_finite() || *se <= 0.0 || se.is_nan()) {
+/// The fixed-effect (inverse-variance) combination of per-world
+/// comparisons: weights 1/seᵢ², the weighted mean, its standard error
+/// (Σ 1/seᵢ²)^−½, and a t-test with Satterthwaite's degrees of freedom
+/// over the worlds' own (each world's variance estimate carries dfᵢ; with
+/// every world's df infinite it is the z-test). The worlds are the study's
+/// design, so no between-world variance is estimated: the question is
+/// whether the methods differ on these worlds, not on a population of
+/// worlds. None for fewer than two worlds or a standard error that is not
+/// positive.
+pub fn fixed_effect(worlds: &[&Comparison]) -> Option<Combined> {
+    let k = worlds.len();
+    if k < 2 || worlds.iter().any(|c| !c.effect.is_finite() || !(c.se > 0.0) || !c.se.is_finite()) {
         return None;
     }
-    let w: Vec<f64> = effects.iter().map(|(_, se)| 1.0 / (se * se)).collect();
+    let w: Vec<f64> = worlds.iter().map(|c| 1.0 / (c.se * c.se)).collect();
     let sw: f64 = w.iter().sum();
-    let fixed = effects.iter().zip(&w).map(|((e, _), w)| w * e).sum::<f64>() / sw;
-    let q: f64 = effects.iter().zip(&w).map(|((e, _), w)| w * (e - fixed).powi(2)).sum();
-    let c = sw - w.iter().map(|w| w * w).sum::<f64>() / sw;
-    let tau2 = ((q - (k as f64 - 1.0)) / c).max(0.0);
-    let wr: Vec<f64> = effects.iter().map(|(_, se)| 1.0 / (se * se + tau2)).collect();
-    let swr: f64 = wr.iter().sum();
-    let effect = effects.iter().zip(&wr).map(|((e, _), w)| w * e).sum::<f64>() / swr;
-    let se = (1.0 / swr).sqrt();
-    let z = Normal::standard().inverse_cdf(0.975);
-    let positive = effects.iter().filter(|(e, _)| *e > 0.0).count();
-    let nonzero = effects.iter().filter(|(e, _)| *e != 0.0).count();
+    let effect = worlds.iter().zip(&w).map(|(c, w)| w * c.effect).sum::<f64>() / sw;
+    let variance = 1.0 / sw;
+    // Var = Σ (wᵢ/Σw)² seᵢ², each term with its world's df.
+    let denom: f64 = worlds
+        .iter()
+        .zip(&w)
+        .map(|(c, wi)| {
+            let term = (wi / sw).powi(2) * c.se * c.se;
+            if c.df.is_finite() {
+                term * term / c.df
+            } else {
+                0.0
+            }
+        })
+        .sum();
+    let df = if denom > 0.0 { variance * variance / denom } else { f64::INFINITY };
+    let se = variance.sqrt();
+    let half = t_quantile(1.0 - ALPHA / 2.0, df) * se;
     Some(Combined {
         effect,
-        low: effect - z * se,
-        high: effect + z * se,
-        p: p_two_sided(effect / se, f64::INFINITY),
-        tau2,
-        positive,
+        low: effect - half,
+        high: effect + half,
+        p: p_two_sided(effect / se, df),
+        se,
+        df,
+        positive: worlds.iter().filter(|c| c.effect > 0.0).count(),
         k,
-        sign_p: sign_test(positive, nonzero),
     })
 }
 
-/// Exact two-sided binomial test of `positive` successes in `n` at ½.
-fn sign_test(positive: usize, n: usize) -> f64 {
-    if n == 0 {
+/// Wilson's 95% score interval of a proportion of `n` trials: it stays
+/// inside [0, 1] where the normal interval p ± 1.96·se would not.
+pub fn wilson(p: f64, n: usize) -> (f64, f64) {
+    if n == 0 || !p.is_finite() {
+        return (0.0, 1.0);
+    }
+    let z = Normal::standard().inverse_cdf(1.0 - ALPHA / 2.0);
+    let n = n as f64;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).max(0.0).sqrt();
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The upper end of the exact (Clopper–Pearson) one-sided 1 − `level`
+/// interval of a proportion: `hits` of `n`. What a calibration asserts a
+/// false-verdict rate stays under.
+pub fn clopper_pearson_upper(hits: usize, n: usize, level: f64) -> f64 {
+    if hits >= n {
         return 1.0;
     }
-    let pmf = |i: usize| {
-        // C(n, i) / 2^n in logs, exact enough for the worlds of one figure.
-        let ln_c: f64 = (1..=i).map(|j| ((n - i + j) as f64).ln() - (j as f64).ln()).sum();
-        (ln_c - n as f64 * std::f64::consts::LN_2).exp()
-    };
-    let observed = pmf(positive);
-    let p: f64 = (0..=n).map(pmf).filter(|&q| q <= observed * (1.0 + 1e-9)).sum();
-    p.min(1.0)
-}
-
-/// One checkpoint of one run: its KL and its per-unit outcomes.
-#[derive(Debug, Clone)]
-pub struct Checkpoint {
-    pub kl: f64,
-    pub units: Vec<f64>,
-}
-
-/// A run's per-unit outcomes at KL `kl`, interpolated linearly between the
-/// two checkpoints that bracket it (checkpoints sorted by KL); None outside
-/// the run's range.
-pub fn at_kl(run: &[Checkpoint], kl: f64) -> Option<Vec<f64>> {
-    let mut pts: Vec<&Checkpoint> = run.iter().collect();
-    pts.sort_by(|a, b| a.kl.total_cmp(&b.kl));
-    let (first, last) = (pts.first()?, pts.last()?);
-    if kl < first.kl || kl > last.kl {
-        return None;
-    }
-    for w in pts.windows(2) {
-        let (lo, hi) = (w[0], w[1]);
-        if kl >= lo.kl && kl <= hi.kl {
-            let t = if hi.kl > lo.kl { (kl - lo.kl) / (hi.kl - lo.kl) } else { 0.0 };
-            return Some(lo.units.iter().zip(&hi.units).map(|(a, b)| a + t * (b - a)).collect());
-        }
-    }
-    Some(first.units.clone())
-}
-
-/// The matched-KL comparison of two methods. A method is a list of
-/// replicates (seeds); a replicate is one or more member curves (a grid of
-/// hyper-parameters run with that seed), each a list of checkpoints. On a
-/// common grid of `points` KL values — the range every replicate reaches
-/// with some member — each replicate's outcomes are interpolated; where it
-/// has several members, the member is chosen by cross-fitting at each grid
-/// point ([`cross_fitted_peak`]), so a grid's frontier is not biased upward
-/// by its size. Per replicate, the mean over the grid is then compared as
-/// [`compare`] does. None when the ranges do not overlap.
-pub struct MatchedKl {
-    pub range: (f64, f64),
-    pub average: Comparison,
-}
-
-pub type Replicate = Vec<Vec<Checkpoint>>;
-
-fn kl_range(rep: &Replicate) -> (f64, f64) {
-    let lo = rep.iter().flatten().map(|c| c.kl).fold(f64::INFINITY, f64::min);
-    let hi = rep.iter().flatten().map(|c| c.kl).fold(f64::NEG_INFINITY, f64::max);
-    (lo, hi)
-}
-
-pub fn matched_kl(a: &[Replicate], b: &[Replicate], points: usize, paired: bool, seed: u64) -> Option<MatchedKl> {
-    let ranges: Vec<(f64, f64)> = a.iter().chain(b).map(kl_range).collect();
-    let lo = ranges.iter().map(|r| r.0).fold(f64::NEG_INFINITY, f64::max);
-    let hi = ranges.iter().map(|r| r.1).fold(f64::INFINITY, f64::min);
-    if ranges.is_empty() || !(lo.is_finite() && hi.is_finite()) || hi <= lo || points < 2 {
-        return None;
-    }
-    let grid: Vec<f64> = (0..points).map(|i| lo + (hi - lo) * i as f64 / (points - 1) as f64).collect();
-    let average = |rep: &Replicate| -> Option<Vec<f64>> {
-        let at: Vec<Vec<f64>> = grid
-            .iter()
-            .map(|k| {
-                let members: Vec<Vec<f64>> = rep.iter().filter_map(|curve| at_kl(curve, *k)).collect();
-                match members.len() {
-                    0 => None,
-                    1 => members.into_iter().next(),
-                    _ => cross_fitted_peak(&members),
-                }
-            })
-            .collect::<Option<_>>()?;
-        let n = at.iter().map(|v| v.len()).min()?;
-        Some((0..n).map(|i| at.iter().map(|v| v[i]).sum::<f64>() / at.len() as f64).collect())
-    };
-    let ra: Vec<Vec<f64>> = a.iter().map(average).collect::<Option<_>>()?;
-    let rb: Vec<Vec<f64>> = b.iter().map(average).collect::<Option<_>>()?;
-    Some(MatchedKl { range: (lo, hi), average: compare(&ra, &rb, paired, seed)? })
-}
-
-/// A run's cross-fitted peak, per unit: the candidate (checkpoint or grid
-/// member) with the best mean on the even units is scored on the odd ones,
-/// and the best on the odd units is scored on the even ones, so no unit's
-/// outcome both chooses and reports. `candidates` hold per-unit outcomes on
-/// the same units.
-pub fn cross_fitted_peak(candidates: &[Vec<f64>]) -> Option<Vec<f64>> {
-    let n = candidates.iter().map(|c| c.len()).min()?;
-    if n < 2 {
-        return None;
-    }
-    let half_mean = |c: &[f64], parity: usize| {
-        let v: Vec<f64> = (parity..n).step_by(2).map(|i| c[i]).collect();
-        mean(&v)
-    };
-    let best_on = |parity: usize| {
-        candidates.iter().max_by(|a, b| half_mean(a, parity).total_cmp(&half_mean(b, parity))).expect("candidates")
-    };
-    let (on_even, on_odd) = (best_on(0), best_on(1));
-    Some((0..n).map(|i| if i % 2 == 0 { on_odd[i] } else { on_even[i] }).collect())
+    use statrs::distribution::Beta;
+    Beta::new(hits as f64 + 1.0, (n - hits) as f64).map(|b| b.inverse_cdf(1.0 - level)).unwrap_or(1.0)
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn random_effects_by_hand() {
-        use super::*;
-        // Equal errors 0.1: weights 100 each; fixed mean 0.2; Q = 100·(0.01 + 0.01) = 2;
-        // C = 200 − 20000/200 = 100; τ² = (2 − 1)/100 = 0.01; random weights
-        // 1/(0.01 + 0.01) = 50 each: mean 0.2, se = √(1/100) = 0.1.
-        let c = random_effects(&[(0.1, 0.1), (0.3, 0.1)]).unwrap();
-        assert!((c.tau2 - 0.01).abs() < 1e-12, "{c:?}");
-        assert!((c.effect - 0.2).abs() < 1e-12);
-        assert!((c.high - c.low - 2.0 * 1.959963984540054 * 0.1).abs() < 1e-9);
-        // z = 2: p = 0.0455.
-        assert!((c.p - 0.04550026).abs() < 1e-6, "{}", c.p);
-        // Homogeneous effects: τ² = 0 and the fixed-effect answer.
-        let h = random_effects(&[(0.2, 0.1), (0.2, 0.2)]).unwrap();
-        assert_eq!(h.tau2, 0.0);
-        assert!((h.effect - 0.2).abs() < 1e-12);
-        assert!(random_effects(&[(0.2, 0.1)]).is_none());
-        assert!(random_effects(&[(0.2, 0.0), (0.1, 0.1)]).is_none());
-    }
-
-    #[test]
-    fn the_sign_test_by_hand() {
-        use super::sign_test;
-        // 4 of 4 positive: 2 · (1/16) = 0.125; 3 of 4: 2 · 5/16 = 0.625; 2 of 4: 1.
-        assert!((sign_test(4, 4) - 0.125).abs() < 1e-12);
-        assert!((sign_test(3, 4) - 0.625).abs() < 1e-12);
-        assert!((sign_test(2, 4) - 1.0).abs() < 1e-12);
-        assert!((sign_test(0, 6) - 2.0 / 64.0).abs() < 1e-12);
-    }
-
     use super::*;
 
     #[test]
@@ -576,15 +482,88 @@ mod tests {
     }
 
     #[test]
-    fn interpolation_and_cross_fitting() {
-        let run = vec![Checkpoint { kl: 0.0, units: vec![0.0, 0.0] }, Checkpoint { kl: 2.0, units: vec![1.0, 0.5] }];
-        assert_eq!(at_kl(&run, 1.0), Some(vec![0.5, 0.25]));
-        assert_eq!(at_kl(&run, 3.0), None);
-        // Candidate 0 is best on even units, candidate 1 on odd ones: each
-        // half is scored by the other half's choice.
-        let c = vec![vec![1.0, 0.0, 1.0, 0.0], vec![0.0, 1.0, 0.0, 1.0]];
-        assert_eq!(cross_fitted_peak(&c), Some(vec![0.0, 0.0, 0.0, 0.0]));
-        let same = vec![vec![0.2, 0.4, 0.6, 0.8]];
-        assert_eq!(cross_fitted_peak(&same), Some(vec![0.2, 0.4, 0.6, 0.8]));
+    fn the_method_by_prompt_interaction_by_hand() {
+        // A = [[1, 0], [1, 1]], B = [[0, 0], [0, 1]] (runs × prompts).
+        // Run means A [½, 1] (var ⅛ → ⅛/2), B [0, ½] (the same): Welch's part ⅛.
+        // Unit means A [1, ½], B [0, ½]: per-prompt contrast [1, 0], var ½.
+        // Residual mean squares (2 × 2 tables, df 1): ¼ each; their part ¼/2 + ¼/2.
+        // Interaction (½ − ¼)/2 = ⅛; total ¼: se ½. Satterthwaite:
+        // ¼² / ((1/16)²/1 + (1/16)²/1 + (1/8)²/1) = 8/3.
+        let a = vec![vec![1.0, 0.0], vec![1.0, 1.0]];
+        let b = vec![vec![0.0, 0.0], vec![0.0, 1.0]];
+        let c = compare(&a, &b, true, 0).unwrap();
+        assert!((c.effect - 0.5).abs() < 1e-12);
+        assert!((c.se - 0.5).abs() < 1e-12, "{c:?}");
+        assert!((c.df - 8.0 / 3.0).abs() < 1e-9, "{c:?}");
+        // Unpaired (other prompts): the interaction part cannot be told from
+        // the prompts' own effect and Welch's part is all.
+        let u = compare(&a, &b, false, 0).unwrap();
+        assert!((u.se - 0.125f64.sqrt()).abs() < 1e-12, "{u:?}");
+        // Runs that agree on every prompt: the interaction is the whole spread.
+        let same = vec![vec![1.0, 0.0, 1.0, 1.0]; 3];
+        let other = vec![vec![0.0, 1.0, 1.0, 0.0]; 3];
+        let c = compare(&same, &other, true, 0).unwrap();
+        // d = [1, −1, 0, 1]: mean ¼, var (0.5625 + 1.5625 + 0.0625 + 0.5625)/3 = 11/12; /4.
+        assert!((c.se - (11.0f64 / 48.0).sqrt()).abs() < 1e-12, "{c:?}");
+        assert!((c.df - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_minimum_detectable_effect_and_equivalence_by_hand() {
+        let c = Comparison {
+            effect: 0.01,
+            low: 0.0,
+            high: 0.0,
+            p: 0.5,
+            se: 0.02,
+            df: f64::INFINITY,
+            runs: (3, 3),
+            units: 100,
+            basis: Basis::Seeds,
+        };
+        // (1.959964 + 0.841621) · 0.02 = 0.0560317.
+        assert!((c.mde().unwrap() - 0.0560317).abs() < 1e-6, "{:?}", c.mde());
+        // Margin 0.05: p(effect ≤ −0.05) = 1 − Φ(3) = 0.0013499; p(effect ≥ 0.05) = Φ(−2) = 0.0227501.
+        assert!((c.equivalence_p(0.05).unwrap() - 0.0227501).abs() < 1e-6);
+        let one_seed = Comparison { basis: Basis::PairedPrompts, ..c };
+        assert_eq!((one_seed.mde(), one_seed.equivalence_p(0.05)), (None, None));
+    }
+
+    #[test]
+    fn fixed_effect_by_hand() {
+        let world = |effect: f64, se: f64| Comparison {
+            effect,
+            low: 0.0,
+            high: 0.0,
+            p: 0.0,
+            se,
+            df: f64::INFINITY,
+            runs: (3, 3),
+            units: 10,
+            basis: Basis::Seeds,
+        };
+        // Weights 100 and 25: mean (10 + 0.5·... ) = (100·0.1 + 25·0.3)/125 = 0.14; se = √(1/125).
+        let (a, b) = (world(0.1, 0.1), world(0.3, 0.2));
+        let c = fixed_effect(&[&a, &b]).unwrap();
+        assert!((c.effect - 0.14).abs() < 1e-12);
+        assert!((c.se - (1.0f64 / 125.0).sqrt()).abs() < 1e-12);
+        assert!(c.df.is_infinite());
+        // z = 0.14·√125 = 1.565248: p = 0.117525.
+        assert!((c.p - 0.117525).abs() < 1e-5, "{}", c.p);
+        // Finite df: two worlds of equal se and df 4 each: Satterthwaite gives 8.
+        let (a, b) = (Comparison { df: 4.0, ..world(0.1, 0.1) }, Comparison { df: 4.0, ..world(0.2, 0.1) });
+        assert!((fixed_effect(&[&a, &b]).unwrap().df - 8.0).abs() < 1e-9);
+        assert!(fixed_effect(&[&a]).is_none());
+    }
+
+    #[test]
+    fn proportions_by_hand() {
+        // Wilson at 5 of 6: centre (0.8333 + 1.9208/6)/(1 + 3.8415/6) = 0.70326;
+        // half 1.95996/1.64025 · √(0.02315 + 0.02667) = 0.26670.
+        let (lo, hi) = wilson(5.0 / 6.0, 6);
+        assert!((lo - 0.43649).abs() < 1e-4 && (hi - 0.96996).abs() < 1e-4, "{lo} {hi}");
+        assert_eq!(wilson(1.0, 10).1, 1.0);
+        // Clopper–Pearson, 0 of n: 1 − level^(1/n); 0 of 100 at 95%: 0.029513.
+        assert!((clopper_pearson_upper(0, 100, 0.05) - 0.0295130).abs() < 1e-6);
     }
 }

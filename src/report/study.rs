@@ -10,11 +10,11 @@ use crate::plan::op::checkpoint_key;
 use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
 use crate::report::figures::{
-    figure_data, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind, Point,
+    figures_of, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind, Point,
 };
 use crate::report::results::EvalRow;
 use crate::report::stats;
-use crate::report::verdicts::{self, Claim};
+use crate::report::verdicts::{self, Decisions};
 
 fn ci(v: f64, se: f64) -> String {
     format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
@@ -190,18 +190,17 @@ fn caption(fig: &Figure) -> Option<String> {
 
 /// Claims × sweep members (worlds): the verdict of each, in one table, and
 /// where a claim spans several worlds their combined estimate.
-fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block> {
+fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
     let mut members: Vec<String> = vec![];
-    // claim → (member, cell, its comparison).
-    type Cells<'a> = Vec<(String, String, Option<&'a stats::Comparison>)>;
-    let mut rows: Vec<(String, Cells)> = vec![];
-    for (i, c) in claims {
-        let fig = &figures[*i];
+    // claim → (member, cell).
+    let mut rows: Vec<(String, Vec<(String, String)>)> = vec![];
+    for c in &d.claims {
+        let fig = &figures[c.figure];
         let member = if fig.member.is_empty() { "—".to_string() } else { fig.member.clone() };
         if !members.contains(&member) {
             members.push(member.clone());
         }
-        let claim = format!("{}: `{}` above `{}`", fig.decl, c.upper, c.lower);
+        let claim = format!("{}: `{}` > `{}`", fig.decl, c.upper, c.lower);
         let cell = match &c.primary {
             Some(a) => format!(
                 "**{}** {:+.3} [{:+.3}, {:+.3}]",
@@ -212,70 +211,46 @@ fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block>
             ),
             None => format!("**{}**", c.verdict().word()),
         };
-        let comparison = c.primary.as_ref().map(|a| &a.comparison);
         match rows.iter_mut().find(|(k, _)| *k == claim) {
-            Some((_, cells)) => cells.push((member, cell, comparison)),
-            None => rows.push((claim, vec![(member, cell, comparison)])),
+            Some((_, cells)) => cells.push((member, cell)),
+            None => rows.push((claim, vec![(member, cell)])),
         }
     }
     if members.iter().all(|m| m == "—") {
         // Nothing swept: the detailed table says it all.
         return vec![];
     }
-    // The combined estimate of each claim over its worlds; decided only
-    // where every world's comparison is over seeds, with Holm's correction
-    // over these combined tests.
-    let z = 1.959963984540054;
-    let combined: Vec<Option<(stats::Combined, bool)>> = rows
-        .iter()
-        .map(|(_, cells)| {
-            let comparisons: Vec<&stats::Comparison> = cells.iter().filter_map(|(_, _, c)| *c).collect();
-            if comparisons.len() < 2 || comparisons.len() < cells.len() {
-                return None;
-            }
-            let effects: Vec<(f64, f64)> =
-                comparisons.iter().map(|c| (c.effect, (c.high - c.low) / (2.0 * z))).collect();
-            stats::random_effects(&effects).map(|r| (r, comparisons.iter().all(|c| c.decidable())))
-        })
-        .collect();
-    let decidable: Vec<f64> = combined.iter().flatten().filter(|(_, d)| *d).map(|(r, _)| r.p).collect();
-    let mut adjusted = stats::holm(&decidable).into_iter();
-    let cells_combined: Vec<String> = combined
-        .iter()
-        .map(|c| match c {
-            None => "·".into(),
-            Some((r, decidable)) => {
-                let word = match (decidable, adjusted.next().filter(|_| *decidable)) {
-                    (true, Some(p)) if p < stats::ALPHA && r.effect > 0.0 => "supports the paper",
-                    (true, Some(p)) if p < stats::ALPHA => "contradicts the paper",
-                    _ => "undecided",
-                };
-                format!(
-                    "**{word}** {:+.3} [{:+.3}, {:+.3}], p = {:.3}{}; {} of {} worlds above 0 (sign test p = {:.3})",
-                    r.effect,
-                    r.low,
-                    r.high,
-                    r.p,
-                    if *decidable { "" } else { " (a world with one seed per method: prompt noise only)" },
-                    r.positive,
-                    r.k,
-                    r.sign_p
-                )
-            }
-        })
-        .collect();
-    let any_combined = combined.iter().any(|c| c.is_some());
+    let combined_cell = |claim: &str| -> String {
+        let Some(row) = d.combined.iter().find(|r| format!("{}: `{}` > `{}`", r.decl, r.upper, r.lower) == claim) else {
+            return "·".into();
+        };
+        match (&row.combined, &row.why_not) {
+            (Some(r), _) => format!(
+                "**{}** {:+.3} [{:+.3}, {:+.3}] (95%, unadjusted), p = {} (Holm); {} of {} worlds above 0",
+                row.verdict().word(),
+                r.effect,
+                r.low,
+                r.high,
+                verdicts::fmt_p(row.p_holm.unwrap_or(r.p)),
+                r.positive,
+                r.k
+            ),
+            (None, Some(why)) => format!("not combined: {why}"),
+            (None, None) => "·".into(),
+        }
+    };
+    let any_combined = !d.combined.is_empty();
     let mut head: Vec<String> = std::iter::once("claim".to_string()).chain(members.iter().cloned()).collect();
     if any_combined {
         head.push("combined over worlds".into());
     }
     let rows = rows
         .into_iter()
-        .zip(cells_combined)
-        .map(|((claim, cells), combined)| {
+        .map(|(claim, cells)| {
+            let combined = combined_cell(&claim);
             let mut row: Vec<String> = std::iter::once(claim)
                 .chain(members.iter().map(|m| {
-                    cells.iter().find(|(k, ..)| k == m).map(|(_, c, _)| c.clone()).unwrap_or_else(|| "·".into())
+                    cells.iter().find(|(k, _)| k == m).map(|(_, c)| c.clone()).unwrap_or_else(|| "·".into())
                 }))
                 .collect();
             if any_combined {
@@ -285,32 +260,50 @@ fn claims_by_member(figures: &[Figure], claims: &[(usize, Claim)]) -> Vec<Block>
         })
         .collect();
     let mut blocks = vec![
-        Block::Para("Each claim of the paper that a figure's `expect:` ranks, and what this run says of it in each sweep member (world): the verdict, then the effect (upper minus lower) with its 95% interval.".into()),
+        Block::Para("Each ranking a figure's `expect:` states, and what this run says of it in each sweep member (world): the verdict, then the effect (upper minus lower) with its 95% interval (unadjusted; the verdict is Holm-adjusted).".into()),
         Block::Table { head, rows },
     ];
     if any_combined {
-        blocks.push(Block::Para("Combined over worlds: a random-effects mean of the worlds' effects (DerSimonian–Laird between-world variance; each world's standard error read off its 95% interval), its 95% interval and z-test p, and beside it an exact sign test of how many worlds lean the paper's way. It is decided only when every world's comparison is over seeds, at α after Holm's correction over the combined tests.".into()));
+        blocks.push(Block::Para("Combined over worlds: the inverse-variance (fixed-effect) mean of the worlds' effects (the worlds are this study's design, not a sample of worlds), its 95% interval and t-test (Satterthwaite's degrees of freedom over the worlds'), in the same Holm family as every other claim; figures swept over anything but worlds are not combined.".into()));
     }
     blocks
 }
 
 /// Every claim with its effect, p and design.
-fn claims_table(figures: &[Figure], claims: &[(usize, Claim)]) -> Block {
-    let rows = claims
+fn claims_table(figures: &[Figure], d: &Decisions) -> Block {
+    let rows = d
+        .claims
         .iter()
-        .map(|(i, c)| {
-            let (effect, p, design) = match &c.primary {
+        .map(|c| {
+            let (estimand, effect, p, design) = match &c.primary {
                 Some(a) => (
+                    a.estimand.name().to_string(),
                     format!("{:+.3} [{:+.3}, {:+.3}]", a.comparison.effect, a.comparison.low, a.comparison.high),
-                    c.p_holm.map_or_else(|| format!("{:.3} (not decidable)", a.comparison.p), |p| format!("{p:.3}")),
-                    format!("{} × {} seeds, {} prompts", a.comparison.runs.0, a.comparison.runs.1, a.comparison.units),
+                    c.p_holm.map_or_else(
+                        || format!("{} (not decidable)", verdicts::fmt_p(a.comparison.p)),
+                        verdicts::fmt_p,
+                    ),
+                    format!(
+                        "{} and {} seeds, {} prompts",
+                        a.comparison.runs.0, a.comparison.runs.1, a.comparison.units
+                    ),
                 ),
-                None => ("-".into(), "-".into(), c.missing.clone().unwrap_or_default()),
+                None => (
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    match &c.not_comparable {
+                        Some(nc) => verdicts::not_comparable_words(nc, &c.upper, &c.lower),
+                        None => c.missing.clone().unwrap_or_default(),
+                    },
+                ),
             };
+            let fig = &figures[c.figure];
             vec![
-                figures[*i].name.clone(),
-                format!("`{}` above `{}`", c.upper, c.lower),
+                fig.name.clone(),
+                format!("`{}` > `{}`", c.upper, c.lower),
                 format!("**{}**", c.verdict().word()),
+                estimand,
                 effect,
                 p,
                 design,
@@ -320,9 +313,10 @@ fn claims_table(figures: &[Figure], claims: &[(usize, Claim)]) -> Block {
     Block::Table {
         head: vec![
             "figure".into(),
-            "the paper's ranking".into(),
+            "expected ranking".into(),
             "this run".into(),
-            "effect [95% CI]".into(),
+            "estimand".into(),
+            "effect [95% CI, unadjusted]".into(),
             "p (Holm)".into(),
             "design".into(),
         ],
@@ -470,26 +464,26 @@ pub fn write_report(
     // together so that Holm's correction covers the whole report. Figures
     // come in the order of their names (numbers as numbers: the paper's
     // order for a study that names them after it).
-    let mut figures: Vec<Figure> =
-        plan.ordered().into_iter().filter(|n| matches!(n.op, Op::Figure(_))).map(|n| figure_data(n, rows)).collect();
+    let mut figures: Vec<Figure> = plan
+        .ordered()
+        .into_iter()
+        .filter(|n| matches!(n.op, Op::Figure(_)))
+        .flat_map(|n| figures_of(n, rows))
+        .collect();
     figures.sort_by(|a, b| natural_order(&a.name, &b.name));
-    let mut claims: Vec<(usize, Claim)> = vec![];
-    for (i, fig) in figures.iter().enumerate() {
-        claims.extend(verdicts::claims_of(fig).into_iter().map(|c| (i, c)));
-        claims.extend(verdicts::gap_claims(&figures, i).into_iter().map(|c| (i, c)));
-    }
-    let mut tested: Vec<Claim> = claims.iter().map(|(_, c)| c.clone()).collect();
-    verdicts::adjust(&mut tested);
-    let claims: Vec<(usize, Claim)> = claims.into_iter().map(|(i, _)| i).zip(tested).collect();
-    if !claims.is_empty() {
+    let decisions = verdicts::decide(&figures);
+    if !decisions.claims.is_empty() {
         let mut top = vec![Block::Heading("Claims".into())];
-        top.extend(claims_by_member(&figures, &claims));
+        top.extend(claims_by_member(&figures, &decisions));
         top.push(Block::Para("Each claim in detail:".into()));
-        top.push(claims_table(&figures, &claims));
+        top.push(claims_table(&figures, &decisions));
         top.push(Block::Para(format!(
-            "How these are computed: each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). A trade-off claim is tested at matched KL: each run's outcomes are interpolated on {} points spanning the KL range every run reaches, and averaged; a grid of members is chosen over by cross-fitting at each point. A `best` claim compares cross-fitted peaks; a `gaps_narrower_than` claim compares one figure's gap between two methods with another figure's (the difference of the two differences of cross-fitted peaks, its four methods' run means in Welch's t with Satterthwaite's degrees of freedom). With at least two seeds per method the training run is the unit of replication (Welch's t over run means); with one seed the difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over the report's decidable claims; these settings were fixed before any verdict was looked at (src/report/stats.rs).",
-            20,
-            stats::ALPHA
+            "How these are computed (src/report/estimands.rs, stats.rs, verdicts.rs; the rules were fixed before any verdict under them was looked at): each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). Only trained checkpoints are evidence: step 0 (the starting policy) is shared by every method, so a trade-off claim is compared over the KL window in which every run has trained checkpoints, and with fewer than {} trained checkpoints per run in it the claim is *not comparable*. A trade-off's primary estimand is the budgeted frontier (the best win rate a method reaches with KL at most k, at {} budgets k spanning the window, the best chosen on the other seeds and the other half of the prompts, so that neither a grid's size nor luck raises it); beside it, the matched-KL curve (each run's win rate along its training path at {} KL values). A `best` claim compares peaks chosen the same way; a `gaps_narrower_than` claim the difference of two gaps. With at least two seeds per method the standard error holds seed variation, prompt noise and the method × prompt interaction (seeds and prompts crossed); with one seed a difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over one family of {} tests (every claim, equivalence test and combination over worlds); intervals are 95% and unadjusted. *Holds*: the expected ranking, decided; *does not hold*: its reverse, decided; *level*: within the figure's `margin:`, decided by two one-sided tests; *undecided*: neither, with the smallest difference the test detects with 80% power.",
+            crate::report::estimands::MIN_TRAINED,
+            crate::report::estimands::BUDGETS,
+            crate::report::estimands::CURVE_POINTS,
+            stats::ALPHA,
+            decisions.family
         )));
         for (i, block) in top.into_iter().enumerate() {
             b.insert(1 + i, block);
@@ -551,9 +545,14 @@ pub fn write_report(
                     if !fig.notes.is_empty() {
                         b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
                     }
-                    let v: Vec<String> = claims.iter().filter(|(k, _)| *k == j).map(|(_, c)| c.sentence()).collect();
+                    let v: Vec<String> = decisions
+                        .claims
+                        .iter()
+                        .filter(|c| c.figure == j)
+                        .map(|c| verdicts::sentence(fig, c))
+                        .collect();
                     if !v.is_empty() {
-                        b.push(Block::Para("**This run against the paper's ranking:**".into()));
+                        b.push(Block::Para("**This run against the expected ranking:**".into()));
                         b.push(Block::List(v));
                     }
                     b.push(Block::Para("**This run:**".into()));
@@ -615,6 +614,8 @@ mod tests {
             expect: vec![],
             notes: vec![],
             narrower_than: None,
+            axes: vec![],
+            margin: None,
         }
     }
 

@@ -1,61 +1,207 @@
-//! The report's claims: each ranking a figure's `expect:` states ("the
-//! paper: `online` above `offline`") tested on this run's per-prompt
-//! outcomes with the statistics of `stats.rs`, Holm-corrected over every
-//! claim of the report, and said in words and numbers.
+//! The report's claims: each ranking a figure's `expect:` states ("`online`
+//! above `offline`") tested on this run's per-prompt outcomes, and said in
+//! words and numbers, in the world it was measured in.
 //!
-//! A trade-off claim is tested at matched KL (the paper's claim is about
-//! the same KL budget); its cross-fitted peak is reported beside it. A
-//! `best` figure's claim compares cross-fitted peaks. Replicates are a
-//! method's training seeds; a method's other sweep axes are a grid chosen
-//! over by cross-fitting, with its size stated.
+//! [`decide`] is the one path from figure data to verdicts; the report and
+//! the calibration (`tests/verdicts.rs`) both go through it:
+//!
+//! 1. every figure's claims (each neighbouring pair of its `expect:`, and
+//!    its `gaps_narrower_than:` pairs), each with its estimand:
+//!    a trade-off's primary test is the budgeted frontier, its secondary
+//!    the matched-KL curve (`estimands.rs`); a `best` figure's is the
+//!    cross-fitted peak; a gap claim the difference of two such gaps;
+//! 2. per declaration swept over worlds, each claim combined over its
+//!    worlds (fixed effect, `stats::fixed_effect`);
+//! 3. one Holm family over everything that can be decided: the claims, the
+//!    equivalence tests of figures with a `margin:`, and the combinations;
+//! 4. the verdict words: holds, does not hold, level within ±margin,
+//!    undecided, not comparable.
+//!
+//! Replicates are a method's training seeds (sweep axes named `seed`); a
+//! method's other sweep axes are a grid chosen over on other seeds.
 
 use std::collections::BTreeMap;
 
+use crate::report::estimands::{self, Checkpoint, NotComparable, Replicate, Run};
 use crate::report::figures::{Figure, FigureKind, Point};
-use crate::report::stats::{self, Basis, Checkpoint, Comparison, Replicate, ALPHA};
+use crate::report::stats::{self, Basis, Combined, Comparison, ALPHA};
 
-/// KL grid points of a matched-KL comparison.
-const GRID: usize = 20;
+/// What a comparison estimates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Estimand {
+    /// The best win rate within a KL budget, averaged over budgets.
+    Frontier,
+    /// The win rate interpolated at matched KL along each run's path.
+    MatchedCurve,
+    /// The best checkpoint or member, whatever its KL.
+    Peak,
+    /// One figure's gap between two methods' peaks against another's.
+    GapOfPeaks,
+}
+
+impl Estimand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimand::Frontier => "budgeted frontier",
+            Estimand::MatchedCurve => "matched-KL curve",
+            Estimand::Peak => "cross-fitted peak",
+            Estimand::GapOfPeaks => "difference of gaps between peaks",
+        }
+    }
+}
 
 /// One analysis of a claim: what was compared, and the comparison.
 #[derive(Debug, Clone)]
 pub struct Analysis {
-    pub what: String,
+    pub estimand: Estimand,
+    /// The KL window the estimand was computed over, where it has one.
+    pub window: Option<(f64, f64)>,
     pub comparison: Comparison,
+}
+
+impl Analysis {
+    /// The estimand in words, with its window.
+    pub fn what(&self) -> String {
+        match (self.estimand, self.window) {
+            (Estimand::Frontier, Some((lo, hi))) => format!(
+                "budgeted frontier (best win rate with KL ≤ k, {} budgets k over KL {lo:.2}–{hi:.2}, chosen on other seeds and the other half of the prompts)",
+                estimands::BUDGETS
+            ),
+            (Estimand::MatchedCurve, Some((lo, hi))) => {
+                format!("matched-KL curve (win rate along each run's training path, averaged over KL {lo:.2}–{hi:.2})")
+            }
+            (Estimand::Peak, _) => {
+                "cross-fitted peak (best checkpoint or member chosen on other seeds and the other half of the prompts)".into()
+            }
+            (e, _) => e.name().into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    Supports,
-    Contradicts,
+    /// The expected ranking, decided.
+    Holds,
+    /// The reverse of the expected ranking, decided.
+    DoesNotHold,
+    /// Level within ±margin, decided by the equivalence test.
+    Level,
     Undecided,
+    /// The methods have no trained checkpoints in common KL.
+    NotComparable,
 }
 
 impl Verdict {
     pub fn word(&self) -> &'static str {
         match self {
-            Verdict::Supports => "supports the paper",
-            Verdict::Contradicts => "contradicts the paper",
+            Verdict::Holds => "holds",
+            Verdict::DoesNotHold => "does not hold",
+            Verdict::Level => "level",
             Verdict::Undecided => "undecided",
+            Verdict::NotComparable => "not comparable",
         }
+    }
+
+    /// Whether the verdict is a decision (what Holm's family controls).
+    pub fn decided(&self) -> bool {
+        matches!(self, Verdict::Holds | Verdict::DoesNotHold | Verdict::Level)
     }
 }
 
-/// "The paper: `upper` above `lower`", tested.
+/// "`upper` above `lower`", tested in one figure (one world).
 #[derive(Debug, Clone)]
 pub struct Claim {
-    pub figure: String,
+    /// The figure's index in the figures given to [`decide`].
+    pub figure: usize,
     pub upper: String,
     pub lower: String,
-    /// The test that decides (matched KL, or the cross-fitted peak).
+    /// The test that decides, and the one reported beside it.
     pub primary: Option<Analysis>,
     pub secondary: Option<Analysis>,
     /// Why there is no test, when there is none.
     pub missing: Option<String>,
+    /// Set when the methods have no common trained KL.
+    pub not_comparable: Option<NotComparable>,
     /// Replicates and grid members per method, as (upper, lower).
     pub design: ((usize, usize), (usize, usize)),
-    /// The primary p-value after Holm over the report's decidable claims.
+    /// The figure's equivalence margin, and the equivalence test's p.
+    pub margin: Option<f64>,
+    pub p_equivalence: Option<f64>,
+    /// After Holm over the report's family.
     pub p_holm: Option<f64>,
+    pub p_equivalence_holm: Option<f64>,
+}
+
+impl Claim {
+    fn new(figure: usize, upper: String, lower: String, design: ((usize, usize), (usize, usize))) -> Claim {
+        Claim {
+            figure,
+            upper,
+            lower,
+            primary: None,
+            secondary: None,
+            missing: None,
+            not_comparable: None,
+            design,
+            margin: None,
+            p_equivalence: None,
+            p_holm: None,
+            p_equivalence_holm: None,
+        }
+    }
+
+    pub fn verdict(&self) -> Verdict {
+        verdict_of(self.primary.as_ref().map(|a| a.comparison.effect), self.p_holm, self.p_equivalence_holm)
+            .unwrap_or(if self.not_comparable.is_some() { Verdict::NotComparable } else { Verdict::Undecided })
+    }
+}
+
+/// The decision from an effect and its adjusted p-values; None when there
+/// is no test.
+fn verdict_of(effect: Option<f64>, p: Option<f64>, p_equivalence: Option<f64>) -> Option<Verdict> {
+    let effect = effect?;
+    Some(match (p, p_equivalence) {
+        (Some(p), _) if p < ALPHA => {
+            if effect > 0.0 {
+                Verdict::Holds
+            } else {
+                Verdict::DoesNotHold
+            }
+        }
+        (_, Some(q)) if q < ALPHA => Verdict::Level,
+        _ => Verdict::Undecided,
+    })
+}
+
+/// One claim of a declaration swept over worlds, combined over them.
+#[derive(Debug, Clone)]
+pub struct CombinedClaim {
+    /// The figure declaration, and the claim's methods.
+    pub decl: String,
+    pub upper: String,
+    pub lower: String,
+    /// Indices into [`Decisions::claims`] of its per-world claims.
+    pub members: Vec<usize>,
+    pub combined: Option<Combined>,
+    /// Why the worlds were not combined, when they were not.
+    pub why_not: Option<String>,
+    pub p_holm: Option<f64>,
+}
+
+impl CombinedClaim {
+    pub fn verdict(&self) -> Verdict {
+        verdict_of(self.combined.as_ref().map(|c| c.effect), self.p_holm, None).unwrap_or(Verdict::Undecided)
+    }
+}
+
+/// Every claim of a report, combined over worlds where its figures are,
+/// adjusted as one family.
+#[derive(Debug, Clone, Default)]
+pub struct Decisions {
+    pub claims: Vec<Claim>,
+    pub combined: Vec<CombinedClaim>,
+    /// The size of Holm's family.
+    pub family: usize,
 }
 
 /// A method's points: replicate → candidate (grid member) → points by step.
@@ -78,25 +224,44 @@ fn shape(m: &Method) -> (usize, usize) {
     (m.len(), m.values().map(|c| c.len()).max().unwrap_or(0))
 }
 
-/// Per replicate, the cross-fitted best of all its points (members × steps).
-fn peaks(m: &Method) -> Option<Vec<Vec<f64>>> {
+/// A method's runs with their checkpoints (KL on x): replicate → members.
+fn replicates(m: &Method) -> Vec<Replicate> {
     m.values()
         .map(|members| {
-            let candidates: Vec<Vec<f64>> = members.values().flatten().map(|p| p.units.clone()).collect();
-            stats::cross_fitted_peak(&candidates)
+            members
+                .iter()
+                .map(|(name, pts)| Run {
+                    member: name.to_string(),
+                    path: pts
+                        .iter()
+                        .map(|p| Checkpoint { step: p.step.unwrap_or(0), kl: p.x, units: p.units.clone() })
+                        .collect(),
+                })
+                .collect()
         })
         .collect()
 }
 
-fn curves(m: &Method) -> Vec<Replicate> {
-    m.values()
+/// Per replicate, the peak over its members and steps (the x of a `best`
+/// figure is a step, not a KL: every point is a candidate).
+fn peaks(m: &Method) -> Option<Vec<Vec<f64>>> {
+    let reps: Vec<Replicate> = m
+        .values()
         .map(|members| {
             members
-                .values()
-                .map(|pts| pts.iter().map(|p| Checkpoint { kl: p.x, units: p.units.clone() }).collect())
+                .iter()
+                .flat_map(|(name, pts)| {
+                    pts.iter().map(move |p| Run {
+                        member: format!("{name}@{}", p.step.unwrap_or(0)),
+                        // Every point counts as trained here: a `best` figure
+                        // may rank a model without steps (an SFT policy).
+                        path: vec![Checkpoint { step: 1, kl: 0.0, units: p.units.clone() }],
+                    })
+                })
                 .collect()
         })
-        .collect()
+        .collect();
+    estimands::peak(&reps)
 }
 
 /// Whether unit i is the same prompt for every point of both methods.
@@ -111,24 +276,17 @@ fn seed_of(text: &str) -> u64 {
     u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-/// The claims of one figure, untested by Holm yet.
-pub fn claims_of(fig: &Figure) -> Vec<Claim> {
+/// The claims of one figure (index `i` of `figures`), untested by Holm yet.
+pub fn claims_of(figures: &[Figure], i: usize) -> Vec<Claim> {
+    let fig = &figures[i];
     let mut out = vec![];
     if !matches!(fig.kind, FigureKind::Tradeoff | FigureKind::Best) {
         return out;
     }
     for w in fig.expect.windows(2) {
         let (upper, lower) = (method(fig, &w[0]), method(fig, &w[1]));
-        let mut claim = Claim {
-            figure: fig.title.clone(),
-            upper: w[0].clone(),
-            lower: w[1].clone(),
-            primary: None,
-            secondary: None,
-            missing: None,
-            design: (shape(&upper), shape(&lower)),
-            p_holm: None,
-        };
+        let mut claim = Claim::new(i, w[0].clone(), w[1].clone(), (shape(&upper), shape(&lower)));
+        claim.margin = fig.margin;
         if upper.is_empty() || lower.is_empty() {
             let absent = if upper.is_empty() { &w[0] } else { &w[1] };
             claim.missing = Some(format!("`{absent}` has no per-prompt results in this figure"));
@@ -137,31 +295,23 @@ pub fn claims_of(fig: &Figure) -> Vec<Claim> {
         }
         let pair = paired(&upper, &lower);
         let seed = seed_of(&format!("{}/{}/{}", fig.name, w[0], w[1]));
-        let peak = match (peaks(&upper), peaks(&lower)) {
-            (Some(a), Some(b)) => stats::compare(&a, &b, pair, seed).map(|comparison| Analysis {
-                what: "cross-fitted peak (best checkpoint or member chosen on half the prompts, scored on the other)"
-                    .into(),
-                comparison,
-            }),
-            _ => None,
+        let test = |estimand, window, a: &[Vec<f64>], b: &[Vec<f64>]| {
+            stats::compare(a, b, pair, seed).map(|comparison| Analysis { estimand, window, comparison })
         };
         if fig.kind == FigureKind::Tradeoff {
-            let matched = stats::matched_kl(&curves(&upper), &curves(&lower), GRID, pair, seed);
-            match matched {
-                Some(m) => {
-                    claim.primary = Some(Analysis {
-                        what: format!("win rate at matched KL, averaged over KL {:.2}–{:.2}", m.range.0, m.range.1),
-                        comparison: m.average,
-                    });
-                    claim.secondary = peak;
-                }
-                None => {
-                    claim.missing = Some("the two methods' KL ranges do not overlap: no matched-KL comparison".into());
-                    claim.secondary = peak;
-                }
+            let (ra, rb) = (replicates(&upper), replicates(&lower));
+            match estimands::frontier(&ra, &rb) {
+                Ok(f) => claim.primary = test(Estimand::Frontier, Some(f.window), &f.a, &f.b),
+                Err(e) => claim.not_comparable = Some(e),
             }
-        } else {
-            claim.primary = peak;
+            if let Ok(m) = estimands::matched_curve(&ra, &rb) {
+                claim.secondary = test(Estimand::MatchedCurve, Some(m.window), &m.a, &m.b);
+            }
+        } else if let (Some(a), Some(b)) = (peaks(&upper), peaks(&lower)) {
+            claim.primary = test(Estimand::Peak, None, &a, &b);
+        }
+        if let (Some(a), Some(m)) = (&claim.primary, claim.margin) {
+            claim.p_equivalence = a.comparison.equivalence_p(m);
         }
         out.push(claim);
     }
@@ -172,45 +322,30 @@ pub fn claims_of(fig: &Figure) -> Vec<Claim> {
 /// neighbouring pair of its `expect:` and the pair in the same place of the
 /// other figure's, "the other figure's gap above this one's", tested as the
 /// difference of the two gaps between cross-fitted peaks (on the win rate's
-/// own scale, not normalised), with `figure` the index of the figure that
-/// makes the claim.
+/// own scale, not normalised).
 pub fn gap_claims(figures: &[Figure], figure: usize) -> Vec<Claim> {
     let fig = &figures[figure];
     let Some(other_name) = &fig.narrower_than else { return vec![] };
     let mut out = vec![];
     let Some(other) = figures.iter().find(|f| &f.name == other_name) else {
-        return vec![Claim {
-            figure: fig.title.clone(),
-            upper: format!("the gaps of `{other_name}`"),
-            lower: "this figure's".into(),
-            primary: None,
-            secondary: None,
-            missing: Some(format!("`{other_name}` is not a figure of this study")),
-            design: ((0, 0), (0, 0)),
-            p_holm: None,
-        }];
+        let mut c = Claim::new(figure, format!("the gaps of `{other_name}`"), "this figure's".into(), ((0, 0), (0, 0)));
+        c.missing = Some(format!("`{other_name}` is not a figure of this study"));
+        return vec![c];
     };
     for (mine, theirs) in fig.expect.windows(2).zip(other.expect.windows(2)) {
         let label = |f: &Figure, w: &[String]| format!("{} − {} ({})", w[0], w[1], f.name);
         let (a, b) = (method(other, &theirs[0]), method(other, &theirs[1]));
         let (c, d) = (method(fig, &mine[0]), method(fig, &mine[1]));
-        let mut claim = Claim {
-            figure: fig.title.clone(),
-            upper: label(other, theirs),
-            lower: label(fig, mine),
-            primary: None,
-            secondary: None,
-            missing: None,
-            // Per side: the fewer seeds and the larger grid of its two methods.
-            design: (both(shape(&a), shape(&b)), both(shape(&c), shape(&d))),
-            p_holm: None,
-        };
+        // Per side: the fewer seeds and the larger grid of its two methods.
+        let design = (both(shape(&a), shape(&b)), both(shape(&c), shape(&d)));
+        let mut claim = Claim::new(figure, label(other, theirs), label(fig, mine), design);
         let paired = paired(&a, &b) && paired(&c, &d) && paired(&a, &c);
         let seed = seed_of(&format!("{}/{}/gaps/{}", fig.name, other.name, mine.join("/")));
         match (peaks(&a), peaks(&b), peaks(&c), peaks(&d)) {
             (Some(a), Some(b), Some(c), Some(d)) if [&a, &b, &c, &d].iter().all(|m| !m.is_empty()) => {
                 claim.primary = stats::compare_gaps((&a, &b), (&c, &d), paired, seed).map(|comparison| Analysis {
-                    what: "difference of the gaps between cross-fitted peaks (win rate, not normalised)".into(),
+                    estimand: Estimand::GapOfPeaks,
+                    window: None,
                     comparison,
                 });
             }
@@ -225,117 +360,197 @@ fn both(x: (usize, usize), y: (usize, usize)) -> (usize, usize) {
     (x.0.min(y.0), x.1.max(y.1))
 }
 
-/// Holm over the primary p-values of every decidable claim of a report.
-pub fn adjust(claims: &mut [Claim]) {
-    let idx: Vec<usize> =
-        (0..claims.len()).filter(|&i| claims[i].primary.as_ref().is_some_and(|a| a.comparison.decidable())).collect();
-    let p: Vec<f64> = idx.iter().map(|&i| claims[i].primary.as_ref().expect("filtered").comparison.p).collect();
-    for (i, adj) in idx.into_iter().zip(stats::holm(&p)) {
-        claims[i].p_holm = Some(adj);
-    }
+/// Is an axis of a figure's sweep member a world? (Its name is `world` or
+/// ends in `.world`, as a seed axis's is or ends in `seed`.)
+pub fn is_world_axis(axis: &str) -> bool {
+    axis == "world" || axis.ends_with(".world")
 }
 
-impl Claim {
-    pub fn verdict(&self) -> Verdict {
-        match (&self.primary, self.p_holm) {
-            (Some(a), Some(p)) if p < ALPHA => {
-                if a.comparison.effect > 0.0 {
-                    Verdict::Supports
-                } else {
-                    Verdict::Contradicts
-                }
-            }
-            _ => Verdict::Undecided,
+/// The whole chain: claims of every figure, combinations over worlds, and
+/// one Holm family over every test that can decide.
+pub fn decide(figures: &[Figure]) -> Decisions {
+    let mut claims: Vec<Claim> = vec![];
+    for i in 0..figures.len() {
+        claims.extend(claims_of(figures, i));
+        claims.extend(gap_claims(figures, i));
+    }
+    // Claims of one declaration, by (upper, lower), over its sweep members.
+    let mut groups: Vec<((String, String, String), Vec<usize>)> = vec![];
+    for (k, c) in claims.iter().enumerate() {
+        let fig = &figures[c.figure];
+        if fig.axes.is_empty() {
+            continue;
+        }
+        let id = (fig.decl.clone(), c.upper.clone(), c.lower.clone());
+        match groups.iter_mut().find(|(g, _)| *g == id) {
+            Some((_, v)) => v.push(k),
+            None => groups.push((id, vec![k])),
         }
     }
-
-    /// The design in words: "3 seeds × 256 prompts" per method.
-    fn design_words(&self, c: &Comparison) -> String {
-        let grid =
-            |(_, members): (usize, usize)| if members > 1 { format!(", a grid of {members}") } else { String::new() };
-        format!(
-            "`{}` {} seed{}{}, `{}` {} seed{}{}; {} prompts each",
-            self.upper,
-            c.runs.0,
-            if c.runs.0 == 1 { "" } else { "s" },
-            grid(self.design.0),
-            self.lower,
-            c.runs.1,
-            if c.runs.1 == 1 { "" } else { "s" },
-            grid(self.design.1),
-            c.units
-        )
+    let mut combined = vec![];
+    for ((decl, upper, lower), members) in groups {
+        if members.len() < 2 {
+            continue;
+        }
+        let mut row =
+            CombinedClaim { decl, upper, lower, members: members.clone(), combined: None, why_not: None, p_holm: None };
+        let other_axes: Vec<&str> = members
+            .iter()
+            .flat_map(|&k| figures[claims[k].figure].axes.iter())
+            .map(|(axis, _)| axis.as_str())
+            .filter(|a| !is_world_axis(a))
+            .collect();
+        let comparisons: Vec<&Comparison> =
+            members.iter().filter_map(|&k| claims[k].primary.as_ref().map(|a| &a.comparison)).collect();
+        if let Some(axis) = other_axes.first() {
+            row.why_not = Some(format!("its figures differ in `{axis}`, not only in the world: they are not combined"));
+        } else if comparisons.len() < members.len() {
+            row.why_not = Some("a world has no test".into());
+        } else if comparisons.iter().any(|c| !c.decidable()) {
+            row.why_not = Some("a world has one seed per method (prompt noise only)".into());
+        } else {
+            row.combined = stats::fixed_effect(&comparisons);
+            if row.combined.is_none() {
+                row.why_not = Some("a world's standard error is 0".into());
+            }
+        }
+        combined.push(row);
     }
+    // One family: every decidable claim's test and equivalence test, every combination.
+    enum Slot {
+        Claim(usize),
+        Equivalence(usize),
+        Combined(usize),
+    }
+    let mut slots = vec![];
+    let mut p = vec![];
+    for (k, c) in claims.iter().enumerate() {
+        if let Some(a) = c.primary.as_ref().filter(|a| a.comparison.decidable()) {
+            slots.push(Slot::Claim(k));
+            p.push(a.comparison.p);
+            if let Some(q) = c.p_equivalence {
+                slots.push(Slot::Equivalence(k));
+                p.push(q);
+            }
+        }
+    }
+    for (k, c) in combined.iter().enumerate() {
+        if let Some(r) = &c.combined {
+            slots.push(Slot::Combined(k));
+            p.push(r.p);
+        }
+    }
+    let family = p.len();
+    for (slot, adj) in slots.into_iter().zip(stats::holm(&p)) {
+        match slot {
+            Slot::Claim(k) => claims[k].p_holm = Some(adj),
+            Slot::Equivalence(k) => claims[k].p_equivalence_holm = Some(adj),
+            Slot::Combined(k) => combined[k].p_holm = Some(adj),
+        }
+    }
+    Decisions { claims, combined, family }
+}
 
-    /// The verdict in words and numbers, and how it was computed.
-    pub fn sentence(&self) -> String {
-        let head = format!("paper: `{}` above `{}`", self.upper, self.lower);
-        let Some(a) = &self.primary else {
-            let why = self.missing.clone().unwrap_or_else(|| "no comparison could be made".into());
-            let peak = self.secondary.as_ref().map(|s| format!("; {}", numbers(s, None))).unwrap_or_default();
-            return format!("{head} — **undecided**: {why}{peak}.");
+/// "in world summarize": where a figure's claim was measured.
+pub fn place(fig: &Figure) -> String {
+    if fig.axes.is_empty() {
+        return String::new();
+    }
+    if fig.axes.iter().all(|(a, _)| is_world_axis(a)) {
+        let worlds: Vec<&str> = fig.axes.iter().map(|(_, v)| v.as_str()).collect();
+        return format!("in world {}", worlds.join(", "));
+    }
+    format!("at {}", fig.member)
+}
+
+/// The verdict in words and numbers, and how it was computed.
+pub fn sentence(fig: &Figure, c: &Claim) -> String {
+    let place = place(fig);
+    let head = format!(
+        "{}{}the expected ranking `{}` > `{}`",
+        place,
+        if place.is_empty() { "" } else { ", " },
+        c.upper,
+        c.lower
+    );
+    let verdict = c.verdict();
+    let Some(a) = &c.primary else {
+        let why = match &c.not_comparable {
+            Some(nc) => not_comparable_words(nc, &c.upper, &c.lower),
+            None => c.missing.clone().unwrap_or_else(|| "no comparison could be made".into()),
         };
-        let c = &a.comparison;
-        let verdict = self.verdict();
-        let mut s = format!("{head} — **{}**: {}", verdict.word(), numbers(a, self.p_holm));
-        s.push_str(&format!(" ({})", self.design_words(c)));
-        if verdict == Verdict::Undecided {
-            match (c.basis, &c.power) {
-                (Basis::Seeds, Some(pl)) => {
-                    let seeds = pl.seeds_needed.map_or("more than 1,000 seeds per method".to_string(), |s| {
-                        format!("about {} seeds per method", grouped(s))
-                    });
-                    let prompts = pl.prompts_needed.map_or(
-                        "no number of prompts suffices at these seeds (seed variation dominates)".to_string(),
-                        |n| format!("about {} prompts per point", grouped(n)),
-                    );
-                    s.push_str(&format!(
-                        "; an effect of this size is decided with 80% power by {seeds}, or {prompts} (power now {:.0}%)",
-                        100.0 * pl.power_now
-                    ));
-                }
-                _ => s.push_str(
-                    "; one seed per method measures prompt noise only, not seed variation: deciding needs at least 2 seeds per method",
-                ),
-            }
-        }
-        if let Some(sec) = &self.secondary {
-            s.push_str(&format!(". Beside it, {}", numbers(sec, None)));
-        }
-        s.push('.');
-        s
+        return format!("{head}: **{}** — {why}.", verdict.word());
+    };
+    let cmp = &a.comparison;
+    let word = match (verdict, c.margin) {
+        (Verdict::Level, Some(m)) => format!("level within ±{m}"),
+        _ => verdict.word().to_string(),
+    };
+    let mut s = format!("{head}: **{word}** — {}", numbers(a, c.p_holm));
+    s.push_str(&format!(" ({})", design_words(c, cmp)));
+    if let (Some(q), Some(m)) = (c.p_equivalence_holm, c.margin) {
+        s.push_str(&format!("; equivalence within ±{m}: p = {} (Holm)", fmt_p(q)));
     }
+    if !verdict.decided() {
+        match cmp.mde() {
+            Some(mde) => s.push_str(&format!(
+                "; not level either: the smallest difference this test detects with 80% power is ±{mde:.3}"
+            )),
+            None => s.push_str(
+                "; one seed per method measures prompt noise only, not seed variation: deciding needs at least 2 seeds per method",
+            ),
+        }
+    }
+    if let Some(sec) = &c.secondary {
+        s.push_str(&format!(". Beside it, the {}", numbers(sec, None)));
+    }
+    s.push('.');
+    s
 }
 
-/// "the win rate at matched KL …: +0.050 [0.020, 0.080], p = 0.003 (Holm)".
-fn numbers(a: &Analysis, p_holm: Option<f64>) -> String {
+/// Each method's trained KL range, said.
+pub fn not_comparable_words(nc: &NotComparable, upper: &str, lower: &str) -> String {
+    let range = |r: Option<(f64, f64)>| r.map_or("none".to_string(), |(lo, hi)| format!("{lo:.2}–{hi:.2}"));
+    format!(
+        "not comparable at matched KL: {} (trained checkpoints' KL: `{upper}` {}, `{lower}` {})",
+        nc.why,
+        range(nc.ranges[0]),
+        range(nc.ranges[1])
+    )
+}
+
+/// The design in words: "`online` 3 seeds, `offline` 3 seeds, a grid of 9; 256 prompts each".
+fn design_words(c: &Claim, cmp: &Comparison) -> String {
+    let grid = |(_, members): (usize, usize)| if members > 1 { format!(" × a grid of {members}") } else { String::new() };
+    let seeds = |n: usize| format!("{n} seed{}", if n == 1 { "" } else { "s" });
+    format!(
+        "`{}` {}{}, `{}` {}{}; {} prompts each",
+        c.upper,
+        seeds(cmp.runs.0),
+        grid(c.design.0),
+        c.lower,
+        seeds(cmp.runs.1),
+        grid(c.design.1),
+        cmp.units
+    )
+}
+
+/// "budgeted frontier …: +0.050 [+0.020, +0.080] (95%, unadjusted), p = 0.003 (Holm; 0.001 alone)".
+pub fn numbers(a: &Analysis, p_holm: Option<f64>) -> String {
     let c = &a.comparison;
     let basis = match c.basis {
-        Basis::Seeds => "Welch's t over seeds",
+        Basis::Seeds => "t over seeds × prompts",
         Basis::PairedPrompts => "paired bootstrap over prompts",
         Basis::UnpairedPrompts => "bootstrap over prompts, unpaired",
     };
     let p = match p_holm {
-        Some(h) => format!("p = {} (Holm; {} unadjusted)", fmt_p(h), fmt_p(c.p)),
+        Some(h) => format!("p = {} (Holm; {} alone)", fmt_p(h), fmt_p(c.p)),
         None => format!("p = {}", fmt_p(c.p)),
     };
-    format!("{}: {:+.3} [{:+.3}, {:+.3}], {p}, {basis}", a.what, c.effect, c.low, c.high)
+    format!("{}: {:+.3} [{:+.3}, {:+.3}] (95%, unadjusted), {p}, {basis}", a.what(), c.effect, c.low, c.high)
 }
 
-/// A count with thousands separators, as the report writes numbers: 567,656.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fmt_p(p: f64) -> String {
+pub fn fmt_p(p: f64) -> String {
     if p < 0.001 {
         "< 0.001".into()
     } else {
@@ -352,9 +567,9 @@ pub fn over_optimisation(fig: &Figure, series: &str) -> Option<Comparison> {
     for members in m.values() {
         let (mut p, mut l): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (vec![], vec![]);
         for pts in members.values().filter(|pts| pts.len() >= 2) {
-            let last = pts.iter().max_by(|a, b| a.x.total_cmp(&b.x)).expect("two points");
+            let last = pts.iter().max_by_key(|q| q.step).expect("two points");
             let candidates: Vec<Vec<f64>> = pts.iter().map(|q| q.units.clone()).collect();
-            p.push(stats::cross_fitted_peak(&candidates)?);
+            p.push(estimands::cross_fitted_peak(&candidates)?);
             l.push(last.units.clone());
         }
         if p.is_empty() {
@@ -368,18 +583,4 @@ pub fn over_optimisation(fig: &Figure, series: &str) -> Option<Comparison> {
         lasts.push(avg(&l));
     }
     stats::compare(&peaks, &lasts, true, seed_of(&format!("{}/{series}/over", fig.name)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::grouped;
-
-    #[test]
-    fn counts_get_thousands_separators() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
-        assert_eq!(grouped(567656), "567,656");
-        assert_eq!(grouped(1234567), "1,234,567");
-    }
 }
