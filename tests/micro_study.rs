@@ -259,15 +259,15 @@ fn an_a_a_study_comes_out_undecided() {
     run_all(&plan, &store);
     let rows = tandem::report::results::eval_rows(&plan, &store);
     let fig_node = plan.ordered().into_iter().find(|n| n.kind() == "figure.tradeoff").unwrap();
-    let fig = tandem::report::figures::figure_data(fig_node, &rows);
-    let mut claims = tandem::report::verdicts::claims_of(&fig);
-    tandem::report::verdicts::adjust(&mut claims);
-    assert_eq!(claims.len(), 1);
-    let c = &claims[0];
-    let a = c.primary.as_ref().expect("a matched-KL comparison");
+    let figs = tandem::report::figures::figures_of(fig_node, &rows);
+    let d = tandem::report::verdicts::decide(&figs);
+    assert_eq!(d.claims.len(), 1);
+    let c = &d.claims[0];
+    let said = tandem::report::verdicts::sentence(&figs[0], c);
+    let a = c.primary.as_ref().expect("a budgeted-frontier comparison");
     // Three seeds per method: a decidable comparison, over seeds.
-    assert_eq!(a.comparison.runs, (3, 3), "{}", c.sentence());
+    assert_eq!(a.comparison.runs, (3, 3), "{said}");
     assert!(a.comparison.decidable() && a.comparison.units == 64);
-    assert_eq!(c.verdict(), tandem::report::verdicts::Verdict::Undecided, "{}", c.sentence());
-    assert!(c.sentence().contains("undecided") && c.sentence().contains("seeds per method"), "{}", c.sentence());
+    assert_eq!(c.verdict(), tandem::report::verdicts::Verdict::Undecided, "{said}");
+    assert!(said.contains("undecided") && said.contains("detects with 80% power"), "{said}");
 }

@@ -1,148 +1,337 @@
-//! Calibration of the report's decision rule (src/report/stats.rs), by
-//! simulation, with no training: per-prompt win/loss outcomes drawn for
-//! methods whose runs differ by a random seed effect, prompts sharing a
-//! difficulty across every run (as every policy is scored on the same
-//! prompts against the same baseline samples).
+//! Calibration of the report's verdicts through the code that decides them:
+//! synthetic figure data (per-prompt outcomes at checkpoints with their KL)
+//! go through `verdicts::decide`, the one function the report calls
+//! (claims → estimands → comparisons → combination over worlds → Holm →
+//! verdict words). No training: each scenario is a model of what tandem's
+//! evaluations give, with every source of variation a study shares.
 //!
-//! - Identical methods: at most 5% of 1,000 simulated reports of three
-//!   claims may decide any claim (supports or contradicts) after Holm.
-//! - A planted effect: the share of decided claims matches the power the
-//!   power line predicts for that design, within 10 points.
-//! - A difference of differences (a gap at one policy size against the gap
-//!   at another) between four methods whose gaps are equal rejects near α,
-//!   never above 7%, and decides a planted shrinkage as often as not at a
-//!   size where its power is large.
-//! - One seed per method never decides, however large the prompt-level
-//!   difference: one seed's luck would pass for a method's effect.
+//! The outcome model: a win of run r's checkpoint t on prompt i is
+//! 1{V < ½ + g(KL) + effect + seed_r + difficulty_i + (method × prompt)_i},
+//! g a concave curve of KL alike for every method (a rise, then a Goodhart
+//! fall), V uniform and, with probability ½, the prompt's own draw shared by
+//! every run and checkpoint (the same baseline samples and sampling random
+//! numbers for every policy), else fresh. KL paths differ by method and
+//! wobble by seed and checkpoint.
+//!
+//! What must hold (fixed before the harness was first run):
+//! - null scenarios (identical methods; a verdict other than "undecided",
+//!   "not comparable" or "level" is false), in every scenario: unequal KL
+//!   paths and checkpoint densities; a grid of 9 identical members against
+//!   one configuration; a method × prompt interaction; four worlds
+//!   combined. Over [`REPORTS`] reports, the one-sided 95% Clopper–Pearson
+//!   upper bound of the rate of false "holds" is at most α, and so is that
+//!   of false "does not hold"; and the rate of reports with any false
+//!   verdict is not above α beyond chance (its lower bound is at most α).
+//!   The upper bound of that total cannot be asked to stay under α: the
+//!   rule is an exact two-sided level-α test, so an honest rate sits at α
+//!   and its upper bound above it (measured: 90 of 2,000, 4.5%, bounds
+//!   [3.8%, 5.3%], in the unequal-paths scenario);
+//! - one seed per method never decides;
+//! - a planted effect of the size the report's minimum-detectable-effect
+//!   line states gives "holds" (planted above) and "does not hold" (planted
+//!   below) at 80% ± (3 simulation standard errors + 0.05, the allowance
+//!   for the t approximation with an estimated standard error), and never
+//!   the wrong word more often than α/2.
 
 use rand::Rng;
 use tandem::ml::rng::{normal, stream, Stream};
-use tandem::report::stats::{compare, compare_gaps, holm, power, Parts, ALPHA};
+use tandem::report::figures::{Figure, FigureKind, Point};
+use tandem::report::stats::{clopper_pearson_upper, ALPHA};
 
-const PROMPTS: usize = 256;
+use tandem::report::verdicts::{decide, Verdict};
+
+/// Reports per scenario.
+const REPORTS: usize = 2000;
+const PROMPTS: usize = 96;
 const SEED_SD: f64 = 0.03;
 const DIFFICULTY_SD: f64 = 0.15;
 
-/// Per-prompt outcomes (1 win, 0 loss) of `seeds` runs of a method whose
-/// win probability is ½ + `effect`, each run with its own seed effect.
-fn method(r: &mut Stream, difficulty: &[f64], effect: f64, seeds: usize) -> Vec<Vec<f64>> {
-    (0..seeds)
-        .map(|_| {
-            let run_effect = SEED_SD * normal(r);
-            difficulty
-                .iter()
-                .map(|d| {
-                    let p = (0.5 + d + run_effect + effect).clamp(0.01, 0.99);
-                    if r.gen_range(0.0..1.0) < p {
-                        1.0
-                    } else {
+/// One method of a scenario.
+#[derive(Clone)]
+struct MethodSpec {
+    name: &'static str,
+    seeds: usize,
+    members: usize,
+    /// Steps saved (step 0 included: the shared starting policy).
+    steps: Vec<i64>,
+    /// KL at the last step; KL grows as (step / last)^shape · top.
+    top_kl: f64,
+    shape: f64,
+    /// Added to the win probability everywhere (the planted effect).
+    effect: f64,
+}
+
+#[derive(Clone)]
+struct Scenario {
+    methods: Vec<MethodSpec>,
+    worlds: usize,
+    interaction_sd: f64,
+    margin: Option<f64>,
+}
+
+/// The true win-rate curve shared by every method: up, then down (Goodhart).
+fn g(kl: f64) -> f64 {
+    0.25 * (1.0 - (-kl / 0.6).exp()) - 0.04 * kl
+}
+
+fn every(step: i64, last: i64) -> Vec<i64> {
+    (0..=last).step_by(step as usize).collect()
+}
+
+fn early_and_every(step: i64, last: i64) -> Vec<i64> {
+    let mut v = vec![0, 5, 10, 20, 35];
+    v.extend(every(step, last).into_iter().skip(1));
+    v
+}
+
+/// One world's figure: every checkpoint of every run of every method.
+fn figure(s: &Scenario, world: usize, r: &mut Stream) -> Figure {
+    let shared: Vec<f64> = (0..PROMPTS).map(|_| r.gen_range(0.0..1.0)).collect();
+    let difficulty: Vec<f64> = (0..PROMPTS).map(|_| DIFFICULTY_SD * normal(r)).collect();
+    let mut points = vec![];
+    for m in &s.methods {
+        let interaction: Vec<f64> = (0..PROMPTS).map(|_| s.interaction_sd * normal(r)).collect();
+        let last = *m.steps.last().unwrap() as f64;
+        for seed in 0..m.seeds {
+            let seed_effect = SEED_SD * normal(r);
+            for member in 0..m.members {
+                let pace = (0.15 * normal(r)).exp();
+                for &step in &m.steps {
+                    let kl = if step == 0 {
                         0.0
-                    }
-                })
-                .collect()
-        })
-        .collect()
+                    } else {
+                        m.top_kl * pace * (step as f64 / last).powf(m.shape) * (0.05 * normal(r)).exp()
+                    };
+                    let units: Vec<f64> = (0..PROMPTS)
+                        .map(|i| {
+                            let p = 0.5 + g(kl) + m.effect + seed_effect + difficulty[i] + interaction[i];
+                            let v = if r.gen_range(0.0..1.0) < 0.5 { shared[i] } else { r.gen_range(0.0..1.0) };
+                            f64::from(v < p)
+                        })
+                        .collect();
+                    let y = units.iter().sum::<f64>() / PROMPTS as f64;
+                    points.push(Point {
+                        series: m.name.into(),
+                        member: format!("{}[seed={seed}, lr={member}]", m.name),
+                        step: Some(step),
+                        x: kl,
+                        x_err: 0.0,
+                        y,
+                        y_err: 0.0,
+                        n: PROMPTS,
+                        replicate: format!("seed={seed}"),
+                        candidate: if m.members > 1 { format!("lr={member}") } else { String::new() },
+                        units,
+                        unit_set: "prompts".into(),
+                    });
+                }
+            }
+        }
+    }
+    let axes = if s.worlds > 1 { vec![("d.world".to_string(), format!("w{world}"))] } else { vec![] };
+    Figure {
+        name: if s.worlds > 1 { format!("fig[world=w{world}]") } else { "fig".into() },
+        decl: "fig".into(),
+        member: axes.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        kind: FigureKind::Tradeoff,
+        title: "calibration".into(),
+        x_label: "KL".into(),
+        y_label: "win rate".into(),
+        points,
+        bars: vec![],
+        claim: String::new(),
+        expect: s.methods.iter().map(|m| m.name.to_string()).collect(),
+        notes: vec![],
+        narrower_than: None,
+        axes,
+        margin: s.margin,
+    }
 }
 
-fn difficulty(r: &mut Stream) -> Vec<f64> {
-    (0..PROMPTS).map(|_| DIFFICULTY_SD * normal(r)).collect()
+/// What a batch of reports said.
+#[derive(Default)]
+struct Tally {
+    reports: usize,
+    /// Reports with a false verdict (a decided difference between identical methods).
+    false_reports: usize,
+    holds: usize,
+    does_not_hold: usize,
+    level: usize,
+    not_comparable: usize,
+    combined_decided: usize,
+    mde: Vec<f64>,
+}
+
+fn run(s: &Scenario, name: &str, reports: usize) -> Tally {
+    let mut t = Tally::default();
+    let mut r = stream(7, name, 0);
+    for _ in 0..reports {
+        let figures: Vec<Figure> = (0..s.worlds).map(|w| figure(s, w, &mut r)).collect();
+        let d = decide(&figures);
+        let mut any = false;
+        for c in &d.claims {
+            match c.verdict() {
+                Verdict::Holds => {
+                    t.holds += 1;
+                    any = true
+                }
+                Verdict::DoesNotHold => {
+                    t.does_not_hold += 1;
+                    any = true
+                }
+                Verdict::Level => t.level += 1,
+                Verdict::NotComparable => t.not_comparable += 1,
+                Verdict::Undecided => {}
+            }
+            if let Some(m) = c.primary.as_ref().and_then(|a| a.comparison.mde()) {
+                t.mde.push(m);
+            }
+        }
+        for c in &d.combined {
+            if matches!(c.verdict(), Verdict::Holds | Verdict::DoesNotHold) {
+                t.combined_decided += 1;
+                any = true;
+            }
+        }
+        t.false_reports += usize::from(any);
+        t.reports += 1;
+    }
+    t
+}
+
+fn assert_calibrated(name: &str, t: &Tally) {
+    let n = t.reports;
+    let upper = |hits: usize| clopper_pearson_upper(hits, n, 0.05);
+    // The lower bound of the rate: the upper bound of the complement.
+    let lower = 1.0 - clopper_pearson_upper(n - t.false_reports, n, 0.05);
+    eprintln!(
+        "{name}: {} of {n} reports with a false verdict ({:.4}, one-sided 95% bounds [{lower:.4}, {:.4}]); claims holding {}, not holding {}, level {}, not comparable {}; combined decided {}",
+        t.false_reports,
+        t.false_reports as f64 / n as f64,
+        upper(t.false_reports),
+        t.holds,
+        t.does_not_hold,
+        t.level,
+        t.not_comparable,
+        t.combined_decided
+    );
+    // Each direction: a false "holds" and a false "does not hold" are each
+    // bounded by α (they are α/2 each for an exact test).
+    let (up, down) = (t.holds + t.combined_decided, t.does_not_hold + t.combined_decided);
+    assert!(upper(up.min(n)) <= ALPHA, "{name}: false \"holds\" rate's upper bound {:.4} > α", upper(up.min(n)));
+    assert!(upper(down.min(n)) <= ALPHA, "{name}: false \"does not hold\" rate's upper bound {:.4} > α", upper(down.min(n)));
+    // In all: not above α beyond chance.
+    assert!(lower <= ALPHA, "{name}: the false-verdict rate is above α: its lower bound is {lower:.4}");
+    // Not vacuous: the scenario was comparable in most reports.
+    assert!(t.not_comparable * 10 < t.reports, "{name}: {} reports not comparable", t.not_comparable);
+}
+
+fn method(name: &'static str, steps: Vec<i64>, top_kl: f64, shape: f64) -> MethodSpec {
+    MethodSpec { name, seeds: 3, members: 1, steps, top_kl, shape, effect: 0.0 }
 }
 
 #[test]
-fn identical_methods_decide_at_most_five_percent_of_reports() {
-    let mut r = stream(17, "calibration/null", 0);
-    let reports = 1000;
-    let mut deciding = 0;
-    for report in 0..reports {
-        let claims: Vec<_> = (0..3)
-            .map(|c| {
-                let d = difficulty(&mut r);
-                let (a, b) = (method(&mut r, &d, 0.0, 3), method(&mut r, &d, 0.0, 3));
-                compare(&a, &b, true, (report * 3 + c) as u64).unwrap()
-            })
-            .collect();
-        assert!(claims.iter().all(|c| c.decidable()));
-        let adjusted = holm(&claims.iter().map(|c| c.p).collect::<Vec<_>>());
-        if adjusted.iter().any(|p| *p < ALPHA) {
-            deciding += 1;
-        }
-    }
-    let share = deciding as f64 / reports as f64;
-    eprintln!("identical methods: {deciding} of {reports} reports decided a claim");
-    assert!(share <= 0.05, "{share} of reports decided a claim between identical methods");
-    // And the rule is not vacuous: unadjusted single claims reject near α.
-    let mut rejected = 0;
-    for i in 0..reports {
-        let d = difficulty(&mut r);
-        let (a, b) = (method(&mut r, &d, 0.0, 3), method(&mut r, &d, 0.0, 3));
-        rejected += usize::from(compare(&a, &b, true, i as u64).unwrap().p < ALPHA);
-    }
-    let rate = rejected as f64 / reports as f64;
-    assert!((0.02..=0.07).contains(&rate), "a single claim's false-positive rate is {rate}, not near {ALPHA}");
+fn identical_methods_with_unequal_kl_paths_and_checkpoint_densities() {
+    // A: fast KL, saved early and every 50 (the shipped studies' schedule);
+    // B: slow KL, every 50 only. Same true curve g.
+    let s = Scenario {
+        methods: vec![
+            method("a", early_and_every(50, 300), 2.5, 0.7),
+            method("b", every(50, 300), 0.8, 1.0),
+        ],
+        worlds: 1,
+        interaction_sd: 0.0,
+        margin: None,
+    };
+    assert_calibrated("unequal paths", &run(&s, "unequal paths", REPORTS));
 }
 
 #[test]
-fn with_a_planted_effect_decisions_come_as_often_as_the_power_line_predicts() {
-    for (effect, seeds) in [(0.05, 4), (0.08, 3), (0.03, 5)] {
-        let mut r = stream(23, "calibration/power", (effect * 1000.0) as u64);
-        let sims = 1000;
-        let mut decided = 0;
-        for i in 0..sims {
-            let d = difficulty(&mut r);
-            let (a, b) = (method(&mut r, &d, effect, seeds), method(&mut r, &d, 0.0, seeds));
-            let c = compare(&a, &b, true, i as u64).unwrap();
-            decided += usize::from(c.p < ALPHA && c.effect > 0.0);
-        }
-        // The prediction from the design's true variance parts: seed
-        // variation, and per-prompt Bernoulli noise given the prompt
-        // (difficulty is shared by both methods, so it cancels).
-        let noise = 0.25 - DIFFICULTY_SD * DIFFICULTY_SD;
-        let parts = Parts { seed_var: SEED_SD * SEED_SD, prompt_var: noise };
-        let predicted = power(effect, parts, parts, seeds, PROMPTS);
-        let observed = decided as f64 / sims as f64;
-        eprintln!("effect {effect}, {seeds} seeds: decided {observed:.3}, predicted {predicted:.3}");
-        assert!((observed - predicted).abs() <= 0.10, "effect {effect}: observed {observed}, predicted {predicted}");
-    }
+fn a_grid_of_nine_identical_members_against_one_configuration() {
+    let mut grid = method("grid", early_and_every(50, 300), 1.5, 0.8);
+    grid.members = 9;
+    let s = Scenario {
+        methods: vec![grid, method("single", early_and_every(50, 300), 1.5, 0.8)],
+        worlds: 1,
+        interaction_sd: 0.0,
+        margin: None,
+    };
+    // Both orders: a grid favoured by its size would show in one of them.
+    assert_calibrated("grid", &run(&s, "grid", REPORTS / 2));
+    let flipped = Scenario { methods: s.methods.iter().rev().cloned().collect(), ..s };
+    assert_calibrated("grid (below)", &run(&flipped, "grid below", REPORTS / 2));
+}
+
+#[test]
+fn identical_methods_with_a_method_by_prompt_interaction_and_three_claims() {
+    // Three identical methods (two claims in one Holm family), outcomes
+    // shared across runs, each method with its own per-prompt deviation.
+    let s = Scenario {
+        methods: vec![
+            method("x", early_and_every(50, 300), 1.5, 0.8),
+            method("y", early_and_every(50, 300), 1.2, 0.9),
+            method("z", early_and_every(50, 300), 1.8, 0.7),
+        ],
+        worlds: 1,
+        interaction_sd: 0.06,
+        margin: Some(0.05),
+    };
+    assert_calibrated("interaction", &run(&s, "interaction", REPORTS));
+}
+
+#[test]
+fn identical_methods_over_four_worlds_combined() {
+    let s = Scenario {
+        methods: vec![
+            method("a", early_and_every(50, 300), 2.0, 0.7),
+            method("b", early_and_every(50, 300), 1.0, 1.0),
+        ],
+        worlds: 4,
+        interaction_sd: 0.03,
+        margin: None,
+    };
+    let t = run(&s, "worlds", REPORTS / 2);
+    assert_calibrated("four worlds", &t);
 }
 
 #[test]
 fn one_seed_per_method_never_decides() {
-    let mut r = stream(5, "calibration/one-seed", 0);
-    let d = difficulty(&mut r);
-    let (a, b) = (method(&mut r, &d, 0.2, 1), method(&mut r, &d, 0.0, 1));
-    let c = compare(&a, &b, true, 0).unwrap();
-    assert!(c.p < 0.001, "the prompt-level difference is plain: p = {}", c.p);
-    assert!(!c.decidable());
+    let mut a = method("a", early_and_every(50, 300), 1.5, 0.8);
+    let mut b = method("b", early_and_every(50, 300), 1.5, 0.8);
+    (a.seeds, b.seeds, a.effect) = (1, 1, 0.2);
+    let s = Scenario { methods: vec![a, b], worlds: 2, interaction_sd: 0.0, margin: Some(0.05) };
+    let t = run(&s, "one seed", 50);
+    assert_eq!((t.holds, t.does_not_hold, t.level, t.combined_decided), (0, 0, 0, 0));
 }
 
 #[test]
-fn equal_gaps_are_called_different_near_alpha_and_a_planted_shrinkage_is_found() {
-    let mut r = stream(23, "calibration/gaps", 0);
-    let trials = 1000;
-    let mut rejected = 0;
-    for i in 0..trials {
-        // The same gap (0.05) at both sizes; the two sizes score other runs
-        // on the same prompts.
-        let d = difficulty(&mut r);
-        let (a, b) = (method(&mut r, &d, 0.05, 3), method(&mut r, &d, 0.0, 3));
-        let (c, e) = (method(&mut r, &d, 0.05, 2), method(&mut r, &d, 0.0, 2));
-        let g = compare_gaps((&a, &b), (&c, &e), true, i as u64).unwrap();
-        assert!(g.decidable());
-        rejected += usize::from(g.p < ALPHA);
+fn a_planted_effect_of_the_stated_detectable_size_is_found_with_the_stated_power_and_sign() {
+    let base = Scenario {
+        methods: vec![
+            method("a", early_and_every(50, 300), 1.5, 0.8),
+            method("b", early_and_every(50, 300), 1.2, 0.9),
+        ],
+        worlds: 1,
+        interaction_sd: 0.03,
+        margin: None,
+    };
+    // The report's own minimum detectable effect, read off null reports.
+    let null = run(&base, "planted/null", 300);
+    // The root mean square of the stated values: the MDE is proportional to
+    // the estimated standard error, whose square (not itself) is unbiased.
+    let delta = (null.mde.iter().map(|m| m * m).sum::<f64>() / null.mde.len() as f64).sqrt();
+    eprintln!("minimum detectable effect (root mean square of {} reports'): {delta:.4}", null.mde.len());
+    assert!(delta > 0.0 && delta < 0.2, "{delta}");
+    let reports = REPORTS / 2;
+    let tolerance = 3.0 * (0.8f64 * 0.2 / reports as f64).sqrt() + 0.05;
+    for sign in [1.0, -1.0] {
+        let mut s = base.clone();
+        s.methods[0].effect = sign * delta;
+        let t = run(&s, if sign > 0.0 { "planted/above" } else { "planted/below" }, reports);
+        let (right, wrong) = if sign > 0.0 { (t.holds, t.does_not_hold) } else { (t.does_not_hold, t.holds) };
+        let rate = right as f64 / reports as f64;
+        eprintln!("planted {:+.4}: right word in {right} of {reports} ({rate:.3}), wrong in {wrong}", sign * delta);
+        assert!((rate - 0.8).abs() <= tolerance, "planted {:+.4}: decided {rate:.3}, the line says 0.8", sign * delta);
+        assert!((wrong as f64) < ALPHA / 2.0 * reports as f64, "planted {:+.4}: {wrong} wrong-sign verdicts", sign * delta);
     }
-    let rate = rejected as f64 / trials as f64;
-    eprintln!("equal gaps: {rejected} of {trials} contrasts rejected");
-    assert!(rate <= 0.07, "equal gaps were called different in {rate} of trials");
-    assert!(rate >= 0.01, "the contrast never rejects ({rate}): the test would be vacuous");
-    // A gap of 0.25 at one size and none at the other, with 6 seeds a side:
-    // found nearly always, and in the right direction.
-    let mut found = 0;
-    for i in 0..200 {
-        let d = difficulty(&mut r);
-        let (a, b) = (method(&mut r, &d, 0.25, 6), method(&mut r, &d, 0.0, 6));
-        let (c, e) = (method(&mut r, &d, 0.0, 6), method(&mut r, &d, 0.0, 6));
-        let g = compare_gaps((&a, &b), (&c, &e), true, i as u64).unwrap();
-        found += usize::from(g.p < ALPHA && g.effect > 0.0);
-    }
-    assert!(found >= 180, "a planted shrinkage of 0.25 was found in {found} of 200 trials");
 }

@@ -15,7 +15,8 @@
 //! - **The budgeted frontier** (the paper's estimand: online is a Pareto
 //!   improvement, so at any KL budget the best reachable win rate is
 //!   higher): at each of [`BUDGETS`] budgets evenly spaced over the window,
-//!   each run's best checkpoint with KL ≤ budget. "Best" is chosen without
+//!   each run's best point with KL ≤ budget (a trained checkpoint, or where
+//!   its training path first crosses the budget). "Best" is chosen without
 //!   the outcomes it reports: for a run (seed) s and each half of the
 //!   prompts, the candidate (grid member × step) is chosen by its mean on
 //!   the *other* seeds' runs and the *other* half of the prompts, and s's
@@ -234,22 +235,33 @@ fn all_candidates(method: &[Replicate]) -> Vec<Candidates> {
         .collect()
 }
 
-/// The budgeted frontier of one method, per replicate, averaged over the budgets.
+/// The budgeted frontier of one method, per replicate, averaged over the
+/// budgets. A run's candidates at budget k are its trained checkpoints with
+/// KL ≤ k and the point where its training path first crosses k
+/// (interpolated, named by the member alone so the same member's crossing
+/// is one candidate across seeds): the path is continuous, so a run saved
+/// sparsely is not held below k by its save schedule alone.
 fn frontier_of(method: &[Replicate], budgets: &[f64]) -> Option<Vec<Vec<f64>>> {
-    let all = all_candidates(method);
     let mut sum: Option<Vec<Vec<f64>>> = None;
     for k in budgets {
         let eligible: Vec<Candidates> = method
             .iter()
             .map(|rep| {
-                rep.iter()
+                let mut c: Candidates = rep
+                    .iter()
                     .flat_map(|run| {
                         trained(run).filter(|c| c.kl <= *k).map(move |c| (candidate(&run.member, c.step), c.units.clone()))
                     })
-                    .collect()
+                    .collect();
+                for run in rep {
+                    if let Some(u) = along_path(run, *k) {
+                        c.insert(format!("{}@kl", run.member), u);
+                    }
+                }
+                c
             })
             .collect();
-        let at = cross_fitted_choice(&eligible, &all)?;
+        let at = cross_fitted_choice(&eligible, &eligible)?;
         sum = Some(match sum {
             None => at,
             Some(s) => s.iter().zip(&at).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
@@ -376,8 +388,9 @@ mod tests {
     fn the_frontier_by_hand() {
         // One member per seed, checkpoints (KL, outcome on every unit):
         // A: (0.2, 0.1), (0.4, 0.5), (0.8, 0.9); B: (0.3, 0.2), (0.6, 0.3), (0.9, 0.4).
-        // Window [0.3, 0.8]; budgets 0.3, …, 0.8 (ten). A's best within each
-        // budget: 0.1 below 0.4, 0.5 from 0.4, 0.9 at 0.8; B's: 0.2, then 0.3 from 0.6.
+        // Window [0.3, 0.8]; ten budgets k. Both paths rise, so each
+        // method's best within k is where its path crosses k: A's
+        // 0.1 + 2(k − 0.2) up to 0.4, then 0.5 + (k − 0.4); B's 0.2 + (k − 0.3)/3.
         let path = |pts: &[(f64, f64)]| -> Replicate {
             vec![run("", pts.iter().enumerate().map(|(i, (k, y))| ck(i as i64 + 1, *k, &[*y; 4])).collect())]
         };
@@ -386,9 +399,13 @@ mod tests {
         let f = frontier(&a, &b).unwrap();
         assert_eq!(f.window, (0.3, 0.8));
         let budgets = even(0.3, 0.8, BUDGETS);
-        let best_a: f64 = budgets.iter().map(|k| if *k >= 0.8 { 0.9 } else if *k >= 0.4 { 0.5 } else { 0.1 }).sum::<f64>();
-        let best_b: f64 = budgets.iter().map(|k| if *k >= 0.6 { 0.3 } else { 0.2 }).sum::<f64>();
+        let best_a: f64 = budgets.iter().map(|k| if *k <= 0.4 { 0.1 + 2.0 * (k - 0.2) } else { 0.5 + (k - 0.4) }).sum();
+        let best_b: f64 = budgets.iter().map(|k| 0.2 + (k - 0.3) / 3.0).sum();
         assert!((f.a[0][0] - best_a / BUDGETS as f64).abs() < 1e-12, "{:?}", f.a);
         assert!((f.b[1][3] - best_b / BUDGETS as f64).abs() < 1e-12, "{:?}", f.b);
+        // A falling path: the best within k is an earlier checkpoint, not the crossing.
+        let falling = vec![path(&[(0.3, 0.9), (0.8, 0.1)]); 2];
+        let f = frontier(&falling, &b).unwrap();
+        assert!((f.a[0][0] - 0.9).abs() < 1e-12, "{:?}", f.a);
     }
 }
