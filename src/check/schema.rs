@@ -244,7 +244,7 @@ const EXPECT: Param = p_nokey(
     "expect",
     Ty::List(&Ty::Str { choices: &[] }),
     Default::Optional,
-    "series in the order the paper ranks them (best first); the report checks each neighbouring pair",
+    "series in the order the paper ranks them (best first); the report tests every pair the order ranks",
 );
 
 const MARGIN: Param = p_nokey(

@@ -357,6 +357,9 @@ mod tests {
         let a = vec![vec![run("", vec![ck(0, 0.0, &[0.0]), ck(50, 0.5, &[1.0]), ck(100, 2.0, &[1.0])])]];
         assert!(window(&a, &b).unwrap_err().why.contains("fewer than 2"));
         let a = vec![vec![run("", vec![ck(10, 0.35, &[0.0]), ck(50, 0.5, &[1.0]), ck(100, 2.0, &[1.0])])]];
+        // B's 0.3 is below the window: it has one trained checkpoint inside.
+        assert!(window(&a, &b).is_err());
+        let b = vec![vec![run("", vec![ck(50, 0.3, &[1.0]), ck(75, 0.5, &[1.0]), ck(100, 0.7, &[1.0])])]];
         assert_eq!(window(&a, &b).unwrap(), (0.35, 0.7));
     }
 

@@ -5,7 +5,7 @@
 //! [`decide`] is the one path from figure data to verdicts; the report and
 //! the calibration (`tests/verdicts.rs`) both go through it:
 //!
-//! 1. every figure's claims (each neighbouring pair of its `expect:`, and
+//! 1. every figure's claims (each pair its `expect:` orders, and
 //!    its `gaps_narrower_than:` pairs), each with its estimand:
 //!    a trade-off's primary test is the budgeted frontier, its secondary
 //!    the matched-KL curve (`estimands.rs`); a `best` figure's is the
@@ -283,7 +283,13 @@ pub fn claims_of(figures: &[Figure], i: usize) -> Vec<Claim> {
     if !matches!(fig.kind, FigureKind::Tradeoff | FigureKind::Best) {
         return out;
     }
-    for w in fig.expect.windows(2) {
+    // Every pair the ranking orders, not only neighbours: a ranking
+    // `[online, tandem, offline]` claims online above offline too.
+    let pairs: Vec<[String; 2]> = (0..fig.expect.len())
+        .flat_map(|i| (i + 1..fig.expect.len()).map(move |j| (i, j)))
+        .map(|(i, j)| [fig.expect[i].clone(), fig.expect[j].clone()])
+        .collect();
+    for w in &pairs {
         let (upper, lower) = (method(fig, &w[0]), method(fig, &w[1]));
         let mut claim = Claim::new(i, w[0].clone(), w[1].clone(), (shape(&upper), shape(&lower)));
         claim.margin = fig.margin;
