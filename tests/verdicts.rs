@@ -219,7 +219,11 @@ fn assert_calibrated(name: &str, t: &Tally) {
     // bounded by α (they are α/2 each for an exact test).
     let (up, down) = (t.holds + t.combined_decided, t.does_not_hold + t.combined_decided);
     assert!(upper(up.min(n)) <= ALPHA, "{name}: false \"holds\" rate's upper bound {:.4} > α", upper(up.min(n)));
-    assert!(upper(down.min(n)) <= ALPHA, "{name}: false \"does not hold\" rate's upper bound {:.4} > α", upper(down.min(n)));
+    assert!(
+        upper(down.min(n)) <= ALPHA,
+        "{name}: false \"does not hold\" rate's upper bound {:.4} > α",
+        upper(down.min(n))
+    );
     // In all: not above α beyond chance.
     assert!(lower <= ALPHA, "{name}: the false-verdict rate is above α: its lower bound is {lower:.4}");
     // Not vacuous: the scenario was comparable in most reports.
@@ -235,10 +239,7 @@ fn identical_methods_with_unequal_kl_paths_and_checkpoint_densities() {
     // A: fast KL, saved early and every 50 (the shipped studies' schedule);
     // B: slow KL, every 50 only. Same true curve g.
     let s = Scenario {
-        methods: vec![
-            method("a", early_and_every(50, 300), 2.5, 0.7),
-            method("b", every(50, 300), 0.8, 1.0),
-        ],
+        methods: vec![method("a", early_and_every(50, 300), 2.5, 0.7), method("b", every(50, 300), 0.8, 1.0)],
         worlds: 1,
         interaction_sd: 0.0,
         margin: None,
@@ -282,10 +283,7 @@ fn identical_methods_with_a_method_by_prompt_interaction_and_three_claims() {
 #[test]
 fn identical_methods_over_four_worlds_combined() {
     let s = Scenario {
-        methods: vec![
-            method("a", early_and_every(50, 300), 2.0, 0.7),
-            method("b", early_and_every(50, 300), 1.0, 1.0),
-        ],
+        methods: vec![method("a", early_and_every(50, 300), 2.0, 0.7), method("b", early_and_every(50, 300), 1.0, 1.0)],
         worlds: 4,
         interaction_sd: 0.03,
         margin: None,
@@ -307,10 +305,7 @@ fn one_seed_per_method_never_decides() {
 #[test]
 fn a_planted_effect_of_the_stated_detectable_size_is_found_with_the_stated_power_and_sign() {
     let base = Scenario {
-        methods: vec![
-            method("a", early_and_every(50, 300), 1.5, 0.8),
-            method("b", early_and_every(50, 300), 1.2, 0.9),
-        ],
+        methods: vec![method("a", early_and_every(50, 300), 1.5, 0.8), method("b", early_and_every(50, 300), 1.2, 0.9)],
         worlds: 1,
         interaction_sd: 0.03,
         margin: None,
@@ -332,6 +327,10 @@ fn a_planted_effect_of_the_stated_detectable_size_is_found_with_the_stated_power
         let rate = right as f64 / reports as f64;
         eprintln!("planted {:+.4}: right word in {right} of {reports} ({rate:.3}), wrong in {wrong}", sign * delta);
         assert!((rate - 0.8).abs() <= tolerance, "planted {:+.4}: decided {rate:.3}, the line says 0.8", sign * delta);
-        assert!((wrong as f64) < ALPHA / 2.0 * reports as f64, "planted {:+.4}: {wrong} wrong-sign verdicts", sign * delta);
+        assert!(
+            (wrong as f64) < ALPHA / 2.0 * reports as f64,
+            "planted {:+.4}: {wrong} wrong-sign verdicts",
+            sign * delta
+        );
     }
 }

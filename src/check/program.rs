@@ -138,7 +138,6 @@ impl Program {
     pub fn decl_of(&self, inst: InstanceId) -> &DeclInfo {
         &self.decls[self.instances[inst].decl]
     }
-
 }
 
 /// The steps a run saves a checkpoint at: 0, every `save_every`, each step

@@ -61,7 +61,11 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                                 )
                                 .label("evaluation needs a saved checkpoint")
                                 .related(x.decls[r.decl].name_span, "the run")
-                                .help(format!("`{}` saves at {}", r.label, schedule.describe())),
+                                .help(format!(
+                                    "`{}` saves at {}",
+                                    r.label,
+                                    schedule.describe()
+                                )),
                             );
                             ok = false;
                         }

@@ -664,9 +664,10 @@ impl<'p> Lowerer<'p> {
             },
             margin: a.opt_float("margin"),
         };
-        Ok(Output::Node(
-            self.add(Op::Figure(FigureSpec { shape, title, show, views: vec![] }), vec![NodeName::Decl(inst.name.clone())])?,
-        ))
+        Ok(Output::Node(self.add(
+            Op::Figure(FigureSpec { shape, title, show, views: vec![] }),
+            vec![NodeName::Decl(inst.name.clone())],
+        )?))
     }
 
     /// Adds a node computing `op` (or names an equal one), within the bound.

@@ -98,7 +98,10 @@ fn method_range(method: &[Replicate]) -> Option<(f64, f64)> {
     if rs.is_empty() {
         return None;
     }
-    Some((rs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min), rs.iter().map(|r| r.1).fold(f64::NEG_INFINITY, f64::max)))
+    Some((
+        rs.iter().map(|r| r.0).fold(f64::INFINITY, f64::min),
+        rs.iter().map(|r| r.1).fold(f64::NEG_INFINITY, f64::max),
+    ))
 }
 
 /// The window every replicate of both methods has trained support in.
@@ -180,10 +183,8 @@ fn half_mean(units: &[f64], parity: usize) -> f64 {
 /// replicate has no candidate.
 pub fn cross_fitted_choice(eligible: &[Candidates], all: &[Candidates]) -> Option<Vec<Vec<f64>>> {
     // Every replicate's half means, computed once.
-    let halves: Vec<BTreeMap<&str, [f64; 2]>> = all
-        .iter()
-        .map(|c| c.iter().map(|(k, u)| (k.as_str(), [half_mean(u, 0), half_mean(u, 1)])).collect())
-        .collect();
+    let halves: Vec<BTreeMap<&str, [f64; 2]>> =
+        all.iter().map(|c| c.iter().map(|(k, u)| (k.as_str(), [half_mean(u, 0), half_mean(u, 1)])).collect()).collect();
     let mut out = vec![];
     for (r, mine) in eligible.iter().enumerate() {
         let n = mine.values().map(|u| u.len()).min()?;
@@ -202,10 +203,7 @@ pub fn cross_fitted_choice(eligible: &[Candidates], all: &[Candidates]) -> Optio
                 (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
             };
             let best = |f: &dyn Fn(&str) -> Option<f64>| {
-                mine.iter()
-                    .filter_map(|(k, u)| f(k).map(|s| (s, u)))
-                    .max_by(|x, y| x.0.total_cmp(&y.0))
-                    .map(|(_, u)| u)
+                mine.iter().filter_map(|(k, u)| f(k).map(|s| (s, u))).max_by(|x, y| x.0.total_cmp(&y.0)).map(|(_, u)| u)
             };
             let own = |name: &str| mine.get(name).map(|u| half_mean(u, other)).filter(|x| x.is_finite());
             let chosen = best(&score).or_else(|| best(&own))?;
@@ -250,7 +248,9 @@ fn frontier_of(method: &[Replicate], budgets: &[f64]) -> Option<Vec<Vec<f64>>> {
                 let mut c: Candidates = rep
                     .iter()
                     .flat_map(|run| {
-                        trained(run).filter(|c| c.kl <= *k).map(move |c| (candidate(&run.member, c.step), c.units.clone()))
+                        trained(run)
+                            .filter(|c| c.kl <= *k)
+                            .map(move |c| (candidate(&run.member, c.step), c.units.clone()))
                     })
                     .collect();
                 for run in rep {
@@ -279,7 +279,11 @@ pub fn frontier(a: &[Replicate], b: &[Replicate]) -> Result<PerRun, NotComparabl
         ranges: [method_range(a), method_range(b)],
         why: "a run has no candidate within a budget".into(),
     };
-    Ok(PerRun { window: (lo, hi), a: frontier_of(a, &budgets).ok_or_else(fail)?, b: frontier_of(b, &budgets).ok_or_else(fail)? })
+    Ok(PerRun {
+        window: (lo, hi),
+        a: frontier_of(a, &budgets).ok_or_else(fail)?,
+        b: frontier_of(b, &budgets).ok_or_else(fail)?,
+    })
 }
 
 /// The matched-KL curve of one method, per replicate, averaged over the points.
@@ -309,7 +313,11 @@ pub fn matched_curve(a: &[Replicate], b: &[Replicate]) -> Result<PerRun, NotComp
         ranges: [method_range(a), method_range(b)],
         why: "a run's training path leaves a gap inside the window (its members' KL ranges are disjoint)".into(),
     };
-    Ok(PerRun { window: (lo, hi), a: curve_of(a, &points).ok_or_else(fail)?, b: curve_of(b, &points).ok_or_else(fail)? })
+    Ok(PerRun {
+        window: (lo, hi),
+        a: curve_of(a, &points).ok_or_else(fail)?,
+        b: curve_of(b, &points).ok_or_else(fail)?,
+    })
 }
 
 /// The best of a method's checkpoints and members, whatever their KL (a

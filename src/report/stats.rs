@@ -103,7 +103,7 @@ impl Comparison {
     /// the p-values of "effect ≤ −margin" and "effect ≥ +margin". None for
     /// a comparison that cannot decide.
     pub fn equivalence_p(&self, margin: f64) -> Option<f64> {
-        if !self.decidable() || !(margin > 0.0) {
+        if !self.decidable() || margin.is_nan() || margin <= 0.0 {
             return None;
         }
         if self.se == 0.0 {
@@ -191,11 +191,8 @@ fn residual_ms(runs: &[Vec<f64>]) -> f64 {
     let row: Vec<f64> = runs.iter().map(|r| mean(&r[..n])).collect();
     let col = unit_means(runs);
     let all = mean(&row);
-    let ss: f64 = runs
-        .iter()
-        .zip(&row)
-        .map(|(r, rm)| (0..n).map(|i| (r[i] - rm - col[i] + all).powi(2)).sum::<f64>())
-        .sum();
+    let ss: f64 =
+        runs.iter().zip(&row).map(|(r, rm)| (0..n).map(|i| (r[i] - rm - col[i] + all).powi(2)).sum::<f64>()).sum();
     ss / ((s - 1) * (n - 1)) as f64
 }
 
@@ -230,7 +227,8 @@ fn contrast(groups: &[(&[Vec<f64>], f64)], paired: bool, seed: u64) -> Option<Co
         let v: Vec<f64> = groups.iter().zip(&means).map(|((g, _), m)| var(m) / g.len() as f64).collect();
         let interaction = if same_units && units >= 2 {
             let per_unit: Vec<Vec<f64>> = groups.iter().map(|(g, _)| unit_means(g)).collect();
-            let d: Vec<f64> = (0..units).map(|u| groups.iter().zip(&per_unit).map(|((_, w), m)| w * m[u]).sum()).collect();
+            let d: Vec<f64> =
+                (0..units).map(|u| groups.iter().zip(&per_unit).map(|((_, w), m)| w * m[u]).sum()).collect();
             let noise: f64 = groups.iter().map(|(g, _)| residual_ms(g) / g.len() as f64).sum();
             ((var(&d) - noise) / units as f64).max(0.0)
         } else {
@@ -354,7 +352,7 @@ pub struct Combined {
 /// worlds or a standard error that is not positive.
 pub fn fixed_effect(worlds: &[&Comparison]) -> Option<Combined> {
     let k = worlds.len();
-    if k < 2 || worlds.iter().any(|c| !c.effect.is_finite() || !(c.se > 0.0) || !c.se.is_finite()) {
+    if k < 2 || worlds.iter().any(|c| !c.effect.is_finite() || c.se.is_nan() || c.se <= 0.0 || !c.se.is_finite()) {
         return None;
     }
     let kf = k as f64;

@@ -221,7 +221,8 @@ fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
         return vec![];
     }
     let combined_cell = |claim: &str| -> String {
-        let Some(row) = d.combined.iter().find(|r| format!("{}: `{}` > `{}`", r.decl, r.upper, r.lower) == claim) else {
+        let Some(row) = d.combined.iter().find(|r| format!("{}: `{}` > `{}`", r.decl, r.upper, r.lower) == claim)
+        else {
             return "·".into();
         };
         match (&row.combined, &row.why_not) {
@@ -244,21 +245,21 @@ fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
     if any_combined {
         head.push("combined over worlds".into());
     }
-    let rows = rows
-        .into_iter()
-        .map(|(claim, cells)| {
-            let combined = combined_cell(&claim);
-            let mut row: Vec<String> = std::iter::once(claim)
-                .chain(members.iter().map(|m| {
-                    cells.iter().find(|(k, _)| k == m).map(|(_, c)| c.clone()).unwrap_or_else(|| "·".into())
-                }))
-                .collect();
-            if any_combined {
-                row.push(combined);
-            }
-            row
-        })
-        .collect();
+    let rows =
+        rows.into_iter()
+            .map(|(claim, cells)| {
+                let combined = combined_cell(&claim);
+                let mut row: Vec<String> = std::iter::once(claim)
+                    .chain(members.iter().map(|m| {
+                        cells.iter().find(|(k, _)| k == m).map(|(_, c)| c.clone()).unwrap_or_else(|| "·".into())
+                    }))
+                    .collect();
+                if any_combined {
+                    row.push(combined);
+                }
+                row
+            })
+            .collect();
     let mut blocks = vec![
         Block::Para("Each ranking a figure's `expect:` states, and what this run says of it in each sweep member (world): the verdict, then the effect (upper minus lower) with its 95% interval (unadjusted; the verdict is Holm-adjusted).".into()),
         Block::Table { head, rows },
@@ -545,12 +546,8 @@ pub fn write_report(
                     if !fig.notes.is_empty() {
                         b.push(Block::List(fig.notes.iter().map(|n| format!("note: {n}.")).collect()));
                     }
-                    let v: Vec<String> = decisions
-                        .claims
-                        .iter()
-                        .filter(|c| c.figure == j)
-                        .map(|c| verdicts::sentence(fig, c))
-                        .collect();
+                    let v: Vec<String> =
+                        decisions.claims.iter().filter(|c| c.figure == j).map(|c| verdicts::sentence(fig, c)).collect();
                     if !v.is_empty() {
                         b.push(Block::Para("**This run against the expected ranking:**".into()));
                         b.push(Block::List(v));

@@ -495,7 +495,7 @@ pub fn sentence(fig: &Figure, c: &Claim) -> String {
     let mut s = format!("{head}: **{word}** — {}", numbers(a, c.p_holm));
     s.push_str(&format!(" ({})", design_words(c, cmp)));
     if let (Some(q), Some(m)) = (c.p_equivalence_holm, c.margin) {
-        s.push_str(&format!("; equivalence within ±{m}: p = {} (Holm)", fmt_p(q)));
+        s.push_str(&format!("; equivalence within ±{m}: p {} (Holm)", p_is(q)));
     }
     if !verdict.decided() {
         match cmp.mde() {
@@ -527,7 +527,8 @@ pub fn not_comparable_words(nc: &NotComparable, upper: &str, lower: &str) -> Str
 
 /// The design in words: "`online` 3 seeds, `offline` 3 seeds, a grid of 9; 256 prompts each".
 fn design_words(c: &Claim, cmp: &Comparison) -> String {
-    let grid = |(_, members): (usize, usize)| if members > 1 { format!(" × a grid of {members}") } else { String::new() };
+    let grid =
+        |(_, members): (usize, usize)| if members > 1 { format!(" × a grid of {members}") } else { String::new() };
     let seeds = |n: usize| format!("{n} seed{}", if n == 1 { "" } else { "s" });
     format!(
         "`{}` {}{}, `{}` {}{}; {} prompts each",
@@ -550,10 +551,19 @@ pub fn numbers(a: &Analysis, p_holm: Option<f64>) -> String {
         Basis::UnpairedPrompts => "bootstrap over prompts, unpaired",
     };
     let p = match p_holm {
-        Some(h) => format!("p = {} (Holm; {} alone)", fmt_p(h), fmt_p(c.p)),
-        None => format!("p = {}", fmt_p(c.p)),
+        Some(h) => format!("p {} (Holm; {} alone)", p_is(h), fmt_p(c.p)),
+        None => format!("p {}", p_is(c.p)),
     };
     format!("{}: {:+.3} [{:+.3}, {:+.3}] (95%, unadjusted), {p}, {basis}", a.what(), c.effect, c.low, c.high)
+}
+
+/// "= 0.024" or "< 0.001".
+fn p_is(p: f64) -> String {
+    if p < 0.001 {
+        "< 0.001".into()
+    } else {
+        format!("= {p:.3}")
+    }
 }
 
 pub fn fmt_p(p: f64) -> String {
