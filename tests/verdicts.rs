@@ -334,3 +334,43 @@ fn a_planted_effect_of_the_stated_detectable_size_is_found_with_the_stated_power
         );
     }
 }
+
+mod common;
+
+/// Two figures over the same evaluations that differ only in their words
+/// (`claim`, `expect`, `normalize`, `margin`) are one plan node (the cache
+/// may share their data) but two figures of the report, each with its own
+/// claims.
+#[test]
+fn figures_sharing_a_node_keep_their_own_claims() {
+    let plan = common::plan_text(
+        r#"
+world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 100)
+model pm = pm(d, layers: 1, width: 16, heads: 2, steps: 10)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 10)
+run a = train(sft, loss: ipo(), sampler: offline(d), steps: 20, save_every: 10, seeds: 2)
+run b = a with { loss.beta: 0.5 }
+eval k = kl(policies: [a, b], prompts: 8)
+eval wr = winrate(policies: [a, b], baseline: sft, judge: pm, prompts: 8)
+figure up = tradeoff(x: k, y: wr, claim: "a above b", expect: ["a", "b"])
+figure down = tradeoff(x: k, y: wr, claim: "b above a", expect: ["b", "a"], margin: 0.05)
+"#,
+    );
+    let nodes: Vec<_> = plan.ordered().into_iter().filter(|n| n.kind() == "figure.tradeoff").collect();
+    assert_eq!(nodes.len(), 1, "one node for both figures");
+    let figures = tandem::report::figures::figures_of(nodes[0], &[]);
+    let words: Vec<(String, Vec<String>, Option<f64>)> =
+        figures.iter().map(|f| (f.claim.clone(), f.expect.clone(), f.margin)).collect();
+    assert_eq!(
+        words,
+        vec![
+            ("a above b".to_string(), vec!["a".to_string(), "b".to_string()], None),
+            ("b above a".to_string(), vec!["b".to_string(), "a".to_string()], Some(0.05)),
+        ]
+    );
+    let d = decide(&figures);
+    let claims: Vec<(usize, &str, &str)> =
+        d.claims.iter().map(|c| (c.figure, c.upper.as_str(), c.lower.as_str())).collect();
+    assert_eq!(claims, vec![(0, "a", "b"), (1, "b", "a")]);
+}

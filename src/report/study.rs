@@ -265,7 +265,7 @@ fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
         Block::Table { head, rows },
     ];
     if any_combined {
-        blocks.push(Block::Para("Combined over worlds: the inverse-variance (fixed-effect) mean of the worlds' effects (the worlds are this study's design, not a sample of worlds), its 95% interval and t-test (Satterthwaite's degrees of freedom over the worlds'), in the same Holm family as every other claim; figures swept over anything but worlds are not combined.".into()));
+        blocks.push(Block::Para("Combined over worlds: the equal-weight (fixed-effect) mean of the worlds' effects (the worlds are this study's design, not a sample of worlds; each counts once), its 95% interval and t-test (Satterthwaite's degrees of freedom over the worlds'), in the same Holm family as every other claim; figures swept over anything but worlds are not combined.".into()));
     }
     blocks
 }
