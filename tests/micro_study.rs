@@ -244,10 +244,10 @@ dataset d = generate(w, pairs: 400)
 model pm = pm(d, layers: 1, width: 32, heads: 2, steps: 60, batch: 32, lr: 1e-3)
 dataset g = relabel(d, judge: pm)
 model sft = sft(g, layers: 1, width: 32, heads: 2, steps: 60, batch: 64, lr: 1e-3)
-run a = train(sft, loss: ipo(beta: 0.1), sampler: offline(g), lr: 1e-3, steps: 20, save_every: 10, batch: 16, seed: sweep [1, 2, 3])
+run a = train(sft, loss: ipo(beta: 0.1), sampler: offline(g), lr: 1e-3, steps: 20, save_every: 5, batch: 16, seed: sweep [1, 2, 3])
 run b = a with { seed: sweep [4, 5, 6] }
-eval k = kl(policies: [a, b], prompts: 64, at: [0, 10, 20])
-eval wr = winrate(policies: [a, b], baseline: sft, judge: pm, prompts: 64, at: [0, 10, 20])
+eval k = kl(policies: [a, b], prompts: 64, at: [0, 5, 10, 15, 20])
+eval wr = winrate(policies: [a, b], baseline: sft, judge: pm, prompts: 64, at: [0, 5, 10, 15, 20])
 figure t = tradeoff(x: k, y: wr, expect: ["a", "b"])
 "#;
 
