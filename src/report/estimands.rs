@@ -240,8 +240,7 @@ fn all_candidates(method: &[Replicate]) -> Vec<Candidates> {
 /// is one candidate across seeds): the path is continuous, so a run saved
 /// sparsely is not held below k by its save schedule alone.
 fn frontier_of(method: &[Replicate], budgets: &[f64]) -> Option<Vec<Vec<f64>>> {
-    let mut sum: Option<Vec<Vec<f64>>> = None;
-    for k in budgets {
+    averaged_over(budgets, |k| {
         let eligible: Vec<Candidates> = method
             .iter()
             .map(|rep| {
@@ -249,25 +248,34 @@ fn frontier_of(method: &[Replicate], budgets: &[f64]) -> Option<Vec<Vec<f64>>> {
                     .iter()
                     .flat_map(|run| {
                         trained(run)
-                            .filter(|c| c.kl <= *k)
+                            .filter(move |c| c.kl <= k)
                             .map(move |c| (candidate(&run.member, c.step), c.units.clone()))
                     })
                     .collect();
                 for run in rep {
-                    if let Some(u) = along_path(run, *k) {
+                    if let Some(u) = along_path(run, k) {
                         c.insert(format!("{}@kl", run.member), u);
                     }
                 }
                 c
             })
             .collect();
-        let at = cross_fitted_choice(&eligible, &eligible)?;
+        cross_fitted_choice(&eligible, &eligible)
+    })
+}
+
+/// Per replicate and unit, the mean over KL values `at` of what `choose`
+/// gives at each (None if it gives nothing at one of them).
+fn averaged_over(at: &[f64], choose: impl Fn(f64) -> Option<Vec<Vec<f64>>>) -> Option<Vec<Vec<f64>>> {
+    let mut sum: Option<Vec<Vec<f64>>> = None;
+    for &k in at {
+        let here = choose(k)?;
         sum = Some(match sum {
-            None => at,
-            Some(s) => s.iter().zip(&at).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
+            None => here,
+            Some(s) => s.iter().zip(&here).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
         });
     }
-    let n = budgets.len() as f64;
+    let n = at.len() as f64;
     sum.map(|s| s.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect())
 }
 
@@ -288,21 +296,14 @@ pub fn frontier(a: &[Replicate], b: &[Replicate]) -> Result<PerRun, NotComparabl
 
 /// The matched-KL curve of one method, per replicate, averaged over the points.
 fn curve_of(method: &[Replicate], points: &[f64]) -> Option<Vec<Vec<f64>>> {
-    let mut sum: Option<Vec<Vec<f64>>> = None;
-    for k in points {
+    averaged_over(points, |k| {
         // Each member's interpolated outcomes at k are its candidates here.
         let at_k: Vec<Candidates> = method
             .iter()
-            .map(|rep| rep.iter().filter_map(|run| along_path(run, *k).map(|u| (run.member.clone(), u))).collect())
+            .map(|rep| rep.iter().filter_map(|run| along_path(run, k).map(|u| (run.member.clone(), u))).collect())
             .collect();
-        let at = cross_fitted_choice(&at_k, &at_k)?;
-        sum = Some(match sum {
-            None => at,
-            Some(s) => s.iter().zip(&at).map(|(x, y)| x.iter().zip(y).map(|(p, q)| p + q).collect()).collect(),
-        });
-    }
-    let n = points.len() as f64;
-    sum.map(|s| s.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect())
+        cross_fitted_choice(&at_k, &at_k)
+    })
 }
 
 /// The matched-KL curves of A and B over their common trained window.
