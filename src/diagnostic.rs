@@ -48,6 +48,9 @@ pub enum Code {
     /// A training precision the numerics profile cannot keep (bf16 under
     /// `portable`).
     Precision,
+    /// A figure's claim that has no meaning (`best` of a KL, gaps of a
+    /// figure without peaks).
+    MeaninglessClaim,
     /// More problems than are worth showing; the rest are counted.
     TooManyProblems,
     /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
@@ -90,6 +93,7 @@ impl Code {
         Code::Pretrained,
         Code::Vocabulary,
         Code::Precision,
+        Code::MeaninglessClaim,
         Code::TooManyProblems,
         Code::EvaluatesNothing,
         Code::UnknownSeries,
@@ -131,6 +135,7 @@ impl Code {
             Code::Pretrained => "tandem::pretrained",
             Code::Vocabulary => "tandem::vocabulary",
             Code::Precision => "tandem::precision",
+            Code::MeaninglessClaim => "tandem::meaningless_claim",
             Code::TooManyProblems => "tandem::too_many_problems",
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",

@@ -145,6 +145,7 @@ fn figure(s: &Scenario, world: usize, r: &mut Stream) -> Figure {
         narrower_than: None,
         axes,
         margin: s.margin,
+        tested: vec![],
     }
 }
 

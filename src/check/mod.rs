@@ -6,6 +6,7 @@
 //! against the constructor table in `schema`. Every problem found along the
 //! way is collected, so a file with three mistakes reports all three.
 
+pub mod claims;
 pub mod derive;
 pub mod eval;
 pub mod expand;
@@ -79,6 +80,7 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     x.max_total = opts.max_nodes;
     x.run();
     problems.extend(std::mem::take(&mut x.problems));
+    problems.extend(claims::meaningless_claims(&x));
     problems.extend(lint::lint(&x));
 
     // A literal the parser could not use stands in as a placeholder; what

@@ -294,16 +294,31 @@ pub fn frontier(a: &[Replicate], b: &[Replicate]) -> Result<PerRun, NotComparabl
     })
 }
 
+/// One method's matched-KL outcomes at KL `k`, per replicate: each
+/// member's outcomes interpolated along its path are its candidates here.
+fn curve_at(method: &[Replicate], k: f64) -> Option<Vec<Vec<f64>>> {
+    let at_k: Vec<Candidates> = method
+        .iter()
+        .map(|rep| rep.iter().filter_map(|run| along_path(run, k).map(|u| (run.member.clone(), u))).collect())
+        .collect();
+    cross_fitted_choice(&at_k, &at_k)
+}
+
 /// The matched-KL curve of one method, per replicate, averaged over the points.
 fn curve_of(method: &[Replicate], points: &[f64]) -> Option<Vec<Vec<f64>>> {
-    averaged_over(points, |k| {
-        // Each member's interpolated outcomes at k are its candidates here.
-        let at_k: Vec<Candidates> = method
-            .iter()
-            .map(|rep| rep.iter().filter_map(|run| along_path(run, k).map(|u| (run.member.clone(), u))).collect())
-            .collect();
-        cross_fitted_choice(&at_k, &at_k)
-    })
+    averaged_over(points, |k| curve_at(method, k))
+}
+
+/// The matched-KL curve of A and B point by point (not averaged): for each
+/// of the [`CURVE_POINTS`] KL values over the window, both methods'
+/// per-replicate outcomes there. What the report's difference panel draws;
+/// the test itself uses their average ([`matched_curve`]).
+pub fn matched_points(a: &[Replicate], b: &[Replicate]) -> Result<Vec<(f64, PerRun)>, NotComparable> {
+    let (lo, hi) = window(a, b)?;
+    Ok(even(lo, hi, CURVE_POINTS)
+        .into_iter()
+        .filter_map(|k| Some((k, PerRun { window: (lo, hi), a: curve_at(a, k)?, b: curve_at(b, k)? })))
+        .collect())
 }
 
 /// The matched-KL curves of A and B over their common trained window.
@@ -419,5 +434,22 @@ mod tests {
         let falling = vec![path(&[(0.3, 0.9), (0.8, 0.1)]); 2];
         let f = frontier(&falling, &b).unwrap();
         assert!((f.a[0][0] - 0.9).abs() < 1e-12, "{:?}", f.a);
+    }
+
+    #[test]
+    fn the_matched_points_average_to_the_matched_curve() {
+        let path = |pts: &[(f64, f64)]| -> Replicate {
+            vec![run("", pts.iter().enumerate().map(|(i, (k, y))| ck(i as i64 + 1, *k, &[*y; 4])).collect())]
+        };
+        let a = vec![path(&[(0.2, 0.1), (0.4, 0.5), (0.8, 0.9)]); 2];
+        let b = vec![path(&[(0.3, 0.2), (0.6, 0.3), (0.9, 0.4)]); 2];
+        let points = matched_points(&a, &b).unwrap();
+        assert_eq!(points.len(), CURVE_POINTS);
+        assert_eq!((points[0].0, points[CURVE_POINTS - 1].0), (0.3, 0.8));
+        // At KL 0.3, A is halfway between 0.1 and 0.5; B at its first checkpoint.
+        assert!((points[0].1.a[0][0] - 0.3).abs() < 1e-12 && (points[0].1.b[1][2] - 0.2).abs() < 1e-12);
+        let curve = matched_curve(&a, &b).unwrap();
+        let mean = points.iter().map(|(_, p)| p.a[0][0]).sum::<f64>() / CURVE_POINTS as f64;
+        assert!((curve.a[0][0] - mean).abs() < 1e-12);
     }
 }

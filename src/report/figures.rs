@@ -3,11 +3,14 @@
 //! points beside them as CSV.
 //!
 //! A series is a declaration (`offline` pools all members of an `offline`
-//! sweep, as the paper pools its hyper-parameter grid). A trade-off draws
-//! every checkpoint as a point with its 95% whiskers, and each method's mean
-//! in KL bins as a line with its 95% band (`binned_means`): twenty members'
-//! own lines and bands would hide the comparison. A curve draws each series
-//! as a line with its band. A `best` figure divides by the series its
+//! sweep, as the paper pools its hyper-parameter grid), in one colour in
+//! every figure of a report (`palette.rs`). A trade-off draws every
+//! checkpoint as a faint point with its 95% whiskers, and each configuration's
+//! training path (mean over seeds, step by step: `training_paths`) as a
+//! line; reference lines at a win rate of 0.5 and at the starting policy;
+//! under it, the KL window each tested claim was compared over and a panel
+//! of the tested difference against KL. A curve draws each series as a line
+//! with its band. A `best` figure divides by the series its
 //! `normalize:` argument names, and by nothing otherwise. A figure declared
 //! over a sweep (one per world) is also drawn as small multiples in one
 //! image (`write_small_multiples`).
@@ -21,6 +24,7 @@ use plotters::prelude::*;
 use crate::check::program::InstanceName;
 use crate::plan::op::{FigureShape, FigureSpec, Presentation, SeriesBy};
 use crate::plan::{Key, Node, Op};
+use crate::report::palette::Palette;
 use crate::report::results::EvalRow;
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -97,6 +101,20 @@ pub struct Figure {
     pub axes: Vec<(String, String)>,
     /// `margin:`: the equivalence margin of its claims.
     pub margin: Option<f64>,
+    /// The claims tested on it, as drawn (set by the report once decided).
+    pub tested: Vec<Tested>,
+}
+
+/// A claim tested on a trade-off, as its figure draws it.
+#[derive(Debug, Clone)]
+pub struct Tested {
+    pub upper: String,
+    pub lower: String,
+    /// The KL window it was compared over.
+    pub window: (f64, f64),
+    /// The matched-KL difference (upper − lower) across the window: (KL,
+    /// difference, low, high), the interval 95% and not adjusted.
+    pub difference: Vec<(f64, f64, f64, f64)>,
 }
 
 /// The rows of the given evaluation nodes; an evaluation that reports several
@@ -174,6 +192,7 @@ pub fn figure_data(
             narrower_than: None,
             axes,
             margin: None,
+            tested: vec![],
         };
     };
     let title = if title.is_empty() { name.clone() } else { title.to_string() };
@@ -199,6 +218,7 @@ pub fn figure_data(
         narrower_than: show.narrower_than.as_ref().map(|n| n.to_string()),
         axes,
         margin: show.margin,
+        tested: vec![],
     };
     let by_member = show.series == SeriesBy::Member;
     let evals = &show.evals;
@@ -332,75 +352,243 @@ fn range(vals: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// Draws a figure into an area; the caller presents the drawing (once: an
 /// SVG is written when presented, so a panel must not present the whole).
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, fig: &Figure, caption: &str) -> Result<(), String>
+/// A trade-off with tested claims gets a second panel below: the tested
+/// difference against KL.
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    caption: &str,
+    palette: &Palette,
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     root.fill(&WHITE).map_err(e)?;
     if !fig.bars.is_empty() {
-        let n = fig.bars.len();
-        let (_, hi) = range(fig.bars.iter().map(|b| b.1 + 1.96 * b.2));
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..hi.max(0.1))
-            .map_err(e)?;
-        let names: Vec<String> = fig.bars.iter().map(|b| b.0.clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| names.get(x.round() as usize).cloned().unwrap_or_default())
-            .y_desc(&fig.y_label)
-            .draw()
-            .map_err(e)?;
-        for (i, (_, v, se)) in fig.bars.iter().enumerate() {
-            let c = Palette99::pick(i);
-            let x = i as f64;
-            chart
-                .draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, *v)], c.mix(0.7).filled())))
-                .map_err(e)?;
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x, v - 1.96 * se), (x, v + 1.96 * se)],
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(e)?;
-        }
-        return Ok(());
+        return draw_bars(root, fig, caption, palette).map_err(e);
     }
     let (x0, x1) = range(fig.points.iter().flat_map(|p| [p.x - p.x_err, p.x + p.x_err]));
     let (y0, y1) = range(fig.points.iter().flat_map(|p| [p.y - p.y_err, p.y + p.y_err]));
-    let mut chart = ChartBuilder::on(root)
+    let with_difference = fig.kind == FigureKind::Tradeoff && fig.tested.iter().any(|t| !t.difference.is_empty());
+    let (main, below) = if with_difference {
+        let h = root.dim_in_pixel().1;
+        let (top, bottom) = root.split_vertically(h * 64 / 100);
+        (top, Some(bottom))
+    } else {
+        (root.clone(), None)
+    };
+    let mut chart = ChartBuilder::on(&main)
         .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(65)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(e)?;
-    chart.configure_mesh().x_desc(&fig.x_label).y_desc(&fig.y_label).draw().map_err(e)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_desc(&fig.x_label)
+        .y_desc(&fig.y_label)
+        .draw()
+        .map_err(e)?;
     let mut series: Vec<String> = vec![];
     for p in &fig.points {
         if !series.contains(&p.series) {
             series.push(p.series.clone());
         }
     }
+    draw_references(&mut chart, fig, (x0, x1), (y0, y1)).map_err(e)?;
     if fig.kind == FigureKind::Tradeoff {
-        draw_tradeoff(&mut chart, fig, &series).map_err(e)?;
+        draw_tradeoff(&mut chart, fig, &series, palette).map_err(e)?;
+        draw_windows(&mut chart, fig, (y0, y1)).map_err(e)?;
     } else {
-        draw_lines(&mut chart, fig, &series).map_err(e)?;
+        draw_lines(&mut chart, fig, &series, palette).map_err(e)?;
+    }
+    // A trade-off's lower right holds the window brackets; its upper left
+    // (high win rate at small KL) is where no method goes.
+    let corner =
+        if fig.kind == FigureKind::Tradeoff { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::LowerRight };
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(corner)
+        .draw()
+        .map_err(e)?;
+    if let Some(area) = below {
+        draw_difference(&area, fig, (x0, x1)).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// A `best` figure: one bar per series with its 95% whisker.
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    caption: &str,
+    palette: &Palette,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let n = fig.bars.len();
+    let (_, hi) = range(fig.bars.iter().map(|b| b.1 + 1.96 * b.2));
+    let mut chart = ChartBuilder::on(root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..hi.max(0.1))?;
+    let names: Vec<String> = fig.bars.iter().map(|b| b.0.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| names.get(x.round() as usize).cloned().unwrap_or_default())
+        .y_desc(&fig.y_label)
+        .draw()?;
+    for (i, (name, v, se)) in fig.bars.iter().enumerate() {
+        let c = palette.colour(name);
+        let x = i as f64;
+        chart.draw_series(std::iter::once(Rectangle::new([(x - 0.3, 0.0), (x + 0.3, *v)], c.mix(0.7).filled())))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, v - 1.96 * se), (x, v + 1.96 * se)],
+            BLACK.stroke_width(2),
+        )))?;
+    }
+    Ok(())
+}
+
+/// Where "no better than the baseline" and "no better than the starting
+/// policy" lie: a dashed line at a win rate of 0.5, and a dotted one at the
+/// mean of the step-0 (SFT) points of a trade-off; each only when it falls
+/// inside the plotted range.
+fn draw_references<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    fig: &Figure,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let grey = RGBColor(0x70, 0x70, 0x70);
+    if fig.y_label.starts_with("win rate") && (y0..=y1).contains(&0.5) {
+        chart
+            .draw_series(DashedLineSeries::new([(x0, 0.5), (x1, 0.5)], 6, 4, grey.stroke_width(1)))?
+            .label("0.5: level with the baseline")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1)));
+    }
+    let start: Vec<f64> = fig.points.iter().filter(|p| p.step == Some(0) && p.y.is_finite()).map(|p| p.y).collect();
+    if fig.kind == FigureKind::Tradeoff && !start.is_empty() {
+        let sft = start.iter().sum::<f64>() / start.len() as f64;
+        if (y0..=y1).contains(&sft) {
+            chart
+                .draw_series(DashedLineSeries::new([(x0, sft), (x1, sft)], 2, 4, BLACK.stroke_width(1)))?
+                .label("starting policy (step 0)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+        }
+    }
+    Ok(())
+}
+
+/// Each tested claim's comparison window, as a bracket along the bottom of
+/// the plot: the KL range over which both methods have trained checkpoints
+/// and the claim was decided.
+fn draw_windows<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    fig: &Figure,
+    (y0, y1): (f64, f64),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let grey = RGBColor(0x40, 0x40, 0x40);
+    let step = (y1 - y0) * 0.055;
+    for (i, t) in fig.tested.iter().enumerate() {
+        let (lo, hi) = t.window;
+        let y = y0 + step * (i as f64 + 0.8);
+        let tick = step * 0.3;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(lo, y + tick), (lo, y), (hi, y), (hi, y + tick)],
+            grey.stroke_width(2),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("window: {} vs {}", t.upper, t.lower),
+            (hi, y + tick),
+            ("sans-serif", 11).into_font().color(&grey),
+        )))?;
+    }
+    Ok(())
+}
+
+/// The panel under a trade-off: for each tested claim, the difference
+/// (upper − lower) of the matched-KL curves at each KL of its window, with
+/// its unadjusted 95% interval, against a zero line. The claim's test is
+/// the average of this curve (the budgeted frontier beside it in the report).
+fn draw_difference<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    (x0, x1): (f64, f64),
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (d0, d1) = range(
+        fig.tested.iter().flat_map(|t| t.difference.iter().flat_map(|d| [d.2, d.3])).chain([0.0]),
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption("difference at matched KL (95% interval, not adjusted)", ("sans-serif", 14))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(65)
+        .build_cartesian_2d(x0..x1, d0..d1)?;
+    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc(&fig.x_label).y_desc("upper − lower").draw()?;
+    chart.draw_series(std::iter::once(PathElement::new(vec![(x0, 0.0), (x1, 0.0)], BLACK.stroke_width(1))))?;
+    let span = (x1 - x0, d1 - d0);
+    for (i, t) in fig.tested.iter().filter(|t| t.difference.len() > 1).enumerate() {
+        // A pair is not a method: pairs take their own colours (black, then
+        // the palette's last ones, which a report's first methods never
+        // take), so that no pair is mistaken for a method's line.
+        let colour = PAIR_COLOURS[i % PAIR_COLOURS.len()].to_rgba();
+        let band: Vec<(f64, f64)> = t
+            .difference
+            .iter()
+            .map(|d| (d.0, d.3))
+            .chain(t.difference.iter().rev().map(|d| (d.0, d.2)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(band, colour.mix(0.15))))?;
+        chart
+            .draw_series(segments(thin(t.difference.iter().map(|d| (d.0, d.1)), span), colour.stroke_width(2)))?
+            .label(format!("{} − {}", t.upper, t.lower))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
     }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(e)?;
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
     Ok(())
+}
+
+/// The difference panel's pair colours: black, sky blue, reddish purple, yellow.
+const PAIR_COLOURS: [RGBColor; 4] = [
+    crate::report::palette::OKABE_ITO[7],
+    crate::report::palette::OKABE_ITO[5],
+    crate::report::palette::OKABE_ITO[4],
+    crate::report::palette::OKABE_ITO[6],
+];
+
+/// A wide line as separate segments: the bitmap backend joins the segments
+/// of one wide polyline with mitres, and where a path turns back on itself
+/// (a training path whose KL falls) the mitre shoots across the image.
+fn segments(points: Vec<(f64, f64)>, style: ShapeStyle) -> Vec<PathElement<(f64, f64)>> {
+    points.windows(2).map(|w| PathElement::new(vec![w[0], w[1]], style)).collect()
+}
+
+/// A line's points without those that fall on top of the previous one
+/// (closer than 1/500 of the plotted range in both directions): the bitmap
+/// backend draws a wide segment of zero length as a stray line across the
+/// image.
+fn thin(points: impl Iterator<Item = (f64, f64)>, (rx, ry): (f64, f64)) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = vec![];
+    for p in points {
+        match out.last() {
+            Some(q) if (p.0 - q.0).abs() * 500.0 < rx && (p.1 - q.1).abs() * 500.0 < ry => {}
+            _ => out.push(p),
+        }
+    }
+    out
 }
 
 /// A curve (each series a line with its band) or a scatter (points).
@@ -408,9 +596,10 @@ fn draw_lines<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     fig: &Figure,
     series: &[String],
+    palette: &Palette,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    for s in series {
+        let color = palette.colour(s).to_rgba();
         let mut members: BTreeMap<&str, Vec<&Point>> = BTreeMap::new();
         for p in fig.points.iter().filter(|p| &p.series == s) {
             members.entry(&p.member).or_default().push(p);
@@ -446,7 +635,11 @@ fn draw_lines<DB: DrawingBackend>(
                 }
             }
             if fig.kind != FigureKind::Scatter {
-                let line = chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.x, p.y)), color.stroke_width(2)))?;
+                let (x, y) = (chart.x_range(), chart.y_range());
+                let line = chart.draw_series(segments(
+                    thin(pts.iter().map(|p| (p.x, p.y)), (x.end - x.start, y.end - y.start)),
+                    color.stroke_width(2),
+                ))?;
                 if first {
                     line.label(s.clone())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
@@ -466,17 +659,18 @@ type Chart<'a, DB> =
     ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
 
 /// A trade-off: every checkpoint as a faint point with its 95% whiskers,
-/// and each method's KL-binned mean as a line with its 95% band.
+/// and each configuration's training path (mean KL and mean win rate over
+/// its seeds, step by step) as a line in its method's colour.
 fn draw_tradeoff<DB: DrawingBackend>(
     chart: &mut Chart<'_, DB>,
     fig: &Figure,
     series: &[String],
+    palette: &Palette,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let all_x: Vec<f64> = fig.points.iter().map(|p| p.x).collect();
-    let per_series = fig.points.len() as f64 / series.len().max(1) as f64;
-    let bins = (per_series.sqrt().round() as usize).clamp(2, 8);
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    let (x, y) = (chart.x_range(), chart.y_range());
+    let span = (x.end - x.start, y.end - y.start);
+    for s in series {
+        let color = palette.colour(s).to_rgba();
         let pts: Vec<&Point> = fig.points.iter().filter(|p| &p.series == s).collect();
         for p in &pts {
             chart.draw_series(std::iter::once(PathElement::new(
@@ -485,72 +679,52 @@ fn draw_tradeoff<DB: DrawingBackend>(
             )))?;
         }
         chart.draw_series(pts.iter().map(|p| Circle::new((p.x, p.y), 2, color.mix(0.5).filled())))?;
-        let means = binned_means(&pts, &all_x, bins);
-        if means.len() > 1 {
-            let band: Vec<(f64, f64)> = means
-                .iter()
-                .map(|m| (m.x, m.y + m.half))
-                .chain(means.iter().rev().map(|m| (m.x, m.y - m.half)))
-                .collect();
-            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))?;
+        for (i, (_, path)) in training_paths(&pts).into_iter().enumerate() {
+            let path = thin(path.into_iter(), span);
+            let line = chart.draw_series(segments(path.clone(), color.stroke_width(2)))?;
+            if i == 0 {
+                line.label(s.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+            }
+            chart.draw_series(path.iter().map(|&(x, y)| Circle::new((x, y), 3, color.filled())))?;
         }
-        chart
-            .draw_series(LineSeries::new(means.iter().map(|m| (m.x, m.y)), color.stroke_width(3)))?
-            .label(s.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
-        chart.draw_series(means.iter().map(|m| Circle::new((m.x, m.y), 4, color.filled())))?;
     }
     Ok(())
 }
 
-/// One series' mean in one KL bin.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BinMean {
-    /// The mean x and y of the series' points in the bin.
-    pub x: f64,
-    pub y: f64,
-    /// Half the width of y's 95% interval.
-    pub half: f64,
-    /// Points in the bin.
-    pub n: usize,
-}
-
-/// A series' mean y in `bins` bins of x whose edges are quantiles of
-/// `all_x` (every point of the figure, so that every series is binned
-/// alike). The interval of a bin's mean takes the larger of two standard
-/// errors: the spread of its points (sd/√k, which holds the variation
-/// between checkpoints and runs) and their own errors (√Σse²/k, all there is
-/// for a single point).
-pub fn binned_means(points: &[&Point], all_x: &[f64], bins: usize) -> Vec<BinMean> {
-    let mut xs: Vec<f64> = all_x.iter().copied().filter(|x| x.is_finite()).collect();
-    xs.sort_by(f64::total_cmp);
-    if xs.is_empty() || bins == 0 {
-        return vec![];
-    }
-    let edges: Vec<f64> = (1..bins).map(|i| xs[(i * (xs.len() - 1)) / bins]).collect();
-    let mut by_bin: BTreeMap<usize, Vec<&Point>> = BTreeMap::new();
+/// A series' training paths as drawn: per configuration (grid member: its
+/// axes other than the seed), the mean KL and mean y over its seeds at each
+/// step, in step order. A line follows what training did, step after step;
+/// it never joins checkpoints re-sorted by a noisy KL, and never pools
+/// configurations into bins.
+pub fn training_paths(points: &[&Point]) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut by: BTreeMap<&str, BTreeMap<i64, Vec<&Point>>> = BTreeMap::new();
     for p in points.iter().filter(|p| p.x.is_finite() && p.y.is_finite()) {
-        by_bin.entry(edges.partition_point(|e| *e < p.x)).or_default().push(p);
+        by.entry(p.candidate.as_str()).or_default().entry(p.step.unwrap_or(0)).or_default().push(p);
     }
-    by_bin
-        .values()
-        .map(|pts| {
-            let k = pts.len() as f64;
-            let (mx, my) = (pts.iter().map(|p| p.x).sum::<f64>() / k, pts.iter().map(|p| p.y).sum::<f64>() / k);
-            let own = pts.iter().map(|p| (p.y_err / 1.96).powi(2)).sum::<f64>().sqrt() / k;
-            let spread = if pts.len() > 1 {
-                (pts.iter().map(|p| (p.y - my).powi(2)).sum::<f64>() / (k - 1.0)).sqrt() / k.sqrt()
-            } else {
-                0.0
-            };
-            BinMean { x: mx, y: my, half: 1.96 * own.max(spread), n: pts.len() }
+    by.into_iter()
+        .map(|(candidate, steps)| {
+            let path = steps
+                .values()
+                .map(|ps| {
+                    let k = ps.len() as f64;
+                    (ps.iter().map(|p| p.x).sum::<f64>() / k, ps.iter().map(|p| p.y).sum::<f64>() / k)
+                })
+                .collect();
+            (candidate.to_string(), path)
         })
         .collect()
 }
 
 /// Figures of one declaration over a sweep (one per world) side by side in
 /// one image, `<stem>.svg` and `.png`, each panel titled by its member.
-pub fn write_small_multiples(dir: &Path, stem: &str, title: &str, figs: &[&Figure]) -> Result<Vec<PathBuf>, String> {
+pub fn write_small_multiples(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    figs: &[&Figure],
+    palette: &Palette,
+) -> Result<Vec<PathBuf>, String> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let cols = if figs.len() <= 4 { figs.len().min(2) } else { (figs.len() as f64).sqrt().ceil() as usize };
@@ -563,6 +737,7 @@ pub fn write_small_multiples(dir: &Path, stem: &str, title: &str, figs: &[&Figur
         title: &str,
         figs: &[&Figure],
         grid: (usize, usize),
+        palette: &Palette,
     ) -> Result<(), String>
     where
         DB::ErrorType: 'static,
@@ -570,12 +745,12 @@ pub fn write_small_multiples(dir: &Path, stem: &str, title: &str, figs: &[&Figur
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let inner = root.titled(title, ("sans-serif", 22)).map_err(|e| e.to_string())?;
         for (area, fig) in inner.split_evenly(grid).iter().zip(figs) {
-            draw(area, fig, if fig.member.is_empty() { &fig.title } else { &fig.member })?;
+            draw(area, fig, if fig.member.is_empty() { &fig.title } else { &fig.member }, palette)?;
         }
         root.present().map_err(|e| e.to_string())
     }
-    panels(SVGBackend::new(&svg, size).into_drawing_area(), title, figs, (rows, cols))?;
-    panels(BitMapBackend::new(&png, size).into_drawing_area(), title, figs, (rows, cols))?;
+    panels(SVGBackend::new(&svg, size).into_drawing_area(), title, figs, (rows, cols), palette)?;
+    panels(BitMapBackend::new(&png, size).into_drawing_area(), title, figs, (rows, cols), palette)?;
     Ok(vec![svg, png])
 }
 
@@ -625,7 +800,7 @@ pub fn file_stem(name: &str) -> String {
 }
 
 /// Writes `<name>.svg`, `<name>.png` and `<name>.csv` into `dir`.
-pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
+pub fn write_figure(dir: &Path, fig: &Figure, palette: &Palette) -> Result<Vec<PathBuf>, String> {
     register_font();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let stem = file_stem(&fig.name);
@@ -637,12 +812,12 @@ pub fn write_figure(dir: &Path, fig: &Figure) -> Result<Vec<PathBuf>, String> {
     let caption = if fig.member.is_empty() { fig.title.clone() } else { format!("{} ({})", fig.title, fig.member) };
     {
         let area = SVGBackend::new(&svg, size).into_drawing_area();
-        draw(&area, fig, &caption)?;
+        draw(&area, fig, &caption, palette)?;
         area.present().map_err(|e| e.to_string())?;
     }
     {
         let area = BitMapBackend::new(&png, size).into_drawing_area();
-        draw(&area, fig, &caption)?;
+        draw(&area, fig, &caption, palette)?;
         area.present().map_err(|e| e.to_string())?;
     }
     let mut w = csv::Writer::from_path(&csv_path).map_err(|e| e.to_string())?;
@@ -733,19 +908,60 @@ mod tests {
     }
 
     #[test]
-    fn binned_means_by_hand() {
-        // Bins of all x = [0, 1, 2, 3]: 2 bins, the edge at x = 1 (bins are
-        // x ≤ 1 and x > 1).
-        let pts = [point(0.0, 0.4, 0.01), point(1.0, 0.6, 0.01), point(2.0, 0.5, 0.03), point(3.0, 0.5, 0.04)];
+    fn a_line_follows_each_configurations_path_averaged_over_seeds() {
+        // Two seeds of member "lr=1" and one of "lr=2", steps 0, 10, 20.
+        // The line of "lr=1" is the seeds' mean at each step, in step order,
+        // even where its mean KL falls back (step 20 below step 10).
+        let at = |cand: &str, step: i64, x: f64, y: f64| {
+            let mut p = point(x, y, 0.01);
+            p.candidate = cand.into();
+            p.step = Some(step);
+            p
+        };
+        let pts = [
+            at("lr=1", 0, 0.0, 0.3),
+            at("lr=1", 10, 1.0, 0.4),
+            at("lr=1", 20, 0.6, 0.6),
+            at("lr=1", 0, 0.0, 0.3),
+            at("lr=1", 10, 2.0, 0.6),
+            at("lr=1", 20, 1.2, 0.4),
+            at("lr=2", 10, 5.0, 0.9),
+            at("lr=2", 0, 0.0, 0.3),
+        ];
         let refs: Vec<&Point> = pts.iter().collect();
-        let m = binned_means(&refs, &[0.0, 1.0, 2.0, 3.0], 2);
-        assert_eq!(m.len(), 2);
-        // First bin: mean 0.5; spread sd = √0.02 = 0.1414, /√2 = 0.1 > own √(2e-4)/2 = 0.00707.
-        assert!((m[0].x - 0.5).abs() < 1e-12 && (m[0].y - 0.5).abs() < 1e-12 && m[0].n == 2);
-        assert!((m[0].half - 1.96 * 0.1).abs() < 1e-9, "{}", m[0].half);
-        // Second bin: no spread, own errors √(0.03² + 0.04²)/2 = 0.025.
-        assert!((m[1].y - 0.5).abs() < 1e-12);
-        assert!((m[1].half - 1.96 * 0.025).abs() < 1e-9, "{}", m[1].half);
+        let paths = training_paths(&refs);
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[0].0, "lr=1");
+        assert_eq!(paths[0].1, vec![(0.0, 0.3), (1.5, 0.5), (0.9, 0.5)]);
+        assert_eq!(paths[1].1, vec![(0.0, 0.3), (5.0, 0.9)]);
+    }
+
+    #[test]
+    fn a_tradeoff_with_its_tests_draws_without_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fig = best_figure(None, &[], vec![]);
+        fig.kind = FigureKind::Tradeoff;
+        fig.y_label = "win rate against the baseline".into();
+        fig.bars.clear();
+        for (i, s) in ["online", "offline"].iter().enumerate() {
+            for step in [0, 10, 20] {
+                let mut p = point(step as f64 * (1.0 + i as f64) / 10.0, 0.3 + step as f64 / 100.0, 0.02);
+                p.series = s.to_string();
+                p.step = Some(step);
+                fig.points.push(p);
+            }
+        }
+        fig.tested.push(Tested {
+            upper: "online".into(),
+            lower: "offline".into(),
+            window: (1.0, 2.0),
+            difference: vec![(1.0, 0.1, 0.0, 0.2), (2.0, 0.05, -0.05, 0.15)],
+        });
+        let written = write_figure(dir.path(), &fig, &Palette::of(["online", "offline"])).unwrap();
+        let svg = std::fs::read_to_string(&written[0]).unwrap();
+        assert!(svg.contains("difference at matched KL") && svg.contains("window: online vs offline"));
+        // Okabe–Ito blue for online, vermillion for offline.
+        assert!(svg.contains("#0072B2") && svg.contains("#D55E00"), "colours");
     }
 
     #[test]

@@ -10,8 +10,9 @@ use crate::plan::op::checkpoint_key;
 use crate::plan::{Op, Plan};
 use crate::report::document::{html, markdown, Block};
 use crate::report::figures::{
-    figures_of, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind, Point,
+    figures_of, file_stem, natural_order, write_figure, write_small_multiples, Figure, FigureKind, Point, Tested,
 };
+use crate::report::palette::Palette;
 use crate::report::results::EvalRow;
 use crate::report::stats;
 use crate::report::verdicts::{self, Decisions};
@@ -473,6 +474,24 @@ pub fn write_report(
         .collect();
     figures.sort_by(|a, b| natural_order(&a.name, &b.name));
     let decisions = verdicts::decide(&figures);
+    // Each figure draws the windows and differences of its own tested claims.
+    for c in &decisions.claims {
+        let Some(window) = c.primary.as_ref().and_then(|a| a.window) else { continue };
+        let difference = verdicts::difference_curve(&figures[c.figure], c)
+            .iter()
+            .map(|(k, d)| (*k, d.effect, d.low, d.high))
+            .collect();
+        figures[c.figure].tested.push(Tested { upper: c.upper.clone(), lower: c.lower.clone(), window, difference });
+    }
+    // One colour per method in every figure: the order in which the report
+    // first names them (a figure's expected ranking first).
+    let palette = Palette::of(figures.iter().flat_map(|f| {
+        f.expect
+            .iter()
+            .map(String::as_str)
+            .chain(f.points.iter().map(|p| p.series.as_str()))
+            .chain(f.bars.iter().map(|b| b.0.as_str()))
+    }));
     if !decisions.claims.is_empty() {
         let mut top = vec![Block::Heading("Claims".into())];
         top.extend(claims_by_member(&figures, &decisions));
@@ -510,7 +529,7 @@ pub fn write_report(
                 group.iter().map(|&j| &figures[j]).filter(|f| !f.points.is_empty() || !f.bars.is_empty()).collect();
             if drawn.len() > 1 {
                 let stem = file_stem(decl);
-                match write_small_multiples(dir, &stem, &first.title, &drawn) {
+                match write_small_multiples(dir, &stem, &first.title, &drawn, &palette) {
                     Ok(_) => b.push(Block::Image { src: format!("{stem}.svg"), alt: first.title.clone() }),
                     Err(e) => b.push(Block::Para(format!("`{decl}` could not be drawn side by side: {e}"))),
                 }
@@ -531,7 +550,7 @@ pub fn write_report(
                 b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
                 continue;
             }
-            match write_figure(dir, fig) {
+            match write_figure(dir, fig, &palette) {
                 Ok(_) => {
                     let stem = file_stem(&fig.name);
                     if group.len() == 1 {
@@ -613,6 +632,7 @@ mod tests {
             narrower_than: None,
             axes: vec![],
             margin: None,
+            tested: vec![],
         }
     }
 

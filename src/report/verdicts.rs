@@ -313,6 +313,7 @@ pub fn claims_of(figures: &[Figure], i: usize) -> Vec<Claim> {
             if let Ok(m) = estimands::matched_curve(&ra, &rb) {
                 claim.secondary = test(Estimand::MatchedCurve, Some(m.window), &m.a, &m.b);
             }
+
         } else if let (Some(a), Some(b)) = (peaks(&upper), peaks(&lower)) {
             claim.primary = test(Estimand::Peak, None, &a, &b);
         }
@@ -322,6 +323,26 @@ pub fn claims_of(figures: &[Figure], i: usize) -> Vec<Claim> {
         out.push(claim);
     }
     out
+}
+
+/// A trade-off claim's matched-KL difference (upper − lower) at each point
+/// of its window, each with its unadjusted 95% interval, computed as the
+/// claim's own test computes its average: what the figure's difference
+/// panel draws. Empty when the methods are not comparable. (Not part of
+/// [`decide`]: only drawn figures need it.)
+pub fn difference_curve(fig: &Figure, claim: &Claim) -> Vec<(f64, Comparison)> {
+    let (upper, lower) = (method(fig, &claim.upper), method(fig, &claim.lower));
+    if fig.kind != FigureKind::Tradeoff || upper.is_empty() || lower.is_empty() {
+        return vec![];
+    }
+    let pair = paired(&upper, &lower);
+    let seed = seed_of(&format!("{}/{}/{}", fig.name, claim.upper, claim.lower));
+    match estimands::matched_points(&replicates(&upper), &replicates(&lower)) {
+        Ok(points) => {
+            points.iter().filter_map(|(k, p)| Some((*k, stats::compare(&p.a, &p.b, pair, seed)?))).collect()
+        }
+        Err(_) => vec![],
+    }
 }
 
 /// The claims a `best` figure's `gaps_narrower_than:` makes: for each
