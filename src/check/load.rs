@@ -26,8 +26,9 @@ pub fn load(root: &Path, problems: &mut Vec<Problem>) -> Loaded {
 pub fn load_text(name: &str, dir: &Path, text: &str, problems: &mut Vec<Problem>) -> Loaded {
     let mut loaded = Loaded { sources: SourceMap::default(), files: vec![] };
     let virtual_path = dir.join(name);
-    let id = loaded.sources.add(name.to_string(), virtual_path.clone(), text.to_string());
-    let (parsed, ps) = parse_file(id, text);
+    let text = normalize(text.to_string());
+    let id = loaded.sources.add(name.to_string(), virtual_path.clone(), text.clone());
+    let (parsed, ps) = parse_file(id, &text);
     problems.extend(ps);
     let Some(parsed) = parsed else { return loaded };
     let mut stack = vec![(virtual_path, Span::default())];
@@ -36,6 +37,18 @@ pub fn load_text(name: &str, dir: &Path, text: &str, problems: &mut Vec<Problem>
     }
     loaded.files.push(parsed);
     loaded
+}
+
+/// The text as the parser reads it: a leading byte-order mark dropped, and
+/// CRLF and CR-only line endings made LF. A file saved by any editor on any
+/// system then checks exactly as its LF twin (a `#` comment ends at the end
+/// of its line whatever ends it; positions are in the normalised text).
+pub fn normalize(text: String) -> String {
+    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    if !text.contains('\r') {
+        return text;
+    }
+    text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 fn display_name(path: &Path) -> String {
@@ -80,9 +93,23 @@ fn load_one(
     if loaded.sources.find(&canonical).is_some() {
         return; // already loaded through another import
     }
+    // Only a regular file is read: `/dev/zero` or a FIFO would never end.
+    if let Ok(meta) = std::fs::metadata(&canonical) {
+        if !meta.is_file() {
+            let what = if meta.is_dir() { "a folder" } else { "not a regular file (a device, FIFO or socket)" };
+            let msg = format!("`{}` is {what}: an experiment is read from a regular file", display_name(path));
+            problems.push(match from {
+                Some(span) => {
+                    Problem::new(Code::Io, span, msg).label("imported here").help("import a `.exp` file")
+                }
+                None => Problem::without_span(Code::Io, msg),
+            });
+            return;
+        }
+    }
     let text = match std::fs::read(&canonical) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(t) => t,
+            Ok(t) => normalize(t),
             Err(_) => {
                 let msg = format!("`{}` is not UTF-8 text", path.display());
                 problems.push(match from {
@@ -112,4 +139,20 @@ fn load_one(
     }
     stack.pop();
     loaded.files.push(parsed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_endings_and_a_byte_order_mark_read_as_lf_text() {
+        let lf = "# a comment\nlet x = 1\n";
+        assert_eq!(normalize(lf.to_string()), lf);
+        assert_eq!(normalize("# a comment\r\nlet x = 1\r\n".into()), lf);
+        assert_eq!(normalize("# a comment\rlet x = 1\r".into()), lf);
+        assert_eq!(normalize("\u{feff}# a comment\nlet x = 1\n".into()), lf);
+        // A mark inside the text is not a file's mark: it stays.
+        assert_eq!(normalize("a\u{feff}".into()), "a\u{feff}");
+    }
 }

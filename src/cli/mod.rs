@@ -38,7 +38,13 @@ fn stop_on_signals() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     let flag = stop.clone();
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(EXIT_KILLED);
+            // At once, and without running exit handlers: `exit` would run
+            // libtorch's static destructors while its worker threads still
+            // compute, which crashed (SIGSEGV, exit 139) in a few tries of
+            // ten. The cache is consistent at any instant (entries are
+            // committed by rename), so there is nothing to clean up.
+            // SAFETY: `_exit` only ends the process.
+            unsafe { libc::_exit(EXIT_KILLED) }
         }
         eprintln!("\nstopping: saving the state of running trainings (signal again to exit at once)");
     });
@@ -345,6 +351,13 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
+    let out_dir = results.join(&stem);
+    // Found before hours of computation, not after.
+    if let (false, Err(e)) = (dry_run, crate::report::results::check_results_dir(&out_dir)) {
+        eprintln!("error: cannot write results: {e}");
+        return EXIT_FAILURE;
+    }
     let stop = stop_on_signals();
     let unknown: Vec<&String> = only
         .iter()
@@ -414,10 +427,12 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
         return EXIT_OK;
     }
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
-    let out_dir = results.join(&stem);
     let rows = crate::report::results::eval_rows(&plan, &store);
-    let written = crate::report::results::write_csv(&out_dir, &rows);
+    // Checked again: the folder may have changed while the nodes ran.
+    let written =
+        crate::report::results::check_results_dir(&out_dir).map_err(std::io::Error::other).and_then(|()| {
+            crate::report::results::write_csv(&out_dir, &rows)
+        });
     let compute = summary.node_seconds();
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
@@ -431,6 +446,9 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     println!("{:<10} {:>6}", "skipped", summary.skipped.len());
     if !summary.corrupt.is_empty() {
         println!("{:<10} {:>6}   (evicted and recomputed)", "corrupt", summary.corrupt.len());
+    }
+    for c in &summary.unevictable {
+        eprintln!("error: corrupt cache entry {c}");
     }
     let resumed: Vec<String> =
         summary.ran.iter().filter_map(|r| r.resumed_from.map(|s| format!("{} from step {s}", r.name))).collect();
@@ -453,13 +471,22 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     if !summary.skipped.is_empty() {
         println!("  skipped because an input failed: {}", summary.skipped.join(", "));
     }
+    let mut unwritten = false;
     match written {
         Ok(p) => println!("results: {} ({} rows)", p.display(), rows.len()),
-        Err(e) => eprintln!("error: could not write results to {}: {e}", out_dir.display()),
+        Err(e) => {
+            eprintln!("error: could not write results to {}: {e}", out_dir.display());
+            unwritten = true;
+        }
     }
-    match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary) {
-        Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
-        Err(e) => eprintln!("error: could not write the report in {}: {e}", out_dir.display()),
+    if !unwritten {
+        match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary) {
+            Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
+            Err(e) => {
+                eprintln!("error: could not write the report in {}: {e}", out_dir.display());
+                unwritten = true;
+            }
+        }
     }
     for (name, step) in &summary.stopped {
         println!("  stopped: {name}: its state is saved at step {step}; run again to resume");
@@ -467,7 +494,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     if summary.interrupted {
         return EXIT_STOPPED;
     }
-    if summary.failed.is_empty() && summary.skipped.is_empty() {
+    if summary.failed.is_empty() && summary.skipped.is_empty() && summary.unevictable.is_empty() && !unwritten {
         EXIT_OK
     } else {
         EXIT_FAILURE
@@ -559,10 +586,14 @@ fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
             return EXIT_FAILURE;
         }
     };
+    let mut evicted = 0;
     for (k, what) in &report.corrupt {
         println!("corrupt  {}  {what}", k.short());
         if evict {
-            let _ = store.evict(k);
+            match store.evict(k) {
+                Ok(()) => evicted += 1,
+                Err(e) => eprintln!("error: could not evict {}: {e}", k.short()),
+            }
         }
     }
     for p in &report.stale_tmp {
@@ -587,7 +618,7 @@ fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
         "{} entries checked, {} corrupt{}",
         report.checked,
         report.corrupt.len(),
-        if evict && !report.corrupt.is_empty() { " (evicted)" } else { "" }
+        if evict && !report.corrupt.is_empty() { format!(" ({evicted} evicted)") } else { String::new() }
     );
     if report.corrupt.is_empty() {
         EXIT_OK

@@ -45,6 +45,10 @@ pub enum ExecError {
     #[diagnostic(code(tandem::exec::torch))]
     Torch(String),
 
+    #[error("`{node}` diverged at step {step}: {what}")]
+    #[diagnostic(code(tandem::exec::diverged), help("{hint}"))]
+    Diverged { node: String, step: i64, what: String, hint: String },
+
     #[error("interrupted")]
     #[diagnostic(
         code(tandem::exec::interrupted),

@@ -168,7 +168,24 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             ]
         }
     };
+    finite(name, &rows)?;
     art::write_results(st, &rows)
+}
+
+/// An evaluation that measured something (n > 0) must have measured a
+/// number: a NaN score or value (a policy or judge gone non-finite) fails
+/// the node rather than enter figures as a win rate of ½.
+fn finite(name: &str, rows: &[ResultRow]) -> Result<(), ExecError> {
+    for r in rows.iter().filter(|r| r.n > 0) {
+        let bad = std::iter::once(r.value).chain(r.units.iter().copied()).chain(r.scores.iter().copied());
+        if let Some(x) = bad.into_iter().find(|x| !x.is_finite()) {
+            return Err(ExecError::Invalid(format!(
+                "`{name}`: its {} is not finite ({x}); a model it reads holds NaN or infinite values",
+                r.metric
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The arguments of a classifier evaluation.

@@ -115,12 +115,7 @@ pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecErro
             m.kind
         )));
     }
-    if out.exists() {
-        return Err(ExecError::Invalid(format!(
-            "{} exists already: a model is never written over another",
-            out.display()
-        )));
-    }
+    refuse_existing(out)?;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp =
         tempfile::tempdir_in(dir).map_err(|e| ExecError::Invalid(format!("cannot write in {}: {e}", dir.display())))?;
@@ -133,6 +128,32 @@ pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecErro
         let _ = std::fs::remove_dir_all(&tmp);
         ExecError::Invalid(format!("cannot write {}: {e}", out.display()))
     })
+}
+
+/// An export writes a new path only: never over or through an existing
+/// file, directory, symlink (dangling ones too), FIFO or device.
+fn refuse_existing(out: &Path) -> Result<(), ExecError> {
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ExecError::Invalid(format!("cannot write {}: {e}", out.display()))),
+        Ok(meta) => {
+            let ft = meta.file_type();
+            let what = if ft.is_symlink() {
+                "a symbolic link"
+            } else if ft.is_dir() {
+                "a directory"
+            } else if ft.is_file() {
+                "a file"
+            } else {
+                "a special file (a FIFO, socket or device)"
+            };
+            Err(ExecError::Invalid(format!(
+                "{} exists already ({what}): an export is written to a new path only, never over or through \
+                 an existing one",
+                out.display()
+            )))
+        }
+    }
 }
 
 /// Whether entry `key` holds a policy that [`export_model`] writes.
@@ -155,6 +176,7 @@ pub fn export(store: &Store, key: &Key, out: &Path) -> Result<usize, ExecError> 
             m.kind
         )));
     };
+    refuse_existing(out)?;
     let pairs: Pairs = art::load_pairs(store, key, file)?;
     let decoder = decoder_for(store, key);
     let (p, c, r) = (unpad(&pairs.prompts), unpad(&pairs.chosen), unpad(&pairs.rejected));
@@ -187,6 +209,13 @@ pub fn export(store: &Store, key: &Key, out: &Path) -> Result<usize, ExecError> 
         }
         writeln!(tmp, "{rec}").map_err(|e| ExecError::Invalid(e.to_string()))?;
     }
-    tmp.persist(out).map_err(|e| ExecError::Invalid(format!("cannot write {}: {}", out.display(), e.error)))?;
+    // Readable as any file the user writes (a temporary file is 0600), and
+    // linked into place only if nothing appeared there meanwhile.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist_noclobber(out)
+        .map_err(|e| ExecError::Invalid(format!("cannot write {}: {}", out.display(), e.error)))?;
     Ok(p.len())
 }

@@ -46,7 +46,7 @@ struct State {
 }
 
 pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
-    let (nodes, corrupt) = prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
+    let (nodes, (corrupt, unevictable)) = prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
     let sched = schedule(plan, store, &nodes);
     let (todo, cached) = (&sched.todo, sched.cached);
     if opts.dry_run {
@@ -60,7 +60,7 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         return s;
     }
     opts.progress.start(todo.len() as u64);
-    let state = Mutex::new(State { sched, running: 0, summary: Summary { cached, corrupt, ..Default::default() } });
+    let state = Mutex::new(State { sched, running: 0, summary: Summary { cached, corrupt, unevictable, ..Default::default() } });
     let wake = Condvar::new();
     let jobs = opts.jobs.max(1);
     std::thread::scope(|scope| {

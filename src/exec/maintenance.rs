@@ -43,6 +43,10 @@ pub fn verify(store: &Store) -> Result<VerifyReport, StoreError> {
         .filter_map(|k| match store.verify(k) {
             Ok(_) => None,
             Err(StoreError::Corrupt { what, .. }) => Some((*k, what)),
+            // Listed under objects/ but with no manifest: a damaged entry.
+            Err(StoreError::Missing { .. }) => {
+                Some((*k, "its folder has no manifest (an incomplete or damaged entry)".to_string()))
+            }
             Err(e) => Some((*k, e.to_string())),
         })
         .collect();

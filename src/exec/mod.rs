@@ -5,6 +5,7 @@
 //! (`slurm`).
 pub mod artifacts;
 pub mod cuda_backend;
+pub mod divergence;
 pub mod evaluate;
 pub mod export;
 pub mod import;

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use crate::exec::artifacts::{self as art, DataMeta, ExecError, MetricRow};
+use crate::exec::divergence;
 use crate::exec::resume::Resume;
 use crate::exec::store::{Staging, Store};
 use crate::ml::adam::Adam;
@@ -251,6 +252,10 @@ fn train_model(
             return Err(ExecError::Interrupted);
         }
         let m = step_once(adam, step);
+        if let Err(e) = divergence::check_step(&node.display_name(), step as i64 + 1, &m, hyper.0) {
+            resume.clear_through(steps as i64);
+            return Err(e);
+        }
         if (step + 1) % (steps / 10).max(1) == 0 {
             (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
         }
@@ -267,6 +272,10 @@ fn train_model(
                 Err(e) => (ctx.log)(&format!("could not save state at step {}: {e}", step + 1)),
             }
         }
+    }
+    if let Err(e) = divergence::check_parameters(&node.display_name(), steps as i64, vs, hyper.0) {
+        resume.clear_through(steps as i64);
+        return Err(e);
     }
     Ok(())
 }

@@ -51,8 +51,10 @@ pub fn selected(node: &Node, only: &[String]) -> bool {
     node.names.iter().any(|name| only.iter().any(|o| name.selected_by(o)))
 }
 
-/// Verifies the cached entries a plan uses (in parallel) and evicts corrupt ones.
-fn verify_cached(store: &Store, nodes: &[&Node]) -> Vec<String> {
+/// Verifies the cached entries a plan uses (in parallel) and evicts corrupt
+/// ones: (evicted, to be recomputed; corrupt but could not be evicted, e.g.
+/// on a read-only cache).
+fn verify_cached(store: &Store, nodes: &[&Node]) -> (Vec<String>, Vec<String>) {
     let mut keys: Vec<(Key, String)> = vec![];
     for n in nodes {
         match &n.op {
@@ -63,16 +65,29 @@ fn verify_cached(store: &Store, nodes: &[&Node]) -> Vec<String> {
             _ => keys.push((n.key, n.display_name())),
         }
     }
-    keys.par_iter()
+    let found: Vec<(String, Option<String>)> = keys
+        .par_iter()
         .filter(|(k, _)| store.contains(k))
         .filter_map(|(k, name)| match store.verify(k) {
             Err(crate::exec::store::StoreError::Corrupt { what, .. }) => {
-                let _ = store.evict(k);
-                Some(format!("{name} ({}): {what}", k.short()))
+                let said = format!("{name} ({}): {what}", k.short());
+                Some(match store.evict(k) {
+                    Ok(()) => (said, None),
+                    Err(e) => (said, Some(e.to_string())),
+                })
             }
             _ => None,
         })
-        .collect()
+        .collect();
+    let mut evicted = vec![];
+    let mut stuck = vec![];
+    for (said, failed) in found {
+        match failed {
+            None => evicted.push(said),
+            Some(e) => stuck.push(format!("{said}; not evicted: {e}")),
+        }
+    }
+    (evicted, stuck)
 }
 
 /// What a run must compute: the missing nodes, which of them are ready, and
@@ -158,13 +173,16 @@ pub fn prepare<'p>(
     only: &[String],
     dry_run: bool,
     progress: &Progress,
-) -> (Vec<&'p Node>, Vec<String>) {
+) -> (Vec<&'p Node>, (Vec<String>, Vec<String>)) {
     let filter = wanted(plan, only);
     let nodes: Vec<&Node> =
         plan.ordered().into_iter().filter(|n| filter.as_ref().is_none_or(|f| f.contains(&n.key))).collect();
-    let corrupt = if dry_run { vec![] } else { verify_cached(store, &nodes) };
-    for c in &corrupt {
+    let corrupt = if dry_run { (vec![], vec![]) } else { verify_cached(store, &nodes) };
+    for c in &corrupt.0 {
         progress.log(&format!("corrupt cache entry evicted, will recompute: {c}"));
+    }
+    for c in &corrupt.1 {
+        progress.log(&format!("corrupt cache entry, cannot be recomputed: {c}"));
     }
     if !dry_run {
         clear_finished_nodes_saved_state(plan, store, &nodes);

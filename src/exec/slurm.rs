@@ -382,9 +382,9 @@ fn log_path(store: &Store, key: &Key, id: &str) -> PathBuf {
 
 /// Runs the plan's missing nodes as Slurm jobs and waits for them.
 pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, ExecError> {
-    let (nodes, corrupt) = schedule::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
+    let (nodes, (corrupt, unevictable)) = schedule::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
     let mut sched = schedule::schedule(plan, store, &nodes);
-    let mut summary = Summary { cached: sched.cached, corrupt, ..Default::default() };
+    let mut summary = Summary { cached: sched.cached, corrupt, unevictable, ..Default::default() };
     if opts.dry_run {
         for n in &nodes {
             if sched.todo.contains(&n.key) {

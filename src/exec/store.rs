@@ -143,6 +143,13 @@ pub struct Manifest {
     /// entries written before tandem recorded them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<crate::exec::numerics::Host>,
+    /// The parameters exactly as they were hashed into `key` (typed: floats
+    /// by their bits, keys as keys), so that `verify` can recompute the key
+    /// and catch a manifest edited after the fact. `params` is their JSON,
+    /// for people. Absent in entries that are not plan nodes (saved
+    /// training state) and in entries written before tandem recorded them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_params: Option<std::collections::BTreeMap<String, crate::plan::key::CValue>>,
 }
 
 impl Manifest {
@@ -161,6 +168,7 @@ impl Manifest {
             files: vec![],
             compute_seconds: 0.0,
             host: Some(crate::exec::numerics::Host::now()),
+            key_params: None,
         }
     }
 
@@ -207,10 +215,10 @@ impl Store {
 
     /// Starts writing the entry for a plan node.
     pub fn begin(&self, node: &Node) -> Result<Staging, StoreError> {
-        let params =
-            serde_json::Value::Object(node.op.key_params().iter().map(|(k, v)| (k.clone(), v.to_json())).collect());
-        let mut m = Manifest::new(node.key, node.kind(), node.name_strings(), params);
+        let key_params = node.op.key_params();
+        let mut m = Manifest::new(node.key, node.kind(), node.name_strings(), params_json(&key_params));
         m.version = node.op.version();
+        m.key_params = Some(key_params);
         m.inputs = node.inputs.iter().map(|(p, k)| InputRef { path: p.clone(), key: *k }).collect();
         self.begin_entry(m)
     }
@@ -285,9 +293,29 @@ impl Store {
         Ok(self.entry_dir(key).join(name))
     }
 
-    /// Checks every file of an entry.
+    /// Checks an entry: its manifest's recorded parameters still hash to
+    /// its key (and `params` still says what they are), and every file
+    /// matches its digest.
     pub fn verify(&self, key: &Key) -> Result<Manifest, StoreError> {
         let m = self.manifest(key)?;
+        if let Some(kp) = &m.key_params {
+            let recomputed = crate::plan::key::node_key(&m.kind, m.version, kp);
+            if recomputed != *key {
+                return Err(StoreError::Corrupt {
+                    key: key.hex(),
+                    what: format!(
+                        "its manifest's parameters hash to {}, not to its key: the manifest was changed after it was written",
+                        recomputed.short()
+                    ),
+                });
+            }
+            if m.params != params_json(kp) {
+                return Err(StoreError::Corrupt {
+                    key: key.hex(),
+                    what: "its manifest's `params` no longer say what its key was computed from: the manifest was changed after it was written".into(),
+                });
+            }
+        }
         for f in &m.files {
             self.read(key, &f.name)?;
         }
@@ -344,6 +372,11 @@ impl Store {
             Err(e) => Err(StoreError::Io { path: dir, source: e }),
         }
     }
+}
+
+/// Key parameters as the manifest's `params` JSON.
+fn params_json(kp: &std::collections::BTreeMap<String, crate::plan::key::CValue>) -> serde_json::Value {
+    serde_json::Value::Object(kp.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 fn check_digest(key: &Key, entry: &FileEntry, bytes: &[u8]) -> Result<(), StoreError> {
@@ -474,6 +507,21 @@ impl Staging {
             Err(_) if target.join(MANIFEST).is_file() => {
                 let _ = fs::remove_dir_all(&staged);
                 self.store.manifest(&m.key)
+            }
+            // A folder without a manifest (a damaged or hand-made entry) is
+            // no entry: it gives way to the complete one.
+            Err(_) if target.is_dir() => {
+                self.store.evict(&m.key)?;
+                match fs::rename(&staged, &target) {
+                    Ok(()) => {
+                        sync_dir(&self.store.root.join("objects"))?;
+                        Ok(m)
+                    }
+                    Err(e) => {
+                        let _ = fs::remove_dir_all(&staged);
+                        Err(StoreError::Io { path: target, source: e })
+                    }
+                }
             }
             Err(e) => {
                 let _ = fs::remove_dir_all(&staged);

@@ -32,6 +32,9 @@ pub struct Summary {
     pub skipped: Vec<String>,
     /// Corrupt entries found, evicted and recomputed.
     pub corrupt: Vec<String>,
+    /// Corrupt entries that could not be evicted (a read-only cache): not
+    /// recomputed, and the run fails.
+    pub unevictable: Vec<String>,
     pub interrupted: bool,
     /// Nodes stopped by a signal, and the step their saved state holds.
     pub stopped: Vec<(String, i64)>,

@@ -12,6 +12,7 @@
 use tch::Tensor;
 
 use crate::exec::artifacts::{self as art, ExecError, MetricRow};
+use crate::exec::divergence;
 use crate::exec::node_log::NodeLog;
 use crate::exec::nodes::{prompt_pool, Ctx};
 use crate::exec::reference;
@@ -228,12 +229,18 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         };
         let m = train::preference_step(&policy, reference, loss, mean, &mut adam, &batch_pairs)
             .map_err(|e| ExecError::Invalid(format!("`{}`: {e}", node.display_name())))?;
+        if let Err(e) = divergence::check_step(&node.display_name(), step + 1, &m, lr) {
+            return Err(forget_diverged(ctx, node, &resume, target, e));
+        }
         rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
         let done = step + 1;
         let seconds = seconds_before + began.elapsed().as_secs_f64();
         if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {
             let ck = checkpoint_node(node, done);
             if !ctx.store.contains(&ck.key) {
+                if let Err(e) = divergence::check_parameters(&node.display_name(), done, policy.vs(), lr) {
+                    return Err(forget_diverged(ctx, node, &resume, target, e));
+                }
                 let mut st = ctx.store.begin(&ck)?;
                 st.set_compute_seconds(seconds);
                 write_state(&mut st, &policy, &adam, &rows, &mut stream_parts, online, seed, done)?;
@@ -264,6 +271,20 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     // The checkpoint at `end` supersedes saved state up to it.
     resume.clear_through(end);
     Ok(())
+}
+
+/// A diverged run keeps nothing: its checkpoints (finite ones before the
+/// divergence included: the run as declared has no result) and its saved
+/// state are removed, so no evaluation and no resume ever reads them.
+fn forget_diverged(ctx: &Ctx, node: &Node, resume: &Resume, target: i64, e: ExecError) -> ExecError {
+    for step in 1..=target {
+        let k = checkpoint_key(&node.key, step);
+        if ctx.store.contains(&k) {
+            let _ = ctx.store.evict(&k);
+        }
+    }
+    resume.clear_through(target);
+    e
 }
 
 /// What a checkpoint or a snapshot of a run holds at step `done`: the

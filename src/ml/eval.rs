@@ -104,12 +104,15 @@ pub fn winrate_against_scores(
 }
 
 /// The share of positive margins, a zero counting ½: 1 / 0 / ½ per row
-/// (the margins are kept as the units' scores).
+/// (the margins are kept as the units' scores). A NaN margin stays NaN,
+/// never a tie: the evaluation then fails instead of reading ½.
 pub fn share_positive(m: &[f64]) -> Estimate {
     let outcomes = Estimate::from_samples(
         &m.iter()
             .map(|&x| {
-                if x > 0.0 {
+                if x.is_nan() {
+                    f64::NAN
+                } else if x > 0.0 {
                     1.0
                 } else if x < 0.0 {
                     0.0

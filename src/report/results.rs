@@ -179,3 +179,57 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<std
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)
 }
+
+/// Whether `dir` can take a study's results without anything being written
+/// over or through what is not ours: it is a real directory (or can be
+/// made one), and nothing in it (one level of subfolders deep) is a
+/// symbolic link, FIFO, socket or device, which rewriting a result file
+/// would follow or replace. Results are rewritten in place on every run;
+/// only regular files and folders may be there.
+pub fn check_results_dir(dir: &Path) -> Result<(), String> {
+    fn kind(ft: std::fs::FileType) -> Option<&'static str> {
+        if ft.is_symlink() {
+            Some("a symbolic link")
+        } else if ft.is_file() || ft.is_dir() {
+            None
+        } else {
+            Some("a special file (a FIFO, socket or device)")
+        }
+    }
+    // The folder, or the nearest part of its path that exists, must be a
+    // folder (a link to one is fine: `results -> /scratch/results`).
+    let mut ancestor = Some(dir);
+    while let Some(a) = ancestor.filter(|a| !a.as_os_str().is_empty()) {
+        match std::fs::metadata(a) {
+            Ok(m) if m.is_dir() => break,
+            Ok(m) => {
+                let what = kind(m.file_type()).unwrap_or("a file");
+                return Err(format!("{} is {what}, not a folder: results are written into a folder", a.display()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ancestor = a.parent(),
+            Err(e) => return Err(format!("{}: {e}", a.display())),
+        }
+    }
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let mut folders = vec![(dir.to_path_buf(), 0)];
+    while let Some((folder, depth)) = folders.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", folder.display()))?;
+            let ft = entry.file_type().map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            if let Some(what) = kind(ft) {
+                return Err(format!(
+                    "{} is {what}: results are rewritten on every run and would be written through it; move it away",
+                    entry.path().display()
+                ));
+            }
+            if ft.is_dir() && depth < 1 {
+                folders.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    Ok(())
+}
+

@@ -96,6 +96,11 @@ impl Pretrained {
                     return Err(shapes(format!("`{name}` is {:?}, the config asks for {:?}", src.size(), var.size())));
                 }
                 var.f_copy_(&src.to_kind(Kind::Float)).map_err(|e| shapes(format!("`{name}`: {e}")))?;
+                // A NaN or infinite weight would train to NaN and sample
+                // noise that evaluations score as if it were a policy.
+                if var.isfinite().all().int64_value(&[]) == 0 {
+                    return Err(shapes(format!("`{name}` holds NaN or infinite values")));
+                }
             }
             Ok(())
         })?;
