@@ -206,7 +206,9 @@ pub fn check_results_dir(dir: &Path) -> Result<(), String> {
                 let what = kind(m.file_type()).unwrap_or("a file");
                 return Err(format!("{} is {what}, not a folder: results are written into a folder", a.display()));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ancestor = a.parent(),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                ancestor = a.parent()
+            }
             Err(e) => return Err(format!("{}: {e}", a.display())),
         }
     }
