@@ -238,7 +238,7 @@ const CLAIM: Param = p_nokey(
     "claim",
     Ty::Str { choices: &[] },
     Default::Str(""),
-    "what the paper found here; the report prints it beside this run's numbers",
+    "the finding or hypothesis the figure tests (the paper's, or the study's own); the report prints it as the claim beside this run's numbers, never as this run's finding",
 );
 const EXPECT: Param = p_nokey(
     "expect",

@@ -405,15 +405,11 @@ where
     } else {
         draw_lines(&mut chart, fig, &series, palette).map_err(e)?;
     }
-    // A trade-off's lower right holds the window brackets; its upper left
-    // (high win rate at small KL) is where no method goes.
-    let corner =
-        if fig.kind == FigureKind::Tradeoff { SeriesLabelPosition::UpperLeft } else { SeriesLabelPosition::LowerRight };
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .position(corner)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .map_err(e)?;
     if let Some(area) = below {
@@ -496,7 +492,7 @@ fn draw_windows<DB: DrawingBackend>(
     (y0, y1): (f64, f64),
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let grey = RGBColor(0x40, 0x40, 0x40);
-    let step = (y1 - y0) * 0.055;
+    let step = (y1 - y0) * 0.07;
     for (i, t) in fig.tested.iter().enumerate() {
         let (lo, hi) = t.window;
         let y = y0 + step * (i as f64 + 0.8);
@@ -505,9 +501,10 @@ fn draw_windows<DB: DrawingBackend>(
             vec![(lo, y + tick), (lo, y), (hi, y), (hi, y + tick)],
             grey.stroke_width(2),
         )))?;
+        // Labelled at its left end, away from the legend in the lower right.
         chart.draw_series(std::iter::once(Text::new(
             format!("window: {} vs {}", t.upper, t.lower),
-            (hi, y + tick),
+            (lo, y + step * 0.95),
             ("sans-serif", 11).into_font().color(&grey),
         )))?;
     }
@@ -921,10 +918,10 @@ mod tests {
         let pts = [
             at("lr=1", 0, 0.0, 0.3),
             at("lr=1", 10, 1.0, 0.4),
-            at("lr=1", 20, 0.6, 0.6),
+            at("lr=1", 20, 0.5, 0.6),
             at("lr=1", 0, 0.0, 0.3),
             at("lr=1", 10, 2.0, 0.6),
-            at("lr=1", 20, 1.2, 0.4),
+            at("lr=1", 20, 1.0, 0.4),
             at("lr=2", 10, 5.0, 0.9),
             at("lr=2", 0, 0.0, 0.3),
         ];
@@ -932,7 +929,7 @@ mod tests {
         let paths = training_paths(&refs);
         assert_eq!(paths.len(), 2);
         assert_eq!(paths[0].0, "lr=1");
-        assert_eq!(paths[0].1, vec![(0.0, 0.3), (1.5, 0.5), (0.9, 0.5)]);
+        assert_eq!(paths[0].1, vec![(0.0, 0.3), (1.5, 0.5), (0.75, 0.5)]);
         assert_eq!(paths[1].1, vec![(0.0, 0.3), (5.0, 0.9)]);
     }
 

@@ -21,9 +21,13 @@ fn ci(v: f64, se: f64) -> String {
     format!("{v:.3} [{:.3}, {:.3}]", v - 1.96 * se, v + 1.96 * se)
 }
 
-fn json_est(v: &serde_json::Value) -> Option<String> {
-    let (value, se, n) = (v["value"].as_f64()?, v["stderr"].as_f64()?, v["n"].as_u64()?);
-    Some(format!("{} (n = {n})", ci(value, se)))
+/// An accuracy or agreement (a proportion of n pairs) with its Wilson 95%
+/// interval: unlike value ± 1.96·se it stays inside [0, 1] and does not
+/// shrink to nothing at 0 or 1 ("1.000 [1.000, 1.000] (n = 16)").
+fn json_proportion(v: &serde_json::Value) -> Option<String> {
+    let (value, n) = (v["value"].as_f64()?, v["n"].as_u64()?);
+    let (low, high) = stats::wilson(value, n as usize);
+    Some(format!("{value:.3} [{low:.3}, {high:.3}] (n = {n}, Wilson)"))
 }
 
 /// Pearson's r of points' (x, y) with a 95% interval (Fisher's z), for
@@ -182,7 +186,7 @@ fn findings(fig: &Figure) -> Vec<String> {
 /// What a figure draws, said under it.
 fn caption(fig: &Figure) -> Option<String> {
     Some(match fig.kind {
-        FigureKind::Tradeoff => "Points: every checkpoint evaluated, with 95% whiskers. Lines: each method's mean in bins of KL (the bins' edges are quantiles of all points' KL, alike for every method), with the 95% interval of that mean as a band (the larger of the spread of its checkpoints in the bin and their own errors). The claims below are tested at matched KL on per-prompt outcomes, not read off these lines.".into(),
+        FigureKind::Tradeoff => "Points: every checkpoint evaluated, with 95% whiskers. Lines: each configuration's training path (a method's grid member: the mean KL and mean win rate over its seeds at each saved step, in step order), in the method's colour, which is the same in every figure of this report. Dashed: a win rate of 0.5; dotted: the starting policy (step 0). Brackets: the KL window each claim was compared over (where every run has trained checkpoints). Panel below: each claim's difference (upper − lower) along the matched-KL curve across its window, with its 95% interval (not adjusted). The claims are tested on per-prompt outcomes, not read off these lines.".into(),
         FigureKind::Curve => "Lines: each series over steps, with 95% intervals as bands.".into(),
         FigureKind::Scatter => "Points: every checkpoint evaluated on both axes, with 95% whiskers.".into(),
         FigureKind::Best => "Bars: each series' value at the figure's quantile over its checkpoints and members, with a 95% whisker.".into(),
@@ -422,9 +426,9 @@ pub fn write_report(
             if let Ok(s) = art::read_json::<serde_json::Value>(store, &n.key, "summary.json") {
                 pm_rows.push(vec![
                     format!("`{}`", n.display_name()),
-                    json_est(&s["val_accuracy"]).unwrap_or("-".into()),
+                    json_proportion(&s["val_accuracy"]).unwrap_or("-".into()),
                     s["val_accuracy"]["split"].as_str().unwrap_or("-").to_string(),
-                    json_est(&s["oracle_agreement"]).unwrap_or("-".into()),
+                    json_proportion(&s["oracle_agreement"]).unwrap_or("-".into()),
                 ]);
             }
         }
@@ -432,8 +436,8 @@ pub fn write_report(
             if let Ok(m) = art::read_json::<serde_json::Value>(store, &n.key, "meta.json") {
                 data_rows.push(vec![
                     format!("`{}`", n.display_name()),
-                    json_est(&m["train_agreement_with_input_labels"]).unwrap_or("-".into()),
-                    json_est(&m["train_agreement_with_noiseless_oracle"]).unwrap_or("-".into()),
+                    json_proportion(&m["train_agreement_with_input_labels"]).unwrap_or("-".into()),
+                    json_proportion(&m["train_agreement_with_noiseless_oracle"]).unwrap_or("-".into()),
                 ]);
             }
         }
@@ -538,7 +542,7 @@ pub fn write_report(
                 b.push(Block::Para(caption));
             }
             if !first.claim.is_empty() {
-                b.push(Block::Para(format!("**The paper:** {}", first.claim)));
+                b.push(Block::Para(format!("**Claimed:** {}", first.claim)));
             }
         }
         for &j in &group {
@@ -559,7 +563,7 @@ pub fn write_report(
                             b.push(Block::Para(caption));
                         }
                         if !fig.claim.is_empty() {
-                            b.push(Block::Para(format!("**The paper:** {}", fig.claim)));
+                            b.push(Block::Para(format!("**Claimed:** {}", fig.claim)));
                         }
                     }
                     if !fig.notes.is_empty() {
@@ -634,6 +638,14 @@ mod tests {
             margin: None,
             tested: vec![],
         }
+    }
+
+    #[test]
+    fn an_accuracy_gets_a_wilson_interval_that_stays_open_at_one() {
+        // 16 of 16: Wilson's centre (1 + z²/32)/(1 + z²/16) = 0.9032 and half
+        // width (z/(1 + z²/16))·√(z²/1024) = 0.0968, so [0.806, 1.000].
+        let v = serde_json::json!({"value": 1.0, "stderr": 0.0, "n": 16});
+        assert_eq!(json_proportion(&v).unwrap(), "1.000 [0.806, 1.000] (n = 16, Wilson)");
     }
 
     #[test]
