@@ -48,6 +48,9 @@ pub enum Code {
     /// A training precision the numerics profile cannot keep (bf16 under
     /// `portable`).
     Precision,
+    /// A JSONL dataset's line that is not a preference record (or a file
+    /// that is not UTF-8, or has none).
+    BadRecord,
     /// A figure's claim that has no meaning (`best` of a KL, gaps of a
     /// figure without peaks).
     MeaninglessClaim,
@@ -93,6 +96,7 @@ impl Code {
         Code::Pretrained,
         Code::Vocabulary,
         Code::Precision,
+        Code::BadRecord,
         Code::MeaninglessClaim,
         Code::TooManyProblems,
         Code::EvaluatesNothing,
@@ -135,6 +139,7 @@ impl Code {
             Code::Pretrained => "tandem::pretrained",
             Code::Vocabulary => "tandem::vocabulary",
             Code::Precision => "tandem::precision",
+            Code::BadRecord => "tandem::bad_record",
             Code::MeaninglessClaim => "tandem::meaningless_claim",
             Code::TooManyProblems => "tandem::too_many_problems",
             Code::EvaluatesNothing => "tandem::evaluates_nothing",

@@ -853,7 +853,10 @@ impl<'p> Lowerer<'p> {
     fn file_digest(&mut self, inst: &Instance) -> Option<(String, String)> {
         let full = self.argument_path(inst, "this dataset's file")?;
         match std::fs::read(&full) {
-            Ok(bytes) => Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string())),
+            Ok(bytes) => {
+                self.check_records(inst, &full, &bytes);
+                Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string()))
+            }
             Err(e) => {
                 self.problems.push(
                     Problem::new(Code::Io, inst.span, format!("cannot read `{}`: {e}", full.display()))
@@ -865,6 +868,55 @@ impl<'p> Lowerer<'p> {
         }
     }
 }
+
+impl Lowerer<'_> {
+    /// A JSONL file's records, read now so that `check` names every bad
+    /// one with its line (up to [`SHOWN_RECORD_PROBLEMS`], then a count),
+    /// not the first of them when the node runs.
+    fn check_records(&mut self, inst: &Instance, full: &Path, bytes: &[u8]) {
+        // The path as the file writes it: what the user recognises.
+        let written = match inst.args.get("path") {
+            Some(Value::Str(p)) => p.clone(),
+            _ => full.display().to_string(),
+        };
+        let shown = |line: usize| if line == 0 { written.clone() } else { format!("{written}:{line}") };
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                // The line of the first invalid byte.
+                let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+                self.problems.push(
+                    Problem::new(Code::BadRecord, inst.span, format!("{}: not UTF-8 text", shown(line)))
+                        .label("this dataset's file")
+                        .help("save the file as UTF-8"),
+                );
+                return;
+            }
+        };
+        let found = crate::worlds::jsonl::problems(text);
+        for (line, what) in found.iter().take(SHOWN_RECORD_PROBLEMS) {
+            self.problems.push(
+                Problem::new(Code::BadRecord, inst.span, format!("{}: {what}", shown(*line)))
+                    .label("this dataset's file")
+                    .help("each line of a JSONL dataset is an object with string fields prompt, chosen, rejected"),
+            );
+        }
+        if found.len() > SHOWN_RECORD_PROBLEMS {
+            self.problems.push(
+                Problem::new(
+                    Code::BadRecord,
+                    inst.span,
+                    format!("{written}: {} more bad records", found.len() - SHOWN_RECORD_PROBLEMS),
+                )
+                .label("this dataset's file")
+                .help("the first ones are shown above"),
+            );
+        }
+    }
+}
+
+/// Bad records of one JSONL file shown one by one; the rest are counted.
+const SHOWN_RECORD_PROBLEMS: usize = 10;
 
 /// The project a top-level .exp file belongs to: the nearest folder above it
 /// holding `tandem.toml` or `.git`, else the file's own folder.

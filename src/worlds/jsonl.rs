@@ -22,19 +22,73 @@ struct Line {
     rejected: String,
 }
 
+/// One line's record, or why it is not one.
+fn record(line: &str) -> Result<Line, String> {
+    serde_json::from_str(line).map_err(|e| {
+        let shape = match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(serde_json::Value::Object(m)) => {
+                let missing: Vec<&str> = ["prompt", "chosen", "rejected"]
+                    .into_iter()
+                    .filter(|f| !m.get(*f).is_some_and(|v| v.is_string()))
+                    .collect();
+                if missing.iter().any(|f| m.get(*f).is_some_and(|v| v.is_array())) {
+                    format!(
+                        "{} is a list (a conversation?); each of prompt, chosen, rejected must be a string",
+                        missing.join(", ")
+                    )
+                } else {
+                    format!("no string field {}", missing.join(", "))
+                }
+            }
+            Ok(other) => format!("a JSON {}, not an object", kind(&other)),
+            Err(_) => format!("not JSON ({e})"),
+        };
+        format!("not a preference record: {shape}")
+    })
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Null => "null",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// Every problem of a JSONL file's records, each with its line (1-based),
+/// in order: what `check` reports before anything runs. A byte-order mark
+/// at the start is skipped, and CRLF line ends are accepted.
+pub fn problems(text: &str) -> Vec<(usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = vec![];
+    let mut records = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match record(line) {
+            Ok(_) => records += 1,
+            Err(e) => out.push((i + 1, e)),
+        }
+    }
+    if records == 0 && out.is_empty() {
+        out.push((0, "no records: the file is empty".to_string()));
+    }
+    out
+}
+
 /// Parses every line; the first bad one is an error naming file and line.
 pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let l: Line = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{file}:{}: not a preference record ({e}); each line needs string fields prompt, chosen, rejected",
-                i + 1
-            )
-        })?;
+        let l = record(line).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
         out.push((l.prompt, l.chosen, l.rejected));
     }
     if out.is_empty() {
@@ -132,4 +186,24 @@ pub fn tokenize_pretrained(
     };
     pairs.columns.insert("split".into(), Tensor::zeros([records.len() as i64], (Kind::Int64, tch::Device::Cpu)));
     Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_byte_order_mark_and_crlf_read_as_plain_lines() {
+        let text = "\u{feff}{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\r\n{\"prompt\": \"d\", \"chosen\": \"e\", \"rejected\": \"f\"}\r\n";
+        let r = super::parse(text, "f.jsonl").unwrap();
+        assert_eq!(r, vec![("a".into(), "b".into(), "c".into()), ("d".into(), "e".into(), "f".into())]);
+        assert!(super::problems(text).is_empty());
+    }
+
+    #[test]
+    fn every_bad_record_is_named_with_its_line() {
+        let text = "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n\n[1]\n{\"prompt\": \"a\"}\n";
+        let p = super::problems(text);
+        assert_eq!(p.iter().map(|x| x.0).collect::<Vec<_>>(), vec![3, 4]);
+        assert!(p[1].1.contains("chosen, rejected"), "{:?}", p);
+        assert_eq!(super::problems("").len(), 1);
+    }
 }
