@@ -360,10 +360,38 @@ impl miette::Diagnostic for Diagnostic {
 
 /// The closest candidate to `name` by edit distance, for "did you mean".
 pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // The edit distance costs the product of the lengths: a typo in a
+    // 100k-character name took half a minute. Names that long get no
+    // suggestion, and a candidate whose length alone puts it past the
+    // allowed distance is never measured.
+    if name.len() > MAX_SUGGESTED_LEN {
+        return None;
+    }
+    let allowed = |c: &str| (name.len().max(c.len()) / 3).max(1) + usize::from(name.len() > 5);
     candidates
         .into_iter()
+        .filter(|c| c.len() <= MAX_SUGGESTED_LEN && name.len().abs_diff(c.len()) <= allowed(c))
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(d, c)| *d <= (name.len().max(c.len()) / 3).max(1) + usize::from(name.len() > 5))
+        .filter(|(d, c)| *d <= allowed(c))
         .min_by_key(|(d, c)| (*d, *c))
         .map(|(_, c)| c)
+}
+
+/// The longest name a "did you mean" is looked for.
+const MAX_SUGGESTED_LEN: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_suggests_close_names_and_skips_very_long_ones() {
+        assert_eq!(did_you_mean("sumarize", ["summarize", "helpful"]), Some("summarize"));
+        // A candidate too long or too short to be within the allowed
+        // distance is never measured, and very long names get no suggestion.
+        let long = "a".repeat(100_000);
+        let typo = format!("{}b", "a".repeat(99_999));
+        assert_eq!(did_you_mean(&typo, [long.as_str(), "alpha"]), None);
+        assert_eq!(did_you_mean("abc", [long.as_str()]), None);
+    }
 }

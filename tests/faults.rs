@@ -39,7 +39,7 @@ fn run(dir: &Path, exp: &str, extra: &[&str]) -> Output {
     let cache = dir.join("cache");
     let results = dir.join("results");
     let mut args = vec!["--cache", cache.to_str().unwrap(), "run", file.to_str().unwrap()];
-    if !extra.iter().any(|a| *a == "--results") {
+    if !extra.contains(&"--results") {
         args.extend(["--results", results.to_str().unwrap()]);
     }
     args.extend(extra);
@@ -109,14 +109,17 @@ impl FifoLike for std::fs::FileType {
 #[test]
 fn export_writes_a_new_path_only() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\n";
+    let exp =
+        "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\n";
     let o = run(dir.path(), exp, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let checked = tandem::check::check_source("x.exp", exp, Default::default());
     let plan = tandem::plan::lower::lower(&checked.program).unwrap();
     let key = plan.names()["d"].hex();
     let cache = dir.path().join("cache");
-    let export = |to: &Path| tandem(&["--cache", cache.to_str().unwrap(), "export", &key, to.to_str().unwrap()]).output().unwrap();
+    let export = |to: &Path| {
+        tandem(&["--cache", cache.to_str().unwrap(), "export", &key, to.to_str().unwrap()]).output().unwrap()
+    };
     // An existing file, a symlink (to a file of ours) and a FIFO: each refused, each untouched.
     let existing = dir.path().join("existing.jsonl");
     std::fs::write(&existing, "keep").unwrap();

@@ -71,7 +71,9 @@ fn figure(x: &Expander, fig: &Instance, call: &Call, out: &mut Vec<Problem>) {
                 ),
             )
             .label(format!("a `{}` figure", other.ctor.name))
-            .help("name a `best` figure: the claim is that this figure's gaps between peaks are narrower than that one's"),
+            .help(
+                "name a `best` figure: the claim is that this figure's gaps between peaks are narrower than that one's",
+            ),
         );
         return;
     }
@@ -81,7 +83,10 @@ fn figure(x: &Expander, fig: &Instance, call: &Call, out: &mut Vec<Problem>) {
                 Problem::new(
                     Code::MeaninglessClaim,
                     span_of("gaps_narrower_than"),
-                    format!("`{}` has no gaps to compare: {whose}, `{}`, ranks fewer than two series", fig.label, f.label),
+                    format!(
+                        "`{}` has no gaps to compare: {whose}, `{}`, ranks fewer than two series",
+                        fig.label, f.label
+                    ),
                 )
                 .label("no gap")
                 .help(format!("give `{}` an `expect: [\"upper\", \"lower\"]` ranking", f.label)),

@@ -99,9 +99,7 @@ fn load_one(
             let what = if meta.is_dir() { "a folder" } else { "not a regular file (a device, FIFO or socket)" };
             let msg = format!("`{}` is {what}: an experiment is read from a regular file", display_name(path));
             problems.push(match from {
-                Some(span) => {
-                    Problem::new(Code::Io, span, msg).label("imported here").help("import a `.exp` file")
-                }
+                Some(span) => Problem::new(Code::Io, span, msg).label("imported here").help("import a `.exp` file"),
                 None => Problem::without_span(Code::Io, msg),
             });
             return;

@@ -429,10 +429,9 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     }
     let rows = crate::report::results::eval_rows(&plan, &store);
     // Checked again: the folder may have changed while the nodes ran.
-    let written =
-        crate::report::results::check_results_dir(&out_dir).map_err(std::io::Error::other).and_then(|()| {
-            crate::report::results::write_csv(&out_dir, &rows)
-        });
+    let written = crate::report::results::check_results_dir(&out_dir)
+        .map_err(std::io::Error::other)
+        .and_then(|()| crate::report::results::write_csv(&out_dir, &rows));
     let compute = summary.node_seconds();
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());

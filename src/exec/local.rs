@@ -60,7 +60,11 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         return s;
     }
     opts.progress.start(todo.len() as u64);
-    let state = Mutex::new(State { sched, running: 0, summary: Summary { cached, corrupt, unevictable, ..Default::default() } });
+    let state = Mutex::new(State {
+        sched,
+        running: 0,
+        summary: Summary { cached, corrupt, unevictable, ..Default::default() },
+    });
     let wake = Condvar::new();
     let jobs = opts.jobs.max(1);
     std::thread::scope(|scope| {

@@ -385,13 +385,7 @@ where
         .y_label_area_size(65)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(e)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .x_desc(&fig.x_label)
-        .y_desc(&fig.y_label)
-        .draw()
-        .map_err(e)?;
+    chart.configure_mesh().light_line_style(TRANSPARENT).x_desc(&fig.x_label).y_desc(&fig.y_label).draw().map_err(e)?;
     let mut series: Vec<String> = vec![];
     for p in &fig.points {
         if !series.contains(&p.series) {
@@ -520,9 +514,7 @@ fn draw_difference<DB: DrawingBackend>(
     fig: &Figure,
     (x0, x1): (f64, f64),
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let (d0, d1) = range(
-        fig.tested.iter().flat_map(|t| t.difference.iter().flat_map(|d| [d.2, d.3])).chain([0.0]),
-    );
+    let (d0, d1) = range(fig.tested.iter().flat_map(|t| t.difference.iter().flat_map(|d| [d.2, d.3])).chain([0.0]));
     let mut chart = ChartBuilder::on(area)
         .caption("difference at matched KL (95% interval, not adjusted)", ("sans-serif", 14))
         .margin(15)
@@ -537,12 +529,8 @@ fn draw_difference<DB: DrawingBackend>(
         // the palette's last ones, which a report's first methods never
         // take), so that no pair is mistaken for a method's line.
         let colour = PAIR_COLOURS[i % PAIR_COLOURS.len()].to_rgba();
-        let band: Vec<(f64, f64)> = t
-            .difference
-            .iter()
-            .map(|d| (d.0, d.3))
-            .chain(t.difference.iter().rev().map(|d| (d.0, d.2)))
-            .collect();
+        let band: Vec<(f64, f64)> =
+            t.difference.iter().map(|d| (d.0, d.3)).chain(t.difference.iter().rev().map(|d| (d.0, d.2))).collect();
         chart.draw_series(std::iter::once(Polygon::new(band, colour.mix(0.15))))?;
         chart
             .draw_series(segments(thin(t.difference.iter().map(|d| (d.0, d.1)), span), colour.stroke_width(2)))?

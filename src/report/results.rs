@@ -234,4 +234,3 @@ pub fn check_results_dir(dir: &Path) -> Result<(), String> {
     }
     Ok(())
 }
-

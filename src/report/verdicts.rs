@@ -313,7 +313,6 @@ pub fn claims_of(figures: &[Figure], i: usize) -> Vec<Claim> {
             if let Ok(m) = estimands::matched_curve(&ra, &rb) {
                 claim.secondary = test(Estimand::MatchedCurve, Some(m.window), &m.a, &m.b);
             }
-
         } else if let (Some(a), Some(b)) = (peaks(&upper), peaks(&lower)) {
             claim.primary = test(Estimand::Peak, None, &a, &b);
         }
@@ -338,9 +337,7 @@ pub fn difference_curve(fig: &Figure, claim: &Claim) -> Vec<(f64, Comparison)> {
     let pair = paired(&upper, &lower);
     let seed = seed_of(&format!("{}/{}/{}", fig.name, claim.upper, claim.lower));
     match estimands::matched_points(&replicates(&upper), &replicates(&lower)) {
-        Ok(points) => {
-            points.iter().filter_map(|(k, p)| Some((*k, stats::compare(&p.a, &p.b, pair, seed)?))).collect()
-        }
+        Ok(points) => points.iter().filter_map(|(k, p)| Some((*k, stats::compare(&p.a, &p.b, pair, seed)?))).collect(),
         Err(_) => vec![],
     }
 }
