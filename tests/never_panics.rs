@@ -308,6 +308,55 @@ fn programs() -> impl Strategy<Value = String> {
     })
 }
 
+/// A text's line ends re-encoded, each one LF, CRLF or CR as `choice`
+/// picks (cycling), with a byte-order mark in front when `bom`.
+fn reencode(text: &str, choice: &[u8], bom: bool) -> String {
+    let mut out = String::from(if bom { "\u{feff}" } else { "" });
+    let mut i = 0;
+    for c in text.chars() {
+        if c == '\n' {
+            out.push_str(["\n", "\r\n", "\r"][usize::from(choice[i % choice.len()] % 3)]);
+            i += 1;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A shipped experiment with mixed line ends and maybe a byte-order mark.
+fn line_ends() -> impl Strategy<Value = (&'static str, String)> {
+    (proptest::sample::select(SEEDS), proptest::collection::vec(any::<u8>(), 1..8), any::<bool>())
+        .prop_map(|(text, choice, bom)| (text, reencode(text, &choice, bom)))
+}
+
+/// A shipped experiment in which one name is misspelt at great length
+/// (did-you-mean over very long names), and maybe re-encoded line ends.
+fn long_names() -> impl Strategy<Value = String> {
+    (proptest::sample::select(SEEDS), 1_000usize..60_000, any::<u8>()).prop_map(|(text, len, c)| {
+        let long = "x".repeat(len);
+        let t = text.replacen("sft", &format!("sft{long}"), 1);
+        reencode(&t, &[c], c % 2 == 0)
+    })
+}
+
+/// What `run` compares: a text's diagnostics (rendered) and, when it plans,
+/// its keys.
+fn outcome(text: &str) -> (Vec<String>, Vec<tandem::plan::Key>) {
+    let checked = check_source("fuzz.exp", text, CheckOptions { max_instances: 1000, max_nodes: 20_000 });
+    let codes = checked.diagnostics.iter().map(|d| format!("{} {}", d.code().as_str(), d.problem.message)).collect();
+    let mut keys = vec![];
+    if checked.is_ok() {
+        if let Ok(plan) =
+            tandem::plan::lower::lower_bounded(&checked.program, tandem::plan::op::Numerics::Portable, 20_000)
+        {
+            keys = plan.graph.node_weights().map(|n| n.key).collect();
+            keys.sort();
+        }
+    }
+    (codes, keys)
+}
+
 /// Runs `cases` inputs from `strategy` with a fixed seed; a panic fails
 /// with the (shrunk) input.
 fn campaign<S: Strategy<Value = String>>(strategy: S, cases: u32, seed: u8) {
@@ -338,10 +387,12 @@ fn fuzz_campaign() {
                 campaign(tokens(), per, 4 * t + 1);
                 campaign(programs(), per, 4 * t + 2);
                 campaign(mutated(), per, 4 * t + 3);
+                campaign(line_ends().prop_map(|(_, t)| t), per / 8, 4 * t + 128);
+                campaign(long_names(), (per / 1000).max(1), 4 * t + 129);
             });
         }
     });
-    let ran = u64::from(per) * 4 * threads;
+    let ran = (u64::from(per) * 4 + u64::from(per / 8) + u64::from((per / 1000).max(1))) * threads;
     let secs = start.elapsed().as_secs_f64();
     println!(
         "fuzz campaign: {ran} inputs, 0 panics, {secs:.0} s on {threads} threads ({:.0} inputs/s)",
@@ -374,6 +425,23 @@ proptest! {
 
     #[test]
     fn plausible_declarations(s in decls()) {
+        run(&s);
+    }
+
+    #[test]
+    fn line_ends_and_a_byte_order_mark_change_nothing((lf, other) in line_ends()) {
+        // Same diagnostics, same keys: a file saved on any system checks
+        // and plans as its LF twin.
+        run(&other);
+        prop_assert_eq!(outcome(&other), outcome(lf));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, .. ProptestConfig::default() })]
+
+    #[test]
+    fn very_long_misspelt_names(s in long_names()) {
         run(&s);
     }
 }
