@@ -233,3 +233,30 @@ fn two_quick_interrupts_exit_130_and_never_crash() {
         assert_eq!(out.status.code(), Some(130), "try {i}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn gc_under_another_profile_keeps_a_kept_studys_entries_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = study("1e-3");
+    let o = run(dir.path(), &exp, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cache = dir.path().join("cache");
+    let file = dir.path().join("study.exp");
+    let objects = || std::fs::read_dir(cache.join("objects")).unwrap().count();
+    let before = objects();
+    let gc = |extra: &[&str]| {
+        let mut args =
+            vec!["--cache", cache.to_str().unwrap(), "--numerics", "native", "gc", "--keep", file.to_str().unwrap()];
+        args.extend(extra);
+        tandem(&args).output().unwrap()
+    };
+    // Under `native`, the study computed under `portable` is still kept, and said so.
+    let o = gc(&["--delete"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("under the `portable` profile"), "{}", text(&o));
+    assert_eq!(objects(), before, "a kept study's entries were removed");
+    // Asked explicitly, they go (the world and dataset nodes, keyed without a profile, stay).
+    let o = gc(&["--delete", "--other-profiles"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(objects() < before, "{}", text(&o));
+}

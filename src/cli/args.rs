@@ -194,6 +194,10 @@ pub enum Command {
         /// Actually remove them.
         #[arg(long)]
         delete: bool,
+        /// Also remove the kept experiments' own entries computed under
+        /// another numerics profile (kept and listed otherwise).
+        #[arg(long)]
+        other_profiles: bool,
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,

@@ -116,7 +116,7 @@ pub fn run(cli: args::Cli) -> i32 {
         }
         args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
-        args::Command::Gc { keep, delete } => cmd_gc(&cfg, &keep, delete),
+        args::Command::Gc { keep, delete, other_profiles } => cmd_gc(&cfg, &keep, delete, other_profiles),
         args::Command::Env => cmd_env(&cfg),
         args::Command::Pretrained { dir, text, generate } => cmd_pretrained(&cfg, &dir, &text, generate),
     }
@@ -626,7 +626,7 @@ fn cmd_verify(cfg: &Config, evict: bool) -> i32 {
     }
 }
 
-fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
+fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool, other_profiles: bool) -> i32 {
     let mut plans = vec![];
     for f in keep {
         match plan_file(cfg, f) {
@@ -637,8 +637,20 @@ fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
             }
         }
     }
+    // The same experiments under every other profile: their entries are
+    // the kept studies' too, computed with other kernels, and are not
+    // removed without --other-profiles.
+    let mut elsewhere = vec![];
+    for numerics in crate::plan::op::Numerics::ALL.into_iter().filter(|n| *n != cfg.numerics) {
+        let other = Config { numerics, ..cfg.clone() };
+        for f in keep {
+            if let (Ok(p), _) = plan_file_quietly(&other, f) {
+                elsewhere.push((numerics.name(), p));
+            }
+        }
+    }
     let store = Store::open_existing(&cfg.cache);
-    let report = match crate::exec::maintenance::gc_report(&store, &plans) {
+    let report = match crate::exec::maintenance::gc_report(&store, &plans, &elsewhere, other_profiles) {
         Ok(r) => r,
         Err(e) => {
             eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
@@ -653,6 +665,13 @@ fn cmd_gc(cfg: &Config, keep: &[PathBuf], delete: bool) -> i32 {
             kind,
             bytes,
             if names.is_empty() { "-".into() } else { names.join(", ") }
+        );
+    }
+    for (k, kind, profile) in &report.other_profile {
+        println!(
+            "kept {}  {:<18} a kept experiment's entry under the `{profile}` profile (--other-profiles removes it)",
+            k.short(),
+            kind
         );
     }
     for p in &report.stale_tmp {

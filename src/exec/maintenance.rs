@@ -70,6 +70,9 @@ pub struct GcReport {
     pub stale_tmp: Vec<PathBuf>,
     /// Saved state of training nodes no kept experiment has: (node, folder).
     pub stale_resume: Vec<(Key, PathBuf)>,
+    /// Entries of the kept experiments under another numerics profile,
+    /// kept unless asked: (key, kind, profile).
+    pub other_profile: Vec<(Key, String, &'static str)>,
 }
 
 impl GcReport {
@@ -84,12 +87,12 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// What a gc would remove given the plans to keep. Every node of a kept plan
-/// is reachable, and so is every checkpoint (at any step) of a kept training run.
-pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
+/// The nodes of some plans, and their training runs (whose checkpoints at
+/// any step are theirs).
+fn reach(plans: &[&Plan]) -> (HashSet<Key>, HashSet<String>) {
     let mut reachable: HashSet<Key> = HashSet::new();
     let mut runs: HashSet<String> = HashSet::new();
-    for plan in keep {
+    for plan in plans {
         for n in plan.graph.node_weights() {
             reachable.insert(n.key);
             if matches!(n.op, crate::plan::Op::Train(_)) {
@@ -97,6 +100,28 @@ pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
             }
         }
     }
+    (reachable, runs)
+}
+
+/// What a gc would remove given the plans to keep. Every node of a kept plan
+/// is reachable, and so is every checkpoint (at any step) of a kept training
+/// run. `elsewhere` holds the same experiments planned under the other
+/// numerics profiles: their entries are kept (and listed) unless
+/// `other_profiles` says to remove them too.
+pub fn gc_report(
+    store: &Store,
+    keep: &[Plan],
+    elsewhere: &[(&'static str, Plan)],
+    other_profiles: bool,
+) -> Result<GcReport, StoreError> {
+    let (reachable, runs) = reach(&keep.iter().collect::<Vec<_>>());
+    let others: Vec<(&'static str, HashSet<Key>, HashSet<String>)> = elsewhere
+        .iter()
+        .map(|(name, p)| {
+            let (r, k) = reach(&[p]);
+            (*name, r, k)
+        })
+        .collect();
     let mut report = GcReport::default();
     for k in store.keys()? {
         let m = match store.manifest(&k) {
@@ -108,8 +133,18 @@ pub fn gc_report(store: &Store, keep: &[Plan]) -> Result<GcReport, StoreError> {
         };
         let of_kept_run =
             m.kind == "checkpoint" && m.params.get("run").and_then(|r| r.as_str()).is_some_and(|r| runs.contains(r));
+        let run_of = |runs: &HashSet<String>| {
+            m.kind == "checkpoint" && m.params.get("run").and_then(|r| r.as_str()).is_some_and(|r| runs.contains(r))
+        };
+        let profile = others
+            .iter()
+            .find(|(_, nodes, their_runs)| nodes.contains(&k) || run_of(their_runs))
+            .map(|(name, _, _)| *name);
         if reachable.contains(&k) || of_kept_run {
             report.kept += 1;
+        } else if let (Some(profile), false) = (profile, other_profiles) {
+            report.kept += 1;
+            report.other_profile.push((k, m.kind.clone(), profile));
         } else {
             report.unreachable.push((k, m.kind.clone(), m.names.clone(), m.files.iter().map(|f| f.bytes).sum()));
         }
