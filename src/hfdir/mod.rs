@@ -13,11 +13,13 @@
 //! - `tokenizer`: the directory's own tokenizer through the `tokenizers` crate;
 //! - `files`: the directory's files, their digest, and [`files::inspect`],
 //!   everything checked that can be checked without loading the weights;
-//! - `error`: every failure as a miette diagnostic.
+//! - `error`: every failure as a miette diagnostic;
+//! - `records`: the JSONL preference record format, and every bad line of a file.
 
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod records;
 pub mod tokenizer;
 
 pub use config::{Family, HfConfig};

@@ -893,7 +893,7 @@ impl Lowerer<'_> {
                 return;
             }
         };
-        let found = crate::worlds::jsonl::problems(text);
+        let found = crate::hfdir::records::problems(text);
         for (line, what) in found.iter().take(SHOWN_RECORD_PROBLEMS) {
             self.problems.push(
                 Problem::new(Code::BadRecord, inst.span, format!("{}: {what}", shown(*line)))

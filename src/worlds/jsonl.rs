@@ -11,74 +11,10 @@ use std::collections::BTreeSet;
 
 use tch::{Kind, Tensor};
 
+use crate::hfdir::records;
 use crate::hfdir::HfTokenizer;
 use crate::ml::data::Pairs;
 use crate::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
-
-#[derive(serde::Deserialize)]
-struct Line {
-    prompt: String,
-    chosen: String,
-    rejected: String,
-}
-
-/// One line's record, or why it is not one.
-fn record(line: &str) -> Result<Line, String> {
-    serde_json::from_str(line).map_err(|e| {
-        let shape = match serde_json::from_str::<serde_json::Value>(line) {
-            Ok(serde_json::Value::Object(m)) => {
-                let missing: Vec<&str> = ["prompt", "chosen", "rejected"]
-                    .into_iter()
-                    .filter(|f| !m.get(*f).is_some_and(|v| v.is_string()))
-                    .collect();
-                if missing.iter().any(|f| m.get(*f).is_some_and(|v| v.is_array())) {
-                    format!(
-                        "{} is a list (a conversation?); each of prompt, chosen, rejected must be a string",
-                        missing.join(", ")
-                    )
-                } else {
-                    format!("no string field {}", missing.join(", "))
-                }
-            }
-            Ok(other) => format!("a JSON {}, not an object", kind(&other)),
-            Err(_) => format!("not JSON ({e})"),
-        };
-        format!("not a preference record: {shape}")
-    })
-}
-
-fn kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::Bool(_) => "boolean",
-        serde_json::Value::Null => "null",
-        serde_json::Value::Object(_) => "object",
-    }
-}
-
-/// Every problem of a JSONL file's records, each with its line (1-based),
-/// in order: what `check` reports before anything runs. A byte-order mark
-/// at the start is skipped, and CRLF line ends are accepted.
-pub fn problems(text: &str) -> Vec<(usize, String)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = vec![];
-    let mut records = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match record(line) {
-            Ok(_) => records += 1,
-            Err(e) => out.push((i + 1, e)),
-        }
-    }
-    if records == 0 && out.is_empty() {
-        out.push((0, "no records: the file is empty".to_string()));
-    }
-    out
-}
 
 /// Parses every line; the first bad one is an error naming file and line.
 pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, String> {
@@ -88,7 +24,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, St
         if line.trim().is_empty() {
             continue;
         }
-        let l = record(line).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
+        let l = records::record(line).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
         out.push((l.prompt, l.chosen, l.rejected));
     }
     if out.is_empty() {
@@ -195,15 +131,15 @@ mod tests {
         let text = "\u{feff}{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\r\n{\"prompt\": \"d\", \"chosen\": \"e\", \"rejected\": \"f\"}\r\n";
         let r = super::parse(text, "f.jsonl").unwrap();
         assert_eq!(r, vec![("a".into(), "b".into(), "c".into()), ("d".into(), "e".into(), "f".into())]);
-        assert!(super::problems(text).is_empty());
+        assert!(crate::hfdir::records::problems(text).is_empty());
     }
 
     #[test]
     fn every_bad_record_is_named_with_its_line() {
         let text = "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n\n[1]\n{\"prompt\": \"a\"}\n";
-        let p = super::problems(text);
+        let p = crate::hfdir::records::problems(text);
         assert_eq!(p.iter().map(|x| x.0).collect::<Vec<_>>(), vec![3, 4]);
         assert!(p[1].1.contains("chosen, rejected"), "{:?}", p);
-        assert_eq!(super::problems("").len(), 1);
+        assert_eq!(crate::hfdir::records::problems("").len(), 1);
     }
 }
