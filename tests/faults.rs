@@ -193,18 +193,21 @@ fn line_endings_and_a_byte_order_mark_check_as_lf() {
 
 #[test]
 fn two_quick_interrupts_exit_130_and_never_crash() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pm.exp");
-    std::fs::write(
-        &file,
-        "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 400)\nmodel judge = pm(d, layers: 4, width: 128, heads: 4, steps: 100k, batch: 64, lr: 1e-3)\n",
-    )
-    .unwrap();
+    // A training whose steps and saved state are large enough that a stop
+    // takes a while: the second signal must land while the first is being
+    // served, whatever the machine's load.
+    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 400)\nmodel judge = pm(d, layers: 4, width: 256, heads: 4, steps: 100k, batch: 64, lr: 1e-3)\n";
+    std::fs::write(&file, exp).unwrap();
+    let checked = tandem::check::check_file(&file, Default::default());
+    let judge = tandem::plan::lower::lower(&checked.program).unwrap().names()["judge"];
     let tries = std::env::var("TANDEM_SIGINT_TRIES").ok().and_then(|t| t.parse().ok()).unwrap_or(5);
     for i in 0..tries {
         let cache = dir.path().join(format!("cache{i}"));
         let results = dir.path().join("r");
-        let child = tandem(&[
+        let mut child = tandem(&[
             "--cache",
             cache.to_str().unwrap(),
             "run",
@@ -216,21 +219,34 @@ fn two_quick_interrupts_exit_130_and_never_crash() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-        // Interrupt while the training computes.
-        let log = cache.join("logs");
+        // The first signal once the training node has started and computes.
+        let log = cache.join("logs").join(format!("{}.log", judge.hex()));
         let t0 = std::time::Instant::now();
-        while std::fs::read_dir(&log).map(|d| d.count()).unwrap_or(0) == 0 {
+        while !log.exists() {
             assert!(t0.elapsed() < Duration::from_secs(60), "the training never started");
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
-        std::thread::sleep(Duration::from_millis(100 + 37 * i as u64 % 300));
-        for _ in 0..2 {
-            // SAFETY: kill(2) on our own child's pid.
-            assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-            std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(300 + 37 * i as u64 % 200));
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+        // The second once the first is being served (its handler has
+        // spoken), so that the two are never merged into one by the kernel.
+        let mut said = String::new();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap_or(0) > 0 {
+            said.push_str(&line);
+            if line.contains("stopping:") {
+                // SAFETY: as above.
+                assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+                break;
+            }
+            line.clear();
         }
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "try {i}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+        let status = child.wait().unwrap();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        assert_eq!(status.code(), Some(130), "try {i}: {status:?}\n{said}{rest}");
     }
 }
 
