@@ -252,7 +252,7 @@ fn train_model(
             return Err(ExecError::Interrupted);
         }
         let m = step_once(adam, step);
-        if let Err(e) = divergence::check_step(&node.display_name(), step as i64 + 1, &m, hyper.0) {
+        if let Err(e) = divergence::check_step(node, step as i64 + 1, &m, hyper.0) {
             resume.clear_through(steps as i64);
             return Err(e);
         }
@@ -273,7 +273,7 @@ fn train_model(
             }
         }
     }
-    if let Err(e) = divergence::check_parameters(&node.display_name(), steps as i64, vs, hyper.0) {
+    if let Err(e) = divergence::check_parameters(node, steps as i64, vs, hyper.0) {
         resume.clear_through(steps as i64);
         return Err(e);
     }

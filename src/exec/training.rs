@@ -229,7 +229,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         };
         let m = train::preference_step(&policy, reference, loss, mean, &mut adam, &batch_pairs)
             .map_err(|e| ExecError::Invalid(format!("`{}`: {e}", node.display_name())))?;
-        if let Err(e) = divergence::check_step(&node.display_name(), step + 1, &m, lr) {
+        if let Err(e) = divergence::check_step(node, step + 1, &m, lr) {
             return Err(forget_diverged(ctx, node, &resume, target, e));
         }
         rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
@@ -238,7 +238,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {
             let ck = checkpoint_node(node, done);
             if !ctx.store.contains(&ck.key) {
-                if let Err(e) = divergence::check_parameters(&node.display_name(), done, policy.vs(), lr) {
+                if let Err(e) = divergence::check_parameters(node, done, policy.vs(), lr) {
                     return Err(forget_diverged(ctx, node, &resume, target, e));
                 }
                 let mut st = ctx.store.begin(&ck)?;
