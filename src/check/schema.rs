@@ -212,6 +212,12 @@ const WORLD_PARAMS: &[Param] = &[
     p("prompt_len", int(1, 64), Default::Int(8), "maximum prompt length in tokens"),
     p("response_len", int(1, 64), Default::Int(12), "maximum response length in tokens, EOS included"),
     p("noise", POSITIVE, Default::Float(1.0), "Bradley–Terry temperature of the simulated raters"),
+    p_added(
+        "interaction",
+        UNIT,
+        Default::Float(0.0),
+        "weight of a token's value that depends on the prompt's cluster and the token before it (0: a context-free sum over tokens)",
+    ),
 ];
 
 /// The architecture and optimisation arguments shared by SFT and PM training.
@@ -312,6 +318,12 @@ pub static CTORS: &[Ctor] = &[
                 UNIT,
                 Default::Float(0.0),
                 "share of behaviour responses written carelessly: longer than the oracle's target, repetitive, copying; shows the PMs the oracle's penalties",
+            ),
+            p_added(
+                "hide_best",
+                HALF_OPEN_UNIT,
+                Default::Float(0.0),
+                "share of tokens the behaviour policies never write: the best in each context (the data miss the region of highest reward)",
             ),
         ],
         doc: "D_initial: prompts and response pairs labelled by the world's noisy oracle",

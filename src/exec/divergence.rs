@@ -69,6 +69,7 @@ mod tests {
             prompt_len: 4,
             response_len: 4,
             noise: 1.0,
+            interaction: 0.0,
         });
         Node::new(op, vec![crate::plan::NodeName::Decl(crate::check::program::InstanceName::plain(name))])
     }

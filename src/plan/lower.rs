@@ -213,6 +213,7 @@ impl<'p> Lowerer<'p> {
                     prompt_len: a.int("prompt_len")?,
                     response_len: a.int("response_len")?,
                     noise: a.float("noise")?,
+                    interaction: a.float("interaction")?,
                 });
                 Output::Node(self.add(op, name())?)
             }
@@ -223,6 +224,7 @@ impl<'p> Lowerer<'p> {
                     val_fraction: a.float("val_fraction")?,
                     seed: a.seed("seed")?,
                     overshoot: a.float("overshoot")?,
+                    hide_best: a.float("hide_best")?,
                 });
                 Output::Node(self.add(op, name())?)
             }

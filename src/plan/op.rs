@@ -169,6 +169,9 @@ pub struct WorldSpec {
     pub prompt_len: i64,
     pub response_len: i64,
     pub noise: f64,
+    /// Added after keys were in use: left out of the key at 0.
+    #[serde(default)]
+    pub interaction: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,6 +182,9 @@ pub struct GenerateSpec {
     pub seed: u64,
     /// Added after keys were in use: left out of the key at 0.
     pub overshoot: f64,
+    /// Added after keys were in use: left out of the key at 0.
+    #[serde(default)]
+    pub hide_best: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -811,6 +817,9 @@ impl Op {
                     .int("prompt_len", w.prompt_len)
                     .int("response_len", w.response_len)
                     .float("noise", w.noise);
+                if w.interaction != 0.0 {
+                    f.float("interaction", w.interaction);
+                }
             }
             Op::Generate(g) => {
                 f.key("world", g.world)
@@ -820,6 +829,9 @@ impl Op {
                 // `-0.0 == 0.0`: every spelling of the default is left out.
                 if g.overshoot != 0.0 {
                     f.float("overshoot", g.overshoot);
+                }
+                if g.hide_best != 0.0 {
+                    f.float("hide_best", g.hide_best);
                 }
             }
             Op::Relabel(r) => {

@@ -11,6 +11,16 @@
 //! - **token quality** q(t), a hidden score per token, rewarded on average;
 //! - in `harmless`, a tenth of the tokens are harmful and strongly penalised.
 //!
+//! Two knobs take the world away from where off-policy data is enough
+//! (docs/worlds.md, "Knobs for the paper's mechanisms"):
+//! - `interaction` a makes a token's value depend on the prompt's cluster and
+//!   on the token before it: v(t | x, prev) = √(1 − a²)·q(t) + a·(u(t, k(x)) +
+//!   b(prev, t))/√2, u and b standard normal, so the reward is no longer a sum
+//!   of context-free token scores;
+//! - the behaviour policies can be told to *hide* the best share of tokens in
+//!   each context ([`World::behaviour_with`]): data written so never shows the
+//!   region of highest reward.
+//!
 //! Human raters are simulated by Bradley–Terry noise:
 //! P(a ≻ b) = σ((r*(a) − r*(b)) / noise).
 
@@ -79,7 +89,16 @@ pub struct World {
     harmful: Vec<bool>,
     /// Token popularity for prompts (Zipf-like).
     popularity: Vec<f64>,
+    /// The weight a of the context-dependent part of a token's value (0: none).
+    pub interaction: f64,
+    /// u(t, k): a token's value in prompt cluster k, `CLUSTERS × vocab`.
+    contextual: Vec<f64>,
+    /// b(prev, t): a token's value after `prev`, `vocab × vocab`.
+    bigram: Vec<f64>,
 }
+
+/// Prompt clusters of the context-dependent value: k(x) = first content token mod 4.
+pub const CLUSTERS: usize = 4;
 
 /// Overall reward scale: keeps typical reward gaps a few units wide, so that
 /// `noise: 1` is moderate label noise.
@@ -97,9 +116,55 @@ impl World {
             harmful[t] = r.gen::<f64>() < 0.1;
             popularity[t] = 1.0 / ((t - FIRST_CONTENT as usize + 1) as f64).powf(0.7);
         }
-        World { flavour, seed, vocab, prompt_len, response_len, noise, quality, harmful, popularity }
+        World {
+            flavour,
+            seed,
+            vocab,
+            prompt_len,
+            response_len,
+            noise,
+            quality,
+            harmful,
+            popularity,
+            interaction: 0.0,
+            contextual: vec![],
+            bigram: vec![],
+        }
     }
 
+    /// The world with a context-dependent token value of weight `a` ∈ [0, 1].
+    /// Its tables come from their own random stream, so the context-free
+    /// parts (q, harm, popularity) are those of the world without it; at 0
+    /// the world is exactly [`World::new`]'s.
+    pub fn with_interaction(mut self, a: f64) -> World {
+        if a == 0.0 {
+            return self;
+        }
+        let n = self.vocab as usize;
+        let mut r = rng::stream(self.seed, "world/interaction", 0);
+        self.contextual = (0..CLUSTERS * n).map(|_| rng::normal(&mut r)).collect();
+        self.bigram = (0..n * n).map(|_| rng::normal(&mut r)).collect();
+        self.interaction = a;
+        self
+    }
+
+    /// The prompt's cluster k(x): its first content token mod [`CLUSTERS`].
+    pub fn cluster_of(prompt: &[i64]) -> usize {
+        (prompt.get(1).copied().unwrap_or(0).max(0) as usize) % CLUSTERS
+    }
+
+    /// v(t | k, prev): token `t`'s value in prompt cluster `k` after token
+    /// `prev` (BOS for the first). Equals q(t) when the interaction is 0.
+    pub fn token_value(&self, t: i64, k: usize, prev: i64) -> f64 {
+        let a = self.interaction;
+        if a == 0.0 {
+            return self.quality[t as usize];
+        }
+        let n = self.vocab as usize;
+        let (t, prev) = (t as usize, prev.clamp(0, self.vocab - 1) as usize);
+        (1.0 - a * a).sqrt() * self.quality[t]
+            + a * (self.contextual[k * n + t] + self.bigram[prev * n + t]) / std::f64::consts::SQRT_2
+    }
     fn content(&self) -> std::ops::Range<i64> {
         FIRST_CONTENT..self.vocab
     }
@@ -152,7 +217,13 @@ impl World {
         if y.is_empty() {
             return SCALE * w.length * length;
         }
-        let quality = y.iter().map(|&t| self.quality[t as usize]).sum::<f64>() / n;
+        let quality = if self.interaction == 0.0 {
+            y.iter().map(|&t| self.quality[t as usize]).sum::<f64>() / n
+        } else {
+            let k = World::cluster_of(prompt);
+            let prev = std::iter::once(BOS).chain(y.iter().copied());
+            y.iter().zip(prev).map(|(&t, p)| self.token_value(t, k, p)).sum::<f64>() / n
+        };
         let copied = y.iter().filter(|t| prompt[1..].contains(t)).count() as f64 / n;
         let copy = if copied <= w.copy_share {
             copied / w.copy_share
@@ -171,7 +242,7 @@ impl World {
     /// length mostly below the target, tokens drawn with a quality-seeking
     /// temperature that grows with the level, some copying, rare repeats.
     pub fn behaviour(&self, level: usize, prompt: &[i64], r: &mut Stream) -> Vec<i64> {
-        self.behaviour_with(level, prompt, false, r)
+        self.behaviour_with(level, prompt, false, 0.0, r)
     }
 
     /// Like [`World::behaviour`]; a `careless` response overshoots: its
@@ -180,19 +251,18 @@ impl World {
     /// 0.04), and it copies the prompt three times as often. Such responses show a
     /// preference model where the oracle's penalties lie, which responses
     /// that stay below the target never do.
-    pub fn behaviour_with(&self, level: usize, prompt: &[i64], careless: bool, r: &mut Stream) -> Vec<i64> {
-        let w = weights(self.flavour_of(prompt));
-        let slots = (self.response_len - 1).max(1);
-        let target = ((w.target_frac * slots as f64).round() as i64).max(1);
-        let len = if careless {
-            let lo = (target + 2).min(slots);
-            r.gen_range(lo..=(2 * target + 2).min(slots))
-        } else {
-            r.gen_range(1..=(target + 1).min(slots))
-        };
-        let tau = [0.0, 0.6, 1.2, 2.0][level.min(3)];
-        let p_copy = [0.05, 0.1, 0.12, 0.12][level.min(3)] * (w.copy_share / 0.3) * if careless { 3.0 } else { 1.0 };
-        let p_repeat = if careless { 0.25 } else { 0.04 };
+    ///
+    /// `hide` ∈ [0, 1) is the share of content tokens the response never
+    /// writes at each position: those whose value v(t | x, prev) is among the
+    /// best `⌈hide · n⌉` there (drawn, copied or repeated alike). With no
+    /// interaction that is the same set everywhere, the best tokens by q(t);
+    /// with it, each context has its own. At `hide` 0 and interaction 0 the
+    /// draws are exactly those of before either existed (pinned by a test).
+    pub fn behaviour_with(&self, level: usize, prompt: &[i64], careless: bool, hide: f64, r: &mut Stream) -> Vec<i64> {
+        if hide > 0.0 || self.interaction != 0.0 {
+            return self.behaviour_in_context(level, prompt, careless, hide, r);
+        }
+        let Style { len, tau, p_copy, p_repeat } = self.style(level, prompt, careless, r);
         let mut weights: Vec<f64> = self
             .content()
             .map(|t| {
@@ -229,11 +299,118 @@ impl World {
         y
     }
 
+    /// A behaviour response's length (the one random draw made here) and
+    /// its level's habits.
+    fn style(&self, level: usize, prompt: &[i64], careless: bool, r: &mut Stream) -> Style {
+        let w = weights(self.flavour_of(prompt));
+        let slots = (self.response_len - 1).max(1);
+        let target = ((w.target_frac * slots as f64).round() as i64).max(1);
+        let len = if careless {
+            let lo = (target + 2).min(slots);
+            r.gen_range(lo..=(2 * target + 2).min(slots))
+        } else {
+            r.gen_range(1..=(target + 1).min(slots))
+        };
+        Style {
+            len,
+            tau: [0.0, 0.6, 1.2, 2.0][level.min(3)],
+            p_copy: [0.05, 0.1, 0.12, 0.12][level.min(3)] * (w.copy_share / 0.3) * if careless { 3.0 } else { 1.0 },
+            p_repeat: if careless { 0.25 } else { 0.04 },
+        }
+    }
+
+    /// [`World::behaviour_with`] where a token's value depends on where it
+    /// stands, or where some tokens are hidden: the draw weights
+    /// exp(τ·v(t | x, prev)) and the hidden set are computed at every
+    /// position. The habits (length, repeats, copying, no reuse of a token)
+    /// are the context-free path's; a response whose every remaining token
+    /// is hidden or used ends early.
+    fn behaviour_in_context(&self, level: usize, prompt: &[i64], careless: bool, hide: f64, r: &mut Stream) -> Vec<i64> {
+        let Style { len, tau, p_copy, p_repeat } = self.style(level, prompt, careless, r);
+        let k = World::cluster_of(prompt);
+        let content: Vec<i64> = self.content().collect();
+        let n_hidden = (hide * content.len() as f64).ceil() as usize;
+        let avoids_harm = |t: i64| self.harmful[t as usize] && level >= 2;
+        let mut used = vec![false; self.vocab as usize];
+        let mut y: Vec<i64> = vec![];
+        for _ in 0..len {
+            let prev = y.last().copied().unwrap_or(BOS);
+            let values: Vec<f64> = content.iter().map(|&t| self.token_value(t, k, prev)).collect();
+            let hidden = hidden_set(&values, n_hidden);
+            let is_hidden = |t: i64| hidden[(t - FIRST_CONTENT) as usize];
+            let u = r.gen::<f64>();
+            let unused_copy: Vec<i64> =
+                prompt[1..].iter().copied().filter(|&t| self.content().contains(&t) && !used[t as usize] && !is_hidden(t)).collect();
+            let tok = if u < p_repeat && !y.is_empty() && !is_hidden(prev) {
+                prev
+            } else if u < p_repeat + p_copy && !unused_copy.is_empty() {
+                unused_copy[r.gen_range(0..unused_copy.len())]
+            } else {
+                let weights: Vec<f64> = content
+                    .iter()
+                    .zip(&values)
+                    .map(|(&t, &v)| {
+                        if used[t as usize] || is_hidden(t) {
+                            0.0
+                        } else {
+                            (tau * v).exp() * if avoids_harm(t) { 0.2 } else { 1.0 }
+                        }
+                    })
+                    .collect();
+                let total: f64 = weights.iter().sum();
+                if total <= 0.0 {
+                    break;
+                }
+                let mut v = r.gen::<f64>() * total;
+                let mut pick = None;
+                for (&t, &wt) in content.iter().zip(&weights) {
+                    if wt > 0.0 {
+                        pick = Some(t);
+                        v -= wt;
+                        if v <= 0.0 {
+                            break;
+                        }
+                    }
+                }
+                match pick {
+                    Some(t) => t,
+                    None => break,
+                }
+            };
+            used[tok as usize] = true;
+            y.push(tok);
+        }
+        y.push(EOS);
+        y
+    }
+
     /// P(a ≻ b) under the simulated raters.
     pub fn p_prefer(&self, prompt: &[i64], a: &[i64], b: &[i64]) -> f64 {
         let d = (self.reward(prompt, a) - self.reward(prompt, b)) / self.noise;
         1.0 / (1.0 + (-d).exp())
     }
+}
+
+/// A behaviour response's length and its level's habits.
+struct Style {
+    len: i64,
+    tau: f64,
+    p_copy: f64,
+    p_repeat: f64,
+}
+
+/// The `n` best of `values` (ties broken by position, lowest first).
+fn hidden_set(values: &[f64], n: usize) -> Vec<bool> {
+    let mut hidden = vec![false; values.len()];
+    if n == 0 {
+        return hidden;
+    }
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    for &i in order.iter().take(n) {
+        hidden[i] = true;
+    }
+    hidden
 }
 
 #[cfg(test)]
@@ -263,7 +440,14 @@ mod tests {
 
     #[test]
     fn better_behaviours_score_higher_on_average() {
-        let w = world(Flavour::Summarize);
+        // With and without the context-dependent value: the behaviour
+        // policies seek a token's value where it stands.
+        for a in [0.0, 0.5, 1.0] {
+            better_behaviour_scores_higher(world(Flavour::Summarize).with_interaction(a));
+        }
+    }
+
+    fn better_behaviour_scores_higher(w: World) {
         let mut r = rng::stream(1, "t", 0);
         let mean = |level: usize, r: &mut Stream| -> f64 {
             (0..400)
@@ -276,7 +460,7 @@ mod tests {
                 / 400.0
         };
         let (lo, hi) = (mean(0, &mut r), mean(3, &mut r));
-        assert!(hi > lo + 0.5, "level 3 {hi} vs level 0 {lo}");
+        assert!(hi > lo + 0.5, "interaction {}: level 3 {hi} vs level 0 {lo}", w.interaction);
     }
 
     #[test]
@@ -291,7 +475,7 @@ mod tests {
         for _ in 0..n {
             let p = w.prompt(&mut r);
             for (flag, acc) in [(false, &mut careful), (true, &mut careless)] {
-                let y = w.behaviour_with(3, &p, flag, &mut r);
+                let y = w.behaviour_with(3, &p, flag, 0.0, &mut r);
                 let len = y.len() - 1;
                 assert!(
                     if flag { (6..=10).contains(&len) } else { (1..=5).contains(&len) },
@@ -329,5 +513,84 @@ mod tests {
         assert!((r(&[10, 11, 12, 13]) + 28.5).abs() < 1e-12);
         // Repeating: 4 × the same token: repeats 3/4 → 3·(1 − 3·0.5625) = −2.0625.
         assert!((r(&[20, 20, 20, 20]) + 2.0625).abs() < 1e-12);
+    }
+
+    #[test]
+    fn interaction_terms_match_hand_computation() {
+        // Summarize, 11 slots, target 4; shape terms cancel at the target
+        // length with nothing copied (length 1 → 3), so the quality term is
+        // 3 · w_q · mean v, w_q = 1.
+        let mut w = world(Flavour::Summarize).with_interaction(0.6);
+        let n = w.vocab as usize;
+        w.quality.iter_mut().for_each(|q| *q = 0.0);
+        w.harmful.iter_mut().for_each(|h| *h = false);
+        w.contextual.iter_mut().for_each(|u| *u = 0.0);
+        w.bigram.iter_mut().for_each(|b| *b = 0.0);
+        // Prompt cluster: first content token 10 → 10 mod 4 = 2.
+        let p = vec![BOS, 10, 11];
+        w.quality[20] = 1.0;
+        w.contextual[2 * n + 20] = 2.0;
+        w.bigram[BOS as usize * n + 20] = 0.5;
+        w.bigram[20 * n + 21] = -1.0;
+        let y = [20, 21, 22, 23, EOS];
+        // v(20) = 0.8·1 + 0.6·(2 + 0.5)/√2; v(21) = 0.6·(−1)/√2; v(22) = v(23) = 0.
+        let s2 = std::f64::consts::SQRT_2;
+        let mean_v = (0.8 + 0.6 * 2.5 / s2 - 0.6 / s2) / 4.0;
+        assert!((w.reward(&p, &y) - (3.0 + 3.0 * mean_v)).abs() < 1e-12, "{}", w.reward(&p, &y));
+        // Another cluster (first token 11 → 3): u(20, 3) = 0.
+        let q = vec![BOS, 11, 10];
+        let mean_q = (0.8 + 0.6 * 0.5 / s2 - 0.6 / s2) / 4.0;
+        assert!((w.reward(&q, &y) - (3.0 + 3.0 * mean_q)).abs() < 1e-12);
+        // Order matters: 21 before 20 loses the (20 → 21) penalty and the BOS bonus.
+        let swapped = [21, 20, 22, 23, EOS];
+        let mean_s = (0.8 + 0.6 * 2.0 / s2) / 4.0;
+        assert!((w.reward(&p, &swapped) - (3.0 + 3.0 * mean_s)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn without_interaction_the_world_is_unchanged() {
+        let (a, b) = (world(Flavour::Helpful), world(Flavour::Helpful).with_interaction(0.0));
+        let mut r = rng::stream(4, "t", 0);
+        for _ in 0..50 {
+            let p = a.prompt(&mut r);
+            let y = a.behaviour(3, &p, &mut r);
+            assert_eq!(a.reward(&p, &y).to_bits(), b.reward(&p, &y).to_bits());
+        }
+        // The context-free parts are shared with the interacting world.
+        let c = world(Flavour::Helpful).with_interaction(0.5);
+        assert_eq!(a.quality, c.quality);
+        assert_eq!(a.harmful, c.harmful);
+    }
+
+    #[test]
+    fn hidden_tokens_are_never_written_and_the_data_lose_their_best() {
+        for a in [0.0, 0.7] {
+            let w = world(Flavour::Helpful).with_interaction(a);
+            let n = (w.vocab - FIRST_CONTENT) as usize;
+            let hide = 0.25;
+            let n_hidden = (hide * n as f64).ceil() as usize;
+            let mut r = rng::stream(5, "t", 0);
+            let (mut full, mut truncated) = (0.0, 0.0);
+            for _ in 0..300 {
+                let p = w.prompt(&mut r);
+                let k = World::cluster_of(&p);
+                for careless in [false, true] {
+                    let y = w.behaviour_with(3, &p, careless, hide, &mut r);
+                    assert_eq!(*y.last().unwrap(), EOS);
+                    let mut prev = BOS;
+                    for &t in &y[..y.len() - 1] {
+                        let values: Vec<f64> = w.content().map(|c| w.token_value(c, k, prev)).collect();
+                        let better = values.iter().filter(|&&v| v > w.token_value(t, k, prev)).count();
+                        assert!(better >= n_hidden, "a {a}: token {t} is among the best {n_hidden} after {prev}");
+                        prev = t;
+                    }
+                    truncated += w.reward(&p, &y);
+                }
+                full += w.reward(&p, &w.behaviour_with(3, &p, false, 0.0, &mut r));
+            }
+            // Careful responses without the hidden tokens score lower than
+            // with them (careless ones are penalised either way).
+            assert!(full / 300.0 > truncated / 600.0 + 0.5, "a {a}: {full} vs {truncated}");
+        }
     }
 }
