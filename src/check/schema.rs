@@ -403,6 +403,16 @@ pub static CTORS: &[Ctor] = &[
             Ty::Ref(&[Entity::Pretrained, Entity::Policy]),
             Default::Optional,
             "start from this model's trunk with a new pooled head: a pretrained model, or a policy trained from one (the paper's PMs start from SFT)"
+        ); p_added(
+            "patience",
+            int(0, 1000),
+            Default::Int(0),
+            "stop at a validation plateau: after this many validation checks without a lower validation loss (0: train all `steps`, which are then a maximum otherwise)"
+        ); p_added(
+            "val_every",
+            COUNT,
+            Default::Int(50),
+            "steps between validation checks when `patience` is set (in the key only then)"
         )),
         doc: "a pairwise preference model r(x, y1, y2) trained with the order-randomised loss (eq. 5)",
     },

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::exec::artifacts::{self as art, DataMeta, ExecError, MetricRow};
@@ -217,36 +218,81 @@ fn resume_model(
     Ok((saved.step as u64, adam))
 }
 
+/// Early stopping at a validation plateau: a check every `every` steps
+/// (the validation loss `loss()`), and a stop once `patience` checks in a
+/// row have not lowered the best. The weights are those it stops with.
+pub struct Plateau<'a> {
+    pub patience: usize,
+    pub every: u64,
+    pub loss: &'a dyn Fn() -> f64,
+}
+
+/// One validation check of a [`Plateau`] (`validation.csv`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    pub step: i64,
+    pub val_loss: f64,
+}
+
+/// Whether the checks so far end in a plateau: `patience` checks since the
+/// lowest validation loss (the first of equal ones).
+pub fn plateau_reached(checks: &[Check], patience: usize) -> bool {
+    let best = checks.iter().enumerate().fold(None, |best: Option<(usize, f64)>, (i, c)| match best {
+        Some((_, b)) if c.val_loss >= b => best,
+        _ => Some((i, c.val_loss)),
+    });
+    best.is_some_and(|(i, _)| checks.len() - 1 - i >= patience)
+}
+
 /// A model's training (the parameters in `vs`, `steps` steps of
-/// `step_once`), from its saved state if it has one. Its state is saved every
-/// `ctx.snapshot_every` of computation, and when a stop is asked for (then
-/// the node ends `Interrupted`, its state saved).
+/// `step_once`, fewer where a [`Plateau`] stops it), from its saved state if
+/// it has one. Its state is saved every `ctx.snapshot_every` of
+/// computation, and when a stop is asked for (then the node ends
+/// `Interrupted`, its state saved). Returns the validation checks.
 fn train_model(
     ctx: &Ctx,
     node: &Node,
     (vs, steps, hyper): (&tch::nn::VarStore, u64, (f64, i64, f64)),
     rows: &mut Vec<MetricRow>,
-    mut step_once: impl FnMut(&mut Adam, u64) -> StepMetrics,
+    (mut step_once, plateau): (impl FnMut(&mut Adam, u64) -> StepMetrics, Option<Plateau>),
     write_model: impl Fn(&mut Staging) -> Result<(), ExecError>,
-) -> Result<(), ExecError> {
+) -> Result<Vec<Check>, ExecError> {
     let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
     let (start, mut adam) = resume_model(ctx, &resume, vs, steps, hyper, rows)?;
+    let mut checks: Vec<Check> = vec![];
+    if let (Some(saved), Some(_)) = (resume.latest(0, steps as i64).filter(|_| start > 0), &plateau) {
+        let bytes = resume.store().read(&saved.key, "validation.csv")?;
+        checks = csv::Reader::from_reader(bytes.as_slice())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .map_err(|e| art::input_err(&saved.key, format!("validation.csv: {e}")))?;
+    }
     let (resume, adam) = (&mut resume, &mut adam);
     let began = Instant::now();
     let before = ctx.resumption().seconds_before;
     let mut saved = start;
-    let save = |resume: &mut Resume, adam: &Adam, rows: &[MetricRow], at: u64| {
+    let save = |resume: &mut Resume, adam: &Adam, rows: &[MetricRow], checks: &[Check], at: u64| {
         resume.save(node, at as i64, before + began.elapsed().as_secs_f64(), |st| {
             write_model(st)?;
             art::save_tensors(st, "optim.safetensors", &adam.state())?;
+            if plateau.is_some() {
+                st.write("validation.csv", &art::csv_bytes(checks).map_err(ExecError::Invalid)?)?;
+            }
             art::write_metrics(st, rows)
         })
     };
+    let stops = |checks: &[Check]| plateau.as_ref().is_some_and(|p| plateau_reached(checks, p.patience));
+    let mut last = start;
     (ctx.progress)(start, steps);
     for step in start..steps {
+        if stops(&checks) {
+            let best = checks.iter().map(|c| c.val_loss).fold(f64::INFINITY, f64::min);
+            (ctx.log)(&format!("validation plateau at step {step}: best validation loss {best:.5}"));
+            break;
+        }
         if ctx.stopping() {
             if step > saved {
-                (ctx.log)(&save(resume, adam, rows, step)?);
+                (ctx.log)(&save(resume, adam, rows, &checks, step)?);
             }
             ctx.resumption().saved_at = Some(step as i64).filter(|s| *s > 0);
             return Err(ExecError::Interrupted);
@@ -260,11 +306,15 @@ fn train_model(
             (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
         }
         rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
+        last = step + 1;
+        if let Some(p) = plateau.as_ref().filter(|p| last % p.every == 0) {
+            checks.push(Check { step: last as i64, val_loss: (p.loss)() });
+        }
         (ctx.progress)(step + 1, steps);
         if resume.due() && step + 1 < steps {
             // A snapshot that cannot be written (a full disk) costs only
             // what it would have saved: training goes on.
-            match save(resume, adam, rows, step + 1) {
+            match save(resume, adam, rows, &checks, step + 1) {
                 Ok(said) => {
                     (ctx.log)(&said);
                     saved = step + 1
@@ -273,11 +323,11 @@ fn train_model(
             }
         }
     }
-    if let Err(e) = divergence::check_parameters(node, steps as i64, vs, hyper.0) {
+    if let Err(e) = divergence::check_parameters(node, last as i64, vs, hyper.0) {
         resume.clear_through(steps as i64);
         return Err(e);
     }
-    Ok(())
+    Ok(checks)
 }
 
 /// SFT or PM training, with validation numbers in `summary.json`.
@@ -321,14 +371,56 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             }
         };
         same_vocabulary(&name, meta.vocab, pm.spec.vocab)?;
-        train_model(
+        // With a plateau to find, the validation split is halved: the even
+        // rows decide when to stop, the odd ones measure the accuracy the
+        // summary reports, so that it is not chosen on its own data.
+        let (select_set, val_set) = if spec.patience > 0 {
+            if val_set.len() < 2 {
+                return Err(ExecError::Invalid(format!(
+                    "`{name}` stops at a validation plateau (`patience`), and its data has fewer than 2 validation rows"
+                )));
+            }
+            let rows_of = |parity: i64| (0..val_set.len()).filter(|i| i % 2 == parity).collect::<Vec<i64>>();
+            (Some(val_set.select(&rows_of(0))), val_set.select(&rows_of(1)))
+        } else {
+            (None, val_set)
+        };
+        let select_loss = || -> f64 {
+            let s = select_set.as_ref().expect("a plateau has its selection rows");
+            let d = ctx.device;
+            tch::no_grad(|| {
+                pm.loss(&s.prompts.to_device(d), &s.chosen.to_device(d), &s.rejected.to_device(d)).double_value(&[])
+            })
+        };
+        let plateau = select_set.as_ref().map(|_| Plateau {
+            patience: spec.patience as usize,
+            every: spec.val_every.max(1) as u64,
+            loss: &select_loss,
+        });
+        let checks = train_model(
             ctx,
             node,
             (pm.vs(), steps, (lr, warmup, clip)),
             &mut rows,
-            |adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed),
+            (|adam: &mut Adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed), plateau),
             |st| art::write_pm(st, &pm),
         )?;
+        if spec.patience > 0 {
+            let trained = rows.last().map_or(0, |r| r.step);
+            let best = checks.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss));
+            summary.insert(
+                "plateau".into(),
+                serde_json::json!({
+                    "stopped_at": trained,
+                    "max_steps": steps,
+                    "reached": plateau_reached(&checks, spec.patience as usize),
+                    "best_step": best.map(|c| c.step),
+                    "best_val_loss": best.map(|c| c.val_loss),
+                    "selection_rows": select_set.as_ref().map_or(0, |s| s.len()),
+                }),
+            );
+            st.write("validation.csv", &art::csv_bytes(&checks).map_err(ExecError::Invalid)?)?;
+        }
         let eval_set = if val_set.is_empty() { &train_set } else { &val_set };
         let acc = tch::no_grad(|| eval::pm_accuracy(&pm, eval_set));
         summary.insert("val_accuracy".into(), serde_json::json!({"value": acc.value, "stderr": acc.stderr, "n": acc.n, "split": if val_set.is_empty() { "train" } else { "validation" }}));
@@ -378,7 +470,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             node,
             (policy.vs(), steps, (lr, warmup, clip)),
             &mut rows,
-            |adam, step| train::sft_step(&policy, adam, &train_set, batch, step, seed),
+            (|adam: &mut Adam, step| train::sft_step(&policy, adam, &train_set, batch, step, seed), None),
             |st| art::write_policy(st, &policy),
         )?;
         if !val_set.is_empty() {
@@ -421,3 +513,27 @@ fn load_base(
     let (config, tokenizer) = (store.verified_path(key, "config.json")?, store.verified_path(key, "tokenizer.json")?);
     Ok(crate::ml::hf::Pretrained::load_files(&store.entry_dir(key), &config, &tokenizer, &weights, device))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checks(losses: &[f64]) -> Vec<Check> {
+        losses.iter().enumerate().map(|(i, &l)| Check { step: 10 * (i as i64 + 1), val_loss: l }).collect()
+    }
+
+    #[test]
+    fn a_plateau_is_patience_checks_since_the_lowest_loss() {
+        assert!(!plateau_reached(&[], 2));
+        // Falling throughout: no plateau.
+        assert!(!plateau_reached(&checks(&[0.7, 0.6, 0.5, 0.4]), 2));
+        // Lowest at the second check; two checks since.
+        assert!(plateau_reached(&checks(&[0.7, 0.5, 0.6, 0.55]), 2));
+        assert!(!plateau_reached(&checks(&[0.7, 0.5, 0.6, 0.55]), 3));
+        // An equal loss is no improvement: the first of equal ones is the best.
+        assert!(plateau_reached(&checks(&[0.7, 0.5, 0.5, 0.5]), 2));
+        // Patience 0 stops at the first check.
+        assert!(plateau_reached(&checks(&[0.7]), 0));
+    }
+}
+

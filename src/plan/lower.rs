@@ -301,7 +301,9 @@ impl<'p> Lowerer<'p> {
                     "joint" => PmHead::Joint,
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
-                let spec = self.model_spec(inst, &a)?;
+                let mut spec = self.model_spec(inst, &a)?;
+                spec.patience = a.int("patience")?;
+                spec.val_every = a.int("val_every")?;
                 let data_vocab = vocabulary::of(&self.plan, &spec.data);
                 match spec.base.map(|b| vocabulary::of(&self.plan, &b)) {
                     Some(Vocabulary::Own) => {
@@ -384,6 +386,8 @@ impl<'p> Lowerer<'p> {
             numerics: self.numerics,
             base: self.opt_key(a, "base")?,
             precision,
+            patience: 0,
+            val_every: 0,
         })
     }
 

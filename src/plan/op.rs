@@ -269,6 +269,13 @@ pub struct ModelSpec {
     /// Added after keys were in use: left out of the key at float32.
     #[serde(default)]
     pub precision: Precision,
+    /// Preference models: stop at a validation plateau, `patience` checks
+    /// every `val_every` steps without a better validation loss (0: train
+    /// all `steps`). Left out of the key at 0.
+    #[serde(default)]
+    pub patience: i64,
+    #[serde(default)]
+    pub val_every: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -695,6 +702,9 @@ impl ModelSpec {
             .seed("seed", self.seed)
             .str("numerics", self.numerics.key_name())
             .precision(self.precision);
+        if self.patience != 0 {
+            f.int("patience", self.patience).int("val_every", self.val_every);
+        }
     }
 }
 
