@@ -5,6 +5,7 @@
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 #   make fuzz  - a million inputs through parse, check, plan and render: no panic
 #   make real-text - a study on text with a pretrained model (a tiny one made here)
+#   make controls - the instrument's positive, negative and A/A controls and their report
 SHELL := /bin/bash
 VENV  := .venv
 # tch 0.26 links against the libtorch inside PyTorch 2.13.0 from the venv.
@@ -13,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache real-text
+.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache real-text controls
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -32,6 +33,11 @@ run: build
 test: build lint
 	bash bench/setup.sh
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# experiments/controls.exp: what the instrument must find and must not
+# (tests/controls.rs holds its three verdicts under `make test`).
+controls: build
+	./target/release/tandem run experiments/controls.exp
 
 # experiments/real_text.exp on tiny random GPT-2 weights and a BPE tokenizer
 # that scripts/tiny_hf_models.py makes in models/tiny (offline: transformers

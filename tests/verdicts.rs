@@ -146,6 +146,8 @@ fn figure(s: &Scenario, world: usize, r: &mut Stream) -> Figure {
         axes,
         margin: s.margin,
         tested: vec![],
+        trend: vec![],
+        levels: Default::default(),
     }
 }
 

@@ -260,6 +260,13 @@ const MARGIN: Param = p_nokey(
     "equivalence margin: each claim is also tested for \"level within ±margin\" (two one-sided tests), fixed before running",
 );
 
+const TREND: Param = p_nokey(
+    "trend",
+    Ty::List(&Ty::Str { choices: &[] }),
+    Default::Optional,
+    "factors of a factorial: the trade-off figures naming the same factors and ranking the same `expect:` are its cells; each cell's difference is an estimate, and one weighted regression over the cells tests, per ranked pair and factor, whether the difference grows with the factor (a factor's level in a cell: its sweep axis, the world's argument of that name, or the lower series' grid axis)",
+);
+
 const SERIES: Param = p_nokey(
     "series",
     Ty::Str { choices: &["declaration", "member"] },
@@ -585,6 +592,7 @@ pub static CTORS: &[Ctor] = &[
             EXPECT,
             MARGIN,
             SERIES,
+            TREND,
         ],
         doc: "KL against performance, one series per method, intervals as bands (Fig. 1)",
     },

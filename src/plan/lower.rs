@@ -669,6 +669,7 @@ impl<'p> Lowerer<'p> {
                 _ => None,
             },
             margin: a.opt_float("margin"),
+            trend: a.strings("trend"),
         };
         Ok(Output::Node(self.add(
             Op::Figure(FigureSpec { shape, title, show, views: vec![] }),

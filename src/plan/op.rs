@@ -548,6 +548,10 @@ pub struct Presentation {
     /// equivalence ("level").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
+    /// `trend:`: the factors of the factorial whose cells this figure's
+    /// members are (trade-offs only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trend: Vec<String>,
 }
 
 /// Key fields are written through this, so each literal field name appears

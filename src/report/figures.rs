@@ -103,6 +103,10 @@ pub struct Figure {
     pub margin: Option<f64>,
     /// The claims tested on it, as drawn (set by the report once decided).
     pub tested: Vec<Tested>,
+    /// `trend:`: the factors of the factorial this member is a cell of, and
+    /// its level of each (from its axes here; from its world in the report).
+    pub trend: Vec<String>,
+    pub levels: BTreeMap<String, f64>,
 }
 
 /// A claim tested on a trade-off, as its figure draws it.
@@ -193,6 +197,8 @@ pub fn figure_data(
             axes,
             margin: None,
             tested: vec![],
+            trend: vec![],
+            levels: BTreeMap::new(),
         };
     };
     let title = if title.is_empty() { name.clone() } else { title.to_string() };
@@ -219,6 +225,8 @@ pub fn figure_data(
         axes,
         margin: show.margin,
         tested: vec![],
+        trend: show.trend.clone(),
+        levels: BTreeMap::new(),
     };
     let by_member = show.series == SeriesBy::Member;
     let evals = &show.evals;
@@ -328,6 +336,7 @@ pub fn figure_data(
             }
         }
     }
+    fig.levels = crate::report::trend::levels_from_axes(&fig);
     fig
 }
 
@@ -865,6 +874,7 @@ mod tests {
             evals: vec![],
             narrower_than: None,
             margin: None,
+            trend: vec![],
         };
         let op = Op::Figure(FigureSpec {
             shape: FigureShape::Best { y: keys, quantile: 1.0 },

@@ -11,4 +11,5 @@ pub mod palette;
 pub mod results;
 pub mod stats;
 pub mod study;
+pub mod trend;
 pub mod verdicts;

@@ -209,12 +209,12 @@ fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
         let cell = match &c.primary {
             Some(a) => format!(
                 "**{}** {:+.3} [{:+.3}, {:+.3}]",
-                c.verdict().word(),
+                verdicts::word_of(fig, c),
                 a.comparison.effect,
                 a.comparison.low,
                 a.comparison.high
             ),
-            None => format!("**{}**", c.verdict().word()),
+            None => format!("**{}**", verdicts::word_of(fig, c)),
         };
         match rows.iter_mut().find(|(k, _)| *k == claim) {
             Some((_, cells)) => cells.push((member, cell)),
@@ -276,6 +276,77 @@ fn claims_by_member(figures: &[Figure], d: &Decisions) -> Vec<Block> {
 }
 
 /// Every claim with its effect, p and design.
+/// The trend tests of factorials (`trend:`), each with its cells.
+fn trend_blocks(figures: &[Figure], d: &Decisions) -> Vec<Block> {
+    let mut out = vec![];
+    for t in &d.trends {
+        out.push(Block::Subheading(format!(
+            "Trend: `{}` − `{}` over {} ({})",
+            t.upper,
+            t.lower,
+            t.factors.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" × "),
+            t.figures.join(", ")
+        )));
+        out.push(Block::Para(format!(
+            "One weighted regression over the cells (src/report/trend.rs): each cell's difference on the factors' levels, rescaled to 0–1 over the design, so that a slope is the change of the difference across the factor's whole range; weights 1/se², dispersion φ = {:.2} (1 when the cells agree within their errors), t with {} degrees of freedom. *Holds*: the difference grows with the factor, decided; *does not hold*: it shrinks, decided.",
+            t.dispersion,
+            t.slopes.first().map_or("-".to_string(), |s| format!("{}", s.df)),
+        )));
+        if let Some(why) = &t.missing {
+            out.push(Block::Para(format!("No regression: {why}.")));
+        }
+        if !t.slopes.is_empty() {
+            out.push(Block::Table {
+                head: vec![
+                    "factor (levels)".into(),
+                    "the difference grows with it".into(),
+                    "change across the range (95%, unadjusted)".into(),
+                    "p (Holm)".into(),
+                ],
+                rows: t
+                    .slopes
+                    .iter()
+                    .map(|s| {
+                        let f = t.factors.iter().position(|f| *f == s.factor).unwrap_or(0);
+                        let levels = &t.design[f];
+                        vec![
+                            format!(
+                                "`{}` ({})",
+                                s.factor,
+                                levels.iter().map(|l| format!("{l}")).collect::<Vec<_>>().join(", ")
+                            ),
+                            format!("**{}**", s.verdict().word()),
+                            format!("{:+.3} [{:+.3}, {:+.3}]", s.estimate, s.low, s.high),
+                            s.p_holm.map_or_else(|| verdicts::fmt_p(s.p), verdicts::fmt_p),
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        let mut head: Vec<String> = vec!["cell".into()];
+        head.extend(t.factors.iter().map(|f| format!("`{f}`")));
+        head.push(format!("`{}` − `{}` (95%, unadjusted)", t.upper, t.lower));
+        let rows = t
+            .cells
+            .iter()
+            .map(|c| {
+                let claim = &d.claims[c.claim];
+                let fig = &figures[claim.figure];
+                let mut row = vec![fig.name.clone()];
+                row.extend(c.levels.iter().map(|l| format!("{l}")));
+                let cmp = claim.primary.as_ref().map(|a| &a.comparison);
+                row.push(cmp.map_or("-".into(), |x| format!("{:+.3} [{:+.3}, {:+.3}]", x.effect, x.low, x.high)));
+                row
+            })
+            .collect();
+        out.push(Block::Table { head, rows });
+        if !t.left_out.is_empty() {
+            out.push(Block::List(t.left_out.iter().map(|w| format!("left out: {w}")).collect()));
+        }
+    }
+    out
+}
+
 fn claims_table(figures: &[Figure], d: &Decisions) -> Block {
     let rows = d
         .claims
@@ -308,7 +379,7 @@ fn claims_table(figures: &[Figure], d: &Decisions) -> Block {
             vec![
                 fig.name.clone(),
                 format!("`{}` > `{}`", c.upper, c.lower),
-                format!("**{}**", c.verdict().word()),
+                format!("**{}**", verdicts::word_of(fig, c)),
                 estimand,
                 effect,
                 p,
@@ -477,6 +548,7 @@ pub fn write_report(
         .flat_map(|n| figures_of(n, rows))
         .collect();
     figures.sort_by(|a, b| natural_order(&a.name, &b.name));
+    crate::report::trend::levels_from_worlds(plan, &mut figures);
     let decisions = verdicts::decide(&figures);
     // Each figure draws the windows and differences of its own tested claims.
     for c in &decisions.claims {
@@ -501,8 +573,9 @@ pub fn write_report(
         top.extend(claims_by_member(&figures, &decisions));
         top.push(Block::Para("Each claim in detail:".into()));
         top.push(claims_table(&figures, &decisions));
+        top.extend(trend_blocks(&figures, &decisions));
         top.push(Block::Para(format!(
-            "How these are computed (src/report/estimands.rs, stats.rs, verdicts.rs; the rules were fixed before any verdict under them was looked at): each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). Only trained checkpoints are evidence: step 0 (the starting policy) is shared by every method, so a trade-off claim is compared over the KL window in which every run has trained checkpoints, and with fewer than {} trained checkpoints per run in it the claim is *not comparable*. A trade-off's primary estimand is the budgeted frontier (the best win rate a method reaches with KL at most k, at {} budgets k spanning the window, the best chosen on the other seeds and the other half of the prompts, so that neither a grid's size nor luck raises it); beside it, the matched-KL curve (each run's win rate along its training path at {} KL values). A `best` claim compares peaks chosen the same way; a `gaps_narrower_than` claim the difference of two gaps. With at least two seeds per method the standard error holds seed variation, prompt noise and the method × prompt interaction (seeds and prompts crossed); with one seed a difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over one family of {} tests (every claim, equivalence test and combination over worlds); intervals are 95% and unadjusted. *Holds*: the expected ranking, decided; *does not hold*: its reverse, decided; *level*: within the figure's `margin:`, decided by two one-sided tests; *undecided*: neither, with the smallest difference the test detects with 80% power.",
+            "How these are computed (src/report/estimands.rs, stats.rs, verdicts.rs; the rules were fixed before any verdict under them was looked at): each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). Only trained checkpoints are evidence: step 0 (the starting policy) is shared by every method, so a trade-off claim is compared over the KL window in which every run has trained checkpoints, and with fewer than {} trained checkpoints per run in it the claim is *not comparable*. A trade-off's primary estimand is the budgeted frontier (the best win rate a method reaches with KL at most k, at {} budgets k spanning the window, the best chosen on the other seeds and the other half of the prompts, so that neither a grid's size nor luck raises it); beside it, the matched-KL curve (each run's win rate along its training path at {} KL values). A `best` claim compares peaks chosen the same way; a `gaps_narrower_than` claim the difference of two gaps. With at least two seeds per method the standard error holds seed variation, prompt noise and the method × prompt interaction (seeds and prompts crossed); with one seed a difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over one family of {} tests (every claim, equivalence test, combination over worlds and trend slope; a factorial's cells are estimates, not in the family); intervals are 95% and unadjusted. *Holds*: the expected ranking, decided; *does not hold*: its reverse, decided; *level*: within the figure's `margin:`, decided by two one-sided tests; *undecided*: neither, with the smallest difference the test detects with 80% power.",
             crate::report::estimands::MIN_TRAINED,
             crate::report::estimands::BUDGETS,
             crate::report::estimands::CURVE_POINTS,
@@ -637,6 +710,8 @@ mod tests {
             axes: vec![],
             margin: None,
             tested: vec![],
+            trend: vec![],
+            levels: Default::default(),
         }
     }
 

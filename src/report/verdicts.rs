@@ -150,6 +150,12 @@ impl Claim {
         }
     }
 
+    /// A cell of a factorial (`trend:`): an estimate, decided only through
+    /// its trend test.
+    pub fn is_cell(&self, figures: &[Figure]) -> bool {
+        !figures[self.figure].trend.is_empty()
+    }
+
     pub fn verdict(&self) -> Verdict {
         verdict_of(self.primary.as_ref().map(|a| a.comparison.effect), self.p_holm, self.p_equivalence_holm)
             .unwrap_or(if self.not_comparable.is_some() { Verdict::NotComparable } else { Verdict::Undecided })
@@ -200,6 +206,9 @@ impl CombinedClaim {
 pub struct Decisions {
     pub claims: Vec<Claim>,
     pub combined: Vec<CombinedClaim>,
+    /// The trend tests of factorials (`trend:`), whose cells' claims are
+    /// estimates and not in the family.
+    pub trends: Vec<crate::report::trend::Trend>,
     /// The size of Holm's family.
     pub family: usize,
 }
@@ -402,7 +411,8 @@ pub fn decide(figures: &[Figure]) -> Decisions {
     let mut groups: Vec<((String, String, String), Vec<usize>)> = vec![];
     for (k, c) in claims.iter().enumerate() {
         let fig = &figures[c.figure];
-        if fig.axes.is_empty() {
+        // A factorial's cells are not combined: its trend test is their test.
+        if fig.axes.is_empty() || !fig.trend.is_empty() {
             continue;
         }
         let id = (fig.decl.clone(), c.upper.clone(), c.lower.clone());
@@ -441,14 +451,19 @@ pub fn decide(figures: &[Figure]) -> Decisions {
         combined.push(row);
     }
     // One family: every decidable claim's test and equivalence test, every combination.
+    let mut trends = crate::report::trend::trends(figures, &claims);
     enum Slot {
         Claim(usize),
         Equivalence(usize),
         Combined(usize),
+        Slope(usize, usize),
     }
     let mut slots = vec![];
     let mut p = vec![];
     for (k, c) in claims.iter().enumerate() {
+        if c.is_cell(figures) {
+            continue;
+        }
         if let Some(a) = c.primary.as_ref().filter(|a| a.comparison.decidable()) {
             slots.push(Slot::Claim(k));
             p.push(a.comparison.p);
@@ -464,15 +479,22 @@ pub fn decide(figures: &[Figure]) -> Decisions {
             p.push(r.p);
         }
     }
+    for (t, trend) in trends.iter().enumerate() {
+        for (s, slope) in trend.slopes.iter().enumerate() {
+            slots.push(Slot::Slope(t, s));
+            p.push(slope.p);
+        }
+    }
     let family = p.len();
     for (slot, adj) in slots.into_iter().zip(stats::holm(&p)) {
         match slot {
             Slot::Claim(k) => claims[k].p_holm = Some(adj),
             Slot::Equivalence(k) => claims[k].p_equivalence_holm = Some(adj),
             Slot::Combined(k) => combined[k].p_holm = Some(adj),
+            Slot::Slope(t, s) => trends[t].slopes[s].p_holm = Some(adj),
         }
     }
-    Decisions { claims, combined, family }
+    Decisions { claims, combined, trends, family }
 }
 
 /// "in world summarize": where a figure's claim was measured.
@@ -488,6 +510,16 @@ pub fn place(fig: &Figure) -> String {
 }
 
 /// The verdict in words and numbers, and how it was computed.
+/// The verdict word of a claim, or "cell" for a cell of a factorial,
+/// which is decided only through its trend test.
+pub fn word_of(fig: &Figure, c: &Claim) -> &'static str {
+    if fig.trend.is_empty() {
+        c.verdict().word()
+    } else {
+        "cell"
+    }
+}
+
 pub fn sentence(fig: &Figure, c: &Claim) -> String {
     let place = place(fig);
     let head = format!(
@@ -506,6 +538,14 @@ pub fn sentence(fig: &Figure, c: &Claim) -> String {
         return format!("{head}: **{}** — {why}.", verdict.word());
     };
     let cmp = &a.comparison;
+    if !fig.trend.is_empty() {
+        return format!(
+            "{head}: **cell** — {} ({}); a cell of the trend test over {}, not decided on its own.",
+            numbers(a, None),
+            design_words(c, cmp),
+            fig.trend.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(" and ")
+        );
+    }
     let word = match (verdict, c.margin) {
         (Verdict::Level, Some(m)) => format!("level within ±{m}"),
         _ => verdict.word().to_string(),
