@@ -595,7 +595,23 @@ impl<'a> Expander<'a> {
                 self.problems.push(p);
                 return None;
             };
-            let wanted = self.eval(&s.value, &named.ty, &Choice::default(), &axis)?;
+            let said = self.problems.len();
+            let Some(wanted) = self.eval(&s.value, &named.ty, &Choice::default(), &axis) else {
+                // A sweep (or a constant holding one) has no single value
+                // here: say so, or the reference would select nothing in silence.
+                if self.problems.len() == said {
+                    self.problems.push(
+                        Problem::new(
+                            Code::BadSelector,
+                            s.value.span(),
+                            format!("a selector takes one value of `{axis}`, and this is a sweep"),
+                        )
+                        .label("a sweep")
+                        .help("write one value, e.g. `offline[hide_best: 0.15]`; for several, one reference per value"),
+                    );
+                }
+                return None;
+            };
             let mut kept = vec![];
             let mut seen_values = vec![];
             for m in &members {
