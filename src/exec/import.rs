@@ -43,7 +43,7 @@ pub fn pretrained_weights(store: &Store, key: &crate::plan::Key) -> Result<Vec<S
 pub fn jsonl(store: &Store, spec: &JsonlSpec, st: &mut Staging) -> Result<(), ExecError> {
     let path = &spec.path;
     let bytes = std::fs::read(path).map_err(|e| ExecError::Invalid(format!("cannot read {path}: {e}")))?;
-    if blake3::hash(&bytes).to_hex().as_str() != spec.content {
+    if crate::hfdir::records::content_digest(&bytes) != spec.content {
         return Err(ExecError::Invalid(format!("{path} changed since the plan was made; plan again")));
     }
     let text = String::from_utf8(bytes).map_err(|_| ExecError::Invalid(format!("{path} is not UTF-8")))?;

@@ -11,6 +11,29 @@ pub struct Line {
     pub rejected: String,
 }
 
+/// A JSONL file's digest, the content its dataset is keyed by: of its
+/// records, not of how its lines end. A leading byte-order mark is dropped
+/// and CRLF read as LF (as reading the records does), so one set of records
+/// has one key whichever editor saved it; a file with LF ends and no mark
+/// is digested as its bytes, as it always was.
+pub fn content_digest(bytes: &[u8]) -> String {
+    let b = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if !b.windows(2).any(|w| w == b"\r\n") {
+        return blake3::hash(b).to_hex().to_string();
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    blake3::hash(&out).to_hex().to_string()
+}
+
 /// One line's record, or why it is not one.
 pub fn record(line: &str) -> Result<Line, String> {
     serde_json::from_str(line).map_err(|e| {
@@ -67,4 +90,21 @@ pub fn problems(text: &str) -> Vec<(usize, String)> {
         out.push((0, "no records: the file is empty".to_string()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_set_of_records_has_one_digest_whatever_ends_its_lines() {
+        let lf = b"{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"d\", \"chosen\": \"e\", \"rejected\": \"f\"}\n";
+        let crlf: Vec<u8> = String::from_utf8(lf.to_vec()).unwrap().replace('\n', "\r\n").into_bytes();
+        let bom: Vec<u8> = [b"\xEF\xBB\xBF".as_slice(), &crlf].concat();
+        assert_eq!(content_digest(lf), blake3::hash(lf).to_hex().to_string(), "an LF file is keyed by its bytes");
+        assert_eq!(content_digest(&crlf), content_digest(lf));
+        assert_eq!(content_digest(&bom), content_digest(lf));
+        // Other content, other digest.
+        assert_ne!(content_digest(&lf[1..]), content_digest(lf));
+    }
 }

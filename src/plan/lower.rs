@@ -862,7 +862,7 @@ impl<'p> Lowerer<'p> {
         match std::fs::read(&full) {
             Ok(bytes) => {
                 self.check_records(inst, &full, &bytes);
-                Some((blake3::hash(&bytes).to_hex().to_string(), full.display().to_string()))
+                Some((crate::hfdir::records::content_digest(&bytes), full.display().to_string()))
             }
             Err(e) => {
                 self.problems.push(
