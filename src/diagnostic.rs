@@ -62,6 +62,8 @@ pub enum Code {
     UnknownSeries,
     /// Warning: a tradeoff with the KL evaluation on y.
     SwappedAxes,
+    /// Warning: a sweep that lists one value twice (its members collapse).
+    DuplicateSweepValue,
     /// The checker passed something the planner cannot lower: a bug in tandem.
     Internal,
 }
@@ -102,12 +104,13 @@ impl Code {
         Code::EvaluatesNothing,
         Code::UnknownSeries,
         Code::SwappedAxes,
+        Code::DuplicateSweepValue,
         Code::Internal,
     ];
 
     /// Warnings are printed and the command goes on; everything else stops it.
     pub fn is_warning(self) -> bool {
-        matches!(self, Code::EvaluatesNothing | Code::UnknownSeries | Code::SwappedAxes)
+        matches!(self, Code::EvaluatesNothing | Code::UnknownSeries | Code::SwappedAxes | Code::DuplicateSweepValue)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -145,6 +148,7 @@ impl Code {
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",
             Code::SwappedAxes => "tandem::swapped_axes",
+            Code::DuplicateSweepValue => "tandem::duplicate_sweep_value",
             Code::Internal => "tandem::internal",
         }
     }

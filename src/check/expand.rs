@@ -299,6 +299,21 @@ impl<'a> Expander<'a> {
             if vals.is_empty() {
                 return false; // every value reported
             }
+            // The same value twice is one member, not two: say so, since a
+            // sweep written `[1e-4, 0.0001]` looks like two configurations.
+            for (k, (i, v)) in vals.iter().enumerate() {
+                if let Some((first, _)) = vals[..k].iter().find(|(_, w)| w == v) {
+                    self.problems.push(
+                        Problem::new(
+                            Code::DuplicateSweepValue,
+                            a.items[*i].span(),
+                            format!("this sweep lists the value of item {} again: the two are one member", first + 1),
+                        )
+                        .label("the same value again")
+                        .help("remove the repeat, or write the value you meant"),
+                    );
+                }
+            }
             bad_values |= vals.len() < a.items.len();
             axis_values.push(vals);
         }
