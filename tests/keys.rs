@@ -422,3 +422,28 @@ fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
         assert!(seen.contains(tag), "{tag} not exercised");
     }
 }
+
+#[test]
+fn a_figure_key_ignores_the_order_of_at_and_of_sweep_values_and_repeated_targets() {
+    let study = |lrs: &str, at: &str, policies: &str| {
+        format!(
+            r#"
+world w = summarize(seed: 1)
+dataset d = generate(w, pairs: 100)
+model sft = sft(d, steps: 10)
+model pm = pm(d, steps: 10)
+run r = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 20, save_every: 10, lr: sweep [{lrs}])
+eval k = kl(policies: [{policies}], at: [{at}])
+eval wr = winrate(policies: [{policies}], baseline: sft, judge: pm, at: [{at}])
+figure f = tradeoff(x: k, y: wr)
+"#
+        )
+    };
+    let key = |text: &str| common::names(&common::plan_text(text))["f"];
+    let base = key(&study("1e-4, 3e-4", "10, 20", "r"));
+    assert_eq!(key(&study("3e-4, 1e-4", "10, 20", "r")), base, "sweep order");
+    assert_eq!(key(&study("1e-4, 3e-4", "20, 10", "r")), base, "at: order");
+    assert_eq!(key(&study("1e-4, 3e-4", "10, 20", "r, r")), base, "a target listed twice");
+    // What does change the figure: other steps.
+    assert_ne!(key(&study("1e-4, 3e-4", "10", "r")), base);
+}

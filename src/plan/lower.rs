@@ -735,8 +735,14 @@ impl<'p> Lowerer<'p> {
     /// The nodes of an evaluation argument (a figure's axis).
     fn eval_keys(&mut self, v: &Value) -> Lowered<Vec<Key>> {
         match v {
+            // A set: the order of `at:` or of a sweep's values, or a target
+            // listed twice, changes neither the figure's key nor its points.
             Value::Instance(i) => match self.out[*i].clone() {
-                Some(Output::Eval(keys)) => Ok(keys),
+                Some(Output::Eval(mut keys)) => {
+                    keys.sort();
+                    keys.dedup();
+                    Ok(keys)
+                }
                 Some(_) => internal("a figure axis that is not an evaluation".into()),
                 None => Err(Fail::Upstream),
             },
