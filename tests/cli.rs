@@ -138,6 +138,27 @@ fn diff_names_the_changed_learning_rate_and_its_downstream_nodes() {
 }
 
 #[test]
+fn diff_names_a_changed_length_and_each_side_s_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string("experiments/quickstart.exp").unwrap();
+    let changed = original.replacen("let steps = 300", "let steps = 400", 1);
+    assert_ne!(original, changed, "the quickstart sets `let steps = 300`");
+    let b = dir.path().join("quickstart_400.exp");
+    std::fs::write(&b, changed).unwrap();
+    let o = tandem(&["diff", "--json", "experiments/quickstart.exp", b.to_str().unwrap()]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // `steps` is in no key, yet the diff says it changed, run by run.
+    let lengths = d["lengths"].as_array().unwrap();
+    let online = lengths.iter().find(|l| l["name"] == "online[seed=0]").expect("online's length");
+    assert_eq!(online["steps"], serde_json::json!([300, 400]));
+    assert_eq!(online["same_key"], true);
+    // Downstream, each side's own checkpoint is named.
+    let text = stdout(&tandem(&["diff", "experiments/quickstart.exp", b.to_str().unwrap()]));
+    assert!(text.contains("steps 300 → 400"), "{text}");
+    assert!(text.contains("golden@300) → performance.samples(golden@400)"), "{text}");
+}
+
+#[test]
 fn diff_of_identical_experiments_shares_everything() {
     let o = tandem(&["diff", "--json", "experiments/quickstart.exp", "tests/corpus/ok/quickstart_reformatted.exp"]);
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::check::program::display_float;
 use crate::plan::key::{CValue, Key};
 use crate::plan::node::Plan;
+use crate::plan::op::Op;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeRef {
@@ -48,12 +49,25 @@ pub struct Changed {
     pub only_inputs: bool,
 }
 
+/// A run whose length or saved steps differ: not in its key (a longer run
+/// resumes a shorter one), so said apart from the key changes it causes
+/// downstream (other checkpoints, other evaluations).
+#[derive(Debug, Clone, Serialize)]
+pub struct LengthChange {
+    pub name: String,
+    pub steps: (i64, i64),
+    pub save_every: (i64, i64),
+    /// The same training node on both sides (only its length differs).
+    pub same_key: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Diff {
     pub only_in_a: Vec<NodeRef>,
     pub only_in_b: Vec<NodeRef>,
     pub shared: usize,
     pub changed: Vec<Changed>,
+    pub lengths: Vec<LengthChange>,
 }
 
 pub fn diff(a: &Plan, b: &Plan) -> Diff {
@@ -75,8 +89,22 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
     // Report in A's dependency order so causes come before their effects.
     let order: BTreeMap<Key, usize> = a.ordered().iter().enumerate().map(|(i, n)| (n.key, i)).collect();
     let mut changed = vec![];
+    let mut lengths = vec![];
     for (name, ka) in &names_a {
         let Some(kb) = names_b.get(name) else { continue };
+        if let (Some(Op::Train(ta)), Some(Op::Train(tb))) =
+            (a.node(ka).map(|n| &n.op), b.node(kb).map(|n| &n.op))
+        {
+            let (la, lb) = (&ta.length, &tb.length);
+            if la.steps != lb.steps || la.save_every != lb.save_every {
+                lengths.push(LengthChange {
+                    name: name.clone(),
+                    steps: (la.steps, lb.steps),
+                    save_every: (la.save_every, lb.save_every),
+                    same_key: ka == kb,
+                });
+            }
+        }
         if ka == kb {
             continue;
         }
@@ -109,7 +137,7 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
         ));
     }
     changed.sort_by(|x, y| x.0.cmp(&y.0).then_with(|| x.1.name.cmp(&y.1.name)));
-    Diff { only_in_a, only_in_b, shared, changed: changed.into_iter().map(|(_, c)| c).collect() }
+    Diff { only_in_a, only_in_b, shared, changed: changed.into_iter().map(|(_, c)| c).collect(), lengths }
 }
 
 fn compare(
@@ -180,6 +208,20 @@ pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
     for n in &d.only_in_b {
         let _ = writeln!(s, "  + {}  {:<20} {}", n.key.short(), n.kind, join_names(&n.names));
     }
+    if !d.lengths.is_empty() {
+        let _ = writeln!(s, "\nruns of another length ({}; not in their keys: the longer resumes the shorter):", d.lengths.len());
+        for l in &d.lengths {
+            let mut what = vec![];
+            if l.steps.0 != l.steps.1 {
+                what.push(format!("steps {} → {}", l.steps.0, l.steps.1));
+            }
+            if l.save_every.0 != l.save_every.1 {
+                what.push(format!("save_every {} → {}", l.save_every.0, l.save_every.1));
+            }
+            let node = if l.same_key { "the same training node" } else { "and its key changed (below)" };
+            let _ = writeln!(s, "  {}: {} ({node})", l.name, what.join(", "));
+        }
+    }
     if d.changed.is_empty() {
         let _ = writeln!(s, "\nno declaration changed its key");
         return s;
@@ -190,7 +232,7 @@ pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
     for c in &direct {
         let _ = writeln!(s, "  {} ({})  {} → {}", c.name, c.kind, c.key_a.short(), c.key_b.short());
         for p in &c.params {
-            let _ = writeln!(s, "      {}: {} → {}", p.path, show(&p.a), show(&p.b));
+            let _ = writeln!(s, "      {}: {}", p.path, show_change(&p.a, &p.b));
         }
         for i in &c.inputs {
             let _ = writeln!(s, "      input {}: {} changed", i.path, join_names(&i.names_a));
@@ -198,11 +240,42 @@ pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
     }
     let _ = writeln!(s, "\nchanged only because an input changed ({}):", downstream.len());
     for c in &downstream {
-        let why: Vec<String> = c.inputs.iter().map(|i| format!("{} ({})", i.path, join_names(&i.names_a))).collect();
+        // The input as each side names it: after a length change, A's
+        // checkpoint at 300 is B's at 400.
+        let why: Vec<String> = c
+            .inputs
+            .iter()
+            .map(|i| {
+                let (na, nb) = (join_names(&i.names_a), join_names(&i.names_b));
+                if na == nb {
+                    format!("{} ({na})", i.path)
+                } else {
+                    format!("{} ({na} → {nb})", i.path)
+                }
+            })
+            .collect();
         let _ =
             writeln!(s, "  {} ({})  {} → {}  via {}", c.name, c.kind, c.key_a.short(), c.key_b.short(), why.join(", "));
     }
     s
+}
+
+/// A change of value; two lists of input keys as counts, not every key.
+fn show_change(a: &serde_json::Value, b: &serde_json::Value) -> String {
+    let keys = |v: &serde_json::Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().filter(|s| s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit())).map(String::from))
+            .collect()
+    };
+    match (keys(a), keys(b)) {
+        (Some(ka), Some(kb)) if ka.len() + kb.len() > 8 => {
+            let only_a = ka.iter().filter(|k| !kb.contains(k)).count();
+            let only_b = kb.iter().filter(|k| !ka.contains(k)).count();
+            format!("{} → {} inputs ({only_a} only in A, {only_b} only in B)", ka.len(), kb.len())
+        }
+        _ => format!("{} → {}", show(a), show(b)),
+    }
 }
 
 fn join_names(n: &[String]) -> String {
