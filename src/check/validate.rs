@@ -122,6 +122,19 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
                     .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
                 );
                 ok = false;
+            } else if online && s.int("steps") == Some(0) {
+                // A run of 0 steps logged no stream: there is nothing to classify.
+                x.problems.push(
+                    Problem::new(
+                        Code::OutOfRange,
+                        decl_span,
+                        format!("`{}` classifies the data stream of `{}`, which trains 0 steps", inst.label, s.label),
+                    )
+                    .label("an empty data stream")
+                    .related(x.decls[s.decl].name_span, "the online run")
+                    .help("give the online run steps, or classify a dataset"),
+                );
+                ok = false;
             }
         }
     }
