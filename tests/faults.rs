@@ -146,9 +146,9 @@ fn export_writes_a_new_path_only() {
 }
 
 #[test]
-fn verify_catches_an_edited_manifest_and_a_folder_without_one_is_recomputed() {
+fn verify_catches_an_edited_or_truncated_manifest_and_a_folder_without_one_is_recomputed() {
     let dir = tempfile::tempdir().unwrap();
-    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\ndataset e = generate(w, pairs: 30)\n";
+    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\ndataset e = generate(w, pairs: 30)\ndataset f = generate(w, pairs: 40)\n";
     let o = run(dir.path(), exp, &[]);
     assert!(o.status.success(), "{}", text(&o));
     let checked = tandem::check::check_source("x.exp", exp, Default::default());
@@ -162,10 +162,15 @@ fn verify_catches_an_edited_manifest_and_a_folder_without_one_is_recomputed() {
     std::fs::write(&manifest, edited).unwrap();
     // Remove e's manifest: a folder that is no entry.
     std::fs::remove_file(entry("e").join("manifest.json")).unwrap();
+    // Cut f's manifest short, as a crash mid-write on a filesystem without
+    // atomic rename might leave it.
+    let cut = entry("f").join("manifest.json");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let v = tandem(&["--cache", cache.to_str().unwrap(), "verify"]).output().unwrap();
     let said = text(&v);
     assert_eq!(v.status.code(), Some(3), "{said}");
-    assert!(said.contains("2 corrupt"), "{said}");
+    assert!(said.contains("3 corrupt"), "{said}");
     assert!(said.contains("was changed after it was written") && said.contains("has no manifest"), "{said}");
     // The next run recomputes both and ends clean.
     let o = run(dir.path(), exp, &[]);
