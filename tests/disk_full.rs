@@ -101,3 +101,43 @@ fn a_cache_that_fills_fails_clearly_keeps_nothing_half_written_and_completes_onc
     let (code, verify) = output(tandem(&cache, &["verify"]));
     assert!(code == Some(0) && verify.contains(" 0 corrupt"), "{verify}");
 }
+
+#[test]
+fn a_read_only_cache_is_said_to_be_read_only_and_nothing_claims_an_eviction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("ro"), "64m") else { return };
+    let file = tmp.path().join("small.exp");
+    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\n";
+    std::fs::write(&file, exp).unwrap();
+    let cache = fs.dir.join("cache");
+    let results = tmp.path().join("r");
+    let (code, said) = output({
+        let mut c = tandem(&cache, &["run"]);
+        c.arg(&file).arg("--results").arg(&results);
+        c
+    });
+    assert_eq!(code, Some(0), "{said}");
+    // Corrupt d (its manifest edited), then make the filesystem read-only.
+    let checked = tandem::check::check_source("small.exp", exp, Default::default());
+    let plan = tandem::plan::lower::lower(&checked.program).unwrap();
+    let manifest = cache.join("objects").join(plan.names()["d"].hex()).join("manifest.json");
+    let edited = std::fs::read_to_string(&manifest).unwrap().replacen("\"pairs\": 20", "\"pairs\": 21", 1);
+    std::fs::write(&manifest, edited).unwrap();
+    let ok = Command::new("mount").args(["-o", "remount,ro"]).arg(&fs.dir).status().unwrap().success();
+    assert!(ok, "remounting read-only failed");
+    // verify --evict: the corrupt entry is named, not said to be evicted,
+    // and the exit code is not 0.
+    let (code, said) = output(tandem(&cache, &["verify", "--evict"]));
+    assert_ne!(code, Some(0), "{said}");
+    assert!(said.contains("Read-only") || said.contains("read-only"), "{said}");
+    // run: nothing is said to be recomputed, and it fails.
+    let (code, said) = output({
+        let mut c = tandem(&cache, &["run"]);
+        c.arg(&file).arg("--results").arg(&results);
+        c
+    });
+    assert_ne!(code, Some(0), "{said}");
+    assert!(!said.contains("evicted and recomputed"), "{said}");
+    assert!(said.contains("corrupt cache entry"), "{said}");
+    let _ = Command::new("mount").args(["-o", "remount,rw"]).arg(&fs.dir).status();
+}
