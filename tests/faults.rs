@@ -281,3 +281,38 @@ fn gc_under_another_profile_keeps_a_kept_studys_entries_unless_told() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(objects() < before, "{}", text(&o));
 }
+
+#[test]
+fn a_pretrained_config_with_absurd_sizes_or_other_weights_is_refused_at_check_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(Path::new("tests/data/wordlevel_gpt2").join(f), model.join(f)).unwrap();
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let exp = dir.path().join("m.exp");
+    std::fs::write(&exp, format!("model base = pretrained({:?})\n", model.display().to_string())).unwrap();
+    let with_vocab = |v: i64| {
+        let mut c = config.clone();
+        c["vocab_size"] = v.into();
+        std::fs::write(model.join("config.json"), c.to_string()).unwrap();
+    };
+    // A vocabulary of 10^15 would ask libtorch for petabytes: refused by
+    // name, by `check` and by `tandem pretrained`, with no panic (101).
+    with_vocab(1_000_000_000_000_000);
+    for args in [vec!["check", exp.to_str().unwrap()], vec!["pretrained", model.to_str().unwrap()]] {
+        let o = tandem(&args).output().unwrap();
+        let said = text(&o);
+        assert!(!o.status.success() && o.status.code() != Some(101), "{args:?}: {said}");
+        assert!(said.contains("`vocab_size` is 1000000000000000"), "{args:?}: {said}");
+    }
+    // A plausible vocabulary the weights do not have: their embedding is
+    // another shape, found at check time from the safetensors header.
+    with_vocab(config["vocab_size"].as_i64().unwrap() + 1);
+    let o = tandem(&["check", exp.to_str().unwrap()]).output().unwrap();
+    let said = text(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(said.contains("do not fit a gpt2 of this config") && said.contains("token embedding"), "{said}");
+}

@@ -179,6 +179,23 @@ impl HfConfig {
                 }
             }
         };
+        // Sizes a model read here could have; beyond them a number is a
+        // mistake (or an attack), and allocating for it would exhaust memory.
+        let bounds: [(&str, i64, i64); 8] = [
+            ("vocab_size", c.vocab, 1 << 22),
+            ("width (n_embd, hidden_size)", c.width, 1 << 16),
+            ("layers (n_layer, num_hidden_layers)", c.layers, 1 << 10),
+            ("attention heads", c.heads, 1 << 10),
+            ("key/value heads", c.kv_heads, 1 << 10),
+            ("head_dim", c.head_dim, 1 << 12),
+            ("inner size (n_inner, intermediate_size)", c.inner, 1 << 20),
+            ("context (n_positions, max_position_embeddings)", c.context, 1 << 22),
+        ];
+        for (name, value, max) in bounds {
+            if !(1..=max).contains(&value) {
+                return Err(format!("`{name}` is {value}, outside 1..={max}, what tandem reads"));
+            }
+        }
         if c.width % c.heads != 0 && c.family == Family::Gpt2 {
             return Err(format!("a width of {} does not split into {} heads", c.width, c.heads));
         }

@@ -71,8 +71,23 @@ pub fn inspect(dir: &Path) -> Result<Inspected, HfError> {
     let files = model_files(dir)?;
     let (config, _, _) = read_config_and_tokenizer(&files[0], &files[1])?;
     let tok_path = &files[1];
+    let mut shapes = vec![];
     for f in &files[2..] {
-        check_safetensors(f)?;
+        shapes.extend(check_safetensors(f)?);
+    }
+    // The weights must be the model the config describes: at least its
+    // token embedding, [vocab_size, width], must be there (whatever the
+    // architecture names it). Every tensor is checked when the model loads.
+    let embedding = vec![config.vocab as usize, config.width as usize];
+    if !shapes.contains(&embedding) {
+        return Err(HfError::Shapes {
+            dir: dir.to_path_buf(),
+            model_type: config.model_type.clone(),
+            msg: format!(
+                "no tensor has the token embedding's shape [{}, {}] (vocab_size × width)",
+                config.vocab, config.width
+            ),
+        });
     }
     let tok_bytes = std::fs::read(tok_path).map_err(|source| HfError::Io { path: tok_path.clone(), source })?;
     Ok(Inspected {
@@ -120,7 +135,7 @@ pub fn read_config_and_tokenizer(
 /// tensor's byte range, then the data: it is whole when the header parses
 /// and the data ends exactly where the last range does. Reads the header
 /// only.
-fn check_safetensors(path: &Path) -> Result<(), HfError> {
+fn check_safetensors(path: &Path) -> Result<Vec<Vec<usize>>, HfError> {
     let bad = |msg: String| HfError::Weights { path: path.to_path_buf(), msg };
     let mut file = std::fs::File::open(path).map_err(|source| HfError::Io { path: path.to_path_buf(), source })?;
     let len = file.metadata().map_err(|source| HfError::Io { path: path.to_path_buf(), source })?.len();
@@ -138,5 +153,5 @@ fn check_safetensors(path: &Path) -> Result<(), HfError> {
     if 8 + n + end != len {
         return Err(bad(format!("the header describes {} bytes of data, the file holds {}", end, len - 8 - n)));
     }
-    Ok(())
+    Ok(meta.tensors().values().map(|t| t.shape.clone()).collect())
 }
