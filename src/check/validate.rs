@@ -20,6 +20,29 @@ pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
     let mut ok = true;
     let name_of = |x: &Known, v: &Value| display_value(&|i| x.instances[i].label.clone(), v);
 
+    // D_initial's held-out share must leave at least one pair to train on
+    // (the split rounds as `generate` rounds it).
+    if inst.ctor.name == "generate" {
+        if let (Some(pairs), Some(Value::Float(share))) = (inst.int("pairs"), inst.args.get("val_fraction")) {
+            let held_out = (pairs as f64 * share).round() as i64;
+            if pairs - held_out < 1 {
+                x.problems.push(
+                    Problem::new(
+                        Code::OutOfRange,
+                        decl_span,
+                        format!(
+                            "`{}` holds out {held_out} of its {pairs} pairs for validation, leaving none to train on",
+                            inst.label
+                        ),
+                    )
+                    .label("an empty training split")
+                    .help("generate more pairs, or hold out a smaller share"),
+                );
+                ok = false;
+            }
+        }
+    }
+
     if let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) {
         if w % h != 0 {
             x.problems.push(
