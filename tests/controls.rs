@@ -7,6 +7,7 @@
 //!   additive, full-support world;
 //! - A/A: online against itself on other seeds must not be decided either
 //!   way, except as level within the file's margin.
+//!
 //! The predictions are the file's, stated before it was first run.
 
 mod common;

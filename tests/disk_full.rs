@@ -107,7 +107,8 @@ fn a_read_only_cache_is_said_to_be_read_only_and_nothing_claims_an_eviction() {
     let tmp = tempfile::tempdir().unwrap();
     let Some(fs) = Tmpfs::mount(&tmp.path().join("ro"), "64m") else { return };
     let file = tmp.path().join("small.exp");
-    let exp = "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\n";
+    let exp =
+        "world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 20)\n";
     std::fs::write(&file, exp).unwrap();
     let cache = fs.dir.join("cache");
     let results = tmp.path().join("r");

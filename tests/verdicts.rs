@@ -407,7 +407,10 @@ fn factorial(s: &Scenario, slope: impl Fn(f64, f64) -> f64, r: &mut Stream) -> V
 
 fn trend_scenario() -> Scenario {
     Scenario {
-        methods: vec![method("up", early_and_every(50, 300), 1.5, 0.8), method("down", early_and_every(50, 300), 1.5, 0.8)],
+        methods: vec![
+            method("up", early_and_every(50, 300), 1.5, 0.8),
+            method("down", early_and_every(50, 300), 1.5, 0.8),
+        ],
         worlds: 1,
         interaction_sd: 0.0,
         margin: None,

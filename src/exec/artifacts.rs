@@ -101,8 +101,15 @@ pub fn load_world(store: &Store, key: &Key) -> Result<World, ExecError> {
     let float = |k: &str| p[k].as_f64().ok_or_else(|| input_err(key, format!("world without `{k}`")));
     // `interaction` is left out of the key at its default 0 (older entries lack it).
     let interaction = if p.get("interaction").is_some() { float("interaction")? } else { 0.0 };
-    Ok(World::new(flavour, int("seed")? as u64, int("vocab")?, int("prompt_len")?, int("response_len")?, float("noise")?)
-        .with_interaction(interaction))
+    Ok(World::new(
+        flavour,
+        int("seed")? as u64,
+        int("vocab")?,
+        int("prompt_len")?,
+        int("response_len")?,
+        float("noise")?,
+    )
+    .with_interaction(interaction))
 }
 
 pub fn load_pairs(store: &Store, key: &Key, name: &str) -> Result<Pairs, ExecError> {

@@ -97,8 +97,14 @@ pub fn generate(ctx: &Ctx, spec: &GenerateSpec, st: &mut Staging) -> Result<(), 
     if world.vocab <= crate::ml::tokens::FIRST_CONTENT {
         return Err(ExecError::Invalid("a world needs more tokens than the four special ones".into()));
     }
-    let pairs =
-        crate::worlds::generate::generate(&world, spec.pairs as usize, spec.val_fraction, spec.overshoot, spec.hide_best, spec.seed);
+    let pairs = crate::worlds::generate::generate(
+        &world,
+        spec.pairs as usize,
+        spec.val_fraction,
+        spec.overshoot,
+        spec.hide_best,
+        spec.seed,
+    );
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
     art::write_json(st, "meta.json", &meta_of(&pairs, world.vocab))
 }
@@ -536,4 +542,3 @@ mod tests {
         assert!(plateau_reached(&checks(&[0.7]), 0));
     }
 }
-

@@ -92,9 +92,7 @@ pub fn diff(a: &Plan, b: &Plan) -> Diff {
     let mut lengths = vec![];
     for (name, ka) in &names_a {
         let Some(kb) = names_b.get(name) else { continue };
-        if let (Some(Op::Train(ta)), Some(Op::Train(tb))) =
-            (a.node(ka).map(|n| &n.op), b.node(kb).map(|n| &n.op))
-        {
+        if let (Some(Op::Train(ta)), Some(Op::Train(tb))) = (a.node(ka).map(|n| &n.op), b.node(kb).map(|n| &n.op)) {
             let (la, lb) = (&ta.length, &tb.length);
             if la.steps != lb.steps || la.save_every != lb.save_every {
                 lengths.push(LengthChange {
@@ -209,7 +207,11 @@ pub fn render_text(d: &Diff, name_a: &str, name_b: &str) -> String {
         let _ = writeln!(s, "  + {}  {:<20} {}", n.key.short(), n.kind, join_names(&n.names));
     }
     if !d.lengths.is_empty() {
-        let _ = writeln!(s, "\nruns of another length ({}; not in their keys: the longer resumes the shorter):", d.lengths.len());
+        let _ = writeln!(
+            s,
+            "\nruns of another length ({}; not in their keys: the longer resumes the shorter):",
+            d.lengths.len()
+        );
         for l in &d.lengths {
             let mut what = vec![];
             if l.steps.0 != l.steps.1 {

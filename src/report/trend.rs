@@ -148,7 +148,14 @@ pub fn trends(figures: &[Figure], claims: &[Claim]) -> Vec<Trend> {
     out
 }
 
-fn fit(figures: Vec<String>, factors: &[String], upper: &str, lower: &str, cells: Vec<Cell>, left_out: Vec<String>) -> Trend {
+fn fit(
+    figures: Vec<String>,
+    factors: &[String],
+    upper: &str,
+    lower: &str,
+    cells: Vec<Cell>,
+    left_out: Vec<String>,
+) -> Trend {
     let design: Vec<Vec<f64>> = (0..factors.len())
         .map(|f| {
             let mut v: Vec<f64> = cells.iter().map(|c| c.levels[f]).collect();

@@ -325,7 +325,14 @@ impl World {
     /// position. The habits (length, repeats, copying, no reuse of a token)
     /// are the context-free path's; a response whose every remaining token
     /// is hidden or used ends early.
-    fn behaviour_in_context(&self, level: usize, prompt: &[i64], careless: bool, hide: f64, r: &mut Stream) -> Vec<i64> {
+    fn behaviour_in_context(
+        &self,
+        level: usize,
+        prompt: &[i64],
+        careless: bool,
+        hide: f64,
+        r: &mut Stream,
+    ) -> Vec<i64> {
         let Style { len, tau, p_copy, p_repeat } = self.style(level, prompt, careless, r);
         let k = World::cluster_of(prompt);
         let content: Vec<i64> = self.content().collect();
@@ -339,8 +346,11 @@ impl World {
             let hidden = hidden_set(&values, n_hidden);
             let is_hidden = |t: i64| hidden[(t - FIRST_CONTENT) as usize];
             let u = r.gen::<f64>();
-            let unused_copy: Vec<i64> =
-                prompt[1..].iter().copied().filter(|&t| self.content().contains(&t) && !used[t as usize] && !is_hidden(t)).collect();
+            let unused_copy: Vec<i64> = prompt[1..]
+                .iter()
+                .copied()
+                .filter(|&t| self.content().contains(&t) && !used[t as usize] && !is_hidden(t))
+                .collect();
             let tok = if u < p_repeat && !y.is_empty() && !is_hidden(prev) {
                 prev
             } else if u < p_repeat + p_copy && !unused_copy.is_empty() {
