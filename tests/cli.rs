@@ -159,6 +159,42 @@ fn diff_names_a_changed_length_and_each_side_s_checkpoint() {
 }
 
 #[test]
+fn show_and_export_take_a_study_and_a_name_as_the_plan_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.exp");
+    std::fs::write(
+        &file,
+        "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\n\
+         dataset d = generate(w, pairs: 200)\n\
+         model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         model pm = pm(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         run online = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 10, save_every: 5, batch: 4, seeds: 2)\n",
+    )
+    .unwrap();
+    let (cache, f) = (dir.path().join("cache"), file.to_str().unwrap());
+    let c = cache.to_str().unwrap();
+    let results = dir.path().join("r");
+    let o = tandem(&["--cache", c, "run", f, "--results", results.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A checkpoint of one seed by its printed name; the run's own name means
+    // its last checkpoint, the same stream.
+    let a = dir.path().join("a.jsonl");
+    let o = tandem(&["--cache", c, "export", f, "online[seed=1]@10", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = dir.path().join("b.jsonl");
+    let o = tandem(&["--cache", c, "export", f, "online[seed=1]", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(text.lines().count(), 40, "10 steps × 4 pairs");
+    assert_eq!(text, std::fs::read_to_string(&b).unwrap());
+    // show by name; a misspelt name gets a suggestion, not a panic.
+    let o = tandem(&["--cache", c, "show", f, "d"]);
+    assert!(stdout(&o).contains("dataset.generate"), "{}", stdout(&o));
+    let o = tandem(&["--cache", c, "show", f, "onlin[seed=1]@10"]);
+    assert!(!o.status.success() && stderr(&o).contains("did you mean `online[seed=1]@10`"), "{}", stderr(&o));
+}
+
+#[test]
 fn diff_of_identical_experiments_shares_everything() {
     let o = tandem(&["diff", "--json", "experiments/quickstart.exp", "tests/corpus/ok/quickstart_reformatted.exp"]);
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

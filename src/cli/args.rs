@@ -112,10 +112,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show a cache entry's manifest and lineage, by key prefix.
+    /// Show a cache entry's manifest and lineage: by key prefix, or by a
+    /// study file and a name as its plan prints it (`study.exp online@40`).
     Show {
-        #[arg(value_name = "KEY-PREFIX")]
-        key: String,
+        #[arg(value_name = "KEY-PREFIX | FILE NAME", num_args = 1..=2, required = true)]
+        target: Vec<String>,
         /// Print the manifest as JSON.
         #[arg(long)]
         json: bool,
@@ -173,12 +174,13 @@ pub enum Command {
     },
     /// Write a dataset entry (or an online run's data stream) as JSONL: prompt, chosen, rejected;
     /// or a policy trained from a pretrained model as a Hugging Face directory.
+    /// The entry is named by key prefix, or by a study file and a name as
+    /// its plan prints it (`tandem export study.exp online[seed=1]@200 OUT`;
+    /// a run's name means its last checkpoint).
     Export {
-        #[arg(value_name = "KEY-PREFIX")]
-        key: String,
-        /// FILE.jsonl for a dataset, a new directory for a model.
-        #[arg(value_name = "OUT")]
-        out: PathBuf,
+        /// KEY-PREFIX OUT, or FILE NAME OUT.
+        #[arg(value_name = "KEY-PREFIX | FILE NAME, OUT", num_args = 2..=3, required = true)]
+        args: Vec<String>,
     },
     /// Check every cache entry against its blake3 digests.
     Verify {

@@ -15,7 +15,7 @@ use crate::check::{check_file, CheckOptions};
 use crate::diagnostic::Diagnostic;
 use crate::exec::store::Store;
 use crate::plan::diff::{diff, render_text};
-use crate::plan::Plan;
+use crate::plan::{Key, Plan};
 use view::{plan_dot, plan_json, plan_text, show_text};
 
 /// Exit codes.
@@ -91,7 +91,7 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Check { files } => cmd_check(&cfg, &files),
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
-        args::Command::Show { key, json } => cmd_show(&cfg, &key, json),
+        args::Command::Show { target, json } => cmd_show(&cfg, &target, json),
         args::Command::Run {
             file,
             only,
@@ -114,7 +114,10 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::ExecNode { key, threads, device, snapshot_every } => {
             cmd_exec_node(&cfg, &key, threads, device, snapshot_interval(snapshot_every))
         }
-        args::Command::Export { key, out } => cmd_export(&cfg, &key, &out),
+        args::Command::Export { args } => {
+            let (target, out) = args.split_at(args.len() - 1);
+            cmd_export(&cfg, target, Path::new(&out[0]))
+        }
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete, other_profiles } => cmd_gc(&cfg, &keep, delete, other_profiles),
         args::Command::Env => cmd_env(&cfg),
@@ -236,14 +239,45 @@ fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
     EXIT_OK
 }
 
-fn cmd_show(cfg: &Config, prefix: &str, json: bool) -> i32 {
-    let store = Store::open_existing(&cfg.cache);
-    let key = match store.resolve_prefix(prefix) {
-        Ok(k) => k,
-        Err(e) => {
+/// The cache key a command's target names: a key prefix, or a study file
+/// and a name as its plan prints it (`online@40`, `online[seed=1]@200`; a
+/// run's own name means its last checkpoint, where its model is kept).
+fn target_key(cfg: &Config, store: &Store, target: &[String]) -> Result<Key, i32> {
+    let [file, name] = target else {
+        return store.resolve_prefix(&target[0]).map_err(|e| {
             eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
-            return EXIT_FAILURE;
-        }
+            EXIT_FAILURE
+        });
+    };
+    let plan = plan_file(cfg, Path::new(file)).map_err(|d| {
+        print_diagnostics(cfg, &d);
+        EXIT_INVALID
+    })?;
+    let names = plan.names();
+    let Some(key) = names.get(name.as_str()).copied() else {
+        let known: Vec<&str> = names.keys().map(String::as_str).collect();
+        let hint = crate::diagnostic::did_you_mean(name, known.iter().copied())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        eprintln!("error: `{file}` has no stage named `{name}`{hint} (`tandem plan {file}` lists them)");
+        return Err(EXIT_FAILURE);
+    };
+    // A run is kept as its checkpoints: its name means the last one.
+    if let Some(crate::plan::Node { op: crate::plan::Op::Train(t), .. }) = plan.node(&key) {
+        let last = format!("{name}@{}", t.length.steps);
+        return names.get(&last).copied().ok_or_else(|| {
+            eprintln!("error: `{name}` is a run, kept as its checkpoints; name one, e.g. `{last}`");
+            EXIT_FAILURE
+        });
+    }
+    Ok(key)
+}
+
+fn cmd_show(cfg: &Config, target: &[String], json: bool) -> i32 {
+    let store = Store::open_existing(&cfg.cache);
+    let key = match target_key(cfg, &store, target) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
     let m = match store.manifest(&key) {
         Ok(m) => m,
@@ -543,14 +577,11 @@ fn cmd_exec_node(
     }
 }
 
-fn cmd_export(cfg: &Config, prefix: &str, out: &Path) -> i32 {
+fn cmd_export(cfg: &Config, target: &[String], out: &Path) -> i32 {
     let store = Store::open_existing(&cfg.cache);
-    let key = match store.resolve_prefix(prefix) {
+    let key = match target_key(cfg, &store, target) {
         Ok(k) => k,
-        Err(e) => {
-            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
     if crate::exec::export::is_model(&store, &key) {
         return match crate::exec::export::export_model(&store, &key, out) {
