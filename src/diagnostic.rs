@@ -56,6 +56,8 @@ pub enum Code {
     MeaninglessClaim,
     /// More problems than are worth showing; the rest are counted.
     TooManyProblems,
+    /// A `--set PATH=VALUE` that names nothing or cannot be applied.
+    BadSetting,
     /// Warning: an evaluation or figure that asks for nothing (`at: []`, `curve(y: [])`).
     EvaluatesNothing,
     /// Warning: `expect` or `normalize` naming a series the figure does not have.
@@ -101,6 +103,7 @@ impl Code {
         Code::BadRecord,
         Code::MeaninglessClaim,
         Code::TooManyProblems,
+        Code::BadSetting,
         Code::EvaluatesNothing,
         Code::UnknownSeries,
         Code::SwappedAxes,
@@ -148,6 +151,7 @@ impl Code {
             Code::EvaluatesNothing => "tandem::evaluates_nothing",
             Code::UnknownSeries => "tandem::unknown_series",
             Code::SwappedAxes => "tandem::swapped_axes",
+            Code::BadSetting => "tandem::bad_setting",
             Code::DuplicateSweepValue => "tandem::duplicate_sweep_value",
             Code::Internal => "tandem::internal",
         }

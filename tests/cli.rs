@@ -195,6 +195,31 @@ fn show_and_export_take_a_study_and_a_name_as_the_plan_prints_it() {
 }
 
 #[test]
+fn set_overrides_a_constant_or_an_argument_as_the_file_would_and_diff_explains_it() {
+    // Planned as if the file said `let steps = 20`.
+    let o = tandem(&["plan", "experiments/quickstart.exp", "--set", "steps=20"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.starts_with("plan for experiments/quickstart.exp with --set steps=20"), "{out}");
+    assert!(out.contains("online[seed=0]@20") && !out.contains("online[seed=0]@300"), "{out}");
+    // diff A B --set ...: the setting applies to B, and is explained.
+    let o = tandem(&["diff", "experiments/quickstart.exp", "experiments/quickstart.exp", "--set", "steps=20"]);
+    let out = stdout(&o);
+    assert!(out.contains("online[seed=0]: steps 300 → 20"), "{out}");
+    let o =
+        tandem(&["diff", "experiments/quickstart.exp", "experiments/quickstart.exp", "--set", "online.loss.beta=0.05"]);
+    assert!(stdout(&o).contains("loss.beta: 0.1 → 0.05"), "{}", stdout(&o));
+    // A setting that names nothing is a diagnostic that says where it was typed.
+    let o = tandem(&["check", "experiments/quickstart.exp", "--set", "stpes=20"]);
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(said.contains("tandem::bad_setting") && said.contains("did you mean `steps`?"), "{said}");
+    // A bad value is checked like one in the file.
+    let o = tandem(&["check", "experiments/quickstart.exp", "--set", "online.lr=-1"]);
+    assert!(!o.status.success() && stderr(&o).contains("--set online.lr=-1"), "{}", stderr(&o));
+}
+
+#[test]
 fn diff_of_identical_experiments_shares_everything() {
     let o = tandem(&["diff", "--json", "experiments/quickstart.exp", "tests/corpus/ok/quickstart_reformatted.exp"]);
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

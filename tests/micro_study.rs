@@ -116,6 +116,7 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         &store,
         &rows,
         &summary,
+        &[],
     )
     .unwrap();
     for f in ["trade", "acc_curve", "acc_vs_wr", "best_of"] {

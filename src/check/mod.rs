@@ -13,6 +13,7 @@ pub mod expand;
 pub mod lint;
 pub mod load;
 pub mod names;
+pub mod overrides;
 pub mod program;
 pub mod reference;
 pub mod schema;
@@ -61,8 +62,15 @@ impl Checked {
 }
 
 pub fn check_file(path: &Path, opts: CheckOptions) -> Checked {
+    check_file_with(path, opts, &[])
+}
+
+/// Checks an experiment file with command-line settings (`--set
+/// PATH=VALUE`, [`overrides`]) applied to it first.
+pub fn check_file_with(path: &Path, opts: CheckOptions, settings: &[String]) -> Checked {
     let mut problems: Vec<Problem> = vec![];
-    let loaded = load::load(path, &mut problems);
+    let mut loaded = load::load(path, &mut problems);
+    overrides::apply(&mut loaded, settings, &mut problems);
     finish(loaded, problems, opts)
 }
 

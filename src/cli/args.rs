@@ -16,6 +16,11 @@ the stages that are not already in its cache.\n\nStart with `tandem check FILE` 
     after_help = "Docs: README.md and docs/language.md in the tandem repository."
 )]
 pub struct Cli {
+    /// Sets a `let` constant or a declaration's argument for this command, as
+    /// if the file said so: `--set steps=20`, `--set online.loss.beta=0.05`.
+    /// Repeatable. With `diff`, applies to B.
+    #[arg(long = "set", global = true, value_name = "PATH=VALUE", action = clap::ArgAction::Append)]
+    pub set: Vec<String>,
     /// The cache folder (content-addressed entries live under objects/).
     #[arg(long, global = true, env = "TANDEM_CACHE", default_value = "cache", value_name = "DIR")]
     pub cache: PathBuf,

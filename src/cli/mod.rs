@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::check::{check_file, CheckOptions};
+use crate::check::{check_file_with, CheckOptions};
 use crate::diagnostic::Diagnostic;
 use crate::exec::store::Store;
 use crate::plan::diff::{diff, render_text};
@@ -63,6 +63,8 @@ pub struct Config {
     pub color: bool,
     pub width: usize,
     pub check: CheckOptions,
+    /// `--set PATH=VALUE` settings, applied to the file before checking.
+    pub overrides: Vec<String>,
     /// The numerics profile: it selects the keys, and how nodes compute.
     pub numerics: crate::plan::op::Numerics,
 }
@@ -80,6 +82,7 @@ impl Config {
             color,
             width,
             check: CheckOptions { max_instances: cli.max_sweep.max(1), max_nodes: cli.max_nodes.max(1) },
+            overrides: cli.set.clone(),
             numerics: cli.numerics.profile(),
         }
     }
@@ -138,7 +141,7 @@ pub type Planned = (Result<Plan, Vec<Diagnostic>>, Vec<Diagnostic>);
 
 /// Checks and plans one file; its problems and warnings are returned, not printed.
 pub fn plan_file_quietly(cfg: &Config, file: &Path) -> Planned {
-    let checked = check_file(file, cfg.check);
+    let checked = check_file_with(file, cfg.check, &cfg.overrides);
     if !checked.is_ok() {
         return (Err(checked.diagnostics), checked.warnings);
     }
@@ -214,13 +217,21 @@ fn cmd_plan(cfg: &Config, file: &Path, json: bool, dot: bool) -> i32 {
     } else if dot {
         print!("{}", plan_dot(&plan, &store));
     } else {
-        print!("{}", plan_text(&plan, &store, file));
+        let text = plan_text(&plan, &store, file);
+        // Settings from the command line are part of what was planned.
+        let shown = cfg.overrides.iter().map(|s| format!("--set {s}")).collect::<Vec<_>>().join(" ");
+        match (shown.is_empty(), text.split_once('\n')) {
+            (false, Some((head, rest))) => print!("{head} with {shown}\n{rest}"),
+            _ => print!("{text}"),
+        }
     }
     EXIT_OK
 }
 
 fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
-    let (pa, pb) = rayon::join(|| plan_file(cfg, a), || plan_file(cfg, b));
+    // `--set` applies to B: A is the file as written.
+    let plain = Config { overrides: vec![], ..cfg.clone() };
+    let (pa, pb) = rayon::join(|| plan_file(&plain, a), || plan_file(cfg, b));
     let mut bad = false;
     for r in [&pa, &pb] {
         if let Err(d) = r {
@@ -513,7 +524,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         }
     }
     if !unwritten {
-        match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary) {
+        match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary, &cfg.overrides) {
             Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
             Err(e) => {
                 eprintln!("error: could not write the report in {}: {e}", out_dir.display());

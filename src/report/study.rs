@@ -409,10 +409,17 @@ pub fn write_report(
     store: &Store,
     rows: &[EvalRow],
     summary: &Summary,
+    overrides: &[String],
 ) -> Result<(PathBuf, PathBuf), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let mut b = vec![Block::Title(format!("{stem}: tandem report"))];
+    if !overrides.is_empty() {
+        b.push(Block::Para(format!(
+            "Computed with settings from the command line, which the file alone does not give: {}.",
+            overrides.iter().map(|s| format!("`--set {s}`")).collect::<Vec<_>>().join(", ")
+        )));
+    }
     // How much the cache saved.
     let mut saved = 0.0;
     let mut entries = 0;
