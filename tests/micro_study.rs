@@ -119,7 +119,7 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         &[],
     )
     .unwrap();
-    for f in ["trade", "acc_curve", "acc_vs_wr", "best_of"] {
+    for f in ["trade", "acc_curve", "acc_vs_wr", "best_of", "training-loss", "training-margin"] {
         for ext in ["svg", "png", "csv"] {
             let p = out.path().join(format!("{f}.{ext}"));
             assert!(std::fs::metadata(&p).map(|m| m.len() > 30).unwrap_or(false), "{} missing or empty", p.display());
@@ -130,6 +130,12 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
         report.contains("## trade-off") && report.contains("`online`: peak") && report.contains("Pearson r"),
         "{report}"
     );
+    // Every run's training curves, per declaration.
+    assert!(report.contains("## Training"), "{report}");
+    let curves = std::fs::read_to_string(out.path().join("training-margin.csv")).unwrap();
+    for run in ["online", "exact", "shuffled"] {
+        assert!(curves.lines().any(|l| l.starts_with(&format!("{run},"))), "{run}: {curves}");
+    }
     // Fig. 7's lesson: a pooled correlation is said to be pooled.
     assert!(report.contains("pooled over the series"), "{report}");
     assert!(std::fs::read_to_string(html).unwrap().contains("<img src=\"trade.svg\""));

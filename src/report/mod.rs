@@ -11,5 +11,6 @@ pub mod palette;
 pub mod results;
 pub mod stats;
 pub mod study;
+pub mod training;
 pub mod trend;
 pub mod verdicts;

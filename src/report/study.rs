@@ -568,7 +568,8 @@ pub fn write_report(
     }
     // One colour per method in every figure: the order in which the report
     // first names them (a figure's expected ranking first).
-    let palette = Palette::of(figures.iter().flat_map(|f| {
+    let training = crate::report::training::figures(plan, store);
+    let palette = Palette::of(figures.iter().chain(&training).flat_map(|f| {
         f.expect
             .iter()
             .map(String::as_str)
@@ -662,6 +663,23 @@ pub fn write_report(
                     b.push(Block::Para(format!(
                         "Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png){alone}."
                     )));
+                }
+                Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
+            }
+        }
+    }
+    if !training.is_empty() {
+        b.push(Block::Heading("Training".into()));
+        b.push(Block::Para(format!(
+            "Each run declaration's per-step metrics, from its last checkpoint's `metrics.csv`: its runs (seeds and grid members) averaged in windows of about 1/{} of its steps, each run's mean in a window first; bands are 95% over the runs where there are several. The margin is the mean log-ratio margin h = (log π/π_ref)(chosen) − (log π/π_ref)(rejected) over each batch; its scale depends on the loss and β.",
+            crate::report::training::WINDOWS
+        )));
+        for fig in &training {
+            match write_figure(dir, fig, &palette) {
+                Ok(_) => {
+                    let stem = file_stem(&fig.name);
+                    b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
+                    b.push(Block::Para(format!("Data: [{stem}.csv]({stem}.csv); also [{stem}.png]({stem}.png).")));
                 }
                 Err(e) => b.push(Block::Para(format!("`{}` could not be drawn: {e}", fig.name))),
             }
