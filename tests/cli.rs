@@ -478,10 +478,10 @@ fn warnings_are_printed_and_the_command_goes_on() {
     let o = tandem(&["check", "tests/corpus/warn/likely_mistakes.exp"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("tandem::unknown_series") && err.contains("warning: 5 likely mistakes"), "{err}");
+    assert!(err.contains("tandem::unknown_series") && err.contains("warning: 6 likely mistakes"), "{err}");
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("ok (")
-            && String::from_utf8_lossy(&o.stdout).contains("5 warnings")
+            && String::from_utf8_lossy(&o.stdout).contains("6 warnings")
     );
     let o = tandem(&["plan", "tests/corpus/warn/likely_mistakes.exp"]);
     assert!(o.status.success(), "{}", stderr(&o));
