@@ -38,7 +38,7 @@ use tandem::ml::rng::{normal, stream, Stream};
 use tandem::report::figures::{Figure, FigureKind, Point};
 use tandem::report::stats::{clopper_pearson_upper, ALPHA};
 
-use tandem::report::verdicts::{decide, Verdict};
+use tandem::report::verdicts::{decide, slope_verdict, Verdict};
 
 /// Reports per scenario.
 const REPORTS: usize = 2000;
@@ -433,7 +433,7 @@ fn a_factorial_without_a_trend_decides_no_slope_beyond_alpha_and_no_cell() {
         assert_eq!(d.trends.len(), 1);
         for sl in &d.trends[0].slopes {
             slopes += 1;
-            match sl.verdict() {
+            match slope_verdict(sl) {
                 Verdict::Holds => up += 1,
                 Verdict::DoesNotHold => down += 1,
                 _ => {}
@@ -464,8 +464,8 @@ fn a_planted_trend_is_found_on_its_factor_only() {
         let d = decide(&factorial(&s, |h, _| 0.10 * h, &mut r));
         let t = &d.trends[0];
         let slope = |f: &str| t.slopes.iter().find(|s| s.factor == f).unwrap();
-        found += usize::from(slope("h").verdict() == Verdict::Holds);
-        a_decided += usize::from(slope("a").verdict().decided());
+        found += usize::from(slope_verdict(slope("h")) == Verdict::Holds);
+        a_decided += usize::from(slope_verdict(slope("a")).decided());
         estimates.push(slope("h").estimate);
     }
     let mean = estimates.iter().sum::<f64>() / reports as f64;

@@ -104,7 +104,7 @@ pub struct Figure {
     /// The claims tested on it, as drawn (set by the report once decided).
     pub tested: Vec<Tested>,
     /// `trend:`: the factors of the factorial this member is a cell of, and
-    /// its level of each (from its axes here; from its world in the report).
+    /// its level of each (set by `trend::resolve_levels`: from its axes or its world).
     pub trend: Vec<String>,
     pub levels: BTreeMap<String, f64>,
 }
@@ -336,8 +336,13 @@ pub fn figure_data(
             }
         }
     }
-    fig.levels = crate::report::trend::levels_from_axes(&fig);
     fig
+}
+
+/// Is an axis of a figure's sweep member a world? (Its name is `world` or
+/// ends in `.world`, as a seed axis's is or ends in `seed`.)
+pub fn is_world_axis(axis: &str) -> bool {
+    axis == "world" || axis.ends_with(".world")
 }
 
 fn register_font() {

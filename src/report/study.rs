@@ -315,7 +315,7 @@ fn trend_blocks(figures: &[Figure], d: &Decisions) -> Vec<Block> {
                                 s.factor,
                                 levels.iter().map(|l| format!("{l}")).collect::<Vec<_>>().join(", ")
                             ),
-                            format!("**{}**", s.verdict().word()),
+                            format!("**{}**", verdicts::slope_verdict(s).word()),
                             format!("{:+.3} [{:+.3}, {:+.3}]", s.estimate, s.low, s.high),
                             s.p_holm.map_or_else(|| verdicts::fmt_p(s.p), verdicts::fmt_p),
                         ]
@@ -555,7 +555,7 @@ pub fn write_report(
         .flat_map(|n| figures_of(n, rows))
         .collect();
     figures.sort_by(|a, b| natural_order(&a.name, &b.name));
-    crate::report::trend::levels_from_worlds(plan, &mut figures);
+    crate::report::trend::resolve_levels(plan, &mut figures);
     let decisions = verdicts::decide(&figures);
     // Each figure draws the windows and differences of its own tested claims.
     for c in &decisions.claims {

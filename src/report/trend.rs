@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::plan::{Op, Plan};
+use crate::report::figures::is_world_axis;
 use crate::report::figures::Figure;
 use crate::report::stats::ALPHA;
-use crate::report::verdicts::{is_world_axis, Claim, Verdict};
 
 /// One cell: its levels (in the trend's factor order) and its difference.
 #[derive(Debug, Clone)]
@@ -53,15 +53,14 @@ pub struct Slope {
     pub p_holm: Option<f64>,
 }
 
-impl Slope {
-    /// "grows with the factor": holds when decided positive.
-    pub fn verdict(&self) -> Verdict {
-        match self.p_holm {
-            Some(p) if p < ALPHA && self.estimate > 0.0 => Verdict::Holds,
-            Some(p) if p < ALPHA => Verdict::DoesNotHold,
-            _ => Verdict::Undecided,
-        }
-    }
+/// One claim as a trend sees it: where it was made, which pair, and its
+/// estimate and standard error where it has a test over seeds.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    pub figure: usize,
+    pub upper: String,
+    pub lower: String,
+    pub estimate: Option<(f64, f64)>,
 }
 
 /// The trend test of one ranked pair over one factorial.
@@ -90,7 +89,7 @@ pub fn group_of(fig: &Figure) -> Option<(Vec<String>, Vec<String>)> {
 }
 
 /// Every trend of a report: per group of figures, per ranked pair.
-pub fn trends(figures: &[Figure], claims: &[Claim]) -> Vec<Trend> {
+pub fn trends(figures: &[Figure], claims: &[Compared]) -> Vec<Trend> {
     let mut groups: Vec<(Vec<String>, Vec<String>)> = vec![];
     for g in figures.iter().filter_map(group_of) {
         if !groups.contains(&g) {
@@ -99,7 +98,7 @@ pub fn trends(figures: &[Figure], claims: &[Claim]) -> Vec<Trend> {
     }
     let mut out = vec![];
     for (factors, expect) in groups {
-        let in_group = |c: &Claim| group_of(&figures[c.figure]).as_ref() == Some(&(factors.clone(), expect.clone()));
+        let in_group = |c: &Compared| group_of(&figures[c.figure]).as_ref() == Some(&(factors.clone(), expect.clone()));
         let mut decls: Vec<String> = vec![];
         for c in claims.iter().filter(|c| in_group(c)) {
             if !decls.contains(&figures[c.figure].decl) {
@@ -134,10 +133,8 @@ pub fn trends(figures: &[Figure], claims: &[Claim]) -> Vec<Trend> {
                 }
                 seen.push((runs, fig.name.clone()));
                 let levels: Option<Vec<f64>> = factors.iter().map(|f| fig.levels.get(f).copied()).collect();
-                match (levels, c.primary.as_ref().filter(|a| a.comparison.decidable())) {
-                    (Some(levels), Some(a)) if a.comparison.se > 0.0 => {
-                        cells.push(Cell { claim: k, levels, effect: a.comparison.effect, se: a.comparison.se })
-                    }
+                match (levels, c.estimate) {
+                    (Some(levels), Some((effect, se))) if se > 0.0 => cells.push(Cell { claim: k, levels, effect, se }),
                     (None, _) => left_out.push(format!("{}: a factor's level is not known", fig.name)),
                     _ => left_out.push(format!("{}: no test over seeds", fig.name)),
                 }
@@ -319,12 +316,13 @@ pub fn levels_from_axes(fig: &Figure) -> BTreeMap<String, f64> {
     fig.trend.iter().filter_map(|f| level_from_axes(fig, f).map(|v| (f.clone(), v))).collect()
 }
 
-/// The levels its axes do not give, from the world the member is in (its
-/// `world` axis names a world declaration of the plan): the world's
-/// argument of the factor's name.
-pub fn levels_from_worlds(plan: &Plan, figures: &mut [Figure]) {
+/// Every trend figure's levels: from its axes, else from the world the
+/// member is in (its `world` axis names a world declaration of the plan):
+/// the world's argument of the factor's name.
+pub fn resolve_levels(plan: &Plan, figures: &mut [Figure]) {
     let names = plan.names();
     for fig in figures.iter_mut().filter(|f| !f.trend.is_empty()) {
+        fig.levels = levels_from_axes(fig);
         let Some((_, world)) = fig.axes.iter().find(|(a, _)| is_world_axis(a)) else { continue };
         let Some(Op::World(spec)) = names.get(world).and_then(|k| plan.node(k)).map(|n| &n.op) else { continue };
         for factor in &fig.trend {

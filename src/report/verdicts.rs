@@ -393,10 +393,16 @@ fn both(x: (usize, usize), y: (usize, usize)) -> (usize, usize) {
     (x.0.min(y.0), x.1.max(y.1))
 }
 
-/// Is an axis of a figure's sweep member a world? (Its name is `world` or
-/// ends in `.world`, as a seed axis's is or ends in `seed`.)
-pub fn is_world_axis(axis: &str) -> bool {
-    axis == "world" || axis.ends_with(".world")
+pub use crate::report::figures::is_world_axis;
+
+/// A trend slope's word: "holds" when the difference is decided to grow
+/// with the factor, "does not hold" when decided to shrink.
+pub fn slope_verdict(s: &crate::report::trend::Slope) -> Verdict {
+    match s.p_holm {
+        Some(p) if p < ALPHA && s.estimate > 0.0 => Verdict::Holds,
+        Some(p) if p < ALPHA => Verdict::DoesNotHold,
+        _ => Verdict::Undecided,
+    }
 }
 
 /// The whole chain: claims of every figure, combinations over worlds, and
@@ -451,7 +457,20 @@ pub fn decide(figures: &[Figure]) -> Decisions {
         combined.push(row);
     }
     // One family: every decidable claim's test and equivalence test, every combination.
-    let mut trends = crate::report::trend::trends(figures, &claims);
+    let compared: Vec<crate::report::trend::Compared> = claims
+        .iter()
+        .map(|c| crate::report::trend::Compared {
+            figure: c.figure,
+            upper: c.upper.clone(),
+            lower: c.lower.clone(),
+            estimate: c
+                .primary
+                .as_ref()
+                .filter(|a| a.comparison.decidable())
+                .map(|a| (a.comparison.effect, a.comparison.se)),
+        })
+        .collect();
+    let mut trends = crate::report::trend::trends(figures, &compared);
     enum Slot {
         Claim(usize),
         Equivalence(usize),
