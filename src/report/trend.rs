@@ -288,8 +288,8 @@ fn invert(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
 
 /// A factor's level in a figure member, where its own sweep axes say it:
 /// an axis of that name (or ending in `.name`), else the one value every
-/// point's grid axes give it. None when neither does (the report then
-/// looks in the world, `study::trend_levels`).
+/// point's grid axes give it. None when neither does (`resolve_levels`
+/// then looks in the world).
 pub fn level_from_axes(fig: &Figure, factor: &str) -> Option<f64> {
     let named = |axis: &str| axis == factor || axis.ends_with(&format!(".{factor}"));
     if let Some((_, v)) = fig.axes.iter().find(|(a, _)| named(a)) {
