@@ -377,20 +377,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             }
         };
         same_vocabulary(&name, meta.vocab, pm.spec.vocab)?;
-        // With a plateau to find, the validation split is halved: the even
-        // rows decide when to stop, the odd ones measure the accuracy the
-        // summary reports, so that it is not chosen on its own data.
-        let (select_set, val_set) = if spec.patience > 0 {
-            if val_set.len() < 2 {
-                return Err(ExecError::Invalid(format!(
-                    "`{name}` stops at a validation plateau (`patience`), and its data has fewer than 2 validation rows"
-                )));
-            }
-            let rows_of = |parity: i64| (0..val_set.len()).filter(|i| i % 2 == parity).collect::<Vec<i64>>();
-            (Some(val_set.select(&rows_of(0))), val_set.select(&rows_of(1)))
-        } else {
-            (None, val_set)
-        };
+        let (select_set, val_set) = plateau_split(&name, spec, val_set)?;
         let select_loss = || -> f64 {
             let s = select_set.as_ref().expect("a plateau has its selection rows");
             let d = ctx.device;
@@ -411,18 +398,17 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             (|adam: &mut Adam, step| train::pm_step(&pm, adam, &train_set, batch, step, seed), plateau),
             |st| art::write_pm(st, &pm),
         )?;
-        if spec.patience > 0 {
-            let trained = rows.last().map_or(0, |r| r.step);
+        if let Some(select) = &select_set {
             let best = checks.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss));
             summary.insert(
                 "plateau".into(),
                 serde_json::json!({
-                    "stopped_at": trained,
+                    "stopped_at": rows.last().map_or(0, |r| r.step),
                     "max_steps": steps,
                     "reached": plateau_reached(&checks, spec.patience as usize),
                     "best_step": best.map(|c| c.step),
                     "best_val_loss": best.map(|c| c.val_loss),
-                    "selection_rows": select_set.as_ref().map_or(0, |s| s.len()),
+                    "selection_rows": select.len(),
                 }),
             );
             st.write("validation.csv", &art::csv_bytes(&checks).map_err(ExecError::Invalid)?)?;
@@ -430,34 +416,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         let eval_set = if val_set.is_empty() { &train_set } else { &val_set };
         let acc = tch::no_grad(|| eval::pm_accuracy(&pm, eval_set));
         summary.insert("val_accuracy".into(), serde_json::json!({"value": acc.value, "stderr": acc.stderr, "n": acc.n, "split": if val_set.is_empty() { "train" } else { "validation" }}));
-        // Agreement with the world's noiseless preference, where the data knows it.
-        if let Some(o) = eval_set.columns.get("oracle") {
-            let margins: Vec<f64> = Vec::try_from(
-                pm.margin(
-                    &eval_set.prompts.to_device(ctx.device),
-                    &eval_set.chosen.to_device(ctx.device),
-                    &eval_set.rejected.to_device(ctx.device),
-                )
-                .to_kind(Kind::Double)
-                .to_device(Device::Cpu),
-            )
-            .unwrap_or_default();
-            let oracle: Vec<f64> = Vec::try_from(o.to_kind(Kind::Double)).unwrap_or_default();
-            let agree: Vec<f64> = margins
-                .iter()
-                .zip(&oracle)
-                .filter(|(_, o)| **o != 0.0)
-                .map(|(m, o)| {
-                    if *m == 0.0 {
-                        0.5
-                    } else if (*m > 0.0) == (*o > 0.0) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let e = Estimate::from_samples(&agree);
+        if let Some(e) = pm_oracle_agreement(&pm, eval_set, ctx.device) {
             summary
                 .insert("oracle_agreement".into(), serde_json::json!({"value": e.value, "stderr": e.stderr, "n": e.n}));
         }
@@ -491,6 +450,52 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
     }
     art::write_metrics(st, &rows)?;
     art::write_json(st, "summary.json", &summary)
+}
+
+/// With a plateau to find (`patience`), the validation split is halved:
+/// the even rows decide when to stop, the odd ones measure the accuracy the
+/// summary reports, so that it is not chosen on its own data. Without one,
+/// (no selection rows, the validation split as it is).
+fn plateau_split(name: &str, spec: &ModelSpec, val_set: Pairs) -> Result<(Option<Pairs>, Pairs), ExecError> {
+    if spec.patience == 0 {
+        return Ok((None, val_set));
+    }
+    if val_set.len() < 2 {
+        return Err(ExecError::Invalid(format!(
+            "`{name}` stops at a validation plateau (`patience`), and its data has fewer than 2 validation rows"
+        )));
+    }
+    let rows_of = |parity: i64| (0..val_set.len()).filter(|i| i % 2 == parity).collect::<Vec<i64>>();
+    Ok((Some(val_set.select(&rows_of(0))), val_set.select(&rows_of(1))))
+}
+
+/// A preference model's agreement with the world's noiseless preference,
+/// where the data knows it (an `oracle` column): ties of the model count ½,
+/// pairs the oracle calls even are left out.
+fn pm_oracle_agreement(pm: &PreferenceModel, data: &Pairs, device: Device) -> Option<Estimate> {
+    let o = data.columns.get("oracle")?;
+    let margins: Vec<f64> = Vec::try_from(
+        pm.margin(&data.prompts.to_device(device), &data.chosen.to_device(device), &data.rejected.to_device(device))
+            .to_kind(Kind::Double)
+            .to_device(Device::Cpu),
+    )
+    .unwrap_or_default();
+    let oracle: Vec<f64> = Vec::try_from(o.to_kind(Kind::Double)).unwrap_or_default();
+    let agree: Vec<f64> = margins
+        .iter()
+        .zip(&oracle)
+        .filter(|(_, o)| **o != 0.0)
+        .map(|(m, o)| {
+            if *m == 0.0 {
+                0.5
+            } else if (*m > 0.0) == (*o > 0.0) {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Some(Estimate::from_samples(&agree))
 }
 
 /// A model's token ids against its data's: the plan checks which
