@@ -13,9 +13,7 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
-use tandem::exec::local::{self, Options};
 use tandem::exec::Store;
 use tandem::plan::Op;
 use tandem::report::figures::{figures_of, Figure};
@@ -26,23 +24,7 @@ fn the_instrument_finds_the_known_effect_and_not_the_absent_ones() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let plan = common::plan_path(Path::new("experiments/controls.exp")).unwrap();
-    tandem::exec::numerics::activate(tandem::plan::op::Numerics::Portable, 1).unwrap();
-    let stop = AtomicBool::new(false);
-    let progress = tandem::exec::progress::Progress::new(true);
-    let s = local::run(
-        &plan,
-        &store,
-        &Options {
-            device: tch::Device::Cpu,
-            only: vec![],
-            dry_run: false,
-            jobs: 2,
-            stop: &stop,
-            progress: &progress,
-            snapshot_every: None,
-        },
-    );
-    assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
+    common::run_portable(&plan, &store, 2);
 
     let rows = tandem::report::results::eval_rows(&plan, &store);
     let figures: Vec<Figure> = plan

@@ -43,24 +43,7 @@ figure best_of = best(y: wr_all)
 "#;
 
 fn run_all(plan: &Plan, store: &Store) -> Summary {
-    tandem::exec::numerics::activate(tandem::plan::op::Numerics::Portable, 1).unwrap();
-    let stop = AtomicBool::new(false);
-    let progress = tandem::exec::progress::Progress::new(true);
-    let s = local::run(
-        plan,
-        store,
-        &Options {
-            device: tch::Device::Cpu,
-            only: vec![],
-            dry_run: false,
-            jobs: 2,
-            stop: &stop,
-            progress: &progress,
-            snapshot_every: None,
-        },
-    );
-    assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
-    s
+    common::run_portable(plan, store, 2)
 }
 
 /// The model digest of a run's checkpoint (saved whether or not the plan names it).

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-
-use tandem::exec::local::{self, Options};
 use tandem::exec::Store;
 
 const STUDY: &str = r#"
@@ -15,32 +12,12 @@ dataset d = generate(w, pairs: 800, val_fraction: 0.2)
 model pm_plateau = pm(d, layers: 1, width: 32, heads: 2, steps: 5000, batch: 32, lr: 3e-3, patience: 3, val_every: 20)
 "#;
 
-fn run(plan: &tandem::plan::Plan, store: &Store) {
-    tandem::exec::numerics::activate(tandem::plan::op::Numerics::Portable, 1).unwrap();
-    let stop = AtomicBool::new(false);
-    let progress = tandem::exec::progress::Progress::new(true);
-    let s = local::run(
-        plan,
-        store,
-        &Options {
-            device: tch::Device::Cpu,
-            only: vec![],
-            dry_run: false,
-            jobs: 1,
-            stop: &stop,
-            progress: &progress,
-            snapshot_every: None,
-        },
-    );
-    assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
-}
-
 #[test]
 fn a_pm_stops_at_its_validation_plateau() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let plan = common::plan_text(STUDY);
-    run(&plan, &store);
+    common::run_portable(&plan, &store, 1);
     let key = common::names(&plan)["pm_plateau"];
     let summary: serde_json::Value = serde_json::from_slice(&store.read(&key, "summary.json").unwrap()).unwrap();
     let p = &summary["plateau"];

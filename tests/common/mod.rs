@@ -84,3 +84,26 @@ run good = train(sft, loss: ipo(), sampler: online(judge: pm_w), steps: 10, save
 run bad = train(sft, loss: ipo(), sampler: online(judge: pm_other), steps: 10, save_every: 5, batch: 8)
 eval k = kl(policies: [good, bad], prompts: 16, at: [5, 10])
 "#;
+
+/// Runs a whole plan on this machine's CPU under `portable` numerics, as
+/// `tandem run` would, and asserts that nothing failed or was skipped.
+pub fn run_portable(plan: &Plan, store: &tandem::exec::Store, jobs: usize) -> tandem::exec::summary::Summary {
+    tandem::exec::numerics::activate(tandem::plan::op::Numerics::Portable, 1).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let progress = tandem::exec::progress::Progress::new(true);
+    let s = tandem::exec::local::run(
+        plan,
+        store,
+        &tandem::exec::local::Options {
+            device: tch::Device::Cpu,
+            only: vec![],
+            dry_run: false,
+            jobs,
+            stop: &stop,
+            progress: &progress,
+            snapshot_every: None,
+        },
+    );
+    assert!(s.failed.is_empty() && s.skipped.is_empty(), "{:?} {:?}", s.failed, s.skipped);
+    s
+}
