@@ -7,7 +7,9 @@
 #   bash bench/setup.sh        # idempotent; a no-op (well under a second) when all is in place
 #
 # pytorch_eager.py --impl handwritten needs only torch; --impl gpt2 needs
-# transformers; trl_dpo_ipo.py needs all of the below.
+# transformers; trl_dpo_ipo.py needs all of the below. `make test` runs it
+# too: tests/pretrained.rs compares with transformers, and
+# tests/tensorboard.rs reads tandem's event files with TensorBoard's reader.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +25,7 @@ PINNED=(
     tokenizers==0.23.3
     huggingface_hub==2.4.0
     safetensors==0.8.0
+    tensorboard==2.21.0
 )
 # Their dependencies as resolved when the pins above were checked (pip
 # constraints: used only if needed, never installed for their own sake).
@@ -35,6 +38,9 @@ LOCKED=(
     python-dateutil==4.0.0 PyYAML==6.0.4 regex==2026.11.19 rich==15.0.0
     shellingham==1.5.4 tqdm==4.70.1 truststore==0.10.5 typer==0.29.2
     typing-inspection==0.4.5 tzdata==2026.6 xxhash==4.1.0
+    absl-py==2.5.1 grpcio==1.85.3 Markdown==3.11.3 MarkupSafe==3.0.4
+    pillow==13.0.0 protobuf==7.36.2 tensorboard-data-server==0.7.2
+    Werkzeug==3.1.9
 )
 
 die() { echo "bench/setup.sh: $*" >&2; exit 1; }
@@ -95,5 +101,5 @@ after="$(torch_version)"
 todo="$(missing_pins)"
 [ -z "$todo" ] || die "still not at the pinned versions after install: $todo"
 "$PY" -m pip check --disable-pip-version-check >&2 || die "pip check found broken requirements"
-"$PY" -c "import trl, transformers, datasets, accelerate, tokenizers" || die "the installed packages do not import"
+"$PY" -c "import trl, transformers, datasets, accelerate, tokenizers, tensorboard" || die "the installed packages do not import"
 echo "bench/setup.sh: installed; torch is still $after" >&2

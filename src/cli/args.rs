@@ -162,6 +162,10 @@ pub enum Command {
         /// 2% of the interval. Changes no result.
         #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = seconds)]
         snapshot_every: f64,
+        /// Also write every training curve and evaluation as TensorBoard
+        /// event files, in DIR/<study>/<run> (`tensorboard --logdir DIR`).
+        #[arg(long, value_name = "DIR")]
+        tensorboard: Option<PathBuf>,
     },
     /// Compute one node a Slurm driver wrote into the cache (what each job runs).
     #[command(name = "exec-node")]

@@ -106,12 +106,24 @@ pub fn run(cli: args::Cli) -> i32 {
             executor,
             profile,
             snapshot_every,
+            tensorboard,
         } => {
             let snapshot_every = snapshot_interval(snapshot_every);
             cmd_run(
                 &cfg,
                 &file,
-                RunArgs { only, jobs, threads, device, dry_run, results, executor, profile, snapshot_every },
+                RunArgs {
+                    only,
+                    jobs,
+                    threads,
+                    device,
+                    dry_run,
+                    results,
+                    executor,
+                    profile,
+                    snapshot_every,
+                    tensorboard,
+                },
             )
         }
         args::Command::ExecNode { key, threads, device, snapshot_every } => {
@@ -316,6 +328,7 @@ struct RunArgs {
     executor: Option<args::ExecutorArg>,
     profile: Option<PathBuf>,
     snapshot_every: Option<std::time::Duration>,
+    tensorboard: Option<PathBuf>,
 }
 
 /// Puts the numerics profile into effect before any tensor exists, and
@@ -360,7 +373,18 @@ fn load_profile(cfg: &Config, file: &Path, named: Option<&Path>) -> Option<crate
 }
 
 fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
-    let RunArgs { only, jobs, threads, device: device_arg, dry_run, results, executor, profile, snapshot_every } = a;
+    let RunArgs {
+        only,
+        jobs,
+        threads,
+        device: device_arg,
+        dry_run,
+        results,
+        executor,
+        profile,
+        snapshot_every,
+        tensorboard,
+    } = a;
     let results = results.as_path();
     let plan = match plan_file(cfg, file) {
         Ok(p) => p,
@@ -473,10 +497,24 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         return EXIT_OK;
     }
     let rows = crate::report::results::eval_rows(&plan, &store);
-    // Checked again: the folder may have changed while the nodes ran.
-    let written = crate::report::results::check_results_dir(&out_dir)
-        .map_err(std::io::Error::other)
-        .and_then(|()| crate::report::results::write_csv(&out_dir, &rows));
+    print_summary(&summary, started);
+    let unwritten = !write_outputs(cfg, file, (&plan, &store, &rows, &summary), &out_dir, tensorboard.as_deref());
+    for (name, step) in &summary.stopped {
+        println!("  stopped: {name}: its state is saved at step {step}; run again to resume");
+    }
+    if summary.interrupted {
+        return EXIT_STOPPED;
+    }
+    if summary.failed.is_empty() && summary.skipped.is_empty() && summary.unevictable.is_empty() && !unwritten {
+        EXIT_OK
+    } else {
+        EXIT_FAILURE
+    }
+}
+
+/// The run's account: nodes computed (and where their time went), cached,
+/// failed, skipped, resumed, resubmitted, and the wall time.
+fn print_summary(summary: &crate::exec::summary::Summary, started: std::time::Instant) {
     let compute = summary.node_seconds();
     println!();
     println!("{:<10} {:>6}   ({compute:.1}s of node time)", "computed", summary.ran.len());
@@ -515,6 +553,27 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     if !summary.skipped.is_empty() {
         println!("  skipped because an input failed: {}", summary.skipped.join(", "));
     }
+}
+
+/// Writes the results of a run: `evals.csv` and the rest of the tables, the
+/// report, and TensorBoard's event files where asked. False when any of
+/// them could not be written (each failure said on stderr).
+fn write_outputs(
+    cfg: &Config,
+    file: &Path,
+    (plan, store, rows, summary): (
+        &crate::plan::Plan,
+        &Store,
+        &[crate::report::results::EvalRow],
+        &crate::exec::summary::Summary,
+    ),
+    out_dir: &Path,
+    tensorboard: Option<&Path>,
+) -> bool {
+    // Checked again: the folder may have changed while the nodes ran.
+    let written = crate::report::results::check_results_dir(out_dir)
+        .map_err(std::io::Error::other)
+        .and_then(|()| crate::report::results::write_csv(out_dir, rows));
     let mut unwritten = false;
     match written {
         Ok(p) => println!("results: {} ({} rows)", p.display(), rows.len()),
@@ -524,7 +583,7 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
         }
     }
     if !unwritten {
-        match crate::report::study::write_report(&out_dir, file, &plan, &store, &rows, &summary, &cfg.overrides) {
+        match crate::report::study::write_report(out_dir, file, plan, store, rows, summary, &cfg.overrides) {
             Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
             Err(e) => {
                 eprintln!("error: could not write the report in {}: {e}", out_dir.display());
@@ -532,17 +591,18 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
             }
         }
     }
-    for (name, step) in &summary.stopped {
-        println!("  stopped: {name}: its state is saved at step {step}; run again to resume");
+    if let Some(dir) = tensorboard {
+        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
+        let runs = crate::report::tensorboard::scalars(plan, store, rows);
+        match crate::report::tensorboard::write(dir, &stem, &runs) {
+            Ok((root, n)) => println!("tensorboard: {} ({} runs, {n} scalars)", root.display(), runs.len()),
+            Err(e) => {
+                eprintln!("error: could not write TensorBoard event files in {}: {e}", dir.display());
+                unwritten = true;
+            }
+        }
     }
-    if summary.interrupted {
-        return EXIT_STOPPED;
-    }
-    if summary.failed.is_empty() && summary.skipped.is_empty() && summary.unevictable.is_empty() && !unwritten {
-        EXIT_OK
-    } else {
-        EXIT_FAILURE
-    }
+    !unwritten
 }
 
 fn cmd_exec_node(

@@ -11,6 +11,7 @@ pub mod palette;
 pub mod results;
 pub mod stats;
 pub mod study;
+pub mod tensorboard;
 pub mod training;
 pub mod trend;
 pub mod verdicts;
