@@ -51,4 +51,15 @@ fn the_instrument_finds_the_known_effect_and_not_the_absent_ones() {
         let a = c.primary.as_ref().expect("every control has a test");
         assert_eq!(a.comparison.runs, (3, 3), "{all}");
     }
+    // The README and docs/studies.md quote these numbers: they must be the
+    // ones computed (under `portable`, every AVX2 host computes the same).
+    let docs = [std::fs::read_to_string("README.md").unwrap(), std::fs::read_to_string("docs/studies.md").unwrap()];
+    for figure in ["positive", "negative", "a_a"] {
+        let c = d.claims.iter().find(|c| figures[c.figure].name == figure).unwrap();
+        let x = &c.primary.as_ref().unwrap().comparison;
+        let quoted = format!("{:+.3} [{:+.3}, {:+.3}]", x.effect, x.low, x.high).replace('-', "\u{2212}");
+        for (doc, name) in docs.iter().zip(["README.md", "docs/studies.md"]) {
+            assert!(doc.contains(&quoted), "{name} does not quote the {figure} control as computed: {quoted}\n{all}");
+        }
+    }
 }

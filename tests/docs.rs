@@ -32,3 +32,30 @@ fn every_example_in_the_language_doc_that_is_a_whole_experiment_checks() {
     let checked = tandem::check::check_source("doc.exp", &text, Default::default());
     assert!(checked.is_ok(), "{}", tandem::cli::render::render(&checked.diagnostics, false, 100));
 }
+
+/// The README is for a newcomer: short, and its quickstart excerpt is a
+/// study that checks.
+#[test]
+fn the_readme_is_short_and_its_quickstart_excerpt_checks() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let lines = readme.lines().count();
+    assert!(lines < 300, "README.md has {lines} lines; what is not for a newcomer belongs in docs/");
+    let excerpt = readme.split("```exp\n").nth(1).unwrap().split("```").next().unwrap();
+    let checked = tandem::check::check_source("README.md", excerpt, Default::default());
+    assert!(checked.is_ok(), "{}", tandem::cli::render::render(&checked.diagnostics, false, 100));
+}
+
+/// Every command the binary has is in the README's commands table.
+#[test]
+fn the_readme_names_every_command() {
+    use clap::CommandFactory;
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `tandem ")).collect();
+    for c in tandem::cli::args::Cli::command().get_subcommands() {
+        let name = c.get_name();
+        assert!(
+            table.iter().any(|l| l.starts_with(&format!("| `tandem {name}"))),
+            "README.md's commands table has no row for `tandem {name}`"
+        );
+    }
+}

@@ -43,7 +43,12 @@ for run in sorted(os.listdir(root)):
 print(json.dumps(out))
 "#;
     let o = Command::new(python()).args(["-c", script]).arg(dir).output().unwrap();
-    assert!(o.status.success(), "TensorBoard could not read {}:\n{}", dir.display(), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "TensorBoard could not read {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).unwrap()
 }
 

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     long_about = "tandem reads .exp files describing worlds, datasets, models, training runs, \
 evaluations and figures, turns them into a graph of content-keyed stages, and computes only \
 the stages that are not already in its cache.\n\nStart with `tandem check FILE` and `tandem plan FILE`.",
-    after_help = "Docs: README.md and docs/language.md in the tandem repository."
+    after_help = "Docs: README.md and docs/ (language.md: the language; running.md: runs, results, the cache) in the tandem repository."
 )]
 pub struct Cli {
     /// Sets a `let` constant or a declaration's argument for this command, as
@@ -100,7 +100,7 @@ pub enum Command {
     Plan {
         #[arg(value_name = "FILE")]
         file: PathBuf,
-        /// Machine-readable output (shape documented in the README).
+        /// Machine-readable output (shape documented in docs/running.md).
         #[arg(long, conflicts_with = "dot")]
         json: bool,
         /// Graphviz output.
@@ -113,7 +113,7 @@ pub enum Command {
         a: PathBuf,
         #[arg(value_name = "B")]
         b: PathBuf,
-        /// Machine-readable output (shape documented in the README).
+        /// Machine-readable output (shape documented in docs/running.md).
         #[arg(long)]
         json: bool,
     },

@@ -7,7 +7,7 @@ use crate::exec::schedule::is_done;
 use crate::exec::store::{Manifest, Store};
 use crate::plan::{Key, Op, Plan};
 
-/// The `plan --json` document (format 1; documented in the README).
+/// The `plan --json` document (format 1; documented in docs/running.md).
 pub fn plan_json(plan: &Plan, store: &Store, file: &Path) -> serde_json::Value {
     let nodes: Vec<serde_json::Value> = plan
         .ordered()

@@ -47,7 +47,7 @@ impl EvalRow {
     }
 }
 
-/// A row of `evals.csv`: the columns documented in the README.
+/// A row of `evals.csv`: the columns documented in docs/running.md.
 #[derive(Debug, serde::Serialize)]
 struct CsvRow {
     eval: String,
