@@ -546,3 +546,32 @@ figure fig2 = curve(y: [wr], title: "Two")
     assert!(at("## One") < at("## Two") && at("## Two") < at("## Ten"), "{report}");
     assert!(at("## Claims") < at("## One"), "{report}");
 }
+
+#[test]
+fn without_a_terminal_a_run_prints_plain_progress_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.exp");
+    std::fs::write(
+        &file,
+        "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\n\
+         dataset d = generate(w, pairs: 200)\n\
+         model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 300)\n\
+         model pm = pm(d, layers: 1, width: 16, heads: 2, steps: 300)\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(["--cache", dir.path().join("cache").to_str().unwrap(), "run", file.to_str().unwrap()])
+        .arg("--results")
+        .arg(dir.path().join("r"))
+        .env("NO_COLOR", "1")
+        .env("TANDEM_PROGRESS_SECONDS", "0.1")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // stderr is a pipe here, as in a Slurm log: the lines are plain text
+    // that say how far the whole run is and what is running.
+    let line = err.lines().find(|l| l.starts_with("progress   ")).unwrap_or_else(|| panic!("no progress line:\n{err}"));
+    assert!(line.contains(" nodes, ") && line.contains(" in"), "{line}");
+    assert!(!err.contains('\u{1b}'), "no terminal escapes in a log:\n{err}");
+}

@@ -59,6 +59,8 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         }
         return s;
     }
+    let to_compute: Vec<&Node> = nodes.iter().copied().filter(|n| todo.contains(&n.key)).collect();
+    opts.progress.estimate(crate::exec::estimate::Estimate::new(plan, store, &to_compute), opts.jobs.max(1));
     opts.progress.start(todo.len() as u64);
     let state = Mutex::new(State {
         sched,
@@ -161,7 +163,7 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
         }
     }
     let name = node.display_name();
-    let bar = opts.progress.node(&format!("{} {}", node.kind(), name));
+    let bar = opts.progress.node(&format!("{} {}", node.kind(), name), node.key);
     let log = NodeLog::open(&log_path);
     log.line(&format!("{} {} key {}", node.kind(), name, node.key));
     let started = Instant::now();
@@ -196,6 +198,7 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
             log.line(&format!("done in {secs:.1}s"));
             let resumed = resumption.resumed_from.map(|s| format!(", resumed from step {s}")).unwrap_or_default();
             opts.progress.log(&format!("done       {:<18} {name} ({secs:.1}s{resumed})", node.kind()));
+            opts.progress.finished(&node.key, secs);
             opts.progress.advance();
             Ok(Outcome::Computed { seconds: secs, resumed_from: resumption.resumed_from })
         }

@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod cuda_backend;
 pub mod divergence;
+pub mod estimate;
 pub mod evaluate;
 pub mod export;
 pub mod import;
