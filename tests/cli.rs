@@ -575,3 +575,69 @@ fn without_a_terminal_a_run_prints_plain_progress_lines() {
     assert!(line.contains(" nodes, ") && line.contains(" in"), "{line}");
     assert!(!err.contains('\u{1b}'), "no terminal escapes in a log:\n{err}");
 }
+
+#[test]
+fn each_run_keeps_its_results_in_history_and_diff_compares_two_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("h.exp");
+    std::fs::write(
+        &file,
+        "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\n\
+         dataset d = generate(w, pairs: 200)\n\
+         model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         model pm = pm(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         run online = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 4, save_every: 2, batch: 4)\n\
+         eval wr = winrate(policies: [online], baseline: sft, judge: pm, prompts: 16)\n\
+         figure f = tradeoff(x: wr, y: wr)\n",
+    )
+    .unwrap();
+    let (c, f) = (dir.path().join("cache"), file.to_str().unwrap());
+    let results = dir.path().join("r");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--cache", c.to_str().unwrap(), "run", f, "--results", results.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = tandem(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    run(&[]);
+    run(&["--set", "wr.prompts=32"]);
+    let latest = results.join("h");
+    let mut entries: Vec<_> = std::fs::read_dir(latest.join("history")).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    for e in &entries {
+        for name in ["evals.csv", "report.md", "report.html", "run.json"] {
+            assert!(e.join(name).is_file(), "{} lacks {name}", e.display());
+        }
+        // The HTML report carries its figure: it opens anywhere.
+        let html = std::fs::read_to_string(e.join("report.html")).unwrap();
+        assert!(html.contains("src=\"data:image/svg+xml;base64,"), "{html}");
+    }
+    // The record names the settings and every key of the plan.
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(entries[1].join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["settings"], serde_json::json!(["wr.prompts=32"]));
+    let plan = tandem(&["--cache", c.to_str().unwrap(), "plan", f, "--json", "--set", "wr.prompts=32"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(record["keys"].as_array().unwrap().len(), plan["nodes"].as_array().unwrap().len());
+    // The first run against the latest: the win-rate keys changed, and
+    // every win rate of the run is listed with both values.
+    let o = tandem(&["diff", entries[0].to_str().unwrap(), latest.to_str().unwrap()]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains("--set wr.prompts=32"), "{out}");
+    let moved = out.lines().filter(|l| l.starts_with("  wr(online@")).count();
+    let said: usize =
+        out.lines().find_map(|l| l.strip_prefix("evaluations: ")).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(moved, said, "{out}");
+    assert!(out.contains("keys: ") && !out.contains("keys: 0 only in A"), "{out}");
+    // The same results against themselves: nothing moved.
+    let o = tandem(&["diff", "--json", latest.to_str().unwrap(), latest.to_str().unwrap()]);
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["moved"].as_array().unwrap().len(), 0);
+    assert_eq!(d["keys_only_in_a"].as_array().unwrap().len(), 0);
+    // A folder that is not results is named as such.
+    let o = tandem(&["diff", dir.path().to_str().unwrap(), latest.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is not a results folder"), "{}", stderr(&o));
+}

@@ -22,6 +22,8 @@ use view::{plan_dot, plan_json, plan_text, show_text};
 pub const EXIT_OK: i32 = 0;
 /// The experiment has problems (diagnostics were printed).
 pub const EXIT_INVALID: i32 = 1;
+/// A bad command line (what clap itself exits with).
+pub const EXIT_USAGE: i32 = 2;
 /// Something outside the experiment failed (cache I/O, a missing entry).
 pub const EXIT_FAILURE: i32 = 3;
 /// Stopped by a signal (SIGINT, SIGTERM, SIGHUP) after saving the state of
@@ -241,6 +243,9 @@ fn cmd_plan(cfg: &Config, file: &Path, json: bool, dot: bool) -> i32 {
 }
 
 fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
+    if a.is_dir() || b.is_dir() {
+        return cmd_diff_results(a, b, json);
+    }
     // `--set` applies to B: A is the file as written.
     let plain = Config { overrides: vec![], ..cfg.clone() };
     let (pa, pb) = rayon::join(|| plan_file(&plain, a), || plan_file(cfg, b));
@@ -258,6 +263,37 @@ fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
         println!("{}", serde_json::to_string_pretty(&d).expect("diff JSON"));
     } else {
         print!("{}", render_text(&d, &a.display().to_string(), &b.display().to_string()));
+    }
+    EXIT_OK
+}
+
+/// `tandem diff` of two results folders: the keys only one run's plan had,
+/// and the evaluations whose values moved.
+fn cmd_diff_results(a: &Path, b: &Path, json: bool) -> i32 {
+    use crate::report::history;
+    let mut loaded = vec![];
+    for p in [a, b] {
+        if !history::is_results_dir(p) {
+            eprintln!(
+                "error: {} is not a results folder (one `tandem run` wrote, with a {}); diff takes two study files or two results folders",
+                p.display(),
+                history::RECORD
+            );
+            return EXIT_USAGE;
+        }
+        match history::load(p) {
+            Ok(r) => loaded.push(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILURE;
+            }
+        }
+    }
+    let c = history::compare(&loaded[0], &loaded[1]);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c).expect("comparison JSON"));
+    } else {
+        print!("{}", history::render(&c, a, b));
     }
     EXIT_OK
 }
@@ -587,6 +623,16 @@ fn write_outputs(
             Ok((md, html)) => println!("report:  {} and {}", md.display(), html.display()),
             Err(e) => {
                 eprintln!("error: could not write the report in {}: {e}", out_dir.display());
+                unwritten = true;
+            }
+        }
+    }
+    if !unwritten {
+        let record = crate::report::history::RunRecord::new(file, plan, &cfg.overrides, cfg.numerics.name());
+        match crate::report::history::record(out_dir, &record) {
+            Ok(entry) => println!("history: {}", entry.display()),
+            Err(e) => {
+                eprintln!("error: could not keep these results in {}/history: {e}", out_dir.display());
                 unwritten = true;
             }
         }

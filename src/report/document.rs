@@ -1,5 +1,6 @@
-//! A report as a list of blocks, rendered both as Markdown and as a
-//! self-contained HTML page (figures referenced beside it).
+//! A report as a list of blocks, rendered both as Markdown (figures
+//! referenced beside it) and as a self-contained HTML page (figures inside
+//! it, so the page can be mailed, archived or opened from anywhere).
 
 pub enum Block {
     Title(String),
@@ -95,7 +96,9 @@ fn links(t: &str) -> String {
     out
 }
 
-pub fn html(blocks: &[Block]) -> String {
+/// The page; each image is read from `images` (the folder its `src` is
+/// relative to) and embedded as a data: URI, or linked where it cannot be read.
+pub fn html(blocks: &[Block], images: &std::path::Path) -> String {
     let mut s = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>tandem report</title>\n<style>body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f3;padding:0 3px}</style></head><body>\n",
     );
@@ -128,7 +131,12 @@ pub fn html(blocks: &[Block]) -> String {
                 s.push_str("</table>\n");
             }
             Block::Image { src, alt } => {
-                s.push_str(&format!("<p><img src=\"{}\" alt=\"{}\"></p>\n", esc(src), esc(alt)))
+                let data = std::fs::read(images.join(src)).ok().map(|bytes| {
+                    use base64::Engine;
+                    let mime = if src.ends_with(".svg") { "image/svg+xml" } else { "image/png" };
+                    format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+                });
+                s.push_str(&format!("<p><img src=\"{}\" alt=\"{}\"></p>\n", data.unwrap_or_else(|| esc(src)), esc(alt)))
             }
         }
     }

@@ -7,6 +7,7 @@
 pub mod document;
 pub mod estimands;
 pub mod figures;
+pub mod history;
 pub mod palette;
 pub mod results;
 pub mod stats;

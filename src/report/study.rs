@@ -693,7 +693,7 @@ pub fn write_report(
     let md = dir.join("report.md");
     let page = dir.join("report.html");
     std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;
-    std::fs::write(&page, html(&b)).map_err(|e| e.to_string())?;
+    std::fs::write(&page, html(&b, dir)).map_err(|e| e.to_string())?;
     Ok((md, page))
 }
 
