@@ -233,7 +233,20 @@ impl Problem {
             let (line, col) = line_col(&f.text, s.start);
             (f.name.clone(), line, col)
         });
-        Diagnostic { problem: Problem { help, related: related_here, ..self }, source, location, excerpt }
+        // Every label where it is in its file (an excerpt only changes what
+        // is drawn), for editors (`check --format json`).
+        let place = |span: Span, label: &str, primary: bool| {
+            let f = sources.get(span.file);
+            let ((line, column), (end_line, end_column)) = (line_col(&f.text, span.start), line_col(&f.text, span.end));
+            Place { file: f.name.clone(), line, column, end_line, end_column, label: label.to_string(), primary }
+        };
+        let places = self
+            .span
+            .map(|p| place(p, &self.label, true))
+            .into_iter()
+            .chain(self.related.iter().map(|(s, l)| place(*s, l, false)))
+            .collect();
+        Diagnostic { problem: Problem { help, related: related_here, ..self }, source, location, excerpt, places }
     }
 }
 
@@ -319,6 +332,44 @@ pub struct Diagnostic {
     pub location: Option<(String, usize, usize)>,
     /// Set when the source shown is an excerpt: spans are moved into it.
     excerpt: Option<Excerpt>,
+    /// Each label where it lies in its file: the primary first.
+    pub places: Vec<Place>,
+}
+
+/// Where a label lies: 1-based lines and columns (in characters), the end
+/// exclusive, as editors take them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Place {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub label: String,
+    pub primary: bool,
+}
+
+/// A diagnostic as data (`tandem check --format json`): the shape is in
+/// docs/language.md.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiagnosticJson {
+    pub code: &'static str,
+    pub severity: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+    pub places: Vec<Place>,
+}
+
+impl Diagnostic {
+    pub fn to_json(&self) -> DiagnosticJson {
+        DiagnosticJson {
+            code: self.problem.code.as_str(),
+            severity: if self.problem.code.is_warning() { "warning" } else { "error" },
+            message: self.problem.message.clone(),
+            help: self.problem.help.clone(),
+            places: self.places.clone(),
+        }
+    }
 }
 
 impl Diagnostic {

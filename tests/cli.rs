@@ -641,3 +641,27 @@ fn each_run_keeps_its_results_in_history_and_diff_compares_two_results() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is not a results folder"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_format_json_gives_each_problem_with_its_code_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.exp");
+    // `nosuch` starts at line 3, column 15 (1-based) and is 6 characters long.
+    std::fs::write(&bad, "# a study\nworld w = summarize(seed: 1)\nmodel s = sft(nosuch)\n").unwrap();
+    let o = tandem(&["check", "--format", "json", bad.to_str().unwrap(), "experiments/quickstart.exp"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON document on stdout");
+    assert_eq!(d["format"], 1);
+    let files = d["files"].as_array().unwrap();
+    assert_eq!((files[0]["ok"].clone(), files[1]["ok"].clone()), (false.into(), true.into()));
+    assert!(files[1]["nodes"].as_u64().unwrap() > 100);
+    let problem = &files[0]["diagnostics"][0];
+    assert_eq!(problem["code"], "tandem::unknown_name");
+    assert_eq!(problem["severity"], "error");
+    let place = &problem["places"][0];
+    assert_eq!(
+        (&place["line"], &place["column"], &place["end_line"], &place["end_column"], &place["primary"]),
+        (&3.into(), &15.into(), &3.into(), &21.into(), &true.into()),
+        "{problem}"
+    );
+}

@@ -76,6 +76,12 @@ impl NumericsArg {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExecutorArg {
     Local,
     Slurm,
@@ -95,6 +101,11 @@ pub enum Command {
         /// One or more .exp files (each is checked with its imports).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// `json`: one document on stdout with every file's problems, each
+        /// with its code, severity, message, help and places (file, line,
+        /// column, end), for editors and CI annotations.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Show the graph of stages an experiment needs: key, kind, names, inputs, cached or missing.
     Plan {

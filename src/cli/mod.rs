@@ -93,7 +93,7 @@ impl Config {
 pub fn run(cli: args::Cli) -> i32 {
     let cfg = Config::from_cli(&cli);
     match cli.command {
-        args::Command::Check { files } => cmd_check(&cfg, &files),
+        args::Command::Check { files, format } => cmd_check(&cfg, &files, format == args::Format::Json),
         args::Command::Plan { file, json, dot } => cmd_plan(&cfg, &file, json, dot),
         args::Command::Diff { a, b, json } => cmd_diff(&cfg, &a, &b, json),
         args::Command::Show { target, json } => cmd_show(&cfg, &target, json),
@@ -187,9 +187,12 @@ fn print_diagnostics(cfg: &Config, diags: &[Diagnostic]) {
     eprintln!("error: {} found", count_problems(diags));
 }
 
-fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
+fn cmd_check(cfg: &Config, files: &[PathBuf], json: bool) -> i32 {
     // Files are independent: check them in parallel, report in the order given.
     let results: Vec<(PathBuf, Planned)> = files.par_iter().map(|f| (f.clone(), plan_file_quietly(cfg, f))).collect();
+    if json {
+        return check_json(&results);
+    }
     let mut failed = 0;
     for (file, (r, warnings)) in results {
         print_warnings(cfg, &warnings);
@@ -210,6 +213,30 @@ fn cmd_check(cfg: &Config, files: &[PathBuf]) -> i32 {
         }
     }
     if failed > 0 {
+        EXIT_INVALID
+    } else {
+        EXIT_OK
+    }
+}
+
+/// `check --format json`: `{"format": 1, "files": [{"file", "ok", "nodes",
+/// "diagnostics": [...]}]}` on stdout, warnings and errors alike.
+fn check_json(results: &[(PathBuf, Planned)]) -> i32 {
+    let mut failed = false;
+    let files: Vec<serde_json::Value> = results
+        .iter()
+        .map(|(file, (r, warnings))| {
+            let (ok, nodes, errors) = match r {
+                Ok(plan) => (true, Some(plan.len()), &[][..]),
+                Err(d) => (false, None, &d[..]),
+            };
+            failed |= !ok;
+            let diagnostics: Vec<_> = errors.iter().chain(warnings).map(|d| d.to_json()).collect();
+            serde_json::json!({"file": file.display().to_string(), "ok": ok, "nodes": nodes, "diagnostics": diagnostics})
+        })
+        .collect();
+    println!("{}", serde_json::json!({"format": 1, "files": files}));
+    if failed {
         EXIT_INVALID
     } else {
         EXIT_OK
