@@ -665,3 +665,59 @@ fn check_format_json_gives_each_problem_with_its_code_and_place() {
         "{problem}"
     );
 }
+
+#[test]
+fn init_writes_a_starter_study_that_runs_and_never_writes_over_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("lab");
+    let o = tandem(&["init", study.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = study.join("study.exp");
+    let f = file.to_str().unwrap();
+    let o = tandem(&["check", f]);
+    assert!(o.status.success() && stdout(&o).contains(": ok ("), "{}{}", stdout(&o), stderr(&o));
+    // It runs, and its report tests the ranking it states.
+    let (cache, results) = (dir.path().join("cache"), dir.path().join("results"));
+    let o = tandem(&["--cache", cache.to_str().unwrap(), "run", f, "--results", results.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = std::fs::read_to_string(results.join("study/report.md")).unwrap();
+    assert!(report.contains("| tradeoff | `online` > `offline` |"), "{report}");
+    // A second init leaves the study as it is.
+    std::fs::write(&file, "# mine\n").unwrap();
+    let o = tandem(&["init", study.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "# mine\n");
+}
+
+#[test]
+fn completions_are_scripts_the_shell_loads() {
+    let o = tandem(&["completions", "bash"]);
+    assert!(o.status.success());
+    let script = dir_with("tandem.bash", &o.stdout);
+    // bash loads it and registers a completion for `tandem`.
+    let b = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p tandem", script.1.display()))
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(String::from_utf8_lossy(&b.stdout).contains("tandem"));
+    // Every command is offered.
+    let text = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["check", "plan", "run", "diff", "show", "export", "init", "completions"] {
+        assert!(text.contains(cmd), "bash completions lack {cmd}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let o = tandem(&["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+}
+
+/// A temporary folder holding one file with these bytes.
+fn dir_with(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    (d, p)
+}

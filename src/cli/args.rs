@@ -223,6 +223,18 @@ pub enum Command {
     },
     /// Report the libtorch this binary uses: version, threads, CUDA.
     Env,
+    /// Write a starter study into DIR (created if missing): online against
+    /// offline IPO on a synthetic world, about half a minute on two cores.
+    Init {
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print a completion script for a shell: `tandem completions bash >
+    /// ~/.local/share/bash-completion/completions/tandem`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Read a pretrained Hugging Face model directory (GPT-2, Llama, Qwen2):
     /// its architecture, size and content digest; score texts with it.
     Pretrained {

@@ -138,6 +138,12 @@ pub fn run(cli: args::Cli) -> i32 {
         args::Command::Verify { evict } => cmd_verify(&cfg, evict),
         args::Command::Gc { keep, delete, other_profiles } => cmd_gc(&cfg, &keep, delete, other_profiles),
         args::Command::Env => cmd_env(&cfg),
+        args::Command::Init { dir } => cmd_init(&dir),
+        args::Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut args::Cli::command(), "tandem", &mut std::io::stdout());
+            EXIT_OK
+        }
         args::Command::Pretrained { dir, text, generate } => cmd_pretrained(&cfg, &dir, &text, generate),
     }
 }
@@ -292,6 +298,35 @@ fn cmd_diff(cfg: &Config, a: &Path, b: &Path, json: bool) -> i32 {
         print!("{}", render_text(&d, &a.display().to_string(), &b.display().to_string()));
     }
     EXIT_OK
+}
+
+/// The study `tandem init` writes.
+const STARTER: &str = include_str!("starter.exp");
+
+/// `tandem init DIR`: writes DIR/study.exp, never over an existing file.
+fn cmd_init(dir: &Path) -> i32 {
+    let path = dir.join("study.exp");
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        f.write_all(STARTER.as_bytes())?;
+        f.sync_all()
+    });
+    match written {
+        Ok(()) => {
+            println!("wrote {}: a starter study (online against offline IPO on a synthetic world)", path.display());
+            println!("next: tandem check {0}; tandem plan {0}; tandem run {0}", path.display());
+            EXIT_OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!("error: {} already exists; tandem init never writes over a study", path.display());
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `tandem diff` of two results folders: the keys only one run's plan had,
