@@ -28,10 +28,11 @@ build: bootstrap
 run: build
 	./target/release/tandem run experiments/quickstart.exp
 
-# bench/setup.sh puts transformers (pinned) into .venv: tests/pretrained.rs
-# compares tandem's GPT-2 and Llama-family models with it.
+# bench/setup.sh test puts transformers and tensorboard (pinned) into .venv:
+# tests/pretrained.rs compares tandem's GPT-2 and Llama-family models with
+# transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
 test: build lint
-	bash bench/setup.sh
+	bash bench/setup.sh test
 	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
 
 # experiments/controls.exp: what the instrument must find and must not
@@ -43,7 +44,7 @@ controls: build
 # that scripts/tiny_hf_models.py makes in models/tiny (offline: transformers
 # from bench/setup.sh writes them; nothing is downloaded).
 real-text: build
-	bash bench/setup.sh
+	bash bench/setup.sh hf
 	test -f models/tiny/gpt2/config.json || $(VENV)/bin/python scripts/tiny_hf_models.py models/tiny
 	./target/release/tandem run experiments/real_text.exp
 
@@ -63,7 +64,7 @@ lint: bootstrap
 # prints the table and writes bench/results.csv. BENCH_ARGS=--quick skips
 # the quickstart study timings.
 bench: build
-	bash bench/setup.sh
+	bash bench/setup.sh bench
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 clean-cache:

@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
-# Installs what the Python references in bench/reference/ need into the
-# project venv (.venv, made by scripts/bootstrap-venv.sh): TRL and its stack,
-# at versions checked to work with torch 2.13.0 on CPU. torch itself is never
-# changed: pip runs under a constraint that pins it, and it is checked after.
+# Installs Python packages into the project venv (.venv, made by
+# scripts/bootstrap-venv.sh), pinned, at versions checked to work with torch
+# 2.13.0 on CPU; torch itself is never changed: pip runs under a constraint
+# that pins it, and it is checked after. One group, and only what it needs:
 #
-#   bash bench/setup.sh        # idempotent; a no-op (well under a second) when all is in place
+#   bash bench/setup.sh hf      # transformers and tokenizers: make real-text
+#                               # (scripts/tiny_hf_models.py makes its models)
+#   bash bench/setup.sh test    # hf and tensorboard: make test
+#                               # (tests/pretrained.rs compares with transformers,
+#                               # tests/tensorboard.rs reads event files back)
+#   bash bench/setup.sh [bench] # test and TRL's stack: make bench
+#                               # (bench/reference/trl_dpo_ipo.py)
 #
-# pytorch_eager.py --impl handwritten needs only torch; --impl gpt2 needs
-# transformers; trl_dpo_ipo.py needs all of the below. `make test` runs it
-# too: tests/pretrained.rs compares with transformers, and
-# tests/tensorboard.rs reads tandem's event files with TensorBoard's reader.
+# Idempotent: a no-op (well under a second) when all is in place.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="$REPO_ROOT/.venv/bin/python"
 TORCH_VERSION="2.13.0"
 
-# What the references import, pinned.
-PINNED=(
-    trl==1.16.0
+# Each group's own pins; a group installs its own and those above it.
+HF=(
     transformers==5.24.0
-    datasets==5.2.0
-    accelerate==1.15.0
     tokenizers==0.23.3
     huggingface_hub==2.4.0
     safetensors==0.8.0
-    tensorboard==2.21.0
 )
+TEST=(tensorboard==2.21.0)
+BENCH=(
+    trl==1.16.0
+    datasets==5.2.0
+    accelerate==1.15.0
+)
+GROUP="${1:-bench}"
+case "$GROUP" in
+    hf) PINNED=("${HF[@]}"); IMPORTS="transformers, tokenizers" ;;
+    test) PINNED=("${HF[@]}" "${TEST[@]}"); IMPORTS="transformers, tokenizers, tensorboard" ;;
+    bench) PINNED=("${HF[@]}" "${TEST[@]}" "${BENCH[@]}"); IMPORTS="trl, transformers, datasets, accelerate, tokenizers, tensorboard" ;;
+    *) echo "bench/setup.sh: unknown group '$GROUP' (hf, test or bench)" >&2; exit 2 ;;
+esac
 # Their dependencies as resolved when the pins above were checked (pip
 # constraints: used only if needed, never installed for their own sake).
 LOCKED=(
@@ -101,5 +113,5 @@ after="$(torch_version)"
 todo="$(missing_pins)"
 [ -z "$todo" ] || die "still not at the pinned versions after install: $todo"
 "$PY" -m pip check --disable-pip-version-check >&2 || die "pip check found broken requirements"
-"$PY" -c "import trl, transformers, datasets, accelerate, tokenizers, tensorboard" || die "the installed packages do not import"
+"$PY" -c "import $IMPORTS" || die "the installed packages do not import"
 echo "bench/setup.sh: installed; torch is still $after" >&2

@@ -8,7 +8,7 @@
 //! tandem must give the same ids, log-probs within 1e-4, and the same greedy
 //! tokens through its KV cache. Bad directories must be refused in words.
 //!
-//! Needs transformers in the project's venv (`bash bench/setup.sh`, which
+//! Needs transformers in the project's venv (`bash bench/setup.sh test`, which
 //! `make test` runs). Without it the tests skip with a message, unless
 //! TANDEM_REQUIRE_TRANSFORMERS is set (CI sets it): then they fail.
 
@@ -32,9 +32,9 @@ fn fixtures() -> Option<&'static Path> {
         if !has {
             assert!(
                 std::env::var_os("TANDEM_REQUIRE_TRANSFORMERS").is_none(),
-                "TANDEM_REQUIRE_TRANSFORMERS is set, but .venv has no transformers: run `bash bench/setup.sh`"
+                "TANDEM_REQUIRE_TRANSFORMERS is set, but .venv has no transformers: run `bash bench/setup.sh test`"
             );
-            eprintln!("SKIPPED: Python's transformers is not in .venv (bash bench/setup.sh installs it)");
+            eprintln!("SKIPPED: Python's transformers is not in .venv (bash bench/setup.sh test installs it)");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! `tandem run --tensorboard DIR` writes event files that TensorBoard's own
-//! reader (Python's `tensorboard` package, which `bash bench/setup.sh` puts
+//! reader (Python's `tensorboard` package, which `bash bench/setup.sh test` puts
 //! into .venv and `make test` runs) loads, with the values tandem recorded:
 //! every training step of every model and run, every evaluation.
 //!
@@ -21,9 +21,9 @@ fn has_tensorboard() -> bool {
     if !has {
         assert!(
             std::env::var_os("TANDEM_REQUIRE_TENSORBOARD").is_none(),
-            "TANDEM_REQUIRE_TENSORBOARD is set, but .venv has no tensorboard: run `bash bench/setup.sh`"
+            "TANDEM_REQUIRE_TENSORBOARD is set, but .venv has no tensorboard: run `bash bench/setup.sh test`"
         );
-        eprintln!("SKIPPED: Python's tensorboard is not in .venv (bash bench/setup.sh installs it)");
+        eprintln!("SKIPPED: Python's tensorboard is not in .venv (bash bench/setup.sh test installs it)");
     }
     has
 }
