@@ -192,6 +192,17 @@ fn show_and_export_take_a_study_and_a_name_as_the_plan_prints_it() {
     assert!(stdout(&o).contains("dataset.generate"), "{}", stdout(&o));
     let o = tandem(&["--cache", c, "show", f, "onlin[seed=1]@10"]);
     assert!(!o.status.success() && stderr(&o).contains("did you mean `online[seed=1]@10`"), "{}", stderr(&o));
+    // A run's own key (as `plan` prints it) says what it is and where its
+    // models are, not "no cache entry".
+    let plan: serde_json::Value = serde_json::from_slice(&tandem(&["plan", f, "--json"]).stdout).unwrap();
+    let run = plan["nodes"].as_array().unwrap().iter().find(|n| n["names"][0] == "online[seed=1]").unwrap();
+    let o = tandem(&["--cache", c, "show", run["short"].as_str().unwrap()]);
+    let said = stderr(&o);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("is a training run, kept as its checkpoints: step 5 (") && said.contains("step 10 ("),
+        "{said}"
+    );
 }
 
 #[test]

@@ -366,7 +366,18 @@ fn cmd_diff_results(a: &Path, b: &Path, json: bool) -> i32 {
 fn target_key(cfg: &Config, store: &Store, target: &[String]) -> Result<Key, i32> {
     let [file, name] = target else {
         return store.resolve_prefix(&target[0]).map_err(|e| {
-            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+            match (&e, store.run_checkpoints(&target[0])) {
+                // A run's key: say what it is and where its models are.
+                (crate::exec::StoreError::Missing { .. }, Some((run, steps))) => {
+                    let list: Vec<String> = steps.iter().map(|(s, k)| format!("step {s} ({})", k.short())).collect();
+                    eprintln!(
+                        "error: {} is a training run, kept as its checkpoints: {}; show or export one of those keys",
+                        run.short(),
+                        list.join(", ")
+                    );
+                }
+                _ => eprint!("{}", render::render_one(&e, cfg.color, cfg.width)),
+            }
             EXIT_FAILURE
         });
     };

@@ -356,6 +356,31 @@ impl Store {
         }
     }
 
+    /// A training run has no entry of its own: it is kept as its
+    /// checkpoints, each an entry whose `run` input is the run's key. The
+    /// run whose key starts with `prefix`, and its checkpoints in the cache
+    /// as (step, key), by step; None when no checkpoint names such a run.
+    pub fn run_checkpoints(&self, prefix: &str) -> Option<(Key, Vec<(i64, Key)>)> {
+        let p = prefix.to_ascii_lowercase();
+        let mut run = None;
+        let mut out = vec![];
+        for k in self.keys().ok()? {
+            let Ok(m) = self.manifest(&k) else { continue };
+            if m.kind != "checkpoint" {
+                continue;
+            }
+            let Some(r) = m.inputs.iter().find(|i| i.path == "run" && i.key.hex().starts_with(&p)) else { continue };
+            // Two runs under one prefix: the prefix names neither.
+            if run.is_some_and(|seen| seen != r.key) {
+                return None;
+            }
+            run = Some(r.key);
+            out.push((m.params.get("step").and_then(|s| s.as_i64()).unwrap_or(0), k));
+        }
+        out.sort();
+        run.map(|r| (r, out))
+    }
+
     /// Removes a corrupt entry so it can be recomputed.
     pub fn evict(&self, key: &Key) -> Result<(), StoreError> {
         let dir = self.entry_dir(key);
