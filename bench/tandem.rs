@@ -427,7 +427,7 @@ fn online_step(o: &Opts) {
     let judge_fwd = forward_flops(&s, 2 * PAIRS as i64, PROMPT + 1 + RESPONSE, 0);
     let flops = 2.0 * fwd + judge_fwd + 4.0 * 2.0 * fwd;
     measure("online_ipo_step", o, serde_json::json!({"params": params(policy.vs()), "flops_per_step": flops}), |i| {
-        let batch = train::online_batch(&policy, &judge, &pool, PAIRS, 1.0, i as u64, 0);
+        let (batch, _) = train::online_batch(&policy, &judge, &pool, PAIRS, 1.0, i as u64, 0);
         train::preference_step(
             &policy,
             train::Reference::Policy(&reference),

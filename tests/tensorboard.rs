@@ -126,9 +126,28 @@ fn tensorboard_reads_back_every_training_step_and_evaluation() {
         }
         assert_eq!(runs[name]["train/lr"].as_array().unwrap().len(), want.len());
     }
-    // Preference losses have their margin; SFT does not.
-    assert!(runs["online[seed=0]"]["train/margin"].is_array());
-    assert!(runs["sft"].get("train/margin").is_none());
+    // Preference losses have their margin and log-probs; SFT does not.
+    for tag in ["train/margin", "train/chosen_logprob", "train/rejected_logprob"] {
+        assert_eq!(runs["online[seed=0]"][tag].as_array().map(Vec::len), Some(8), "{tag}");
+        assert_eq!(runs["offline[seed=0]"][tag].as_array().map(Vec::len), Some(8), "{tag}");
+        assert!(runs["sft"].get(tag).is_none(), "{tag}");
+    }
+    // Online runs record their samples and their judge at every step;
+    // offline runs, which draw none, do not.
+    for tag in ["train/sample_kl", "train/sample_length", "train/judge_margin", "train/judge_score"] {
+        assert_eq!(runs["online[seed=1]"][tag].as_array().map(Vec::len), Some(8), "{tag}");
+        assert!(runs["offline[seed=1]"].get(tag).is_none(), "{tag}");
+    }
+    // A sample is 1 to 8 tokens (response_len 8); the judge's margin for
+    // its chosen sample is never negative (ties count 0).
+    for p in runs["online[seed=1]"]["train/sample_length"].as_array().unwrap() {
+        let v = p[1].as_f64().unwrap();
+        assert!((1.0..=8.0).contains(&v), "{v}");
+    }
+    for p in runs["online[seed=1]"]["train/judge_margin"].as_array().unwrap() {
+        let v = p[1].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{v}");
+    }
 
     // The evaluations are on their targets' runs at checkpoint steps, with
     // the interval beside them, and equal evals.csv.

@@ -380,6 +380,57 @@ pub struct MetricRow {
     pub grad_norm: f64,
     pub lr: f64,
     pub margin: Option<f64>,
+    // The columns below were added later: entries written before lack them
+    // and read as empty.
+    /// Preference steps: the policy's mean log-prob of the chosen and the
+    /// rejected responses of the batch.
+    #[serde(default)]
+    pub chosen_logprob: Option<f64>,
+    #[serde(default)]
+    pub rejected_logprob: Option<f64>,
+    /// Online steps: the mean log π(y|x) − log π_ref(y|x) of the batch's
+    /// samples, drawn from the policy before the step: a one-sample
+    /// estimate of KL(π ‖ π_ref) on the run's prompts (None without a
+    /// reference, as for Best-of-2).
+    #[serde(default)]
+    pub sample_kl: Option<f64>,
+    /// Online steps: the samples' mean length in tokens (EOS included).
+    #[serde(default)]
+    pub sample_length: Option<f64>,
+    /// Online steps: the judge's mean margin for the chosen sample over the
+    /// rejected one, in [−1, 1].
+    #[serde(default)]
+    pub judge_margin: Option<f64>,
+    /// Online steps with a pooled judge: its mean score s(x, y) of the samples.
+    #[serde(default)]
+    pub judge_score: Option<f64>,
+}
+
+impl MetricRow {
+    /// The row of training step `step` (1-based).
+    pub fn of_step(
+        step: i64,
+        m: &crate::ml::train::StepMetrics,
+        online: Option<crate::ml::train::OnlineStats>,
+    ) -> MetricRow {
+        let sample_kl = match (online, m.chosen_log_ratio, m.rejected_log_ratio) {
+            (Some(_), Some(c), Some(r)) => Some((c + r) / 2.0),
+            _ => None,
+        };
+        MetricRow {
+            step,
+            loss: m.loss,
+            grad_norm: m.grad_norm,
+            lr: m.lr,
+            margin: m.margin,
+            chosen_logprob: m.chosen_logprob,
+            rejected_logprob: m.rejected_logprob,
+            sample_kl,
+            sample_length: online.map(|o| o.length),
+            judge_margin: online.map(|o| o.judge_margin),
+            judge_score: online.and_then(|o| o.judge_score),
+        }
+    }
 }
 
 /// Rows as CSV bytes, with a header from their field names.

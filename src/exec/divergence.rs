@@ -75,7 +75,7 @@ mod tests {
     }
 
     fn metrics(loss: f64, grad_norm: f64) -> StepMetrics {
-        StepMetrics { loss, grad_norm, lr: 1e-4, margin: None }
+        StepMetrics { loss, grad_norm, lr: 1e-4, ..Default::default() }
     }
 
     #[test]

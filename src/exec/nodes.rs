@@ -311,7 +311,7 @@ fn train_model(
         if (step + 1) % (steps / 10).max(1) == 0 {
             (ctx.log)(&format!("step {}: loss {:.5} grad norm {:.4}", step + 1, m.loss, m.grad_norm));
         }
-        rows.push(MetricRow { step: step as i64 + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: None });
+        rows.push(MetricRow::of_step(step as i64 + 1, &m, None));
         last = step + 1;
         if let Some(p) = plateau.as_ref().filter(|p| last % p.every == 0) {
             checks.push(Check { step: last as i64, val_loss: (p.loss)() });

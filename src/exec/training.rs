@@ -202,6 +202,8 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             ctx.resumption().saved_at = Some(step).filter(|s| *s > 0);
             return Err(ExecError::Interrupted);
         }
+        // What an online batch's samples were like (None for fixed data).
+        let mut online_stats = None;
         // The batch, and which rows of fixed data it is.
         let (batch_pairs, drawn) = match &source {
             Source::Offline(data) => {
@@ -209,8 +211,9 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
                 (data.select(&idx), Some(idx))
             }
             Source::Online { judge, pool, temperature } => {
-                let b = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
+                let (b, stats) = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
                 stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
+                online_stats = Some(stats);
                 (b, None)
             }
             Source::Replay { stream, order } => {
@@ -232,7 +235,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
         if let Err(e) = divergence::check_step(node, step + 1, &m, lr) {
             return Err(forget_diverged(ctx, node, &resume, target, e));
         }
-        rows.push(MetricRow { step: step + 1, loss: m.loss, grad_norm: m.grad_norm, lr: m.lr, margin: m.margin });
+        rows.push(MetricRow::of_step(step + 1, &m, online_stats.take()));
         let done = step + 1;
         let seconds = seconds_before + began.elapsed().as_secs_f64();
         if done % save_every == 0 || done == target || required.binary_search(&done).is_ok() {

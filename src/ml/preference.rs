@@ -406,10 +406,22 @@ impl PreferenceModel {
 
     /// r(x, y1, y2) − r(x, y2, y1): positive means y1 is preferred. [B].
     pub fn margin(&self, prompts: &Tensor, y1: &Tensor, y2: &Tensor) -> Tensor {
+        self.judge(prompts, y1, y2).0
+    }
+
+    /// The margin of [`Self::margin`] and, for a pooled head, each
+    /// response's score s(x, y) behind it ([2B]: y1's, then y2's), from the
+    /// same pass: what an online run records of its judge.
+    pub fn judge(&self, prompts: &Tensor, y1: &Tensor, y2: &Tensor) -> (Tensor, Option<Tensor>) {
         tch::no_grad(|| match self.kind {
-            PmHead::Joint => self.logit(prompts, y1, y2).sigmoid() - self.logit(prompts, y2, y1).sigmoid(),
-            // σ(z) − σ(−z) = tanh(z/2): one pass, and exactly odd in z.
-            PmHead::Pooled => (self.logit(prompts, y1, y2) * 0.5).tanh(),
+            PmHead::Joint => (self.logit(prompts, y1, y2).sigmoid() - self.logit(prompts, y2, y1).sigmoid(), None),
+            PmHead::Pooled => {
+                // The pooled logit is s(x, y1) − s(x, y2), as `logit` computes it;
+                // σ(z) − σ(−z) = tanh(z/2): one pass, and exactly odd in z.
+                let b = prompts.size()[0];
+                let s = self.scores(prompts, &[y1, y2]);
+                (((s.narrow(0, 0, b) - s.narrow(0, b, b)) * 0.5).tanh(), Some(s))
+            }
         })
     }
 

@@ -11,6 +11,7 @@ use crate::ml::policy::Policy;
 use crate::ml::preference::PreferenceModel;
 use crate::ml::rng;
 use crate::ml::sampler;
+use crate::ml::tokens;
 
 /// What a step reports.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +21,27 @@ pub struct StepMetrics {
     pub lr: f64,
     /// Preference steps: mean h (the log-ratio margin) over the batch.
     pub margin: Option<f64>,
+    /// Preference steps: the policy's mean log-prob of the chosen and of
+    /// the rejected responses (Fig. 8's quantities, on the training batch).
+    pub chosen_logprob: Option<f64>,
+    pub rejected_logprob: Option<f64>,
+    /// Preference steps with a reference: the mean log-ratio
+    /// log π(y|x) − log π_ref(y|x) of the chosen and of the rejected.
+    pub chosen_log_ratio: Option<f64>,
+    pub rejected_log_ratio: Option<f64>,
+}
+
+/// What an online batch's samples were like, as the run drew and judged
+/// them (before the step that learns from them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OnlineStats {
+    /// The judge's mean margin for the chosen sample over the rejected,
+    /// r(x, y_w, y_l) − r(x, y_l, y_w) in [−1, 1] (ties count 0).
+    pub judge_margin: f64,
+    /// A pooled judge's mean score s(x, y) of the samples (None for a joint head).
+    pub judge_score: Option<f64>,
+    /// The samples' mean length in tokens, end-of-sequence included.
+    pub length: f64,
 }
 
 /// SFT (Appendix C): both responses of every pair are targets; the loss is
@@ -39,7 +61,7 @@ pub fn sft_step(policy: &Policy, adam: &mut Adam, data: &Pairs, batch: usize, st
     loss.backward();
     let lr = adam.lr_at(adam.step);
     let grad_norm = adam.step();
-    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, margin: None }
+    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, ..Default::default() }
 }
 
 /// One step of preference-model training with eq. (5).
@@ -51,7 +73,7 @@ pub fn pm_step(pm: &PreferenceModel, adam: &mut Adam, data: &Pairs, batch: usize
     loss.backward();
     let lr = adam.lr_at(adam.step);
     let grad_norm = adam.step();
-    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, margin: None }
+    StepMetrics { loss: loss.double_value(&[]), grad_norm, lr, ..Default::default() }
 }
 
 /// Where a preference step's reference log-probs come from.
@@ -105,12 +127,25 @@ pub fn preference_step(
         Reference::Unused => return Err(format!("{loss:?} needs the reference's log-probs, and none were given")),
     };
     let margin = tch::no_grad(|| ((&lw - &rw) - (&ll - &rl)).mean(Kind::Float).double_value(&[]));
+    let mean = |t: &Tensor| tch::no_grad(|| t.mean(Kind::Float).double_value(&[]));
+    let (chosen_logprob, rejected_logprob) = (Some(mean(&lw)), Some(mean(&ll)));
+    let (chosen_log_ratio, rejected_log_ratio) =
+        if loss.needs_reference() { (Some(mean(&(&lw - &rw))), Some(mean(&(&ll - &rl)))) } else { (None, None) };
     let value = loss.mean(&lw, &ll, &rw, &rl);
     adam.zero_grad();
     value.backward();
     let lr = adam.lr_at(adam.step);
     let grad_norm = adam.step();
-    Ok(StepMetrics { loss: value.double_value(&[]), grad_norm, lr, margin: Some(margin) })
+    Ok(StepMetrics {
+        loss: value.double_value(&[]),
+        grad_norm,
+        lr,
+        margin: Some(margin),
+        chosen_logprob,
+        rejected_logprob,
+        chosen_log_ratio,
+        rejected_log_ratio,
+    })
 }
 
 /// An online batch: prompts from the pool, two fresh samples from the
@@ -123,20 +158,29 @@ pub fn online_batch(
     temperature: f64,
     step: u64,
     seed: u64,
-) -> Pairs {
+) -> (Pairs, OnlineStats) {
     let n = pool.size()[0] as usize;
     let idx = sampler::prompt_indices(n, batch, step, seed);
     let prompts = pool.index_select(0, &Tensor::from_slice(&idx).to_device(pool.device())).to_device(policy.device());
     let y1 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-a", step));
     let y2 = policy.sample(&prompts, temperature, &mut rng::stream(seed, "online/sample-b", step));
-    let first = tch::no_grad(|| {
-        judge.prefers_first(
-            &prompts.to_device(judge.vs().device()),
-            &y1.to_device(judge.vs().device()),
-            &y2.to_device(judge.vs().device()),
-            &mut rng::stream(seed, "online/coin", step),
-        )
+    // The judge's margins decide the labels (as `prefers_first` would)
+    // and, with its scores, are what the run records of its judge.
+    let (margins, scores) = tch::no_grad(|| {
+        let d = judge.vs().device();
+        judge.judge(&prompts.to_device(d), &y1.to_device(d), &y2.to_device(d))
     });
+    let m: Vec<f32> = Vec::try_from(margins.to_device(tch::Device::Cpu)).expect("float margins");
+    let first = crate::ml::preference::decide(&m, &mut rng::stream(seed, "online/coin", step));
+    let stats = OnlineStats {
+        judge_margin: m.iter().zip(&first).map(|(&m, &f)| if f { m as f64 } else { -(m as f64) }).sum::<f64>()
+            / m.len().max(1) as f64,
+        judge_score: scores.map(|s| s.mean(Kind::Float).double_value(&[])),
+        length: tch::no_grad(|| {
+            (tokens::mask(&y1).sum(Kind::Float) + tokens::mask(&y2).sum(Kind::Float)).double_value(&[])
+                / (2 * y1.size()[0].max(1)) as f64
+        }),
+    };
     let pick = Tensor::from_slice(&first.iter().map(|&f| f as i64).collect::<Vec<_>>())
         .to_device(policy.device())
         .unsqueeze(1)
@@ -149,5 +193,5 @@ pub fn online_batch(
         rejected: rejected.to_device(tch::Device::Cpu),
         columns: Default::default(),
     };
-    sampler::tag_stream_batch(out, step as i64)
+    (sampler::tag_stream_batch(out, step as i64), stats)
 }

@@ -3,8 +3,11 @@
 //!
 //! One TensorBoard "run" per model or training run of the plan, in
 //! `DIR/<study>/<name as the plan prints it>/`:
-//! - `train/loss`, `train/grad_norm`, `train/lr`, `train/margin`, ... by
-//!   training step: every row of the node's `metrics.csv` (SFT, PMs and runs);
+//! - `train/loss`, `train/grad_norm`, `train/lr`, `train/margin`,
+//!   `train/chosen_logprob`, `train/rejected_logprob` and, for online runs,
+//!   `train/sample_kl`, `train/sample_length`, `train/judge_margin`,
+//!   `train/judge_score`, by training step: every row of the node's
+//!   `metrics.csv` (SFT, PMs and runs);
 //! - `eval/<evaluation>/<metric>` by checkpoint step (0 for a model), with
 //!   `.../ci_low` and `.../ci_high` beside it, since TensorBoard draws no
 //!   interval. A result along a data stream is keyed by the stream step, in
@@ -143,6 +146,12 @@ fn metric_scalars(row: &MetricRow, out: &mut Vec<Scalar>) {
     push("grad_norm", Some(row.grad_norm));
     push("lr", Some(row.lr));
     push("margin", row.margin);
+    push("chosen_logprob", row.chosen_logprob);
+    push("rejected_logprob", row.rejected_logprob);
+    push("sample_kl", row.sample_kl);
+    push("sample_length", row.sample_length);
+    push("judge_margin", row.judge_margin);
+    push("judge_score", row.judge_score);
 }
 
 /// The scalars of an evaluation result, on its target's run. The tag names

@@ -1,7 +1,8 @@
 //! The report's "Training" section: what each run did step by step, read
 //! from the per-step metrics its last checkpoint keeps (`metrics.csv`:
-//! loss, gradient norm, learning rate and, for preference losses, the mean
-//! log-ratio margin h over the batch). One curve per run declaration: its
+//! loss, gradient norm, learning rate; for preference losses the mean
+//! log-ratio margin h and the policy's log-probs of the chosen and rejected
+//! responses; for online runs the samples' KL from the reference and length). One curve per run declaration: its
 //! seeds (and grid members) averaged in windows of steps, with a 95% band
 //! over the runs where there are several.
 
@@ -26,13 +27,37 @@ struct Curve {
     value: fn(&MetricRow) -> Option<f64>,
 }
 
-const CURVES: [Curve; 2] = [
+const CURVES: [Curve; 6] = [
     Curve { name: "training-loss", label: "training loss", title: "Training: loss per step", value: |r| Some(r.loss) },
     Curve {
         name: "training-margin",
         label: "log-ratio margin h (chosen − rejected)",
         title: "Training: implicit reward margin per step",
         value: |r| r.margin,
+    },
+    Curve {
+        name: "training-logprob-chosen",
+        label: "log π(y_w | x), batch mean",
+        title: "Training: the policy's log-prob of the chosen responses (Fig. 8)",
+        value: |r| r.chosen_logprob,
+    },
+    Curve {
+        name: "training-logprob-rejected",
+        label: "log π(y_l | x), batch mean",
+        title: "Training: the policy's log-prob of the rejected responses (Fig. 8)",
+        value: |r| r.rejected_logprob,
+    },
+    Curve {
+        name: "training-sample-kl",
+        label: "log π(y|x) − log π_ref(y|x) of the samples",
+        title: "Online training: KL from the reference of each step's samples",
+        value: |r| r.sample_kl,
+    },
+    Curve {
+        name: "training-sample-length",
+        label: "tokens per sample",
+        title: "Online training: length of each step's samples",
+        value: |r| r.sample_length,
     },
 ];
 
