@@ -732,3 +732,47 @@ fn dir_with(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf)
     std::fs::write(&p, bytes).unwrap();
     (d, p)
 }
+
+#[test]
+fn a_curves_figure_draws_a_training_metric_per_declaration() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.exp");
+    std::fs::write(
+        &file,
+        "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\n\
+         dataset d = generate(w, pairs: 200)\n\
+         model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         model pm = pm(d, layers: 1, width: 16, heads: 2, steps: 5)\n\
+         run online = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 8, save_every: 4, batch: 4, seeds: 2)\n\
+         run offline = online with { sampler: offline(d) }\n\
+         figure lp = curves(runs: [online, offline, sft], y: \"chosen_logprob\", windows: 4)\n\
+         figure early = curves(runs: [online@4], y: \"loss\", windows: 100)\n",
+    )
+    .unwrap();
+    let results = dir.path().join("r");
+    let o = tandem(&[
+        "--cache",
+        dir.path().join("cache").to_str().unwrap(),
+        "run",
+        file.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Four windows of two steps per declaration, each a mean over its two
+    // seeds; SFT has no chosen log-prob, so no curve.
+    let text = std::fs::read_to_string(results.join("c/lp.csv")).unwrap();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    for series in ["online", "offline"] {
+        let mine: Vec<_> = rows.iter().filter(|x| &x[0] == series).collect();
+        assert_eq!(mine.len(), 4, "{series}: {text}");
+        assert!(mine.iter().all(|x| &x[7] == "2"), "two runs per window: {text}");
+    }
+    assert!(!rows.iter().any(|x| &x[0] == "sft"), "{text}");
+    // `online@4`: the first four steps only, one per window.
+    let early = std::fs::read_to_string(results.join("c/early.csv")).unwrap();
+    assert_eq!(early.lines().count() - 1, 4, "{early}");
+    let report = std::fs::read_to_string(results.join("c/report.md")).unwrap();
+    assert!(report.contains("averaged in windows of about 1/4 of its steps"), "{report}");
+}

@@ -190,6 +190,20 @@ const NON_NEGATIVE: Ty = Ty::Float { min: 0.0, open_min: false, max: f64::INFINI
 const UNIT: Ty = Ty::Float { min: 0.0, open_min: false, max: 1.0 };
 const HALF_OPEN_UNIT: Ty = Ty::Float { min: 0.0, open_min: false, max: 0.9 };
 const POLICY: Ty = Ty::Ref(&[Entity::Policy]);
+/// The columns of a training node's `metrics.csv` a `curves` figure draws
+/// (docs/running.md, "Training metrics").
+pub const TRAINING_METRICS: [&str; 10] = [
+    "loss",
+    "grad_norm",
+    "lr",
+    "margin",
+    "chosen_logprob",
+    "rejected_logprob",
+    "sample_kl",
+    "sample_length",
+    "judge_margin",
+    "judge_score",
+];
 const PM: Ty = Ty::Ref(&[Entity::PreferenceModel]);
 const DATASET: Ty = Ty::Ref(&[Entity::Dataset]);
 const STEP_LIST: Ty = Ty::List(&STEPS);
@@ -605,6 +619,22 @@ pub static CTORS: &[Ctor] = &[
             CLAIM,
         ],
         doc: "metrics against training step (Figs. 6, 8)",
+    },
+    Ctor {
+        name: "curves",
+        kind: CtorKind::Decl { decl: DeclKind::Figure, entity: Entity::Figure, node: "figure.curves" },
+        params: &[
+            p(
+                "runs",
+                Ty::List(&Ty::Ref(&[Entity::Policy, Entity::PreferenceModel])),
+                Default::Required,
+                "runs (a swept one: every member; `run@k`: its first k steps) and models whose training is drawn",
+            ),
+            p("y", Ty::Str { choices: &TRAINING_METRICS }, Default::Str("loss"), "the per-step training metric drawn"),
+            p("windows", int(1, 100_000), Default::Int(40), "the smoothing: each curve's steps are averaged in about this many windows"),
+            p("title", Ty::Str { choices: &[] }, Default::Str(""), "figure title"),
+        ],
+        doc: "a training metric against training step, one curve per declaration with a 95% band over its runs (seeds)",
     },
     Ctor {
         name: "scatter",

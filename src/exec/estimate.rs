@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::exec::schedule::is_done;
 use crate::exec::store::Store;
 use crate::plan::op::checkpoint_key;
 use crate::plan::{Key, Node, Op, Plan};
@@ -42,8 +41,8 @@ pub struct Left {
 
 impl Estimate {
     /// The estimate for computing `todo`, seeded by the compute recorded
-    /// for the plan's finished nodes.
-    pub fn new(plan: &Plan, store: &Store, todo: &[&Node]) -> Estimate {
+    /// for the plan's finished nodes (those `is_done` says are).
+    pub fn new(plan: &Plan, store: &Store, todo: &[&Node], is_done: impl Fn(&Node) -> bool) -> Estimate {
         let mut e = Estimate::default();
         for n in plan.graph.node_weights() {
             let key = match &n.op {
@@ -51,7 +50,7 @@ impl Estimate {
                 Op::Checkpoint { .. } | Op::Figure(_) => continue,
                 _ => n.key,
             };
-            if !is_done(store, plan, n) {
+            if !is_done(n) {
                 continue;
             }
             if let Ok(m) = store.manifest(&key) {

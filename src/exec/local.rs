@@ -60,7 +60,8 @@ pub fn run(plan: &Plan, store: &Store, opts: &Options) -> Summary {
         return s;
     }
     let to_compute: Vec<&Node> = nodes.iter().copied().filter(|n| todo.contains(&n.key)).collect();
-    opts.progress.estimate(crate::exec::estimate::Estimate::new(plan, store, &to_compute), opts.jobs.max(1));
+    let estimate = crate::exec::estimate::Estimate::new(plan, store, &to_compute, |n| is_done(store, plan, n));
+    opts.progress.estimate(estimate, opts.jobs.max(1));
     opts.progress.start(todo.len() as u64);
     let state = Mutex::new(State {
         sched,

@@ -364,7 +364,7 @@ impl<'p> Lowerer<'p> {
             "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => {
                 self.lower_eval(inst, &a)?
             }
-            "tradeoff" | "curve" | "scatter" | "best" => self.lower_figure(inst, &a)?,
+            "tradeoff" | "curve" | "curves" | "scatter" | "best" => self.lower_figure(inst, &a)?,
             _ => return Ok(None),
         };
         Ok(Some(output))
@@ -636,6 +636,15 @@ impl<'p> Lowerer<'p> {
                 FigureShape::Curve { y: ys.iter().map(|y| self.eval_keys(y)).collect::<Lowered<_>>()? }
             }
             "best" => FigureShape::Best { y: self.eval_keys(a.get("y")?)?, quantile: a.float("quantile")? },
+            "curves" => {
+                let Value::List(runs) = a.get("runs")? else { return internal("`curves.runs` is not a list".into()) };
+                // A run's metrics are kept in its checkpoints: the last one
+                // (or the one named) holds every step up to it.
+                let mut models = runs.iter().map(|r| self.resolve(r)).collect::<Lowered<Vec<Key>>>()?;
+                models.sort();
+                models.dedup();
+                FigureShape::Curves { models, metric: a.string("y")?.to_string(), windows: a.int("windows")? }
+            }
             other => return internal(format!("no figure `{other}`")),
         };
         // The evaluations' declared instances: a figure plots their rows only.

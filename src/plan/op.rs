@@ -509,6 +509,13 @@ pub enum FigureShape {
     Curve {
         y: Vec<Vec<Key>>,
     },
+    /// A training metric per step: the entries keeping the metrics (a
+    /// run's checkpoint, a model), the column drawn, the windows smoothed in.
+    Curves {
+        models: Vec<Key>,
+        metric: String,
+        windows: i64,
+    },
     Scatter {
         x: Vec<Key>,
         y: Vec<Key>,
@@ -685,6 +692,7 @@ impl FigureShape {
         match self {
             FigureShape::Tradeoff { .. } => "tradeoff",
             FigureShape::Curve { .. } => "curve",
+            FigureShape::Curves { .. } => "curves",
             FigureShape::Scatter { .. } => "scatter",
             FigureShape::Best { .. } => "best",
         }
@@ -744,6 +752,7 @@ impl Op {
             Op::Figure(f) => match f.shape {
                 FigureShape::Tradeoff { .. } => "figure.tradeoff",
                 FigureShape::Curve { .. } => "figure.curve",
+                FigureShape::Curves { .. } => "figure.curves",
                 FigureShape::Scatter { .. } => "figure.scatter",
                 FigureShape::Best { .. } => "figure.best",
             },
@@ -931,6 +940,9 @@ impl Op {
                 match &fig.shape {
                     FigureShape::Tradeoff { x, y } | FigureShape::Scatter { x, y } => f.keys("x", x).keys("y", y),
                     FigureShape::Curve { y } => f.put("y", CValue::List(y.iter().map(|ks| key_list(ks)).collect())),
+                    FigureShape::Curves { models, metric, windows } => {
+                        f.keys("models", models).str("y", metric).int("windows", *windows)
+                    }
                     FigureShape::Best { y, quantile } => f.keys("y", y).float("quantile", *quantile),
                 };
             }

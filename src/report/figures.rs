@@ -204,7 +204,7 @@ pub fn figure_data(
     let title = if title.is_empty() { name.clone() } else { title.to_string() };
     let kind = match shape {
         FigureShape::Tradeoff { .. } => FigureKind::Tradeoff,
-        FigureShape::Curve { .. } => FigureKind::Curve,
+        FigureShape::Curve { .. } | FigureShape::Curves { .. } => FigureKind::Curve,
         FigureShape::Scatter { .. } => FigureKind::Scatter,
         FigureShape::Best { .. } => FigureKind::Best,
     };
@@ -288,6 +288,12 @@ pub fn figure_data(
                     unit_set: String::new(),
                 });
             }
+        }
+        // Training metrics are not evaluations: report::training reads them
+        // from the cache and fills this figure's points.
+        FigureShape::Curves { metric, .. } => {
+            fig.x_label = "training step".into();
+            fig.y_label = metric.clone();
         }
         FigureShape::Best { y, quantile } => {
             let ys = rows_of(rows, y, evals);

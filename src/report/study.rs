@@ -552,7 +552,12 @@ pub fn write_report(
         .ordered()
         .into_iter()
         .filter(|n| matches!(n.op, Op::Figure(_)))
-        .flat_map(|n| figures_of(n, rows))
+        .flat_map(|n| {
+            let mut figs = figures_of(n, rows);
+            // `curves` figures draw training metrics, from the cache.
+            figs.iter_mut().for_each(|f| crate::report::training::fill_declared(plan, store, n, f));
+            figs
+        })
         .collect();
     figures.sort_by(|a, b| natural_order(&a.name, &b.name));
     crate::report::trend::resolve_levels(plan, &mut figures);
