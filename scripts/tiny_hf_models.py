@@ -6,10 +6,13 @@ offline, and records what transformers computes with them.
 
 OUT_DIR/<name>/ is a model directory as `save_pretrained` writes it
 (config.json, model.safetensors, tokenizer.json) for each of gpt2, llama
-(grouped-query attention, untied head) and qwen2 (biases on q/k/v, tied head).
-OUT_DIR/expected.json holds, per model, the token ids of a few texts, the
-per-token log-probs transformers gives them, and its greedy continuation of
-a prompt: what tandem's own implementation must reproduce (tests/pretrained.rs).
+(grouped-query attention, untied head) and qwen2 (biases on q/k/v, tied head),
+and OUT_DIR/<name>-rm/ a reward model (`*ForSequenceClassification` with one
+label: a score head on the last token) for gpt2 and llama, with the same
+tokenizer. OUT_DIR/expected.json holds, per model, the token ids of a few
+texts, the per-token log-probs transformers gives them, and its greedy
+continuation of a prompt; per reward model, each text's score: what
+tandem's own implementation must reproduce (tests/pretrained.rs).
 Nothing is downloaded: the tokenizer is trained here on the text below.
 """
 import json
@@ -106,6 +109,25 @@ def main(out):
                 manual.append(int(model(torch.tensor([manual])).logits[0, -1].argmax()))
             assert manual[len(prompt):] == greedy, (name, manual, greedy)
         expected["models"][name] = {"texts": texts, "prompt": prompt, "greedy": greedy}
+    # Reward models: the same trunks with a one-label score head, as TRL's
+    # reward models ship. Made after the language models, so their draws
+    # leave the language models' weights as they were.
+    expected["reward_models"] = {}
+    for name, cfg in configs(tok.get_vocab_size(), eos).items():
+        if name == "qwen2":
+            continue
+        cfg.num_labels = 1
+        model = transformers.AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
+        d = os.path.join(out, name + "-rm")
+        model.save_pretrained(d, safe_serialization=True)
+        fast.save_pretrained(d)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(d, attn_implementation="eager").eval()
+        texts = []
+        with torch.no_grad():
+            for t in TEXTS:
+                ids = tok.encode(t).ids
+                texts.append({"text": t, "ids": ids, "score": model(torch.tensor([ids])).logits[0, 0].item()})
+        expected["reward_models"][name + "-rm"] = {"texts": texts}
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
 

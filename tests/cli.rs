@@ -776,3 +776,21 @@ fn a_curves_figure_draws_a_training_metric_per_declaration() {
     let report = std::fs::read_to_string(results.join("c/report.md")).unwrap();
     assert!(report.contains("averaged in windows of about 1/4 of its steps"), "{report}");
 }
+
+#[test]
+fn a_last_token_head_needs_a_pretrained_trunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("l.exp");
+    std::fs::write(
+        &file,
+        "world w = summarize(seed: 1)\ndataset d = generate(w, pairs: 100)\nmodel rm = pm(d, head: \"last\")\n",
+    )
+    .unwrap();
+    let o = tandem(&["plan", file.to_str().unwrap()]);
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("tandem::vocabulary") && said.contains("last-token head without a pretrained trunk"),
+        "{said}"
+    );
+}

@@ -582,7 +582,7 @@ fn a_preference_model_on_a_pretrained_trunk_scores_through_its_kept_prefix_as_wh
     use tandem::ml::preference::PreferenceModel;
     for family in ["gpt2", "llama"] {
         let model = Pretrained::load(&dir.join(family), Device::Cpu).unwrap();
-        let pm = PreferenceModel::from_pretrained(model, 6, 5, 7).unwrap();
+        let pm = PreferenceModel::from_pretrained(model, 6, 5, 7, tandem::ml::preference::PmHead::Pooled).unwrap();
         // Stored ids (one up), prompts left-padded, responses right-padded, one empty but for its end.
         let prompts = Tensor::from_slice(&[0i64, 0, 12, 40, 7, 9, 5, 6, 7, 8, 9, 10, 0, 0, 0, 0, 0, 300]).view([3, 6]);
         let y = Tensor::from_slice(&[20i64, 21, 22, 1, 0, 33, 1, 0, 0, 0, 1, 0, 0, 0, 0]).view([3, 5]);
@@ -705,4 +705,142 @@ fn bf16_training_is_refused_under_portable_and_keeps_float32_weights_under_nativ
         (end16 - end32).abs() < 0.02 * end32,
         "bf16 SFT ends at loss {end16}, float32 at {end32} (from {first16}, {first32})"
     );
+}
+
+/// A reward model as transformers ships one (`GPT2ForSequenceClassification`,
+/// `LlamaForSequenceClassification`, one label) scores text as transformers
+/// does, within 1e-4: through `tandem pretrained`, and as a judge does, on
+/// prompts and responses padded as training pads them, through the kept
+/// prompt pass and through a whole pass. A response ends with EOS, which is
+/// also these models' pad token: transformers then scores the token before
+/// it, and so must tandem.
+#[test]
+fn a_hugging_face_reward_model_scores_as_transformers_does() {
+    let Some(dir) = fixtures() else { return };
+    use tandem::ml::preference::{PmHead, PreferenceModel};
+    let expected = expected(dir);
+    for rm in ["gpt2-rm", "llama-rm"] {
+        let path = dir.join(rm);
+        let texts = expected["reward_models"][rm]["texts"].as_array().unwrap();
+        // Through the binary.
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tandem"));
+        cmd.arg("pretrained").arg(&path);
+        for t in texts {
+            cmd.args(["--text", t["text"].as_str().unwrap()]);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("a reward model"), "{rm}: {text}");
+        let printed: Vec<f64> =
+            text.lines().filter_map(|l| l.split("score = ").nth(1)).map(|s| s.trim().parse().unwrap()).collect();
+        assert_eq!(printed.len(), texts.len(), "{text}");
+        for (p, t) in printed.iter().zip(texts) {
+            let want = t["score"].as_f64().unwrap();
+            assert!((p - want).abs() < 1e-4, "{rm}: printed {p}, transformers {want}");
+        }
+        // As a judge: prompt = the first 3 tokens, response = the rest and EOS.
+        let model = Pretrained::load(&path, Device::Cpu).unwrap();
+        let eos = model.config.eos.unwrap();
+        let (lp, lr) = (5i64, 24i64);
+        let pm = PreferenceModel::from_pretrained(model, lp, lr, 0, PmHead::Last).unwrap();
+        let (mut prompts, mut responses) = (vec![], vec![]);
+        for t in texts {
+            let ids = ints(&t["ids"]);
+            let (p, r) = ids.split_at(3);
+            // Stored ids are one up; prompts left-padded, responses right-padded (0).
+            prompts.extend(std::iter::repeat_n(0, lp as usize - p.len()).chain(p.iter().map(|i| i + 1)));
+            let r: Vec<i64> = r.iter().map(|i| i + 1).chain([eos + 1]).collect();
+            assert!(r.len() <= lr as usize);
+            responses.extend(r.iter().copied().chain(std::iter::repeat_n(0, lr as usize - r.len())));
+        }
+        let b = texts.len() as i64;
+        let prompts = Tensor::from_slice(&prompts).view([b, lp]);
+        let y = Tensor::from_slice(&responses).view([b, lr]);
+        let shared = pm.pooled_score(&prompts, &y).unwrap();
+        let whole = tch::no_grad(|| pm.pooled_score_whole(&prompts, &y).unwrap());
+        for (i, t) in texts.iter().enumerate() {
+            let want = t["score"].as_f64().unwrap();
+            for (how, got) in [
+                ("kept prompt pass", shared.double_value(&[i as i64])),
+                ("whole pass", whole.double_value(&[i as i64])),
+            ] {
+                assert!((got - want).abs() < 1e-4, "{rm} ({how}): {got}, transformers {want}");
+            }
+        }
+    }
+}
+
+/// The reward models judge an online run and a win rate in a study, for a
+/// policy of each family that reads the same tokens (the same tokenizer).
+#[test]
+fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
+    let Some(dir) = fixtures() else { return };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    for (family, rm) in [("gpt2", "gpt2-rm"), ("llama", "llama-rm")] {
+        let project = text_project(
+            dir,
+            family,
+            "model base = pretrained(\"model\")\n\
+             model rm_dir = pretrained(\"rm\")\n\
+             dataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: base)\n\
+             model sft = sft(prefs, base: base, steps: 5, batch: 8, lr: 1e-3)\n\
+             model rm = pm(prefs, base: rm_dir, head: \"last\", steps: 0)\n\
+             model trained_rm = pm(prefs, base: sft, head: \"last\", steps: 5, batch: 8, lr: 1e-3)\n\
+             model pooled = pm(prefs, base: sft, steps: 2, batch: 8)\n\
+             run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: rm), batch: 4, steps: 4, save_every: 4)\n\
+             eval wr = winrate(policies: [online], baseline: sft, judge: rm, prompts: 8, at: [4])\n\
+             eval wr2 = winrate(policies: [online], baseline: sft, judge: trained_rm, prompts: 8, at: [4])\n",
+        );
+        let root = project.path();
+        copy_model(&dir.join(rm), &root.join("rm"));
+        let run = Command::new(bin)
+            .args(["run", "study.exp", "--cache", "cache", "--results", "results"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{family}: {}", String::from_utf8_lossy(&run.stderr));
+        let evals = std::fs::read_to_string(root.join("results/study/evals.csv")).unwrap();
+        assert!(evals.lines().any(|l| l.starts_with("wr,online@4,4,winrate,")), "{family}: {evals}");
+        let report = std::fs::read_to_string(root.join("results/study/report.md")).unwrap();
+        assert!(report.contains("`rm`"), "{family}: {report}");
+        // A PM trained here with the last-token head exports as
+        // transformers' reward model, which scores texts as tandem does.
+        let export = |name: &str, out: &str| {
+            Command::new(bin)
+                .args(["--cache", "cache", "export", "study.exp", name, out])
+                .current_dir(root)
+                .output()
+                .unwrap()
+        };
+        let o = export("trained_rm", "rm_out");
+        assert!(o.status.success(), "{family}: {}", String::from_utf8_lossy(&o.stderr));
+        let texts = ["Please fix the heating.", "The reward model prefers short summaries."];
+        let mut cmd = Command::new(bin);
+        cmd.arg("pretrained").arg(root.join("rm_out"));
+        for t in texts {
+            cmd.args(["--text", t]);
+        }
+        let ours = String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned();
+        let ours: Vec<f64> =
+            ours.lines().filter_map(|l| l.split("score = ").nth(1)).map(|s| s.trim().parse().unwrap()).collect();
+        let script = r#"
+import json, sys, torch, transformers
+d = sys.argv[1]
+tok = transformers.AutoTokenizer.from_pretrained(d)
+m = transformers.AutoModelForSequenceClassification.from_pretrained(d, attn_implementation="eager").eval()
+with torch.no_grad():
+    print(json.dumps([m(torch.tensor([tok(t)["input_ids"]])).logits[0, 0].item() for t in sys.argv[2:]]))
+"#;
+        let py = Command::new(python()).arg("-c").arg(script).arg(root.join("rm_out")).args(texts).output().unwrap();
+        assert!(py.status.success(), "{family}: {}", String::from_utf8_lossy(&py.stderr));
+        let theirs: Vec<f64> = serde_json::from_slice(&py.stdout).unwrap();
+        assert_eq!(ours.len(), texts.len());
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-4, "{family}: tandem {a}, transformers {b}");
+        }
+        // The pooled head has no transformers class: its export says so.
+        let o = export("pooled", "pooled_out");
+        assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no transformers class"));
+        assert!(!root.join("pooled_out").exists());
+    }
 }

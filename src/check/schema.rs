@@ -416,9 +416,9 @@ pub static CTORS: &[Ctor] = &[
         kind: CtorKind::Decl { decl: DeclKind::Model, entity: Entity::PreferenceModel, node: "model.pm" },
         params: model_params!(32, 1e-4, 1000; p(
             "head",
-            Ty::Str { choices: &["pooled", "joint"] },
+            Ty::Str { choices: &["pooled", "joint", "last"] },
             Default::Str("pooled"),
-            "pooled: score each response, z = s(y1) − s(y2); joint: read [x, y1, y2] in one pass"
+            "pooled: score each response, z = s(y1) − s(y2); joint: read [x, y1, y2] in one pass; last (with `base:`): a score on the last token, as transformers' *ForSequenceClassification reward models (a reward model's own head when `base` is one)"
         ); p_added(
             "base",
             Ty::Ref(&[Entity::Pretrained, Entity::Policy]),

@@ -990,6 +990,9 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
     println!("parameters   {params}");
     println!("digest       {digest}");
     println!("device       {}", if device == tch::Device::Cpu { "cpu" } else { "cuda" });
+    if c.score_head {
+        println!("head         a reward model: a score on the last token that is not the pad token (`pm(..., base: ..., head: \"last\")` judges with it)");
+    }
     for t in texts {
         let ids = match model.tokenizer.encode(t) {
             Ok(ids) if ids.len() >= 2 => ids,
@@ -1004,6 +1007,10 @@ fn cmd_pretrained(cfg: &Config, dir: &Path, texts: &[String], generate: usize) -
         };
         if let Err(e) = model.fits(ids.len() + generate) {
             return fail(&e);
+        }
+        if let Some(score) = model.score_of(&ids) {
+            println!("text         {t:?}: {} tokens, score = {score:.6}", ids.len());
+            continue;
         }
         let n = ids.len() as i64;
         let x = tch::Tensor::from_slice(&ids).view([1, n]).to_device(device);

@@ -318,8 +318,8 @@ pub fn load_pm(store: &Store, key: &Key, device: Device) -> Result<PreferenceMod
             device,
         )
         .map_err(|e| input_err(key, e.to_string()))?;
-        let pm =
-            PreferenceModel::from_pretrained(model, s.prompt_len, s.response_len, 0).map_err(ExecError::Invalid)?;
+        let pm = PreferenceModel::from_pretrained(model, s.prompt_len, s.response_len, 0, head)
+            .map_err(ExecError::Invalid)?;
         // The head's weights, beside the trunk's.
         tch::no_grad(|| pm.vs().read_safetensors(&weights))?;
         return Ok(pm);

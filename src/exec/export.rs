@@ -115,6 +115,19 @@ pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecErro
             m.kind
         )));
     }
+    // A preference model exports as transformers' reward model when its
+    // head is one (`last`); the pooled and joint heads have no class there.
+    let config = match pm_head(store, key)? {
+        None => None,
+        Some(head) if head == "last" => Some(reward_model_config(&store.verified_path(key, "config.json")?)?),
+        Some(head) => {
+            return Err(ExecError::Invalid(format!(
+                "{} is a preference model with the {head} head, which has no transformers class; \
+                 train it with `head: \"last\"` (transformers' *ForSequenceClassification) to export it",
+                key.short()
+            )))
+        }
+    };
     refuse_existing(out)?;
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp =
@@ -123,11 +136,46 @@ pub fn export_model(store: &Store, key: &Key, out: &Path) -> Result<(), ExecErro
         let from = store.verified_path(key, f)?;
         std::fs::copy(&from, tmp.path().join(f)).map_err(|e| ExecError::Invalid(format!("cannot copy {f}: {e}")))?;
     }
+    if let Some(config) = config {
+        std::fs::write(tmp.path().join("config.json"), config)
+            .map_err(|e| ExecError::Invalid(format!("cannot write config.json: {e}")))?;
+    }
     let tmp = tmp.keep();
     std::fs::rename(&tmp, out).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp);
         ExecError::Invalid(format!("cannot write {}: {e}", out.display()))
     })
+}
+
+/// The head of the preference model entry `key` holds (None: not a PM).
+fn pm_head(store: &Store, key: &Key) -> Result<Option<String>, ExecError> {
+    if !store.manifest(key)?.files.iter().any(|f| f.name == "spec.json") {
+        return Ok(None);
+    }
+    let spec: serde_json::Value = crate::exec::artifacts::read_json(store, key, "spec.json")?;
+    Ok((spec["kind"] == "pm").then(|| spec["head"].as_str().unwrap_or("pooled").to_string()))
+}
+
+/// The config of a last-token preference model as transformers' reward
+/// model: `<Family>ForSequenceClassification` with one label. The score
+/// head is already `score.weight`, the name transformers reads.
+fn reward_model_config(path: &Path) -> Result<Vec<u8>, ExecError> {
+    let text = std::fs::read(path).map_err(|e| ExecError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| ExecError::Invalid(format!("{}: {e}", path.display())))?;
+    let class = match c["model_type"].as_str() {
+        Some("gpt2") => "GPT2ForSequenceClassification",
+        Some("llama") => "LlamaForSequenceClassification",
+        Some("qwen2") => "Qwen2ForSequenceClassification",
+        other => return Err(ExecError::Invalid(format!("no reward-model class for model_type {other:?}"))),
+    };
+    c["architectures"] = serde_json::json!([class]);
+    c["id2label"] = serde_json::json!({"0": "LABEL_0"});
+    c["label2id"] = serde_json::json!({"LABEL_0": 0});
+    if let Some(o) = c.as_object_mut() {
+        o.remove("num_labels");
+    }
+    Ok(serde_json::to_vec_pretty(&c).expect("a JSON value serialises"))
 }
 
 /// An export writes a new path only: never over or through an existing

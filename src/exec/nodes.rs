@@ -356,6 +356,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         ModelKind::Sft => None,
         ModelKind::Pm(op::PmHead::Pooled) => Some(PmHead::Pooled),
         ModelKind::Pm(op::PmHead::Joint) => Some(PmHead::Joint),
+        ModelKind::Pm(op::PmHead::Last) => Some(PmHead::Last),
     };
     // tandem's own model's shapes (a pretrained base brings its own).
     let own = PolicySpec {
@@ -372,7 +373,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
             Some(base) => {
                 let model =
                     load_base(ctx.store, &base, ctx.device)?.map_err(|e| art::input_err(&base, e.to_string()))?;
-                PreferenceModel::from_pretrained(model, meta.prompt_len, meta.response_len, seed)
+                PreferenceModel::from_pretrained(model, meta.prompt_len, meta.response_len, seed, head)
                     .map_err(ExecError::Invalid)?
             }
         };

@@ -42,6 +42,11 @@ pub struct HfConfig {
     /// The output head shares the token embedding.
     pub tied: bool,
     pub eos: Option<i64>,
+    /// `pad_token_id`: a reward model scores the last token that is not it.
+    pub pad: Option<i64>,
+    /// A reward model (`*ForSequenceClassification` with one label): a
+    /// `score` head [1, width] on the last token instead of a language-model head.
+    pub score_head: bool,
 }
 
 fn int(v: &Value, names: &[&str]) -> Result<Option<i64>, String> {
@@ -74,6 +79,29 @@ fn float(v: &Value, name: &str, default: f64) -> Result<f64, String> {
     }
 }
 
+/// Whether `architectures` names a sequence classifier, and then that it
+/// has one label (a scalar score, as reward models have): transformers
+/// gives it `id2label`, or `num_labels`, and two labels when neither is set.
+fn reward_model(v: &Value) -> Result<bool, String> {
+    let arch = v.get("architectures").and_then(Value::as_array);
+    let Some(name) =
+        arch.into_iter().flatten().filter_map(Value::as_str).find(|a| a.ends_with("ForSequenceClassification"))
+    else {
+        return Ok(false);
+    };
+    let labels = match (v.get("id2label").and_then(Value::as_object), v.get("num_labels").and_then(Value::as_i64)) {
+        (Some(m), _) => m.len() as i64,
+        (None, Some(n)) => n,
+        (None, None) => 2,
+    };
+    if labels != 1 {
+        return Err(format!(
+            "`{name}` with {labels} labels is a classifier, not a reward model: tandem reads one label (a scalar score)"
+        ));
+    }
+    Ok(true)
+}
+
 impl HfConfig {
     /// Reads a parsed `config.json`. The error says what is wrong in words.
     pub fn from_json(v: &Value) -> Result<HfConfig, String> {
@@ -85,6 +113,8 @@ impl HfConfig {
                 return Err(format!("the architecture `{other}` is not supported; supported: {}", SUPPORTED.join(", ")))
             }
         };
+        let score_head = reward_model(v)?;
+        let pad = v.get("pad_token_id").and_then(Value::as_i64);
         let eos = match v.get("eos_token_id") {
             Some(Value::Number(n)) => n.as_i64(),
             Some(Value::Array(a)) => a.first().and_then(Value::as_i64),
@@ -120,6 +150,8 @@ impl HfConfig {
                     qkv_bias: true,
                     tied: true,
                     eos,
+                    pad,
+                    score_head,
                 }
             }
             Family::Llama => {
@@ -175,6 +207,8 @@ impl HfConfig {
                         || v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
                     tied: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
                     eos,
+                    pad,
+                    score_head,
                     model_type,
                 }
             }
@@ -230,5 +264,30 @@ mod tests {
         assert!(e.contains("yarn"), "{e}");
         let e = HfConfig::from_json(&serde_json::json!({"model_type": "llama", "hidden_size": 32})).unwrap_err();
         assert!(e.contains("num_attention_heads` is missing"), "{e}");
+    }
+
+    #[test]
+    fn a_one_label_sequence_classifier_is_a_reward_model() {
+        let base = serde_json::json!({"model_type": "gpt2", "vocab_size": 300, "n_embd": 32, "n_layer": 2,
+            "n_head": 4, "n_positions": 64, "pad_token_id": 5});
+        let with = |extra: serde_json::Value| {
+            let mut v = base.clone();
+            v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            HfConfig::from_json(&v)
+        };
+        let lm = with(serde_json::json!({"architectures": ["GPT2LMHeadModel"]})).unwrap();
+        assert!(!lm.score_head);
+        assert_eq!(lm.pad, Some(5));
+        let rm =
+            with(serde_json::json!({"architectures": ["GPT2ForSequenceClassification"], "id2label": {"0": "LABEL_0"}}));
+        assert!(rm.unwrap().score_head);
+        assert!(
+            with(serde_json::json!({"architectures": ["GPT2ForSequenceClassification"], "num_labels": 1}))
+                .unwrap()
+                .score_head
+        );
+        // transformers' default is two labels: a classifier, refused by name.
+        let e = with(serde_json::json!({"architectures": ["GPT2ForSequenceClassification"]})).unwrap_err();
+        assert!(e.contains("2 labels") && e.contains("GPT2ForSequenceClassification"), "{e}");
     }
 }

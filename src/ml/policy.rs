@@ -80,6 +80,9 @@ impl Policy {
     /// end-of-sequence token, which every response needs, or when the two
     /// widths do not fit its positions.
     pub fn from_pretrained(mut model: Pretrained, prompt_len: i64, response_len: i64) -> Result<Policy, String> {
+        if !model.lm_head {
+            return Err("a reward model with its own (untied) embedding has no language-model head: it can be a preference model's base (`pm(..., base: ...)`), not a policy".into());
+        }
         let Some(eos) = model.config.eos else {
             return Err("the model's config.json names no `eos_token_id`: a response needs a token that ends it".into());
         };

@@ -17,7 +17,11 @@
 //! A preference model can also start from a pretrained language model (or
 //! a policy trained from one: the paper's PMs start from the SFT policy):
 //! its trunk reads `[prompt | y]` in the model's own token ids, with a new
-//! pooled head. It has no SEP to separate the two (the prompt's pass is the
+//! pooled head, or with `last`, the head of transformers'
+//! `*ForSequenceClassification` reward models: s(x, y) = w · h, h the hidden
+//! state of the last token that is not the config's pad token (as
+//! transformers picks it). A reward model read from a Hugging Face
+//! directory brings its own `score.weight`, so it judges as it came. It has no SEP to separate the two (the prompt's pass is the
 //! prefix each response continues) and no overlap flags (a pretrained trunk
 //! reads copying and repetition from the text itself).
 //!
@@ -69,6 +73,8 @@ pub type PmSpec = crate::ml::transformer::ModelSpec;
 pub enum PmHead {
     Joint,
     Pooled,
+    /// A score on the last non-pad token: transformers' reward models.
+    Last,
 }
 
 impl PmHead {
@@ -76,6 +82,7 @@ impl PmHead {
         match self {
             PmHead::Joint => "joint",
             PmHead::Pooled => "pooled",
+            PmHead::Last => "last",
         }
     }
 
@@ -83,6 +90,7 @@ impl PmHead {
         match s {
             "joint" => Some(PmHead::Joint),
             "pooled" => Some(PmHead::Pooled),
+            "last" => Some(PmHead::Last),
             _ => None,
         }
     }
@@ -90,6 +98,12 @@ impl PmHead {
 
 enum Head {
     Joint(Linear),
+    /// `score.weight` [1, D] on the last non-pad token (pretrained trunks;
+    /// `pad` is the config's pad token as a stored id).
+    Last {
+        score: Tensor,
+        pad: Option<i64>,
+    },
     /// Features [mean over response, last token] (2D) → D → 1; `overlap`
     /// embeds each response token's two overlap flags (tandem's own trunk
     /// only).
@@ -146,11 +160,11 @@ impl PreferenceModel {
         let vs = nn::VarStore::new(device);
         let context = match kind {
             PmHead::Joint => spec.prompt_len + 2 * spec.response_len + 2,
-            PmHead::Pooled => spec.prompt_len + spec.response_len + 1,
+            PmHead::Pooled | PmHead::Last => spec.prompt_len + spec.response_len + 1,
         };
         let segments = match kind {
             PmHead::Joint => 3,
-            PmHead::Pooled => 2,
+            PmHead::Pooled | PmHead::Last => 2,
         };
         let arch =
             Arch { vocab: spec.vocab, layers: spec.layers, width: spec.width, heads: spec.heads, context, segments };
@@ -158,7 +172,9 @@ impl PreferenceModel {
         let trunk = Trunk::new(&(&root / "trunk"), arch);
         let head = match kind {
             PmHead::Joint => Head::Joint(linear_layer(&root / "head", spec.width, 1, Default::default())),
-            PmHead::Pooled => Head::Pooled {
+            // The plan gives `last` a pretrained trunk only; on tandem's own
+            // trunk it would be the pooled head's simpler cousin, not built.
+            PmHead::Pooled | PmHead::Last => Head::Pooled {
                 hidden: linear_layer(&root / "head" / "hidden", 2 * spec.width, spec.width, Default::default()),
                 out: linear_layer(&root / "head" / "out", spec.width, 1, Default::default()),
                 overlap: Some(nn::embedding(&root / "trunk" / "overlap", 4, spec.width, Default::default())),
@@ -176,6 +192,7 @@ impl PreferenceModel {
         prompt_len: i64,
         response_len: i64,
         seed: u64,
+        kind: PmHead,
     ) -> Result<PreferenceModel, String> {
         model.fits((prompt_len + response_len) as usize).map_err(|e| e.to_string())?;
         model.vs.unfreeze();
@@ -183,13 +200,38 @@ impl PreferenceModel {
         let spec =
             PmSpec { vocab: c.vocab + 1, layers: c.layers, width: c.width, heads: c.heads, prompt_len, response_len };
         let root = model.vs.root() / "score";
-        let head = Head::Pooled {
-            hidden: linear_layer(&root / "hidden", 2 * spec.width, spec.width, Default::default()),
-            out: linear_layer(&root / "out", spec.width, 1, Default::default()),
-            overlap: None,
+        let head = match kind {
+            PmHead::Joint => {
+                return Err(
+                    "a preference model on a pretrained trunk has a pooled or a last-token head, not a joint one"
+                        .into(),
+                )
+            }
+            PmHead::Pooled => {
+                let head = Head::Pooled {
+                    hidden: linear_layer(&root / "hidden", 2 * spec.width, spec.width, Default::default()),
+                    out: linear_layer(&root / "out", spec.width, 1, Default::default()),
+                    overlap: None,
+                };
+                crate::ml::transformer::init_where(&model.vs, seed, spec.layers, |name| name.starts_with("score."));
+                head
+            }
+            // A reward model's own score head, as it came; a language
+            // model's trunk gets a new one, drawn like the pooled head's.
+            PmHead::Last => {
+                let score = match &model.score {
+                    Some(w) => w.shallow_clone(),
+                    None => {
+                        let w = root.var("weight", &[1, spec.width], nn::Init::Const(0.0));
+                        crate::ml::transformer::init_where(&model.vs, seed, spec.layers, |n| n == "score.weight");
+                        w
+                    }
+                };
+                // The stored id of the config's pad token (stored = model id + 1).
+                Head::Last { score, pad: c.pad.map(|p| p + 1) }
+            }
         };
-        crate::ml::transformer::init_where(&model.vs, seed, spec.layers, |name| name.starts_with("score."));
-        Ok(PreferenceModel { spec, kind: PmHead::Pooled, body: Body::Pretrained(model), head })
+        Ok(PreferenceModel { spec, kind, body: Body::Pretrained(model), head })
     }
 
     /// The pretrained model under this one, if it is one.
@@ -219,7 +261,8 @@ impl PreferenceModel {
     /// The pooled head's scalar score s(x, y) of each (prompt, response):
     /// [B]; `None` for a joint head, which only scores pairs.
     pub fn pooled_score(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
-        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.scores(prompts, &[y])))
+        matches!(self.head, Head::Pooled { .. } | Head::Last { .. })
+            .then(|| tch::no_grad(|| self.scores(prompts, &[y])))
     }
 
     /// The prompts' prefix `[x SEP]` through the pooled head's trunk, to be
@@ -294,6 +337,16 @@ impl PreferenceModel {
     /// recomputed for every response: what [`PreferenceModel::scores`]
     /// computes without sharing. For tests and benchmarks.
     pub fn pooled_score_whole(&self, prompts: &Tensor, y: &Tensor) -> Option<Tensor> {
+        if let (Head::Last { score, pad }, Body::Pretrained(p)) = (&self.head, &self.body) {
+            let seq = Tensor::cat(&[prompts, y], 1);
+            let mask = tokens::mask(&seq);
+            let hidden = past::pretrained_hidden(p, &seq, &mask);
+            let keep = match pad {
+                Some(pad) => mask.logical_and(&seq.ne(*pad)),
+                None => mask,
+            };
+            return Some(Self::last_head(score, last_real(&hidden, &keep)));
+        }
         let Head::Pooled { hidden: fc, out, overlap } = &self.head else { return None };
         if let Body::Pretrained(p) = &self.body {
             let seq = Tensor::cat(&[prompts, y], 1);
@@ -321,13 +374,16 @@ impl PreferenceModel {
     /// The pooled scores of responses `y` to the prefix's prompts, [B];
     /// `None` for a joint head.
     pub fn pooled_scores_after(&self, prefix: &Prefix, y: &Tensor) -> Option<Tensor> {
-        matches!(self.head, Head::Pooled { .. }).then(|| tch::no_grad(|| self.scores_after(prefix, &[y])))
+        matches!(self.head, Head::Pooled { .. } | Head::Last { .. })
+            .then(|| tch::no_grad(|| self.scores_after(prefix, &[y])))
     }
 
     /// [`PreferenceModel::scores`] continuing a prefix computed before.
     fn scores_after(&self, prefix: &Prefix, responses: &[&Tensor]) -> Tensor {
-        let Head::Pooled { hidden: fc, out, overlap } = &self.head else {
-            unreachable!("scores are the pooled head's")
+        let overlap = match &self.head {
+            Head::Pooled { overlap, .. } => overlap,
+            Head::Last { .. } => &None,
+            Head::Joint(_) => unreachable!("scores are the pooled and last-token heads'"),
         };
         let n = responses.len() as i64;
         let mut cache = prefix.cache.repeat(n as usize);
@@ -351,7 +407,29 @@ impl PreferenceModel {
         let b = y.size()[0];
         let with_sep = Tensor::cat(&[&prefix.sep_hidden.repeat([n, 1, 1]), &resp], 1);
         let with_sep_mask = Tensor::cat(&[&Tensor::ones([b, 1], (Kind::Bool, y.device())), &ymask], 1);
-        Self::pooled_head(fc, out, &resp, &ymask, last_real(&with_sep, &with_sep_mask))
+        match &self.head {
+            Head::Pooled { hidden: fc, out, .. } => {
+                Self::pooled_head(fc, out, &resp, &ymask, last_real(&with_sep, &with_sep_mask))
+            }
+            Head::Last { score, pad } => {
+                // transformers' rule: the last token that is not the pad
+                // token (a response ending in an EOS that is also the pad
+                // token is scored at the token before it).
+                let keep = match pad {
+                    Some(p) => ymask.logical_and(&y.ne(*p)),
+                    None => ymask.shallow_clone(),
+                };
+                let keep = Tensor::cat(&[&Tensor::ones([b, 1], (Kind::Bool, y.device())), &keep], 1);
+                Self::last_head(score, last_real(&with_sep, &keep))
+            }
+            Head::Joint(_) => unreachable!("scores are the pooled and last-token heads'"),
+        }
+    }
+
+    /// The last-token head on the chosen token's hidden state [B, D]: the score [B].
+    fn last_head(score: &Tensor, last: Tensor) -> Tensor {
+        let _float32 = autocast::float32(last.device());
+        last.to_kind(Kind::Float).matmul(&score.to_kind(Kind::Float).tr()).squeeze_dim(1)
     }
 
     /// The pooled head on the response's hidden states [B, Lr, D] (`ymask`
@@ -383,7 +461,7 @@ impl PreferenceModel {
                 let _float32 = autocast::float32(hidden.device());
                 head.forward(&last_real(&hidden, &mask).to_kind(Kind::Float)).squeeze_dim(1)
             }
-            Head::Pooled { .. } => {
+            Head::Pooled { .. } | Head::Last { .. } => {
                 // Both responses continue one pass over the prompts.
                 let b = prompts.size()[0];
                 let s = self.scores(prompts, &[y1, y2]);
@@ -399,7 +477,7 @@ impl PreferenceModel {
         let z_lw = match self.kind {
             PmHead::Joint => self.logit(prompts, yl, yw),
             // Antisymmetric: z(x, y_l, y_w) = −z(x, y_w, y_l); no second pass.
-            PmHead::Pooled => -&z_wl,
+            PmHead::Pooled | PmHead::Last => -&z_wl,
         };
         ((-z_wl).softplus() + z_lw.softplus()).mean(Kind::Float) * 0.5
     }
@@ -415,7 +493,7 @@ impl PreferenceModel {
     pub fn judge(&self, prompts: &Tensor, y1: &Tensor, y2: &Tensor) -> (Tensor, Option<Tensor>) {
         tch::no_grad(|| match self.kind {
             PmHead::Joint => (self.logit(prompts, y1, y2).sigmoid() - self.logit(prompts, y2, y1).sigmoid(), None),
-            PmHead::Pooled => {
+            PmHead::Pooled | PmHead::Last => {
                 // The pooled logit is s(x, y1) − s(x, y2), as `logit` computes it;
                 // σ(z) − σ(−z) = tanh(z/2): one pass, and exactly odd in z.
                 let b = prompts.size()[0];

@@ -299,6 +299,7 @@ impl<'p> Lowerer<'p> {
                 let head = match a.string("head")? {
                     "pooled" => PmHead::Pooled,
                     "joint" => PmHead::Joint,
+                    "last" => PmHead::Last,
                     other => return internal(format!("no preference-model head {other:?}")),
                 };
                 let mut spec = self.model_spec(inst, &a)?;
@@ -334,6 +335,21 @@ impl<'p> Lowerer<'p> {
                             )
                             .label("`head: \"joint\"` with `base:`")
                             .help("a preference model from a pretrained trunk has the pooled head: leave `head` out"),
+                        );
+                        return Err(Fail::Upstream);
+                    }
+                    None if head == PmHead::Last => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::Vocabulary,
+                                inst.span,
+                                format!("`{}` asks for a last-token head without a pretrained trunk", inst.label),
+                            )
+                            .label("`head: \"last\"` without `base:`")
+                            .help(
+                                "the last-token head is transformers' reward-model head: give `base:` a pretrained \
+                                 model (a reward model keeps its own head), or leave `head` out",
+                            ),
                         );
                         return Err(Fail::Upstream);
                     }

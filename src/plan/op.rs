@@ -282,6 +282,8 @@ pub struct ModelSpec {
 pub enum PmHead {
     Pooled,
     Joint,
+    /// A score on the last non-pad token (a pretrained trunk only).
+    Last,
 }
 
 impl PmHead {
@@ -289,6 +291,7 @@ impl PmHead {
         match self {
             PmHead::Pooled => "pooled",
             PmHead::Joint => "joint",
+            PmHead::Last => "last",
         }
     }
 }

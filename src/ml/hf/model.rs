@@ -27,6 +27,12 @@ pub struct Pretrained {
     trunk: Trunk,
     /// The output head [vocab, width] (the embedding itself when tied).
     head: Tensor,
+    /// A reward model's score head [1, width] (`score.weight`), loaded
+    /// with the trunk; None for a language model.
+    pub score: Option<Tensor>,
+    /// Whether `head` is a language-model head at all: a reward model with
+    /// an untied embedding has none (it cannot be a policy).
+    pub lm_head: bool,
 }
 
 /// The prefix under which the checkpoint keeps the trunk: `transformer`
@@ -82,9 +88,14 @@ impl Pretrained {
             Family::Gpt2 => Trunk::Gpt2(Gpt2::new(&path, &config)),
             Family::Llama => Trunk::Llama(Llama::new(&path, &config)),
         };
-        let own_head = !config.tied && config.family == Family::Llama;
+        // A reward model carries a score head where a language model has
+        // its output head; GPT-2's output head is the embedding either way.
+        let own_head = !config.tied && config.family == Family::Llama && !config.score_head;
         let head =
             own_head.then(|| (&root / "lm_head").var("weight", &[config.vocab, config.width], nn::Init::Const(0.0)));
+        let score =
+            config.score_head.then(|| (&root / "score").var("weight", &[1, config.width], nn::Init::Const(0.0)));
+        let lm_head = !config.score_head || config.tied || config.family == Family::Gpt2;
 
         // Every parameter must come from the file with its exact shape;
         // tensors the model does not use (GPT-2's old attention-mask
@@ -110,7 +121,7 @@ impl Pretrained {
             (Trunk::Gpt2(g), None) => g.embedding().shallow_clone(),
             (Trunk::Llama(l), None) => l.embedding().shallow_clone(),
         };
-        Ok(Pretrained { config, config_json: json, vs, tokenizer, trunk, head })
+        Ok(Pretrained { config, config_json: json, vs, tokenizer, trunk, head, score, lm_head })
     }
 
     pub fn device(&self) -> Device {
@@ -204,6 +215,22 @@ impl Pretrained {
     /// Logits [B, T, vocab] of `ids` [B, T] (1 in `key_mask` for real tokens).
     pub fn logits(&self, ids: &Tensor, key_mask: &Tensor) -> Tensor {
         self.logits_of(&self.hidden(ids, &Self::positions(key_mask), key_mask, None))
+    }
+
+    /// A reward model's score of one sequence of its token ids, as
+    /// transformers' `*ForSequenceClassification` computes it: the score
+    /// head on the last token that is not the config's pad token (the last
+    /// token when none is set or all are). None for a language model.
+    pub fn score_of(&self, ids: &[i64]) -> Option<f64> {
+        let score = self.score.as_ref()?;
+        let n = ids.len() as i64;
+        let x = Tensor::from_slice(ids).view([1, n]).to_device(self.device());
+        let mask = x.ones_like();
+        let hidden = tch::no_grad(|| self.hidden(&x, &Self::positions(&mask), &mask, None)); // [1, n, D]
+        let last = ids.iter().rposition(|&t| Some(t) != self.config.pad).unwrap_or(ids.len().saturating_sub(1)) as i64;
+        let _float32 = crate::ml::autocast::float32(hidden.device());
+        let h = hidden.get(0).get(last).to_kind(Kind::Float);
+        Some(tch::no_grad(|| h.dot(&score.get(0).to_kind(Kind::Float)).double_value(&[])))
     }
 
     /// log p(ids[t+1] | ids[..=t]) for every t: [B, T−1].
