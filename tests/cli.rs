@@ -794,3 +794,25 @@ fn a_last_token_head_needs_a_pretrained_trunk() {
         "{said}"
     );
 }
+
+#[test]
+fn a_ten_million_character_record_is_refused_at_check_time_by_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    let big = format!(
+        "{{\"prompt\": \"hello\", \"chosen\": \"a\", \"rejected\": \"b\"}}\n{{\"prompt\": \"{}\", \"chosen\": \"a\", \"rejected\": \"b\"}}\n",
+        "x".repeat(10_000_000)
+    );
+    std::fs::write(dir.path().join("big.jsonl"), big).unwrap();
+    let file = dir.path().join("big.exp");
+    std::fs::write(
+        &file,
+        "dataset d = jsonl(\"big.jsonl\")\nmodel s = sft(d, layers: 1, width: 16, heads: 2, steps: 2)\n",
+    )
+    .unwrap();
+    let o = tandem(&["check", file.to_str().unwrap()]);
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{said}");
+    assert!(said.contains("tandem::bad_record") && said.contains("big.jsonl:2"), "{said}");
+    assert!(said.contains("`prompt` has 10000000 characters, more than the 100000"), "{said}");
+}

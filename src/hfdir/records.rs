@@ -34,8 +34,29 @@ pub fn content_digest(bytes: &[u8]) -> String {
     blake3::hash(&out).to_hex().to_string()
 }
 
+/// The most characters a field may have. A longer one is refused when the
+/// plan is made, by its line, before anything reads or tokenises it: every
+/// batch is padded to its longest record, so one 10-million-character
+/// record would make every batch of the study that long (and importing it
+/// would take gigabytes). 100,000 characters is some 25,000 tokens of
+/// English, past what the models tandem trains read.
+pub const MAX_FIELD_CHARS: usize = 100_000;
+
 /// One line's record, or why it is not one.
 pub fn record(line: &str) -> Result<Line, String> {
+    let line: Line = parse(line)?;
+    for (name, field) in [("prompt", &line.prompt), ("chosen", &line.chosen), ("rejected", &line.rejected)] {
+        let n = field.chars().count();
+        if n > MAX_FIELD_CHARS {
+            return Err(format!(
+                "`{name}` has {n} characters, more than the {MAX_FIELD_CHARS} a field may have (cut the record or leave it out)"
+            ));
+        }
+    }
+    Ok(line)
+}
+
+fn parse(line: &str) -> Result<Line, String> {
     serde_json::from_str(line).map_err(|e| {
         let shape = match serde_json::from_str::<serde_json::Value>(line) {
             Ok(serde_json::Value::Object(m)) => {
@@ -106,5 +127,15 @@ mod tests {
         assert_eq!(content_digest(&bom), content_digest(lf));
         // Other content, other digest.
         assert_ne!(content_digest(&lf[1..]), content_digest(lf));
+    }
+
+    #[test]
+    fn a_field_past_the_limit_is_refused_by_name_and_size() {
+        let at = |n: usize| format!("{{\"prompt\": \"{}\", \"chosen\": \"b\", \"rejected\": \"c\"}}", "é".repeat(n));
+        assert!(record(&at(MAX_FIELD_CHARS)).is_ok(), "characters, not bytes, are counted");
+        let e = record(&at(MAX_FIELD_CHARS + 1)).err().unwrap();
+        assert!(e.contains("`prompt` has 100001 characters"), "{e}");
+        let text = format!("{}\n{}\n", at(1), at(10_000_000));
+        assert_eq!(problems(&text).iter().map(|p| p.0).collect::<Vec<_>>(), vec![2]);
     }
 }
