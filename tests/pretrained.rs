@@ -789,10 +789,21 @@ fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
              model pooled = pm(prefs, base: sft, steps: 2, batch: 8)\n\
              run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: rm), batch: 4, steps: 4, save_every: 4)\n\
              eval wr = winrate(policies: [online], baseline: sft, judge: rm, prompts: 8, at: [4])\n\
-             eval wr2 = winrate(policies: [online], baseline: sft, judge: trained_rm, prompts: 8, at: [4])\n",
+             eval wr2 = winrate(policies: [online], baseline: sft, judge: trained_rm, prompts: 8, at: [4])\n\
+             dataset heldout = jsonl(\"heldout.jsonl\", tokenizer_of: base)\n\
+             eval acc = classifier(models: [rm, sft], data: heldout, n: 3)\n",
         );
         let root = project.path();
         copy_model(&dir.join(rm), &root.join("rm"));
+        // A held-out file of shorter records than the training file's
+        // longest: padded to other widths, it evaluates at the models'.
+        std::fs::write(
+            root.join("heldout.jsonl"),
+            "{\"prompt\": \"Quick?\", \"chosen\": \"Yes.\", \"rejected\": \"No.\"}\n\
+             {\"prompt\": \"Fix it?\", \"chosen\": \"The heating failed.\", \"rejected\": \"Dogs.\"}\n\
+             {\"prompt\": \"Who?\", \"chosen\": \"Human comparisons.\", \"rejected\": \"Nobody.\"}\n",
+        )
+        .unwrap();
         let run = Command::new(bin)
             .args(["run", "study.exp", "--cache", "cache", "--results", "results"])
             .current_dir(root)
@@ -801,6 +812,19 @@ fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
         assert!(run.status.success(), "{family}: {}", String::from_utf8_lossy(&run.stderr));
         let evals = std::fs::read_to_string(root.join("results/study/evals.csv")).unwrap();
         assert!(evals.lines().any(|l| l.starts_with("wr,online@4,4,winrate,")), "{family}: {evals}");
+        for target in ["rm", "sft"] {
+            assert!(evals.lines().any(|l| l.starts_with(&format!("acc,{target},,accuracy,"))), "{family}: {evals}");
+        }
+        // A held-out record longer than the models' widths is refused, counted.
+        let long = format!("{{\"prompt\": \"Why?\", \"chosen\": \"{}\", \"rejected\": \"No.\"}}\n", "very ".repeat(40));
+        std::fs::write(root.join("heldout.jsonl"), long).unwrap();
+        let run = Command::new(bin)
+            .args(["run", "study.exp", "--cache", "cache", "--results", "results2"])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&run.stdout);
+        assert!(!run.status.success() && said.contains("1 responses longer than"), "{family}: {said}");
         let report = std::fs::read_to_string(root.join("results/study/report.md")).unwrap();
         assert!(report.contains("`rm`"), "{family}: {report}");
         // A PM trained here with the last-token head exports as

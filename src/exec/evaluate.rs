@@ -125,10 +125,11 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
         }
         Metric::WinnerLogprob { data, n } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
-            let data = art::load_pairs(ctx.store, data, "pairs.safetensors")?.split(0);
-            if (data.prompt_len(), data.response_len()) != (policy.spec.prompt_len, policy.spec.response_len) {
-                return Err(ExecError::Invalid("the dataset's widths are not the policy's".into()));
-            }
+            // Data made with other longest records reads at the policy's widths.
+            let data = art::load_pairs(ctx.store, data, "pairs.safetensors")?
+                .split(0)
+                .fit_to(policy.spec.prompt_len, policy.spec.response_len)
+                .map_err(|e| ExecError::Invalid(format!("the dataset does not fit the policy's widths: {e}")))?;
             let idx = eval::subsample_rows(data.len(), *n as usize, seed, "eval/rows");
             vec![ResultRow::new(
                 "winner_logprob",
@@ -241,11 +242,14 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
     if let Some(j) = &judge {
         art::same_shapes("the judge and the classified model", art::pm_shapes(j), t)?;
     }
-    if let Some((_, first)) = windows.first() {
-        if (first.prompt_len(), first.response_len()) != (t.1, t.2) {
-            return Err(ExecError::Invalid("the data's widths are not the classified model's".into()));
-        }
-    }
+    // Data made with other longest records (a held-out file) reads at the
+    // classified model's widths; rows longer than those are refused, counted.
+    let windows =
+        windows
+            .into_iter()
+            .map(|(c, w)| w.fit_to(t.1, t.2).map(|w| (c, w)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ExecError::Invalid(format!("the data does not fit the classified model's widths: {e}")))?;
     // The classifier: a PM by the A.2 sign rule, or a policy by Appendix E.
     // One value per node, never copied around: its size does not matter.
     #[allow(clippy::large_enum_variant)]

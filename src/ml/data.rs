@@ -51,6 +51,44 @@ impl Pairs {
         }
     }
 
+    /// The same rows padded to other widths: prompts stay right-aligned
+    /// (left padding), responses left-aligned (right padding), so a data
+    /// set made with other longest records reads as if made at these widths.
+    /// Refused, with how many rows are too long, when a row's real tokens do
+    /// not fit: nothing is cut.
+    pub fn fit_to(&self, prompt_len: i64, response_len: i64) -> Result<Pairs, String> {
+        if (self.prompt_len(), self.response_len()) == (prompt_len, response_len) {
+            return Ok(self.select(&(0..self.len()).collect::<Vec<_>>()));
+        }
+        let real = |t: &Tensor| -> Vec<i64> {
+            Vec::try_from(t.ne(0).sum_dim_intlist(1, false, Kind::Int64).to_device(Device::Cpu)).expect("int lengths")
+        };
+        let (p, c, r) = (real(&self.prompts), real(&self.chosen), real(&self.rejected));
+        let long_prompts = p.iter().filter(|&&n| n > prompt_len).count();
+        let long_responses = c.iter().zip(&r).filter(|(a, b)| (**a).max(**b) > response_len).count();
+        if long_prompts + long_responses > 0 {
+            return Err(format!(
+                "{long_prompts} of {} rows have prompts longer than {prompt_len} tokens and {long_responses} responses longer than {response_len}",
+                self.len()
+            ));
+        }
+        let n = self.len();
+        let zeros = |w: i64, like: &Tensor| Tensor::zeros([n, w.max(0)], (like.kind(), like.device()));
+        let keep = self.prompt_len().min(prompt_len);
+        let prompts = Tensor::cat(
+            &[zeros(prompt_len - keep, &self.prompts), self.prompts.narrow(1, self.prompt_len() - keep, keep)],
+            1,
+        );
+        let keep = self.response_len().min(response_len);
+        let right = |t: &Tensor| Tensor::cat(&[t.narrow(1, 0, keep), zeros(response_len - keep, t)], 1);
+        Ok(Pairs {
+            prompts,
+            chosen: right(&self.chosen),
+            rejected: right(&self.rejected),
+            columns: self.columns.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect(),
+        })
+    }
+
     /// Rows whose `split` column equals `split` (all rows if there is none).
     pub fn split(&self, split: i64) -> Pairs {
         match self.columns.get("split") {
@@ -111,5 +149,31 @@ impl Pairs {
             return Err(format!("{}: columns of different lengths", path.display()));
         }
         Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_fit_other_widths_and_too_long_ones_are_counted() {
+        // Two rows: prompts [PAD 5 6] and [7 8 9], responses [3 2 PAD] and [4 2 PAD].
+        let t = |v: &[i64], w: i64| Tensor::from_slice(v).view([2, w]);
+        let d = Pairs {
+            prompts: t(&[0, 5, 6, 7, 8, 9], 3),
+            chosen: t(&[3, 2, 0, 4, 2, 0], 3),
+            rejected: t(&[3, 2, 0, 4, 4, 2], 3),
+            columns: Default::default(),
+        };
+        let wide = d.fit_to(5, 4).unwrap();
+        assert_eq!(Vec::<i64>::try_from(wide.prompts.view([-1])).unwrap(), [0, 0, 0, 5, 6, 0, 0, 7, 8, 9]);
+        assert_eq!(Vec::<i64>::try_from(wide.chosen.view([-1])).unwrap(), [3, 2, 0, 0, 4, 2, 0, 0]);
+        // Back to the first widths: the same tensors.
+        let back = wide.fit_to(3, 3).unwrap();
+        assert!(back.prompts.equal(&d.prompts) && back.rejected.equal(&d.rejected));
+        // The second prompt has 3 tokens; the second rejected response 3.
+        let e = d.fit_to(2, 2).err().unwrap();
+        assert!(e.contains("1 of 2 rows have prompts longer than 2") && e.contains("1 responses longer than 2"), "{e}");
     }
 }
