@@ -7,6 +7,7 @@ offline, and records what transformers computes with them.
 OUT_DIR/<name>/ is a model directory as `save_pretrained` writes it
 (config.json, model.safetensors, tokenizer.json) for each of gpt2, llama
 (grouped-query attention, untied head) and qwen2 (biases on q/k/v, tied head),
+each with a chat template in tokenizer_config.json,
 and OUT_DIR/<name>-rm/ a reward model (`*ForSequenceClassification` with one
 label: a score head on the last token) for gpt2 and llama, with the same
 tokenizer. OUT_DIR/expected.json holds, per model, the token ids of a few
@@ -44,6 +45,10 @@ TEXTS = [
     "Please fix the heating.",
 ]
 PROMPT = "A summary should be"
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] | trim }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
 NEW_TOKENS = 10
 
 
@@ -81,6 +86,9 @@ def main(out):
     tok = tokenizer()
     eos = tok.token_to_id("<|endoftext|>")
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    # A chat template, as instruction-tuned models ship one in
+    # tokenizer_config.json: conversational data is rendered with it.
+    fast.chat_template = CHAT_TEMPLATE
     expected = {"transformers": transformers.__version__, "models": {}}
     for name, cfg in configs(tok.get_vocab_size(), eos).items():
         model = transformers.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager").eval()

@@ -868,3 +868,84 @@ with torch.no_grad():
         assert!(!root.join("pooled_out").exists());
     }
 }
+
+/// TRL's conversational preference records, rendered with the model's own
+/// chat template (transformers writes it as chat_template.jinja), tokenise
+/// as `apply_chat_template` tokenises them: the prompt with the generation
+/// prompt, and prompt + response as the whole conversation (tandem ends each
+/// response with EOS, as TRL does). A conversational file without a
+/// template is refused when the plan is made.
+#[test]
+fn conversational_records_tokenise_as_apply_chat_template_does() {
+    let Some(dir) = fixtures() else { return };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    let records = [
+        (
+            r#"[{"role": "user", "content": "Fix the heating?"}]"#,
+            r#"[{"role": "assistant", "content": "The heating failed."}]"#,
+            r#"[{"role": "assistant", "content": "It is winter."}]"#,
+        ),
+        (
+            r#"[{"role": "system", "content": "Be short."}, {"role": "user", "content": "Is the fox quick?"}]"#,
+            r#"[{"role": "assistant", "content": "Yes."}]"#,
+            r#"[{"role": "assistant", "content": "Dogs are lazy."}]"#,
+        ),
+    ];
+    let jsonl: String =
+        records.iter().map(|(p, c, r)| format!("{{\"prompt\": {p}, \"chosen\": {c}, \"rejected\": {r}}}\n")).collect();
+    let project = text_project(
+        dir,
+        "gpt2",
+        "model base = pretrained(\"model\")\n\
+         dataset chat = jsonl(\"chat.jsonl\", tokenizer_of: base)\n\
+         model sft = sft(chat, base: base, steps: 2, batch: 2)\n",
+    );
+    let root = project.path();
+    std::fs::write(root.join("chat.jsonl"), &jsonl).unwrap();
+    let run = Command::new(bin).args(["run", "study.exp", "--cache", "cache"]).current_dir(root).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let plan = Command::new(bin).args(["plan", "study.exp", "--json"]).current_dir(root).output().unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let store = tandem::exec::store::Store::open_existing(root.join("cache"));
+    let path = store.verified_path(&plan_key(&plan, "chat"), "pairs.safetensors").unwrap();
+    let pairs = tandem::ml::data::Pairs::load(&path, Device::Cpu).unwrap();
+    // Stored ids are one up, 0 is padding.
+    let rows = |t: &Tensor| -> Vec<Vec<i64>> {
+        let v: Vec<i64> = Vec::try_from(t.to_kind(tch::Kind::Int64).view([-1])).unwrap();
+        v.chunks(t.size()[1] as usize).map(|r| r.iter().filter(|&&x| x != 0).map(|x| x - 1).collect()).collect()
+    };
+    let (prompts, chosen, rejected) = (rows(&pairs.prompts), rows(&pairs.chosen), rows(&pairs.rejected));
+    let script = r#"
+import json, sys, transformers
+tok = transformers.AutoTokenizer.from_pretrained(sys.argv[1])
+out = []
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    ids = lambda m, g: list(tok.apply_chat_template(m, tokenize=True, add_generation_prompt=g, return_dict=True)["input_ids"])
+    out.append({"prompt": ids(r["prompt"], True), "chosen": ids(r["prompt"] + r["chosen"], False),
+                "rejected": ids(r["prompt"] + r["rejected"], False), "eos": tok.eos_token_id})
+print(json.dumps(out))
+"#;
+    let py = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(root.join("model"))
+        .arg(root.join("chat.jsonl"))
+        .output()
+        .unwrap();
+    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let want: Vec<serde_json::Value> = serde_json::from_slice(&py.stdout).unwrap();
+    for (i, w) in want.iter().enumerate() {
+        let eos = w["eos"].as_i64().unwrap();
+        assert_eq!(prompts[i], ints(&w["prompt"]), "record {i}: the prompt");
+        for (name, ours) in [("chosen", &chosen[i]), ("rejected", &rejected[i])] {
+            let whole: Vec<i64> = [prompts[i].clone(), ours.clone()].concat();
+            assert_eq!(whole, [ints(&w[name]), vec![eos]].concat(), "record {i}: prompt + {name}, then EOS");
+        }
+    }
+    // Without a chat template, conversations are refused before anything runs.
+    std::fs::remove_file(root.join("model/chat_template.jinja")).unwrap();
+    let check = Command::new(bin).args(["check", "study.exp"]).current_dir(root).output().unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success() && said.contains("the records are conversations"), "{said}");
+}

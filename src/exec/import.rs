@@ -47,9 +47,9 @@ pub fn jsonl(store: &Store, spec: &JsonlSpec, st: &mut Staging) -> Result<(), Ex
         return Err(ExecError::Invalid(format!("{path} changed since the plan was made; plan again")));
     }
     let text = String::from_utf8(bytes).map_err(|_| ExecError::Invalid(format!("{path} is not UTF-8")))?;
-    let records = jsonl::parse(&text, path).map_err(ExecError::Invalid)?;
+    let records = jsonl::parse_with(&text, path, spec.chat.as_ref()).map_err(ExecError::Invalid)?;
     if let Some(model) = &spec.model {
-        return pretrained_text(store, model, &records, path, st);
+        return pretrained_text(store, model, (&records, spec.chat.is_some()), path, st);
     }
     let t = jsonl::tokenize(&records, spec.tokenizer == Tokenizer::Byte);
     art::save_pairs(st, "pairs.safetensors", &t.pairs)?;
@@ -73,7 +73,7 @@ pub fn jsonl(store: &Store, spec: &JsonlSpec, st: &mut Staging) -> Result<(), Ex
 fn pretrained_text(
     store: &Store,
     model: &crate::plan::Key,
-    records: &[(String, String, String)],
+    (records, rendered): (&[(String, String, String)], bool),
     path: &str,
     st: &mut Staging,
 ) -> Result<(), ExecError> {
@@ -87,8 +87,8 @@ fn pretrained_text(
     };
     let tokenizer = HfTokenizer::from_file(&store.verified_path(model, "tokenizer.json")?)
         .map_err(|e| art::input_err(model, format!("tokenizer.json: {e}")))?;
-    let pairs =
-        jsonl::tokenize_pretrained(records, &tokenizer, eos).map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
+    let pairs = jsonl::tokenize_pretrained(records, &tokenizer, eos, rendered)
+        .map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
     art::save_pairs(st, "pairs.safetensors", &pairs)?;
     art::write_json(
         st,

@@ -14,8 +14,10 @@
 //! - `files`: the directory's files, their digest, and [`files::inspect`],
 //!   everything checked that can be checked without loading the weights;
 //! - `error`: every failure as a miette diagnostic;
-//! - `records`: the JSONL preference record format, and every bad line of a file.
+//! - `records`: the JSONL preference record format, and every bad line of a file;
+//! - `chat`: conversational records rendered with the tokenizer's chat template.
 
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod files;

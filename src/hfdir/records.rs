@@ -91,10 +91,58 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
+/// A conversational record (TRL's format): each field a list of messages.
+#[derive(serde::Deserialize)]
+struct ChatLine {
+    prompt: Vec<crate::hfdir::chat::Message>,
+    chosen: Vec<crate::hfdir::chat::Message>,
+    rejected: Vec<crate::hfdir::chat::Message>,
+}
+
+/// Whether a file's records are conversations: its first record's prompt
+/// is a list (of messages). A file is one format or the other.
+pub fn conversational(text: &str) -> bool {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .is_some_and(|v| v.get("prompt").is_some_and(|p| p.is_array()))
+}
+
+/// One line as the three texts a tokenizer reads. Without `chat`, a plain
+/// record; with it, a conversational one rendered by the chat template as
+/// TRL renders it (the prompt with the generation prompt, each response as
+/// what it adds), each text within [`MAX_FIELD_CHARS`].
+pub fn texts(line: &str, chat: Option<&crate::hfdir::chat::ChatTemplate>) -> Result<(String, String, String), String> {
+    let Some(chat) = chat else {
+        let l = record(line)?;
+        return Ok((l.prompt, l.chosen, l.rejected));
+    };
+    let c: ChatLine = serde_json::from_str(line).map_err(|e| {
+        format!("not a conversational preference record ({e}): prompt, chosen and rejected are lists of {{\"role\", \"content\"}} messages, as in the file's first record")
+    })?;
+    let (p, ch, r) = chat.record(&c.prompt, &c.chosen, &c.rejected)?;
+    for (name, field) in [("prompt", &p), ("chosen", &ch), ("rejected", &r)] {
+        let n = field.chars().count();
+        if n > MAX_FIELD_CHARS {
+            return Err(format!(
+                "`{name}` renders to {n} characters, more than the {MAX_FIELD_CHARS} a field may have"
+            ));
+        }
+    }
+    Ok((p, ch, r))
+}
+
 /// Every problem of a JSONL file's records, each with its line (1-based),
 /// in order: what `check` reports before anything runs. A byte-order mark
 /// at the start is skipped, and CRLF line ends are accepted.
 pub fn problems(text: &str) -> Vec<(usize, String)> {
+    problems_with(text, None)
+}
+
+/// [`problems`] of a file read with a chat template: conversational
+/// records are rendered, and a rendering that fails is a problem of its line.
+pub fn problems_with(text: &str, chat: Option<&crate::hfdir::chat::ChatTemplate>) -> Vec<(usize, String)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = vec![];
     let mut records = 0;
@@ -102,7 +150,7 @@ pub fn problems(text: &str) -> Vec<(usize, String)> {
         if line.trim().is_empty() {
             continue;
         }
-        match record(line) {
+        match texts(line, chat) {
             Ok(_) => records += 1,
             Err(e) => out.push((i + 1, e)),
         }

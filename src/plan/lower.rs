@@ -258,8 +258,25 @@ impl<'p> Lowerer<'p> {
                 };
                 // The file's content, not its path, enters the key.
                 let model = self.opt_key(&a, "tokenizer_of")?;
-                let Some((content, path)) = self.file_digest(inst) else { return Err(Fail::Upstream) };
-                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path, model }), name())?)
+                // The tokenizer's chat template, for conversational records.
+                let template = match model.and_then(|m| self.plan.node(&m)).map(|n| &n.op) {
+                    Some(Op::Pretrained(p)) => match crate::hfdir::chat::ChatTemplate::of_dir(Path::new(&p.path)) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            self.problems.push(
+                                Problem::new(Code::Pretrained, inst.span, e)
+                                    .label("its `tokenizer_of` model's chat template"),
+                            );
+                            return Err(Fail::Upstream);
+                        }
+                    },
+                    _ => None,
+                };
+                let Some((content, path, conversational)) = self.file_digest(inst, template.as_ref()) else {
+                    return Err(Fail::Upstream);
+                };
+                let chat = if conversational { template } else { None };
+                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path, model, chat }), name())?)
             }
             "pretrained" => {
                 // The directory's content, not its path, enters the key.
@@ -888,12 +905,19 @@ impl<'p> Lowerer<'p> {
         }
     }
 
-    fn file_digest(&mut self, inst: &Instance) -> Option<(String, String)> {
+    /// A JSONL file's digest and path, and whether its records are
+    /// conversations; every bad record is reported (rendered with `chat`
+    /// where they are conversations).
+    fn file_digest(
+        &mut self,
+        inst: &Instance,
+        chat: Option<&crate::hfdir::chat::ChatTemplate>,
+    ) -> Option<(String, String, bool)> {
         let full = self.argument_path(inst, "this dataset's file")?;
         match std::fs::read(&full) {
             Ok(bytes) => {
-                self.check_records(inst, &full, &bytes);
-                Some((crate::hfdir::records::content_digest(&bytes), full.display().to_string()))
+                let conversational = self.check_records(inst, &full, &bytes, chat);
+                Some((crate::hfdir::records::content_digest(&bytes), full.display().to_string(), conversational))
             }
             Err(e) => {
                 self.problems.push(
@@ -911,7 +935,13 @@ impl Lowerer<'_> {
     /// A JSONL file's records, read now so that `check` names every bad
     /// one with its line (up to [`SHOWN_RECORD_PROBLEMS`], then a count),
     /// not the first of them when the node runs.
-    fn check_records(&mut self, inst: &Instance, full: &Path, bytes: &[u8]) {
+    fn check_records(
+        &mut self,
+        inst: &Instance,
+        full: &Path,
+        bytes: &[u8],
+        chat: Option<&crate::hfdir::chat::ChatTemplate>,
+    ) -> bool {
         // The path as the file writes it: what the user recognises.
         let written = match inst.args.get("path") {
             Some(Value::Str(p)) => p.clone(),
@@ -928,10 +958,26 @@ impl Lowerer<'_> {
                         .label("this dataset's file")
                         .help("save the file as UTF-8"),
                 );
-                return;
+                return false;
             }
         };
-        let found = crate::hfdir::records::problems(text);
+        let conversational = crate::hfdir::records::conversational(text);
+        if conversational && chat.is_none() {
+            self.problems.push(
+                Problem::new(
+                    Code::BadRecord,
+                    inst.span,
+                    format!("{written}: the records are conversations (lists of messages), and nothing renders them"),
+                )
+                .label("this dataset's file")
+                .help(
+                    "give `tokenizer_of:` a pretrained model whose tokenizer_config.json has a `chat_template`: \
+                     it renders each conversation as transformers' apply_chat_template does",
+                ),
+            );
+            return true;
+        }
+        let found = crate::hfdir::records::problems_with(text, chat.filter(|_| conversational));
         for (line, what) in found.iter().take(SHOWN_RECORD_PROBLEMS) {
             self.problems.push(
                 Problem::new(Code::BadRecord, inst.span, format!("{}: {what}", shown(*line)))
@@ -950,6 +996,7 @@ impl Lowerer<'_> {
                 .help("the first ones are shown above"),
             );
         }
+        conversational
     }
 }
 

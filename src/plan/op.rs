@@ -235,6 +235,11 @@ pub struct JsonlSpec {
     /// A pretrained model whose tokenizer reads the text instead of
     /// `tokenizer` (left out of the key when absent).
     pub model: Option<Key>,
+    /// Conversational records: the chat template (and its special tokens)
+    /// that renders them, from the model's tokenizer_config.json; in the
+    /// key, since it decides the text (absent for plain records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<crate::hfdir::chat::ChatTemplate>,
 }
 
 /// `pretrained(path)`: a Hugging Face model directory.
@@ -875,6 +880,9 @@ impl Op {
             }
             Op::Jsonl(j) => {
                 f.str("content", &j.content).str("tokenizer", j.tokenizer.name()).opt_key("tokenizer_of", j.model);
+                if let Some(c) = &j.chat {
+                    f.str("chat_template", &c.template).str("bos_token", &c.bos_token).str("eos_token", &c.eos_token);
+                }
             }
             Op::Pretrained(p) => {
                 f.str("content", &p.content);

@@ -18,14 +18,22 @@ use crate::ml::tokens::{left_pad, right_pad, BOS, EOS, FIRST_CONTENT};
 
 /// Parses every line; the first bad one is an error naming file and line.
 pub fn parse(text: &str, file: &str) -> Result<Vec<(String, String, String)>, String> {
+    parse_with(text, file, None)
+}
+
+/// [`parse`], conversational records rendered with `chat`.
+pub fn parse_with(
+    text: &str,
+    file: &str,
+    chat: Option<&crate::hfdir::chat::ChatTemplate>,
+) -> Result<Vec<(String, String, String)>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = vec![];
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let l = records::record(line).map_err(|e| format!("{file}:{}: {e}", i + 1))?;
-        out.push((l.prompt, l.chosen, l.rejected));
+        out.push(records::texts(line, chat).map_err(|e| format!("{file}:{}: {e}", i + 1))?);
     }
     if out.is_empty() {
         return Err(format!("{file}: no records"));
@@ -95,16 +103,21 @@ pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Token
 /// tokens its template adds: Llama's BOS, none for GPT-2) and, left empty by
 /// that, starts with `eos` (GPT-2's habit); a response is its tokens and
 /// `eos`. Ids are stored one up (see `ml::policy`): 0 stays PAD.
+/// Tokenises records with a pretrained model's tokenizer. A prompt is
+/// encoded as `tokenizer(text)` encodes it (its template's special tokens,
+/// Llama's BOS), unless `rendered`: a chat template's text already holds
+/// them, and is encoded as `apply_chat_template` encodes it, without.
 pub fn tokenize_pretrained(
     records: &[(String, String, String)],
     tokenizer: &HfTokenizer,
     eos: i64,
+    rendered: bool,
 ) -> Result<Pairs, String> {
     let stored = |ids: Vec<i64>| ids.into_iter().map(|i| i + 1).collect::<Vec<i64>>();
     let (mut prompts, mut chosen, mut rejected) = (vec![], vec![], vec![]);
     for (i, (p, c, r)) in records.iter().enumerate() {
         let at = |e: String| format!("record {}: {e}", i + 1);
-        let mut prompt = tokenizer.encode_with_template(p).map_err(at)?;
+        let mut prompt = if rendered { tokenizer.encode(p) } else { tokenizer.encode_with_template(p) }.map_err(at)?;
         if prompt.is_empty() {
             prompt.push(eos);
         }
