@@ -69,6 +69,12 @@ def sweep_file(path):
         )
 
 
+# The bench binary's benches a full run measures under `native`, in order
+# (`portable_product` is measured under `portable` below).
+BENCHES = ["matmul", "offline", "shared_reference", "phases", "breakdown", "online", "sampling",
+           "winrate", "winrate_phases", "pm", "pm_prefix", "sft", "precision"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="skip the quickstart study timings (about 8 minutes)")
@@ -80,6 +86,14 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     steps = ["--steps", str(args.steps), "--warmup", str(args.warmup)]
     rows = []  # measurements
+    # Every measurement goes to bench/results.csv as it completes, so that a
+    # failure (or a kill) later in the run loses nothing measured before it.
+    csv_path = os.path.join(ROOT, "bench", "results.csv")
+    header = ["kind", "name", "impl", "threads", "ms_median", "ms_p10", "ms_p90", "value", "goal", "met", "note"]
+    csv_file = open(csv_path, "w", newline="")
+    writer = csv.writer(csv_file)
+    writer.writerow(header)
+    csv_file.flush()
 
     def add(m, name=None, impl=None):
         m = dict(m)
@@ -88,8 +102,22 @@ def main():
         if impl:
             m["impl"] = impl
         rows.append(m)
+        writer.writerow(["measurement", m["name"], m["impl"], m.get("threads", ""), f"{m['ms_per_step_median']:.4f}", m.get("ms_per_step_p10", ""), m.get("ms_per_step_p90", ""), "", "", "", ""])
+        csv_file.flush()
         log(f"  {m['name']:<22} {m['impl']:<22} threads {m.get('threads', '-')}: {m.get('ms_per_step_median', float('nan')):.2f} ms")
         return m
+
+    failures = []
+
+    def attempt(what, fn):
+        # One measurement failing is recorded and the run goes on.
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - any failure is reported, not fatal
+            failures.append(what)
+            log(f"  FAILED {what}: {e}")
+            writer.writerow(["failed", what, "", "", "", "", "", "", "", "", str(e)[:200]])
+            csv_file.flush()
 
     env = dict(os.environ, LIBTORCH_USE_PYTORCH="1")
     env["PATH"] = os.path.join(ROOT, ".venv", "bin") + os.pathsep + env.get("PATH", "")
@@ -103,24 +131,29 @@ def main():
         sys.exit("bench/run.py: could not find the tandem bench executable")
     bench = exe[-1]
 
+    def bench_rows(cmd):
+        for m in json_lines(cmd, env=env):
+            add(m)
+
     for t in threads:
         log(f"== workload W and friends, {t} thread(s)")
-        for m in json_lines([bench, "--threads", str(t)] + steps, env=env):
-            add(m)
-        add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "handwritten", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_handwritten")
-        add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "gpt2", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_gpt2")
+        # The bench binary runs its benches under `native` here, one by one,
+        # so that one failing loses only itself.
+        for name in BENCHES:
+            attempt(f"{name} ({t} thr)", lambda: bench_rows([bench, "--threads", str(t), "--numerics", "native", "--only", name] + steps))
+        attempt(f"pytorch_eager_handwritten ({t} thr)", lambda: add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "handwritten", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_handwritten"))
+        attempt(f"pytorch_eager_gpt2 ({t} thr)", lambda: add(json_lines([PY, "bench/reference/pytorch_eager.py", "--impl", "gpt2", "--threads", str(t)] + steps)[0], name="offline_ipo_step_W", impl="pytorch_eager_gpt2"))
         if not args.no_trl:
             trl_steps = ["--steps", str(max(20, args.steps // 4)), "--warmup", str(max(5, args.warmup // 4))]
-            add(json_lines([PY, "bench/reference/trl_dpo_ipo.py", "--threads", str(t)] + trl_steps)[0], name="offline_ipo_step_W", impl="trl_dpo_ipo")
+            attempt(f"trl_dpo_ipo ({t} thr)", lambda: add(json_lines([PY, "bench/reference/trl_dpo_ipo.py", "--threads", str(t)] + trl_steps)[0], name="offline_ipo_step_W", impl="trl_dpo_ipo"))
 
     # The cost of the `portable` numerics profile (the default of `tandem run`)
     # against `native` (the host's kernels; the rows above): W and the matmul
-    # rate at one thread, measured in the same invocation.
+    # rate at one thread, measured in the same invocation, and the portable
+    # product against MKL's COMPATIBLE branch (a portable-only bench).
     log("== workload W under the portable numerics profile, 1 thread")
-    for m in json_lines([bench, "--threads", "1", "--numerics", "portable", "--only", "offline"] + steps, env=env):
-        add(m)
-    for m in json_lines([bench, "--threads", "1", "--numerics", "portable", "--only", "matmul"] + steps, env=env):
-        add(m)
+    for name in ("offline", "matmul", "portable_product"):
+        attempt(f"{name} (portable)", lambda: bench_rows([bench, "--threads", "1", "--numerics", "portable", "--only", name] + steps))
 
     log("== check + plan of a 10,000-node sweep")
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,11 +174,13 @@ def main():
             log(f"== quickstart from an empty cache, --numerics {numerics} --jobs {jobs}")
             with tempfile.TemporaryDirectory() as tmp:
                 cmd = [TANDEM, "--numerics", numerics, "--cache", os.path.join(tmp, "cache"), "run", study, "--jobs", str(jobs), "--threads", str(3 - jobs), "--results", os.path.join(tmp, "results")]
-                med, _, _ = timed(cmd, 1)
-                add({"name": "quickstart_study", "impl": f"tandem {numerics} --jobs {jobs} --threads {3 - jobs}", "ms_per_step_median": med * 1e3, "steps": 1})
-                if numerics == "portable":
-                    med, lo, hi = timed(cmd, 5)
-                    add({"name": "cached_rerun", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "steps": 5})
+                def quickstart():
+                    med, _, _ = timed(cmd, 1)
+                    add({"name": "quickstart_study", "impl": f"tandem {numerics} --jobs {jobs} --threads {3 - jobs}", "ms_per_step_median": med * 1e3, "steps": 1})
+                    if numerics == "portable":
+                        med, lo, hi = timed(cmd, 5)
+                        add({"name": "cached_rerun", "impl": "tandem", "ms_per_step_median": med * 1e3, "ms_per_step_p10": lo * 1e3, "ms_per_step_p90": hi * 1e3, "steps": 5})
+                attempt(f"quickstart --numerics {numerics} --jobs {jobs}", quickstart)
 
     # ---- ratios against the targets
     def get(name, impl, t=None):
@@ -216,15 +251,13 @@ def main():
     print(f"{'target':<52} {'value':>8} {'goal':>7}  met  note")
     for t in targets:
         print(f"{t['target']:<52} {t['value']:>8.2f} {t['goal']:>7}  {'yes' if t['met'] else 'NO ':<4} {t['note']}")
-    out = os.path.join(ROOT, "bench", "results.csv")
-    with open(out, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["kind", "name", "impl", "threads", "ms_median", "ms_p10", "ms_p90", "value", "goal", "met", "note"])
-        for r in rows:
-            w.writerow(["measurement", r["name"], r["impl"], r.get("threads", ""), f"{r['ms_per_step_median']:.4f}", r.get("ms_per_step_p10", ""), r.get("ms_per_step_p90", ""), "", "", "", ""])
-        for t in targets:
-            w.writerow(["target", t["target"], "", "", "", "", "", f"{t['value']:.4f}", t["goal"], t["met"], t["note"]])
-    print(f"\nwrote {os.path.relpath(out, ROOT)}; machine: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
+    for t in targets:
+        writer.writerow(["target", t["target"], "", "", "", "", "", f"{t['value']:.4f}", t["goal"], t["met"], t["note"]])
+    csv_file.close()
+    print(f"\nwrote {os.path.relpath(csv_path, ROOT)}; machine: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}")
+    if failures:
+        print(f"{len(failures)} measurement(s) failed: {', '.join(failures)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
