@@ -88,3 +88,84 @@ run online = train(sft, loss: dpo(beta: 0.1), sampler: online(judge: judge), ste
     assert!(!o.status.success());
     assert!(text.contains("prefs.jsonl:9"), "{text}");
 }
+
+/// The `plan --json` key of the node named `name`.
+fn key_of(c: &str, exp: &std::path::Path, name: &str) -> String {
+    let plan: serde_json::Value =
+        serde_json::from_slice(&tandem(&["--cache", c, "plan", "--json", exp.to_str().unwrap()]).stdout).unwrap();
+    plan["nodes"].as_array().unwrap().iter().find(|n| n["names"].as_array().unwrap().iter().any(|x| x == name)).unwrap()
+        ["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn parquet_rows_held_out_records_and_stated_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["tiny_prefs.jsonl", "tiny_prefs.parquet", "tiny_prefs_zstd.parquet"] {
+        std::fs::copy(format!("tests/data/{f}"), dir.path().join(f)).unwrap();
+    }
+    let exp = dir.path().join("s.exp");
+    std::fs::write(
+        &exp,
+        r#"
+dataset as_jsonl = jsonl("tiny_prefs.jsonl")
+dataset as_parquet = parquet("tiny_prefs.parquet")
+dataset zstd = parquet("tiny_prefs_zstd.parquet")
+dataset held = jsonl("tiny_prefs.jsonl", val_fraction: 0.25)
+dataset cut = parquet("tiny_prefs.parquet", max_prompt_len: 6, max_response_len: 4)
+dataset wide = jsonl("tiny_prefs.jsonl", max_response_len: 12)
+model judge = pm(held, layers: 1, width: 16, heads: 2, steps: 5, batch: 4)
+model judge_all = pm(as_jsonl, layers: 1, width: 16, heads: 2, steps: 5, batch: 4)
+model sft = sft(wide, layers: 1, width: 16, heads: 2, steps: 5, batch: 4)
+"#,
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let results = dir.path().join("r");
+    let out = tandem(&["--cache", c, "run", exp.to_str().unwrap(), "--results", results.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let export = |name: &str| -> Vec<serde_json::Value> {
+        let to = dir.path().join(format!("{name}.jsonl"));
+        let o = tandem(&["--cache", c, "export", &key_of(c, &exp, name)[..12], to.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(&to).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let text = |rows: &[serde_json::Value]| -> Vec<[String; 3]> {
+        rows.iter().map(|r| ["prompt", "chosen", "rejected"].map(|f| r[f].as_str().unwrap().to_string())).collect()
+    };
+    // A Parquet file's rows are the same records as the JSONL lines (either codec).
+    let (j, p) = (export("as_jsonl"), export("as_parquet"));
+    assert_eq!(text(&j), text(&p));
+    assert_eq!(text(&export("zstd")), text(&p));
+    assert_eq!(p[0]["label_source"], "dataset.parquet");
+    // Widths: a longer prompt keeps its last 6 tokens (BOS goes with the
+    // rest of its start); a longer response its first 3 characters and EOS.
+    for (whole, cut) in text(&j).iter().zip(text(&export("cut"))) {
+        let last = |s: &str, n: usize| s.chars().skip(s.chars().count().saturating_sub(n)).collect::<String>();
+        assert!(whole[0].ends_with(&cut[0]) && cut[0].chars().count() <= 6, "{whole:?} -> {cut:?}");
+        assert_eq!(cut[0], last(&whole[0], cut[0].chars().count()));
+        for f in 1..3 {
+            assert_eq!(cut[f], whole[f].chars().take(3).collect::<String>(), "{whole:?} -> {cut:?}");
+        }
+    }
+    let report = std::fs::read_to_string(results.join("s/report.md")).unwrap();
+    let row = |name: &str| report.lines().find(|l| l.starts_with(&format!("| `{name}` |"))).unwrap().to_string();
+    // 2 of 8 records held out; the PM is scored on them, and says so.
+    assert!(row("held").starts_with("| `held` | 8 | 6 | 2 |"), "{}", row("held"));
+    assert!(row("judge").contains("(n = 2, Wilson) | validation |"), "{}", row("judge"));
+    assert!(row("judge_all").contains("(n = 8, Wilson) | train |"), "{}", row("judge_all"));
+    // Widths as stated, with what they cut counted (tiny_prefs: 5 prompts
+    // of more than 6 tokens with BOS, 4 pairs with a response of more than 4
+    // with EOS).
+    assert_eq!(row("cut"), "| `cut` | 8 | 8 | 0 | 6 | 4 | 5 | 4 |");
+    // A policy's sampling length is the data's stated width, not its longest record's.
+    assert!(row("wide").contains("| 12 | 0 | 0 |"), "{}", row("wide"));
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cache.join("objects").join(key_of(c, &exp, "sft")).join("spec.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["response_len"], 12, "{spec}");
+}

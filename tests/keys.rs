@@ -355,7 +355,8 @@ fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
 }
 
 /// Key fields that lowering adds beside the constructor's own arguments.
-const LOWERING_FIELDS: &[(&str, &[&str])] = &[("eval", &["target", "pool", "reference"]), ("jsonl", &["content"])];
+const LOWERING_FIELDS: &[(&str, &[&str])] =
+    &[("eval", &["target", "pool", "reference"]), ("jsonl", &["content"]), ("parquet", &["content"])];
 
 #[test]
 fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {

@@ -220,6 +220,36 @@ const fn p_nokey(name: &'static str, ty: Ty, default: Default, doc: &'static str
     Param { name, ty, default, in_key: false, omit_default_from_key: false, doc }
 }
 
+/// A preference dataset read from a file (`jsonl`, `parquet`).
+const IMPORTED_PARAMS: &[Param] = &[
+    p("path", Ty::Str { choices: &[] }, Default::Required, "the file: one record per line (JSONL) or per row (Parquet) with prompt, chosen, rejected"),
+    p("tokenizer", Ty::Str { choices: &["char", "byte"] }, Default::Str("char"), "how text becomes tokens"),
+    p_added(
+        "tokenizer_of",
+        Ty::Ref(&[Entity::Pretrained]),
+        Default::Optional,
+        "tokenize with this pretrained model's own tokenizer instead (responses end with its end-of-sequence token)",
+    ),
+    p_added(
+        "val_fraction",
+        HALF_OPEN_UNIT,
+        Default::Float(0.0),
+        "share of records held out as the validation split (a seeded draw): nothing trains on them, and a PM's accuracy is reported on them",
+    ),
+    p_added(
+        "max_prompt_len",
+        int(1, 100_000),
+        Default::Optional,
+        "prompt width in tokens (default: the longest prompt's): a longer prompt keeps its last tokens, counted in the report",
+    ),
+    p_added(
+        "max_response_len",
+        int(2, 100_000),
+        Default::Optional,
+        "response width in tokens, end-of-sequence included (default: the longest response's): a longer response keeps its first tokens and ends there, counted in the report; a policy trained on the data samples responses this long",
+    ),
+];
+
 const WORLD_PARAMS: &[Param] = &[
     p("seed", SEED, Default::Int(0), "seed of the world's oracle and prompt distribution"),
     p("vocab", int(8, 256), Default::Int(48), "vocabulary size, special tokens included"),
@@ -376,17 +406,14 @@ pub static CTORS: &[Ctor] = &[
     Ctor {
         name: "jsonl",
         kind: CtorKind::Decl { decl: DeclKind::Dataset, entity: Entity::Dataset, node: "dataset.jsonl" },
-        params: &[
-            p("path", Ty::Str { choices: &[] }, Default::Required, "a JSONL file with prompt, chosen, rejected"),
-            p("tokenizer", Ty::Str { choices: &["char", "byte"] }, Default::Str("char"), "how text becomes tokens"),
-            p_added(
-                "tokenizer_of",
-                Ty::Ref(&[Entity::Pretrained]),
-                Default::Optional,
-                "tokenize with this pretrained model's own tokenizer instead (responses end with its end-of-sequence token)",
-            ),
-        ],
-        doc: "a preference dataset imported from a JSONL file; keyed by the file's content",
+        params: IMPORTED_PARAMS,
+        doc: "a preference dataset imported from a JSONL file; keyed by its records",
+    },
+    Ctor {
+        name: "parquet",
+        kind: CtorKind::Decl { decl: DeclKind::Dataset, entity: Entity::Dataset, node: "dataset.parquet" },
+        params: IMPORTED_PARAMS,
+        doc: "a preference dataset imported from a Parquet file (Hugging Face datasets' format) with the columns a JSONL file has; keyed by its records",
     },
     // --- models --------------------------------------------------------------
     Ctor {

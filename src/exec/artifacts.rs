@@ -77,6 +77,30 @@ pub struct DataMeta {
     pub rows: i64,
     pub train: i64,
     pub val: i64,
+    /// An imported dataset's records cut to its widths (absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut: Option<crate::worlds::jsonl::Cut>,
+}
+
+impl DataMeta {
+    /// The shapes of `p`, its validation rows those of split 1.
+    pub fn of(p: &Pairs, vocab: i64) -> DataMeta {
+        let split: Vec<i64> = p
+            .columns
+            .get("split")
+            .map(|s| Vec::try_from(s.to_kind(tch::Kind::Int64)).unwrap_or_default())
+            .unwrap_or_default();
+        let val = split.iter().filter(|&&s| s == 1).count() as i64;
+        DataMeta {
+            vocab,
+            prompt_len: p.prompt_len(),
+            response_len: p.response_len(),
+            rows: p.len(),
+            train: p.len() - val,
+            val,
+            cut: None,
+        }
+    }
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(store: &Store, key: &Key, name: &str) -> Result<T, ExecError> {

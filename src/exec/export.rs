@@ -67,7 +67,8 @@ impl Decoder {
     }
 }
 
-/// The vocabulary of the nearest JSONL import upstream of `key`, if any.
+/// The vocabulary of the nearest file import (JSONL or Parquet) upstream
+/// of `key`, if any.
 fn decoder_for(store: &Store, key: &Key) -> Decoder {
     let mut queue = VecDeque::from([*key]);
     let mut seen = HashSet::new();
@@ -76,7 +77,7 @@ fn decoder_for(store: &Store, key: &Key) -> Decoder {
             continue;
         }
         let Ok(m) = store.manifest(&k) else { continue };
-        if m.kind == "dataset.jsonl" {
+        if m.kind == "dataset.jsonl" || m.kind == "dataset.parquet" {
             if let Ok(v) = art::read_json::<serde_json::Value>(store, &k, "vocab.json") {
                 if v["tokenizer"] == "pretrained" {
                     if let Some(d) = pretrained_decoder(store, &m) {

@@ -1,11 +1,12 @@
-//! Importing into the cache: a JSONL preference dataset, and a pretrained
+//! Importing into the cache: a JSONL or Parquet preference dataset, and a pretrained
 //! model's directory. Each must still hold the content the plan was keyed
 //! by; parsing and tokenizing text are `worlds::jsonl`'s.
 
 use crate::exec::artifacts::{self as art, DataMeta, ExecError};
 use crate::exec::store::{Staging, Store};
 use crate::hfdir::{self, HfTokenizer};
-use crate::plan::op::{JsonlSpec, PretrainedSpec, Tokenizer};
+use crate::ml::data::Pairs;
+use crate::plan::op::{JsonlSpec, PretrainedSpec, RecordFile, Tokenizer};
 use crate::worlds::jsonl;
 
 /// A pretrained model's entry: its files under their own names, and
@@ -40,43 +41,55 @@ pub fn pretrained_weights(store: &Store, key: &crate::plan::Key) -> Result<Vec<S
     Ok(art::read_json::<Files>(store, key, "pretrained.json")?.weights)
 }
 
+/// A preference dataset from a JSONL or Parquet file: its records
+/// tokenised, cut or padded to the stated widths, a share held out.
 pub fn jsonl(store: &Store, spec: &JsonlSpec, st: &mut Staging) -> Result<(), ExecError> {
     let path = &spec.path;
     let bytes = std::fs::read(path).map_err(|e| ExecError::Invalid(format!("cannot read {path}: {e}")))?;
+    // A Parquet file's rows are read as the JSONL lines the plan was keyed by.
+    let bytes = match spec.format {
+        RecordFile::Jsonl => bytes,
+        RecordFile::Parquet => {
+            hfdir::parquet::to_jsonl(&bytes).map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?.into_bytes()
+        }
+    };
     if crate::hfdir::records::content_digest(&bytes) != spec.content {
         return Err(ExecError::Invalid(format!("{path} changed since the plan was made; plan again")));
     }
     let text = String::from_utf8(bytes).map_err(|_| ExecError::Invalid(format!("{path} is not UTF-8")))?;
     let records = jsonl::parse_with(&text, path, spec.chat.as_ref()).map_err(ExecError::Invalid)?;
-    if let Some(model) = &spec.model {
-        return pretrained_text(store, model, (&records, spec.chat.is_some()), path, st);
-    }
-    let t = jsonl::tokenize(&records, spec.tokenizer == Tokenizer::Byte);
-    art::save_pairs(st, "pairs.safetensors", &t.pairs)?;
-    art::write_json(st, "vocab.json", &t.vocab_json())?;
-    let n = t.pairs.len();
-    art::write_json(
-        st,
-        "meta.json",
-        &DataMeta {
-            vocab: t.vocab(),
-            prompt_len: t.pairs.prompt_len(),
-            response_len: t.pairs.response_len(),
-            rows: n,
-            train: n,
-            val: 0,
-        },
-    )
+    let widths = jsonl::Widths {
+        prompt: spec.max_prompt_len.map(|n| n as usize),
+        response: spec.max_response_len.map(|n| n as usize),
+    };
+    let (mut pairs, vocab, cut) = match &spec.model {
+        Some(model) => {
+            let (pairs, vocab, cut) = pretrained_text(store, model, (&records, spec.chat.is_some(), widths), path)?;
+            let about = serde_json::json!({"tokenizer": "pretrained", "model": model.hex(), "stored_ids": "the tokenizer's id + 1; 0 is PAD"});
+            art::write_json(st, "vocab.json", &about)?;
+            (pairs, vocab, cut)
+        }
+        None => {
+            let (t, cut) = jsonl::tokenize_within(&records, spec.tokenizer == Tokenizer::Byte, widths);
+            art::write_json(st, "vocab.json", &t.vocab_json())?;
+            let vocab = t.vocab();
+            (t.pairs, vocab, cut)
+        }
+    };
+    jsonl::hold_out(&mut pairs, spec.val_fraction).map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
+    art::save_pairs(st, "pairs.safetensors", &pairs)?;
+    let cut = (widths != jsonl::Widths::default()).then_some(cut);
+    art::write_json(st, "meta.json", &DataMeta { cut, ..DataMeta::of(&pairs, vocab) })
 }
 
-/// Records read by a pretrained model's tokenizer, its ids stored one up.
+/// Records read by a pretrained model's tokenizer, its ids stored one up;
+/// with the vocabulary size they are stored in.
 fn pretrained_text(
     store: &Store,
     model: &crate::plan::Key,
-    (records, rendered): (&[(String, String, String)], bool),
+    (records, rendered, widths): (&[(String, String, String)], bool, jsonl::Widths),
     path: &str,
-    st: &mut Staging,
-) -> Result<(), ExecError> {
+) -> Result<(Pairs, i64, jsonl::Cut), ExecError> {
     let config = hfdir::files::read_config(&store.verified_path(model, "config.json")?)
         .map_err(|e| ExecError::Invalid(e.to_string()))?;
     let Some(eos) = config.eos else {
@@ -87,25 +100,7 @@ fn pretrained_text(
     };
     let tokenizer = HfTokenizer::from_file(&store.verified_path(model, "tokenizer.json")?)
         .map_err(|e| art::input_err(model, format!("tokenizer.json: {e}")))?;
-    let pairs = jsonl::tokenize_pretrained(records, &tokenizer, eos, rendered)
+    let (pairs, cut) = jsonl::tokenize_pretrained(records, &tokenizer, eos, (rendered, widths))
         .map_err(|e| ExecError::Invalid(format!("{path}: {e}")))?;
-    art::save_pairs(st, "pairs.safetensors", &pairs)?;
-    art::write_json(
-        st,
-        "vocab.json",
-        &serde_json::json!({"tokenizer": "pretrained", "model": model.hex(), "stored_ids": "the tokenizer's id + 1; 0 is PAD"}),
-    )?;
-    let n = pairs.len();
-    art::write_json(
-        st,
-        "meta.json",
-        &DataMeta {
-            vocab: config.vocab + 1,
-            prompt_len: pairs.prompt_len(),
-            response_len: pairs.response_len(),
-            rows: n,
-            train: n,
-            val: 0,
-        },
-    )
+    Ok((pairs, config.vocab + 1, cut))
 }

@@ -79,17 +79,7 @@ pub fn world(node: &Node, st: &mut Staging) -> Result<(), ExecError> {
 }
 
 fn meta_of(p: &Pairs, vocab: i64) -> DataMeta {
-    let split: Vec<i64> =
-        p.columns.get("split").map(|s| Vec::try_from(s.to_kind(Kind::Int64)).unwrap_or_default()).unwrap_or_default();
-    let val = split.iter().filter(|&&s| s == 1).count() as i64;
-    DataMeta {
-        vocab,
-        prompt_len: p.prompt_len(),
-        response_len: p.response_len(),
-        rows: p.len(),
-        train: p.len() - val,
-        val,
-    }
+    DataMeta::of(p, vocab)
 }
 
 pub fn generate(ctx: &Ctx, spec: &GenerateSpec, st: &mut Staging) -> Result<(), ExecError> {

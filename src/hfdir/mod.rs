@@ -15,12 +15,14 @@
 //!   everything checked that can be checked without loading the weights;
 //! - `error`: every failure as a miette diagnostic;
 //! - `records`: the JSONL preference record format, and every bad line of a file;
-//! - `chat`: conversational records rendered with the tokenizer's chat template.
+//! - `chat`: conversational records rendered with the tokenizer's chat template;
+//! - `parquet`: the same records in a Parquet file, read as JSONL lines.
 
 pub mod chat;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod parquet;
 pub mod records;
 pub mod tokenizer;
 

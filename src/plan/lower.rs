@@ -83,6 +83,13 @@ impl<'a> Args<'a> {
             v => internal(format!("`{}.{name}` is {v:?}, not a number", self.ctor)),
         }
     }
+    /// An optional integer argument (absent: None).
+    fn opt_int(&self, name: &str) -> Option<i64> {
+        match self.args.get(name) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
     fn string(&self, name: &str) -> Lowered<&'a str> {
         match self.get(name)? {
             Value::Str(t) => Ok(t),
@@ -250,7 +257,8 @@ impl<'p> Lowerer<'p> {
                 });
                 Output::Node(self.add(op, name())?)
             }
-            "jsonl" => {
+            "jsonl" | "parquet" => {
+                let format = if inst.ctor.name == "parquet" { RecordFile::Parquet } else { RecordFile::Jsonl };
                 let tokenizer = match a.string("tokenizer")? {
                     "char" => Tokenizer::Char,
                     "byte" => Tokenizer::Byte,
@@ -272,11 +280,22 @@ impl<'p> Lowerer<'p> {
                     },
                     _ => None,
                 };
-                let Some((content, path, conversational)) = self.file_digest(inst, template.as_ref()) else {
+                let Some((content, path, conversational)) = self.file_digest(inst, template.as_ref(), format) else {
                     return Err(Fail::Upstream);
                 };
                 let chat = if conversational { template } else { None };
-                Output::Node(self.add(Op::Jsonl(JsonlSpec { content, tokenizer, path, model, chat }), name())?)
+                let spec = JsonlSpec {
+                    content,
+                    tokenizer,
+                    path,
+                    model,
+                    chat,
+                    format,
+                    val_fraction: a.float("val_fraction")?,
+                    max_prompt_len: a.opt_int("max_prompt_len"),
+                    max_response_len: a.opt_int("max_response_len"),
+                };
+                Output::Node(self.add(Op::Jsonl(spec), name())?)
             }
             "pretrained" => {
                 // The directory's content, not its path, enters the key.
@@ -912,11 +931,28 @@ impl<'p> Lowerer<'p> {
         &mut self,
         inst: &Instance,
         chat: Option<&crate::hfdir::chat::ChatTemplate>,
+        format: RecordFile,
     ) -> Option<(String, String, bool)> {
         let full = self.argument_path(inst, "this dataset's file")?;
         match std::fs::read(&full) {
             Ok(bytes) => {
-                let conversational = self.check_records(inst, &full, &bytes, chat);
+                // A Parquet file's rows are read as JSONL lines: checked and
+                // keyed as the same records written in JSONL would be.
+                let bytes = match format {
+                    RecordFile::Jsonl => bytes,
+                    RecordFile::Parquet => match crate::hfdir::parquet::to_jsonl(&bytes) {
+                        Ok(text) => text.into_bytes(),
+                        Err(e) => {
+                            self.problems.push(
+                                Problem::new(Code::BadRecord, inst.span, format!("{}: {e}", written_path(inst, &full)))
+                                    .label("this dataset's file")
+                                    .help("a Parquet file as Hugging Face datasets writes it, with columns prompt, chosen, rejected"),
+                            );
+                            return None;
+                        }
+                    },
+                };
+                let conversational = self.check_records(inst, &full, &bytes, (chat, format));
                 Some((crate::hfdir::records::content_digest(&bytes), full.display().to_string(), conversational))
             }
             Err(e) => {
@@ -940,14 +976,15 @@ impl Lowerer<'_> {
         inst: &Instance,
         full: &Path,
         bytes: &[u8],
-        chat: Option<&crate::hfdir::chat::ChatTemplate>,
+        (chat, format): (Option<&crate::hfdir::chat::ChatTemplate>, RecordFile),
     ) -> bool {
-        // The path as the file writes it: what the user recognises.
-        let written = match inst.args.get("path") {
-            Some(Value::Str(p)) => p.clone(),
-            _ => full.display().to_string(),
+        let written = written_path(inst, full);
+        // A Parquet file's line N is its row N.
+        let shown = |line: usize| match (line, format) {
+            (0, _) => written.clone(),
+            (_, RecordFile::Jsonl) => format!("{written}:{line}"),
+            (_, RecordFile::Parquet) => format!("{written}: row {line}"),
         };
-        let shown = |line: usize| if line == 0 { written.clone() } else { format!("{written}:{line}") };
         let text = match std::str::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
@@ -982,7 +1019,7 @@ impl Lowerer<'_> {
             self.problems.push(
                 Problem::new(Code::BadRecord, inst.span, format!("{}: {what}", shown(*line)))
                     .label("this dataset's file")
-                    .help("each line of a JSONL dataset is an object with string fields prompt, chosen, rejected"),
+                    .help("each record (a JSONL line, a Parquet row) has string fields prompt, chosen, rejected, or lists of messages"),
             );
         }
         if found.len() > SHOWN_RECORD_PROBLEMS {
@@ -997,6 +1034,14 @@ impl Lowerer<'_> {
             );
         }
         conversational
+    }
+}
+
+/// A dataset's path as the study writes it: what the user recognises.
+fn written_path(inst: &Instance, full: &Path) -> String {
+    match inst.args.get("path") {
+        Some(Value::Str(p)) => p.clone(),
+        _ => full.display().to_string(),
     }
 }
 

@@ -240,6 +240,29 @@ pub struct JsonlSpec {
     /// key, since it decides the text (absent for plain records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<crate::hfdir::chat::ChatTemplate>,
+    /// How the file holds its records (the node's kind says which).
+    #[serde(default)]
+    pub format: RecordFile,
+    /// The share of records held out as the validation split (0: none;
+    /// left out of the key then).
+    #[serde(default)]
+    pub val_fraction: f64,
+    /// The widths in tokens records are cut or padded to (None: the
+    /// longest record's; left out of the key then).
+    #[serde(default)]
+    pub max_prompt_len: Option<i64>,
+    #[serde(default)]
+    pub max_response_len: Option<i64>,
+}
+
+/// The file an imported dataset is read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordFile {
+    /// One JSON object per line.
+    #[default]
+    Jsonl,
+    /// One row per record (Hugging Face datasets' on-disk format).
+    Parquet,
 }
 
 /// `pretrained(path)`: a Hugging Face model directory.
@@ -741,7 +764,10 @@ impl Op {
             Op::Generate(_) => "dataset.generate",
             Op::Relabel(_) => "dataset.relabel",
             Op::Pairs(_) => "dataset.pairs",
-            Op::Jsonl(_) => "dataset.jsonl",
+            Op::Jsonl(j) => match j.format {
+                RecordFile::Jsonl => "dataset.jsonl",
+                RecordFile::Parquet => "dataset.parquet",
+            },
             Op::Pretrained(_) => "model.pretrained",
             Op::Sft(_) => "model.sft",
             Op::Pm(..) => "model.pm",
@@ -775,7 +801,10 @@ impl Op {
             Op::Generate(_) => "generate",
             Op::Relabel(_) => "relabel",
             Op::Pairs(_) => "pairs",
-            Op::Jsonl(_) => "jsonl",
+            Op::Jsonl(j) => match j.format {
+                RecordFile::Jsonl => "jsonl",
+                RecordFile::Parquet => "parquet",
+            },
             Op::Pretrained(_) => "pretrained",
             Op::Sft(_) => "sft",
             Op::Pm(..) => "pm",
@@ -882,6 +911,16 @@ impl Op {
                 f.str("content", &j.content).str("tokenizer", j.tokenizer.name()).opt_key("tokenizer_of", j.model);
                 if let Some(c) = &j.chat {
                     f.str("chat_template", &c.template).str("bos_token", &c.bos_token).str("eos_token", &c.eos_token);
+                }
+                // Added later: each enters the key only when set.
+                if j.val_fraction != 0.0 {
+                    f.float("val_fraction", j.val_fraction);
+                }
+                if let Some(n) = j.max_prompt_len {
+                    f.int("max_prompt_len", n);
+                }
+                if let Some(n) = j.max_response_len {
+                    f.int("max_response_len", n);
                 }
             }
             Op::Pretrained(p) => {

@@ -75,8 +75,87 @@ impl Tokenized {
     }
 }
 
+/// The widths (in tokens) a file's records are cut or padded to; None: the
+/// longest record's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Widths {
+    pub prompt: Option<usize>,
+    pub response: Option<usize>,
+}
+
+/// How many records [`Widths`] cut: prompts, and pairs with a response cut.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cut {
+    pub prompts: i64,
+    pub responses: i64,
+}
+
+/// Token lists as padded pairs of the given widths. A longer prompt keeps
+/// its last tokens (what is nearest the response); a longer response keeps
+/// its first `width − 1` tokens and its last (end-of-sequence), as a
+/// policy's own sample ends when it reaches the last slot.
+fn assemble(prompts: Vec<Vec<i64>>, chosen: Vec<Vec<i64>>, rejected: Vec<Vec<i64>>, widths: Widths) -> (Pairs, Cut) {
+    let mut cut = Cut::default();
+    let lp = widths.prompt.unwrap_or_else(|| prompts.iter().map(Vec::len).max().unwrap_or(1));
+    let lr = widths.response.unwrap_or_else(|| chosen.iter().chain(&rejected).map(Vec::len).max().unwrap_or(1));
+    let prompts: Vec<Vec<i64>> = prompts
+        .into_iter()
+        .map(|p| {
+            if p.len() <= lp {
+                return p;
+            }
+            cut.prompts += 1;
+            p[p.len() - lp..].to_vec()
+        })
+        .collect();
+    let end = |r: &[i64]| -> Vec<i64> { [&r[..lr - 1], &r[r.len() - 1..]].concat() };
+    let (mut c2, mut r2) = (Vec::with_capacity(chosen.len()), Vec::with_capacity(rejected.len()));
+    for (c, r) in chosen.into_iter().zip(rejected) {
+        if c.len() > lr || r.len() > lr {
+            cut.responses += 1;
+        }
+        c2.push(if c.len() > lr { end(&c) } else { c });
+        r2.push(if r.len() > lr { end(&r) } else { r });
+    }
+    let n = prompts.len() as i64;
+    let mut pairs = Pairs {
+        prompts: left_pad(&prompts, lp),
+        chosen: right_pad(&c2, lr),
+        rejected: right_pad(&r2, lr),
+        columns: Default::default(),
+    };
+    pairs.columns.insert("split".into(), Tensor::zeros([n], (Kind::Int64, tch::Device::Cpu)));
+    (pairs, cut)
+}
+
+/// Holds out `fraction` of the rows (at least one, when asked for any) as
+/// the validation split (split 1), drawn by a fixed seeded permutation so
+/// that one file and fraction always hold out the same records.
+pub fn hold_out(pairs: &mut Pairs, fraction: f64) -> Result<(), String> {
+    if fraction <= 0.0 {
+        return Ok(());
+    }
+    let n = pairs.len() as usize;
+    let n_val = ((n as f64) * fraction).round().max(1.0) as usize;
+    if n_val >= n {
+        return Err(format!("val_fraction {fraction} of {n} records leaves no record to train on"));
+    }
+    let perm = crate::ml::rng::permutation(&mut crate::ml::rng::stream(0, "import/validation", 0), n);
+    let mut split = vec![0i64; n];
+    for &i in perm.iter().take(n_val) {
+        split[i] = 1;
+    }
+    pairs.columns.insert("split".into(), Tensor::from_slice(&split));
+    Ok(())
+}
+
 /// Tokenizes records with a vocabulary built from their own characters (or bytes).
 pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Tokenized {
+    tokenize_within(records, byte_level, Widths::default()).0
+}
+
+/// [`tokenize`], cut or padded to `widths`.
+pub fn tokenize_within(records: &[(String, String, String)], byte_level: bool, widths: Widths) -> (Tokenized, Cut) {
     let alphabet: BTreeSet<u32> =
         records.iter().flat_map(|(p, c, r)| [p, c, r].into_iter().flat_map(|s| units(s, byte_level))).collect();
     let index: std::collections::HashMap<u32, i64> =
@@ -85,34 +164,23 @@ pub fn tokenize(records: &[(String, String, String)], byte_level: bool) -> Token
     let prompts: Vec<Vec<i64>> = records.iter().map(|(p, _, _)| [vec![BOS], encode(p)].concat()).collect();
     let chosen: Vec<Vec<i64>> = records.iter().map(|(_, c, _)| [encode(c), vec![EOS]].concat()).collect();
     let rejected: Vec<Vec<i64>> = records.iter().map(|(_, _, r)| [encode(r), vec![EOS]].concat()).collect();
-    let lp = prompts.iter().map(Vec::len).max().unwrap_or(1);
-    let lr = chosen.iter().chain(&rejected).map(Vec::len).max().unwrap_or(1);
-    let n = records.len() as i64;
-    let mut pairs = Pairs {
-        prompts: left_pad(&prompts, lp),
-        chosen: right_pad(&chosen, lr),
-        rejected: right_pad(&rejected, lr),
-        columns: Default::default(),
-    };
-    pairs.columns.insert("split".into(), Tensor::zeros([n], (Kind::Int64, tch::Device::Cpu)));
-    Tokenized { pairs, alphabet: alphabet.into_iter().collect(), byte_level }
+    let (pairs, cut) = assemble(prompts, chosen, rejected, widths);
+    (Tokenized { pairs, alphabet: alphabet.into_iter().collect(), byte_level }, cut)
 }
 
 /// Tokenizes records with a pretrained model's own tokenizer. A prompt is
-/// encoded as the tokenizer encodes text by default (with the special
-/// tokens its template adds: Llama's BOS, none for GPT-2) and, left empty by
-/// that, starts with `eos` (GPT-2's habit); a response is its tokens and
-/// `eos`. Ids are stored one up (see `ml::policy`): 0 stays PAD.
-/// Tokenises records with a pretrained model's tokenizer. A prompt is
-/// encoded as `tokenizer(text)` encodes it (its template's special tokens,
-/// Llama's BOS), unless `rendered`: a chat template's text already holds
-/// them, and is encoded as `apply_chat_template` encodes it, without.
+/// encoded as `tokenizer(text)` encodes it (its template's special tokens:
+/// Llama's BOS, none for GPT-2) unless `rendered`: a chat template's text
+/// already holds them, and is encoded as `apply_chat_template` encodes it,
+/// without. A prompt left empty starts with `eos` (GPT-2's habit); a
+/// response is its tokens and `eos`. Ids are stored one up (see
+/// `ml::policy`): 0 stays PAD. Cut or padded to `widths`.
 pub fn tokenize_pretrained(
     records: &[(String, String, String)],
     tokenizer: &HfTokenizer,
     eos: i64,
-    rendered: bool,
-) -> Result<Pairs, String> {
+    (rendered, widths): (bool, Widths),
+) -> Result<(Pairs, Cut), String> {
     let stored = |ids: Vec<i64>| ids.into_iter().map(|i| i + 1).collect::<Vec<i64>>();
     let (mut prompts, mut chosen, mut rejected) = (vec![], vec![], vec![]);
     for (i, (p, c, r)) in records.iter().enumerate() {
@@ -125,16 +193,7 @@ pub fn tokenize_pretrained(
         chosen.push(stored([tokenizer.encode(c).map_err(at)?, vec![eos]].concat()));
         rejected.push(stored([tokenizer.encode(r).map_err(at)?, vec![eos]].concat()));
     }
-    let lp = prompts.iter().map(Vec::len).max().unwrap_or(1);
-    let lr = chosen.iter().chain(&rejected).map(Vec::len).max().unwrap_or(1);
-    let mut pairs = Pairs {
-        prompts: left_pad(&prompts, lp),
-        chosen: right_pad(&chosen, lr),
-        rejected: right_pad(&rejected, lr),
-        columns: Default::default(),
-    };
-    pairs.columns.insert("split".into(), Tensor::zeros([records.len() as i64], (Kind::Int64, tch::Device::Cpu)));
-    Ok(pairs)
+    Ok(assemble(prompts, chosen, rejected, widths))
 }
 
 #[cfg(test)]
