@@ -703,6 +703,49 @@ pub fn write_report(
     Ok((md, page))
 }
 
+/// The report's table of imported datasets: each one's records, splits,
+/// widths and, where widths were set, how many records they cut.
+fn imported_datasets(plan: &Plan, store: &Store) -> Vec<Block> {
+    let mut rows = vec![];
+    for n in plan.ordered() {
+        if !matches!(n.op, Op::Jsonl(_)) || !store.contains(&n.key) {
+            continue;
+        }
+        let Ok(m) = art::read_json::<art::DataMeta>(store, &n.key, "meta.json") else { continue };
+        let (prompts_cut, responses_cut) = match m.cut {
+            Some(c) => (c.prompts.to_string(), c.responses.to_string()),
+            None => ("- (widths of the longest)".into(), "-".into()),
+        };
+        rows.push(vec![
+            format!("`{}`", n.display_name()),
+            m.rows.to_string(),
+            m.train.to_string(),
+            m.val.to_string(),
+            m.prompt_len.to_string(),
+            m.response_len.to_string(),
+            prompts_cut,
+            responses_cut,
+        ]);
+    }
+    if rows.is_empty() {
+        return vec![];
+    }
+    let head = [
+        "dataset",
+        "records",
+        "train",
+        "validation",
+        "prompt width",
+        "response width",
+        "prompts cut",
+        "pairs with a response cut",
+    ];
+    vec![
+        Block::Heading("Imported datasets".into()),
+        Block::Table { head: head.iter().map(|h| h.to_string()).collect(), rows },
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -772,47 +815,4 @@ mod tests {
         assert!(f[1].starts_with("Pearson r within `b` (3 points): -1.000"), "{f:?}");
         assert!(f[2].contains("over all 6 points, pooled over the series") && f[2].contains(": 0.000 ["), "{f:?}");
     }
-}
-
-/// The report's table of imported datasets: each one's records, splits,
-/// widths and, where widths were set, how many records they cut.
-fn imported_datasets(plan: &Plan, store: &Store) -> Vec<Block> {
-    let mut rows = vec![];
-    for n in plan.ordered() {
-        if !matches!(n.op, Op::Jsonl(_)) || !store.contains(&n.key) {
-            continue;
-        }
-        let Ok(m) = art::read_json::<art::DataMeta>(store, &n.key, "meta.json") else { continue };
-        let (prompts_cut, responses_cut) = match m.cut {
-            Some(c) => (c.prompts.to_string(), c.responses.to_string()),
-            None => ("- (widths of the longest)".into(), "-".into()),
-        };
-        rows.push(vec![
-            format!("`{}`", n.display_name()),
-            m.rows.to_string(),
-            m.train.to_string(),
-            m.val.to_string(),
-            m.prompt_len.to_string(),
-            m.response_len.to_string(),
-            prompts_cut,
-            responses_cut,
-        ]);
-    }
-    if rows.is_empty() {
-        return vec![];
-    }
-    let head = [
-        "dataset",
-        "records",
-        "train",
-        "validation",
-        "prompt width",
-        "response width",
-        "prompts cut",
-        "pairs with a response cut",
-    ];
-    vec![
-        Block::Heading("Imported datasets".into()),
-        Block::Table { head: head.iter().map(|h| h.to_string()).collect(), rows },
-    ]
 }
