@@ -2,6 +2,7 @@
 #   make run   - bootstrap libtorch, build the release binary, run the quickstart
 #                (about 3 minutes on 2 cores from an empty cache)
 #   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
+#   make test-lang - the language crate's tests alone: no Python, no libtorch (under a minute once built)
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
 #   make fuzz  - a million inputs through parse, check, plan and render: no panic
 #   make real-text - a study on text with a pretrained model (a tiny one made here)
@@ -14,7 +15,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test lint fuzz bench build bootstrap check-tools clean-cache real-text controls
+.PHONY: run test test-lang lint fuzz bench build bootstrap check-tools clean-cache real-text controls
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -33,7 +34,12 @@ run: build
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
 test: build lint
 	bash bench/setup.sh test
-	$(CARGO) test --release --locked 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+	$(CARGO) test --release --locked --workspace 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+
+# crates/tandem-lang (syntax, check, plan, hfdir) builds without libtorch or
+# the venv: its tests run first in CI, so a grammar mistake fails in minutes.
+test-lang:
+	$(CARGO) test --release --locked -p tandem-lang
 
 # experiments/controls.exp: what the instrument must find and must not
 # (tests/controls.rs holds its three verdicts under `make test`).
@@ -57,8 +63,8 @@ fuzz: build
 
 # One format (rustfmt.toml) and no clippy warning anywhere: tests, bench included.
 lint: bootstrap
-	$(CARGO) fmt --check
-	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
 # Benchmarks beside PyTorch eager and TRL (installs TRL into .venv first);
 # prints the table and writes bench/results.csv. BENCH_ARGS=--quick skips

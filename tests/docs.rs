@@ -1,7 +1,7 @@
 //! The constructor reference in docs/language.md is generated from the
 //! schema; this test fails when they drift. Run with TANDEM_BLESS=1 to rewrite it.
 
-const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (tests/docs.rs keeps this in step with src/check/schema.rs) -->\n";
+const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (tests/docs.rs keeps this in step with crates/tandem-lang/src/check/schema.rs) -->\n";
 const END: &str = "<!-- END GENERATED REFERENCE -->";
 
 #[test]

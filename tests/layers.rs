@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("source", &[]),
     ("diagnostic", &["source"]),
+    ("render", &["diagnostic", "source"]),
     ("syntax", &["source", "diagnostic"]),
     ("check", &["syntax", "source", "diagnostic"]),
     ("plan", &["check", "syntax", "hfdir", "source", "diagnostic"]),
@@ -18,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("worlds", &["ml", "hfdir"]),
     ("exec", &["plan", "check", "ml", "hfdir", "worlds", "source", "diagnostic"]),
     ("report", &["exec", "plan", "check", "ml", "hfdir", "worlds", "source", "diagnostic"]),
-    ("cli", &["report", "exec", "plan", "check", "syntax", "ml", "hfdir", "worlds", "source", "diagnostic"]),
+    ("cli", &["report", "exec", "plan", "check", "syntax", "ml", "hfdir", "worlds", "source", "diagnostic", "render"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -32,9 +33,19 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The two crates' source folders: the language (no libtorch) and the rest.
+/// `crate::x` in either names the same module x (the `tandem` crate
+/// re-exports the language's modules under their own names).
+const SOURCE_DIRS: [&str; 2] = ["crates/tandem-lang/src", "src"];
+
+/// A file's path below its crate's source folder.
+fn in_crate(file: &Path) -> Option<&Path> {
+    SOURCE_DIRS.iter().find_map(|d| file.strip_prefix(d).ok())
+}
+
 /// The layer of a source file: its folder under src/, or its own name.
 fn layer_of(file: &Path) -> Option<String> {
-    let rel = file.strip_prefix("src").ok()?;
+    let rel = in_crate(file)?;
     let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
     Some(first.trim_end_matches(".rs").to_string())
 }
@@ -60,7 +71,9 @@ fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
 
 fn sources() -> Vec<(PathBuf, String)> {
     let mut files = vec![];
-    rust_files(Path::new("src"), &mut files);
+    for d in SOURCE_DIRS {
+        rust_files(Path::new(d), &mut files);
+    }
     files.sort();
     files
         .into_iter()
@@ -98,7 +111,7 @@ fn no_two_files_of_a_folder_import_each_other_in_a_circle() {
     let mut ix = BTreeMap::new();
     let files = sources();
     let module_of = |f: &Path| -> Option<(String, String)> {
-        let rel = f.strip_prefix("src").ok()?;
+        let rel = in_crate(f)?;
         let parts: Vec<String> =
             rel.components().map(|c| c.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string()).collect();
         (parts.len() == 2 && parts[1] != "mod").then(|| (parts[0].clone(), parts[1].clone()))
@@ -135,13 +148,33 @@ fn the_checker_catches_an_upward_import() {
     assert_eq!(firsts, ["exec", "report"]);
 }
 
-/// The `portable` profile's product must be matrixmultiply's AVX2+FMA kernel
-/// on every host: its `avx512` feature would select another kernel (other
-/// bytes) on AVX-512 hosts, and `threading` would split its sums. Cargo
-/// unites a crate's features across everything that depends on it, so a new
-/// dependency could turn either on unseen; this reads what Cargo resolved.
+/// The language crate builds without libtorch: nothing it depends on, near
+/// or far, is tch or torch-sys (the crate boundary the layers above draw).
 #[test]
-fn the_portable_product_is_built_without_avx512_or_threads() {
+fn the_language_crate_depends_on_no_libtorch() {
+    let meta = cargo_metadata();
+    let nodes = meta["resolve"]["nodes"].as_array().unwrap();
+    let deps: BTreeMap<&str, Vec<&str>> = nodes
+        .iter()
+        .map(|n| {
+            let d = n["dependencies"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+            (n["id"].as_str().unwrap(), d)
+        })
+        .collect();
+    let root = deps.keys().find(|id| id.contains("tandem-lang")).expect("the language crate is in the workspace");
+    let (mut seen, mut todo) = (std::collections::BTreeSet::new(), vec![*root]);
+    while let Some(id) = todo.pop() {
+        if seen.insert(id) {
+            todo.extend(deps.get(id).into_iter().flatten().copied());
+        }
+    }
+    let torch: Vec<&&str> = seen.iter().filter(|id| id.contains("#tch@") || id.contains("#torch-sys@")).collect();
+    assert!(torch.is_empty(), "tandem-lang depends on {torch:?}");
+    assert!(seen.iter().any(|id| id.contains("#pest@")), "the closure was read: pest is in it");
+}
+
+/// What Cargo resolved for this host.
+fn cargo_metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         // This host's packages only: others (Windows-only crates) were never downloaded.
@@ -151,7 +184,17 @@ fn the_portable_product_is_built_without_avx512_or_threads() {
         .output()
         .expect("cargo metadata runs");
     assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The `portable` profile's product must be matrixmultiply's AVX2+FMA kernel
+/// on every host: its `avx512` feature would select another kernel (other
+/// bytes) on AVX-512 hosts, and `threading` would split its sums. Cargo
+/// unites a crate's features across everything that depends on it, so a new
+/// dependency could turn either on unseen; this reads what Cargo resolved.
+#[test]
+fn the_portable_product_is_built_without_avx512_or_threads() {
+    let meta = cargo_metadata();
     let nodes = meta["resolve"]["nodes"].as_array().unwrap();
     let mm: Vec<&serde_json::Value> =
         nodes.iter().filter(|n| n["id"].as_str().unwrap_or("").contains("matrixmultiply")).collect();

@@ -10,11 +10,9 @@
 
 mod common;
 
-use std::path::Path;
-
 fn key_lines(study: &str) -> String {
-    let plan =
-        common::plan_path(Path::new(&format!("experiments/{study}.exp"))).unwrap_or_else(|e| panic!("{study}: {e}"));
+    let plan = common::plan_path(&common::at_root(&format!("experiments/{study}.exp")))
+        .unwrap_or_else(|e| panic!("{study}: {e}"));
     // Names sorted: which declaration reaches a shared node first is the
     // checker's business, not the key's.
     let mut lines: Vec<String> = plan
@@ -31,13 +29,13 @@ fn key_lines(study: &str) -> String {
 }
 
 fn check(study: &str) {
-    let path = format!("tests/pinned/{study}.keys");
+    let path = common::at_root(&format!("tests/pinned/{study}.keys"));
     let now = key_lines(study);
     if std::env::var("TANDEM_PIN_KEYS").as_deref() == Ok("write") {
         std::fs::write(&path, &now).unwrap();
         return;
     }
-    let pinned = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let pinned = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     if pinned != now {
         let old: std::collections::BTreeSet<&str> = pinned.lines().collect();
         let new: std::collections::BTreeSet<&str> = now.lines().collect();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use tandem::check::{check_source, CheckOptions};
+use tandem_lang::check::{check_source, CheckOptions};
 
 const HEAD: &str = r#"
 world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
@@ -179,7 +179,7 @@ fn seeds_in_one_word_is_a_seed_sweep_from_zero_and_shares_seed_zero() {
     // Written out, the same keys: seed 0 is the un-replicated run itself.
     let short = common::plan_text(&format!("{HEAD}{base}\n run r = online with {{ seeds: 3 }}"));
     let long = common::plan_text(&format!("{HEAD}{base}\n run r = online with {{ seed: sweep [0, 1, 2] }}"));
-    let keys = |p: &tandem::plan::Plan| {
+    let keys = |p: &tandem_lang::plan::Plan| {
         let mut k: Vec<String> = p.names().into_iter().map(|(n, k)| format!("{n} {k}")).collect();
         k.sort();
         k

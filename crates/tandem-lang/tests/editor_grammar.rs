@@ -2,10 +2,12 @@
 //! keywords are the parser's, its constructors the checker's, and its
 //! patterns pick out the parts of a real line.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 fn grammar() -> serde_json::Value {
-    let text = std::fs::read_to_string("editors/vscode/syntaxes/tandem.tmLanguage.json").unwrap();
+    let text = std::fs::read_to_string(common::at_root("editors/vscode/syntaxes/tandem.tmLanguage.json")).unwrap();
     serde_json::from_str(&text).expect("the grammar is JSON")
 }
 
@@ -22,7 +24,7 @@ fn keywords_are_the_parsers() {
     let mut ours = alternatives(r["declaration"]["match"].as_str().unwrap());
     ours.extend(alternatives(r["keyword"]["match"].as_str().unwrap()));
     ours.extend(alternatives(r["constant"]["match"].as_str().unwrap()));
-    let pest = std::fs::read_to_string("grammar/exp.pest").unwrap();
+    let pest = std::fs::read_to_string(common::at_root("crates/tandem-lang/grammar/exp.pest")).unwrap();
     let rule = pest.lines().find(|l| l.starts_with("keyword ")).unwrap();
     let theirs: BTreeSet<String> = rule.split('"').skip(1).step_by(2).map(str::to_string).collect::<BTreeSet<_>>();
     assert_eq!(ours, theirs);
@@ -33,7 +35,7 @@ fn constructors_are_the_checkers() {
     let g = grammar();
     let pattern = g["repository"]["constructor"]["patterns"][0]["match"].as_str().unwrap();
     let ours = alternatives(pattern);
-    let theirs: BTreeSet<String> = tandem::check::schema::CTORS.iter().map(|c| c.name.to_string()).collect();
+    let theirs: BTreeSet<String> = tandem_lang::check::schema::CTORS.iter().map(|c| c.name.to_string()).collect();
     assert_eq!(ours, theirs, "editors/vscode/syntaxes/tandem.tmLanguage.json lists other constructors than the schema");
 }
 

@@ -251,7 +251,7 @@ fn style_strategy(n: usize) -> impl Strategy<Value = Style> {
 
 /// The keys downstream of (and including) the nodes a declaration lowers to
 /// (an evaluation lowers to `name(target@step)` nodes).
-fn downstream(plan: &tandem::plan::Plan, name: &str) -> BTreeSet<tandem::plan::Key> {
+fn downstream(plan: &tandem_lang::plan::Plan, name: &str) -> BTreeSet<tandem_lang::plan::Key> {
     let starts: Vec<_> = plan
         .names()
         .into_iter()
@@ -360,14 +360,14 @@ const LOWERING_FIELDS: &[(&str, &[&str])] =
 
 #[test]
 fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {
-    // The typed ops spell each key field once (src/plan/op.rs); this ties
+    // The typed ops spell each key field once (crates/tandem-lang/src/plan/op.rs); this ties
     // those spellings, and each op's kind, to the schema's table, so a typo
     // in either fails here rather than silently moving keys.
-    use tandem::check::schema::{ctor, CtorKind};
-    use tandem::plan::CValue;
+    use tandem_lang::check::schema::{ctor, CtorKind};
+    use tandem_lang::plan::CValue;
     let mut plans = vec![];
     for f in ["experiments/quickstart.exp", "experiments/paper.exp", "tests/corpus/ok/all_kinds.exp"] {
-        plans.push(common::plan_path(std::path::Path::new(f)).unwrap());
+        plans.push(common::plan_path(&common::at_root(f)).unwrap());
     }
     let mut seen = std::collections::BTreeSet::new();
     for plan in &plans {

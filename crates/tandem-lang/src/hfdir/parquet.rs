@@ -59,19 +59,24 @@ fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
 mod tests {
     use super::*;
 
+    /// A file of the workspace's tests/data.
+    fn data(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    }
+
     #[test]
     fn rows_read_as_the_jsonl_lines_of_the_same_records() {
-        let text = to_jsonl(&std::fs::read("tests/data/tiny_prefs.parquet").unwrap()).unwrap();
-        let jsonl = std::fs::read_to_string("tests/data/tiny_prefs.jsonl").unwrap();
+        let text = to_jsonl(&data("tiny_prefs.parquet")).unwrap();
+        let jsonl = String::from_utf8(data("tiny_prefs.jsonl")).unwrap();
         let parse = |t: &str| t.lines().map(|l| crate::hfdir::records::texts(l, None).unwrap()).collect::<Vec<_>>();
         assert_eq!(parse(&text), parse(&jsonl));
-        let zstd = to_jsonl(&std::fs::read("tests/data/tiny_prefs_zstd.parquet").unwrap()).unwrap();
+        let zstd = to_jsonl(&data("tiny_prefs_zstd.parquet")).unwrap();
         assert_eq!(zstd, text, "the codec does not change the records");
     }
 
     #[test]
     fn a_damaged_file_is_an_error_never_a_panic() {
-        let good = std::fs::read("tests/data/tiny_prefs.parquet").unwrap();
+        let good = data("tiny_prefs.parquet");
         assert!(to_jsonl(b"").is_err());
         assert!(to_jsonl(b"PAR1").is_err());
         for cut in 0..good.len() {
