@@ -46,6 +46,19 @@ fn the_readme_is_short_and_its_quickstart_excerpt_checks() {
 }
 
 /// Every command the binary has is in the README's commands table.
+/// Every experiment the README shows is written in the language as it is:
+/// each `exp` block checks (its files are the reader's, so it is not planned).
+#[test]
+fn every_experiment_in_the_readme_checks() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let blocks: Vec<&str> = readme.split("```exp\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+    assert!(blocks.len() >= 2, "the quickstart and the own-data study");
+    for b in blocks {
+        let checked = tandem::check::check_source("README.md", b, Default::default());
+        assert!(checked.is_ok(), "{}\n---\n{b}", tandem::cli::render::render(&checked.diagnostics, false, 100));
+    }
+}
+
 #[test]
 fn the_readme_names_every_command() {
     use clap::CommandFactory;

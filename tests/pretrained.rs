@@ -815,6 +815,22 @@ fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
         for target in ["rm", "sft"] {
             assert!(evals.lines().any(|l| l.starts_with(&format!("acc,{target},,accuracy,"))), "{family}: {evals}");
         }
+        // A reward model cannot start an SFT where its score head replaced an
+        // untied language-model head (Llama): refused when the plan is made.
+        // GPT-2's output head is its embedding, so its reward model can.
+        std::fs::write(
+            root.join("rm_as_policy.exp"),
+            "model rm_dir = pretrained(\"rm\")\ndataset prefs = jsonl(\"prefs.jsonl\", tokenizer_of: rm_dir)\n\
+             model bad = sft(prefs, base: rm_dir, steps: 1)\n",
+        )
+        .unwrap();
+        let check = Command::new(bin).args(["check", "rm_as_policy.exp"]).current_dir(root).output().unwrap();
+        let said = String::from_utf8_lossy(&check.stderr);
+        if family == "llama" {
+            assert!(!check.status.success() && said.contains("has no language-model head"), "{family}: {said}");
+        } else {
+            assert!(check.status.success(), "{family}: {said}");
+        }
         // A held-out record longer than the models' widths is refused, counted.
         let long = format!("{{\"prompt\": \"Why?\", \"chosen\": \"{}\", \"rejected\": \"No.\"}}\n", "very ".repeat(40));
         std::fs::write(root.join("heldout.jsonl"), long).unwrap();

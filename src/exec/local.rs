@@ -221,7 +221,6 @@ pub fn run_one(plan: &Plan, store: &Store, opts: &Options, node: &Node) -> Resul
 
 /// An exclusive lock on a node, held across processes while it is computed.
 fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
-    use fs2::FileExt;
     let dir = store.root().join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| ExecError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join(format!("{}.lock", key.hex()));
@@ -231,7 +230,8 @@ fn lock(store: &Store, key: &Key) -> Result<std::fs::File, ExecError> {
         .write(true)
         .open(&path)
         .map_err(|e| ExecError::Invalid(format!("cannot open {}: {e}", path.display())))?;
-    f.lock_exclusive().map_err(|e| ExecError::Invalid(format!("cannot lock {}: {e}", path.display())))?;
+    // std's advisory lock (flock on Linux), released when the file closes.
+    f.lock().map_err(|e| ExecError::Invalid(format!("cannot lock {}: {e}", path.display())))?;
     Ok(f)
 }
 

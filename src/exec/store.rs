@@ -104,9 +104,20 @@ pub fn this_host() -> String {
     }
 }
 
-/// Bytes free to this process on the filesystem holding `path` (0 if unknown).
+/// Bytes free to this process on the filesystem holding `path` (0 if
+/// unknown): statvfs's blocks available to unprivileged users times its
+/// fragment size, as `df` counts them.
 fn available_bytes(path: &Path) -> u64 {
-    fs2::available_space(path).unwrap_or(0)
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return 0 };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` a statvfs the call fills;
+    // it is read only when the call succeeds.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return 0;
+    }
+    let st = unsafe { st.assume_init() };
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -575,6 +586,19 @@ mod tests {
             interaction: 0.0,
         });
         Node::new(op, vec![crate::plan::NodeName::Decl(crate::check::program::InstanceName::plain("n"))])
+    }
+
+    #[test]
+    fn free_space_is_what_statvfs_says_and_nothing_for_a_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = available_bytes(dir.path());
+        assert!(free > 0, "a writable temporary folder has room");
+        // `df` reads the same statvfs fields: the two agree within what
+        // other writers may do between the calls (1%).
+        let df = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(dir.path()).output().unwrap();
+        let theirs: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+        assert!(free.abs_diff(theirs) <= theirs / 100, "statvfs {free} against df {theirs}");
+        assert_eq!(available_bytes(&dir.path().join("no/such/folder")), 0);
     }
 
     #[test]

@@ -136,6 +136,9 @@ struct Lowerer<'p> {
     /// root SFT model was fine-tuned on. Online sampling and evaluations
     /// draw prompts from it unless told otherwise.
     pool: HashMap<Key, Key>,
+    /// Pretrained models that cannot generate: reward models whose score
+    /// head replaced an untied language-model head (Llama, Qwen2).
+    no_lm_head: std::collections::HashSet<Key>,
     /// The profile every libtorch-computed node is keyed and computed under.
     numerics: Numerics,
     max_nodes: usize,
@@ -166,6 +169,7 @@ pub fn lower_bounded(program: &Program, numerics: Numerics, max_nodes: usize) ->
         out: vec![None; program.instances.len()],
         problems: vec![],
         pool: Default::default(),
+        no_lm_head: Default::default(),
     };
     // Instances are numbered in dependency order, so inputs are lowered first.
     for id in 0..program.instances.len() {
@@ -300,11 +304,31 @@ impl<'p> Lowerer<'p> {
             "pretrained" => {
                 // The directory's content, not its path, enters the key.
                 let Some((found, path)) = self.pretrained_dir(inst) else { return Err(Fail::Upstream) };
+                let c = &found.config;
+                // As `ml::hf` builds it: a score head on an untied Llama-family
+                // trunk leaves no language-model head to sample with.
+                let generates = !c.score_head || c.tied || c.family == crate::hfdir::Family::Gpt2;
                 let spec = PretrainedSpec { content: found.digest, tokenizer: found.tokenizer_digest, path };
-                Output::Node(self.add(Op::Pretrained(spec), name())?)
+                let key = self.add(Op::Pretrained(spec), name())?;
+                if !generates {
+                    self.no_lm_head.insert(key);
+                }
+                Output::Node(key)
             }
             "sft" => {
                 let spec = self.model_spec(inst, &a)?;
+                if spec.base.is_some_and(|b| self.no_lm_head.contains(&b)) {
+                    self.problems.push(
+                        Problem::new(
+                            Code::Pretrained,
+                            inst.span,
+                            format!("`{}` starts from a reward model, which has no language-model head", inst.label),
+                        )
+                        .label("its `base:`")
+                        .help("a `*ForSequenceClassification` model scores, it does not generate: give `sft` a causal language model as `base:`, and use the reward model as a judge, `pm(data, base: m, head: \"last\", steps: 0)`"),
+                    );
+                    return Err(Fail::Upstream);
+                }
                 let data = spec.data;
                 let (data_vocab, base_vocab) =
                     (vocabulary::of(&self.plan, &data), spec.base.map(|b| vocabulary::of(&self.plan, &b)));
