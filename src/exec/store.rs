@@ -117,7 +117,7 @@ fn available_bytes(path: &Path) -> u64 {
         return 0;
     }
     let st = unsafe { st.assume_init() };
-    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64)
+    st.f_bavail.saturating_mul(st.f_frsize)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
