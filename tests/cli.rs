@@ -418,7 +418,7 @@ fn the_portable_profile_takes_effect_whatever_the_environment_says() {
     // `portable` sets ATen's kernel level and MKL's branch inside the process
     // before libtorch reads them: what the environment says must not matter.
     let portable = fingerprint("portable", &[]);
-    assert_eq!(portable.len(), 14, "{portable:?}");
+    assert_eq!(portable.len(), 15, "{portable:?}");
     for env in [
         [("ATEN_CPU_CAPABILITY", "default"), ("MKL_CBWR", "AUTO")],
         [("ATEN_CPU_CAPABILITY", "avx2"), ("MKL_CBWR", "AVX2")],

@@ -279,7 +279,7 @@ fn mkl_version() -> String {
 /// matmul (MKL's branch), elementwise exp and tanh, softmax, layer norm, the
 /// tanh GELU and attention (ATen's kernels); the models' linear layer and
 /// attention as they compute them; and the gradients of the ops training
-/// runs through. Inputs come from a fixed counter-based stream, not
+/// runs through, and an optimizer step. Inputs come from a fixed counter-based stream, not
 /// libtorch's generator.
 pub fn fingerprint() -> Vec<(&'static str, String)> {
     use tch::{Kind, Tensor};
@@ -352,6 +352,21 @@ pub fn fingerprint() -> Vec<(&'static str, String)> {
             let ids = Tensor::from_slice(&(0..2_000i64).map(|i| (i * 37) % 311).collect::<Vec<_>>());
             weighted_sum(&Tensor::embedding(&table, &ids, -1, false, false)).backward();
             digest(&table.grad())
+        }),
+        // A PM's loss (softplus of a margin) and two steps of Adam on its
+        // gradient: clipping's norm, both moments and the root of the second
+        // (libtorch takes that root in MKL, which differs between Intel and
+        // AMD; `portable` takes it correctly rounded, ml::exact_sqrt).
+        ("adam softplus", {
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let w = vs.root().var_copy("w", &x.narrow(0, 0, 4_096));
+            let mut adam = crate::ml::adam::Adam::new(&vs, 1e-3, 0, 1.0);
+            for _ in 0..2 {
+                adam.zero_grad();
+                weighted_sum(&w.softplus()).backward();
+                adam.step();
+            }
+            digest(&w)
         }),
     ]
 }

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use tch::{nn, Kind, Tensor};
 
+use crate::ml::exact_sqrt;
+
 pub struct Adam {
     pub lr: f64,
     pub warmup: i64,
@@ -175,7 +177,9 @@ impl Adam {
             let g = g * scale;
             let _ = m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
             let _ = v.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
-            let step = (&*m / bc1) / ((&*v / bc2).sqrt() + eps) * lr;
+            // The root is the correctly rounded one under `portable`: libtorch's
+            // comes from MKL and differs between processors (exact_sqrt.rs).
+            let step = (&*m / bc1) / (exact_sqrt::sqrt(&(&*v / bc2)) + eps) * lr;
             let _ = p.g_sub_(&step);
         };
         tch::no_grad(|| match &self.flat.grads {

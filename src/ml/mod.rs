@@ -7,6 +7,7 @@
 //! `past` (keys and values read so far, for either trunk) · `policy`
 //! (tandem's own or a pretrained model: log-probs, sampling, exact KL) · `preference` (pairwise PM) ·
 //! `loss` (IPO, DPO, SLiC, Bo2) · `adam` (optimizer with savable state) ·
+//! `exact_sqrt` (a square root that is the same on every CPU) ·
 //! `data` (preference pairs on disk) · `sampler` (offline, online, replay
 //! orders) · `train` (one step of SFT, PM and preference training) · `eval`
 //! (KL, win rate, classifier accuracy, winner log-prob, with uncertainty).
@@ -14,6 +15,7 @@ pub mod adam;
 pub mod autocast;
 pub mod data;
 pub mod eval;
+pub mod exact_sqrt;
 pub mod hf;
 pub mod loss;
 pub mod matmul;

@@ -82,10 +82,12 @@ impl Numerics {
     /// The profile as a key names it. A profile's revision goes up whenever
     /// what it pins changes bytes: `portable` 2 computes linear layers with
     /// tandem's own matrix product instead of MKL's COMPATIBLE branch
-    /// (`ml::matmul`).
+    /// (`ml::matmul`); `portable` 3 takes Adam's square root correctly
+    /// rounded instead of from MKL's vector math, which differs between
+    /// Intel and AMD processors (`ml::exact_sqrt`).
     pub fn key_name(self) -> &'static str {
         match self {
-            Numerics::Portable => "portable 2",
+            Numerics::Portable => "portable 3",
             Numerics::Native => "native",
             Numerics::Cuda => "cuda",
         }
