@@ -15,7 +15,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # libtorch's own threads: let tandem decide per node instead of oversubscribing.
 CARGO ?= cargo
 
-.PHONY: run test test-lang lint fuzz bench build bootstrap check-tools clean-cache real-text controls
+.PHONY: run test test-lang lint fuzz bench build bootstrap check-tools clean-cache real-text controls cross-vendor
 
 bootstrap: $(VENV)/.torch-ok
 
@@ -45,6 +45,11 @@ test-lang:
 # (tests/controls.rs holds its three verdicts under `make test`).
 controls: build
 	./target/release/tandem run experiments/controls.exp
+
+# `portable` under an emulated AMD EPYC (qemu-user): the fingerprint and the
+# micro study's golden PM against the committed bytes; about 17 minutes.
+cross-vendor: build
+	bash scripts/cross_vendor.sh
 
 # experiments/real_text.exp on tiny random GPT-2 weights and a BPE tokenizer
 # that scripts/tiny_hf_models.py makes in models/tiny (offline: transformers

@@ -33,19 +33,7 @@ pub fn artifacts(file: &Path, cache: &Path) -> Vec<(String, Vec<tandem::exec::st
 // the same text run locally, killed, concurrently or through Slurm.
 
 /// The paper's pipeline in miniature: about 20 s on one core.
-pub const MICRO_STUDY: &str = r#"
-world w = summarize(seed: 2, vocab: 24, prompt_len: 6, response_len: 8)
-dataset d_initial = generate(w, pairs: 400)
-model golden_pm = pm(d_initial, layers: 2, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-dataset d_golden = relabel(d_initial, judge: golden_pm)
-model sft = sft(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 64, lr: 1e-3)
-model proxy_pm = pm(d_golden, layers: 1, width: 32, heads: 2, steps: 120, batch: 32, lr: 1e-3)
-run online = train(sft, loss: ipo(beta: 0.1), sampler: online(judge: proxy_pm), lr: 1e-3, steps: 60, save_every: 10, batch: 16)
-run offline = online with { sampler: offline(d_golden) }
-run tandem = online with { sampler: replay(online, shuffle: 1) }
-eval k = kl(policies: [online, offline, tandem], prompts: 32, at: [0, 30, 60])
-eval wr = winrate(policies: [online, offline], baseline: sft, judge: golden_pm, prompts: 32, at: [60])
-"#;
+pub const MICRO_STUDY: &str = include_str!("../data/micro_study.exp");
 
 /// A study with one failing node: a judge from another world (another
 /// vocabulary) cannot label the policy's samples, so `bad` fails and its
