@@ -32,9 +32,10 @@ run: build
 # bench/setup.sh test puts transformers and tensorboard (pinned) into .venv:
 # tests/pretrained.rs compares tandem's GPT-2 and Llama-family models with
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
+# --no-fail-fast: one failing test binary must not hide what the others say.
 test: build lint
 	bash bench/setup.sh test
-	$(CARGO) test --release --locked --workspace 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
 
 # crates/tandem-lang (syntax, check, plan, hfdir) builds without libtorch or
 # the venv: its tests run first in CI, so a grammar mistake fails in minutes.
