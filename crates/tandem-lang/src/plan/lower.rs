@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::check::program::{Instance, InstanceName, Program, SaveSchedule, Value};
 use crate::diagnostic::{Code, Diagnostic, Problem};
 use crate::plan::key::Key;
+use crate::plan::model_inputs;
 use crate::plan::name::NodeName;
 use crate::plan::node::{Node, Plan};
 use crate::plan::op::*;
@@ -261,181 +262,10 @@ impl<'p> Lowerer<'p> {
                 });
                 Output::Node(self.add(op, name())?)
             }
-            "jsonl" | "parquet" => {
-                let format = if inst.ctor.name == "parquet" { RecordFile::Parquet } else { RecordFile::Jsonl };
-                let tokenizer = match a.string("tokenizer")? {
-                    "char" => Tokenizer::Char,
-                    "byte" => Tokenizer::Byte,
-                    other => return internal(format!("no tokenizer {other:?}")),
-                };
-                // The file's content, not its path, enters the key.
-                let model = self.opt_key(&a, "tokenizer_of")?;
-                // The tokenizer's chat template, for conversational records.
-                let template = match model.and_then(|m| self.plan.node(&m)).map(|n| &n.op) {
-                    Some(Op::Pretrained(p)) => match crate::hfdir::chat::ChatTemplate::of_dir(Path::new(&p.path)) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            self.problems.push(
-                                Problem::new(Code::Pretrained, inst.span, e)
-                                    .label("its `tokenizer_of` model's chat template"),
-                            );
-                            return Err(Fail::Upstream);
-                        }
-                    },
-                    _ => None,
-                };
-                let Some((content, path, conversational)) = self.file_digest(inst, template.as_ref(), format) else {
-                    return Err(Fail::Upstream);
-                };
-                let chat = if conversational { template } else { None };
-                let spec = JsonlSpec {
-                    content,
-                    tokenizer,
-                    path,
-                    model,
-                    chat,
-                    format,
-                    val_fraction: a.float("val_fraction")?,
-                    max_prompt_len: a.opt_int("max_prompt_len"),
-                    max_response_len: a.opt_int("max_response_len"),
-                };
-                Output::Node(self.add(Op::Jsonl(spec), name())?)
-            }
-            "pretrained" => {
-                // The directory's content, not its path, enters the key.
-                let Some((found, path)) = self.pretrained_dir(inst) else { return Err(Fail::Upstream) };
-                let c = &found.config;
-                // As `ml::hf` builds it: a score head on an untied Llama-family
-                // trunk leaves no language-model head to sample with.
-                let generates = !c.score_head || c.tied || c.family == crate::hfdir::Family::Gpt2;
-                let spec = PretrainedSpec { content: found.digest, tokenizer: found.tokenizer_digest, path };
-                let key = self.add(Op::Pretrained(spec), name())?;
-                if !generates {
-                    self.no_lm_head.insert(key);
-                }
-                Output::Node(key)
-            }
-            "sft" => {
-                let spec = self.model_spec(inst, &a)?;
-                if spec.base.is_some_and(|b| self.no_lm_head.contains(&b)) {
-                    self.problems.push(
-                        Problem::new(
-                            Code::Pretrained,
-                            inst.span,
-                            format!("`{}` starts from a reward model, which has no language-model head", inst.label),
-                        )
-                        .label("its `base:`")
-                        .help("a `*ForSequenceClassification` model scores, it does not generate: give `sft` a causal language model as `base:`, and use the reward model as a judge, `pm(data, base: m, head: \"last\", steps: 0)`"),
-                    );
-                    return Err(Fail::Upstream);
-                }
-                let data = spec.data;
-                let (data_vocab, base_vocab) =
-                    (vocabulary::of(&self.plan, &data), spec.base.map(|b| vocabulary::of(&self.plan, &b)));
-                match (base_vocab, &data_vocab) {
-                    (Some(b), d) if b != *d => {
-                        self.vocab_problem(inst, ("the base model", &b), ("its data", d));
-                        return Err(Fail::Upstream);
-                    }
-                    (None, Vocabulary::Tokenizer(_)) => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::Vocabulary,
-                                inst.span,
-                                format!("`{}` trains a new policy on text read by a pretrained tokenizer", inst.label),
-                            )
-                            .label("no `base:`")
-                            .help("text tokenized with `tokenizer_of: m` trains the model m: add `base: m`"),
-                        );
-                        return Err(Fail::Upstream);
-                    }
-                    _ => {}
-                }
-                let key = self.add(Op::Sft(spec), name())?;
-                self.pool.insert(key, data);
-                Output::Node(key)
-            }
-            "pm" => {
-                let head = match a.string("head")? {
-                    "pooled" => PmHead::Pooled,
-                    "joint" => PmHead::Joint,
-                    "last" => PmHead::Last,
-                    other => return internal(format!("no preference-model head {other:?}")),
-                };
-                let mut spec = self.model_spec(inst, &a)?;
-                spec.patience = a.int("patience")?;
-                spec.val_every = a.int("val_every")?;
-                let data_vocab = vocabulary::of(&self.plan, &spec.data);
-                match spec.base.map(|b| vocabulary::of(&self.plan, &b)) {
-                    Some(Vocabulary::Own) => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::Vocabulary,
-                                inst.span,
-                                format!("`{}` starts a preference model from a model of tandem's own", inst.label),
-                            )
-                            .label("its `base`")
-                            .help(
-                                "`base:` takes a pretrained model, or a policy trained from one; \
-                                 leave it out to train a preference model of tandem's own",
-                            ),
-                        );
-                        return Err(Fail::Upstream);
-                    }
-                    Some(b) if b != data_vocab => {
-                        self.vocab_problem(inst, ("the base model", &b), ("its data", &data_vocab));
-                        return Err(Fail::Upstream);
-                    }
-                    Some(_) if head == PmHead::Joint => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::Vocabulary,
-                                inst.span,
-                                format!("`{}` asks for a joint head on a pretrained trunk", inst.label),
-                            )
-                            .label("`head: \"joint\"` with `base:`")
-                            .help("a preference model from a pretrained trunk has the pooled head: leave `head` out"),
-                        );
-                        return Err(Fail::Upstream);
-                    }
-                    None if head == PmHead::Last => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::Vocabulary,
-                                inst.span,
-                                format!("`{}` asks for a last-token head without a pretrained trunk", inst.label),
-                            )
-                            .label("`head: \"last\"` without `base:`")
-                            .help(
-                                "the last-token head is transformers' reward-model head: give `base:` a pretrained \
-                                 model (a reward model keeps its own head), or leave `head` out",
-                            ),
-                        );
-                        return Err(Fail::Upstream);
-                    }
-                    None if data_vocab != Vocabulary::Own => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::Vocabulary,
-                                inst.span,
-                                format!(
-                                    "`{}` would train a new preference model on {}",
-                                    inst.label,
-                                    data_vocab.describe()
-                                ),
-                            )
-                            .label("no `base:`")
-                            .help(
-                                "text read by a pretrained tokenizer trains a preference model from that model: \
-                                 add `base:` with it, or with a policy trained from it",
-                            ),
-                        );
-                        return Err(Fail::Upstream);
-                    }
-                    _ => {}
-                }
-                Output::Node(self.add(Op::Pm(spec, head), name())?)
-            }
+            "jsonl" | "parquet" => self.lower_records(inst, &a)?,
+            "pretrained" => self.lower_pretrained(inst)?,
+            "sft" => self.lower_sft(inst, &a)?,
+            "pm" => self.lower_pm(inst, &a)?,
             "train" => self.lower_run(inst, &a)?,
             "kl" | "winrate" | "classifier" | "self_classifier" | "winner_logprob" | "oracle" => {
                 self.lower_eval(inst, &a)?
@@ -444,6 +274,95 @@ impl<'p> Lowerer<'p> {
             _ => return Ok(None),
         };
         Ok(Some(output))
+    }
+
+    /// `jsonl(...)` or `parquet(...)`: records keyed by the file's content
+    /// (and the chat template of its `tokenizer_of` model), not its path.
+    fn lower_records(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let format = if inst.ctor.name == "parquet" { RecordFile::Parquet } else { RecordFile::Jsonl };
+        let tokenizer = match a.string("tokenizer")? {
+            "char" => Tokenizer::Char,
+            "byte" => Tokenizer::Byte,
+            other => return internal(format!("no tokenizer {other:?}")),
+        };
+        let model = self.opt_key(a, "tokenizer_of")?;
+        // The tokenizer's chat template, for conversational records.
+        let template = match model.and_then(|m| self.plan.node(&m)).map(|n| &n.op) {
+            Some(Op::Pretrained(p)) => match crate::hfdir::chat::ChatTemplate::of_dir(Path::new(&p.path)) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.problems.push(
+                        Problem::new(Code::Pretrained, inst.span, e).label("its `tokenizer_of` model's chat template"),
+                    );
+                    return Err(Fail::Upstream);
+                }
+            },
+            _ => None,
+        };
+        let Some((content, path, conversational)) = self.file_digest(inst, template.as_ref(), format) else {
+            return Err(Fail::Upstream);
+        };
+        let chat = if conversational { template } else { None };
+        let spec = JsonlSpec {
+            content,
+            tokenizer,
+            path,
+            model,
+            chat,
+            format,
+            val_fraction: a.float("val_fraction")?,
+            max_prompt_len: a.opt_int("max_prompt_len"),
+            max_response_len: a.opt_int("max_response_len"),
+        };
+        Ok(Output::Node(self.add(Op::Jsonl(spec), vec![NodeName::Decl(inst.name.clone())])?))
+    }
+
+    /// `pretrained(dir)`: keyed by the directory's content, not its path.
+    fn lower_pretrained(&mut self, inst: &'p Instance) -> Lowered<Output> {
+        let Some((found, path)) = self.pretrained_dir(inst) else { return Err(Fail::Upstream) };
+        let c = &found.config;
+        // As `ml::hf` builds it: a score head on an untied Llama-family
+        // trunk leaves no language-model head to sample with.
+        let generates = !c.score_head || c.tied || c.family == crate::hfdir::Family::Gpt2;
+        let spec = PretrainedSpec { content: found.digest, tokenizer: found.tokenizer_digest, path };
+        let key = self.add(Op::Pretrained(spec), vec![NodeName::Decl(inst.name.clone())])?;
+        if !generates {
+            self.no_lm_head.insert(key);
+        }
+        Ok(Output::Node(key))
+    }
+
+    fn lower_sft(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let spec = self.model_spec(inst, a)?;
+        let data = spec.data;
+        let base = spec.base.map(|b| (vocabulary::of(&self.plan, &b), self.no_lm_head.contains(&b)));
+        let data_vocab = vocabulary::of(&self.plan, &data);
+        if let Some(problem) = model_inputs::sft(inst, base.as_ref().map(|(v, n)| (v, *n)), &data_vocab) {
+            self.problems.push(problem);
+            return Err(Fail::Upstream);
+        }
+        let key = self.add(Op::Sft(spec), vec![NodeName::Decl(inst.name.clone())])?;
+        self.pool.insert(key, data);
+        Ok(Output::Node(key))
+    }
+
+    fn lower_pm(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
+        let head = match a.string("head")? {
+            "pooled" => PmHead::Pooled,
+            "joint" => PmHead::Joint,
+            "last" => PmHead::Last,
+            other => return internal(format!("no preference-model head {other:?}")),
+        };
+        let mut spec = self.model_spec(inst, a)?;
+        spec.patience = a.int("patience")?;
+        spec.val_every = a.int("val_every")?;
+        let data_vocab = vocabulary::of(&self.plan, &spec.data);
+        let base_vocab = spec.base.map(|b| vocabulary::of(&self.plan, &b));
+        if let Some(problem) = model_inputs::pm(inst, base_vocab.as_ref(), head, &data_vocab) {
+            self.problems.push(problem);
+            return Err(Fail::Upstream);
+        }
+        Ok(Output::Node(self.add(Op::Pm(spec, head), vec![NodeName::Decl(inst.name.clone())])?))
     }
 
     fn model_spec(&mut self, inst: &Instance, a: &Args) -> Lowered<ModelSpec> {
@@ -496,26 +415,7 @@ impl<'p> Lowerer<'p> {
 
     /// Reports a pair of inputs of `inst` that read different token ids.
     fn vocab_problem(&mut self, inst: &Instance, a: (&str, &Vocabulary), b: (&str, &Vocabulary)) {
-        self.problems.push(
-            Problem::new(
-                Code::Vocabulary,
-                inst.span,
-                format!(
-                    "`{}` mixes vocabularies: {} reads {}, {} reads {}",
-                    inst.label,
-                    a.0,
-                    a.1.describe(),
-                    b.0,
-                    b.1.describe()
-                ),
-            )
-            .label("these inputs read different token ids")
-            .help(
-                "a policy, its reference, its judge and its data must read the same token ids: \
-                 text for a pretrained model is `jsonl(..., tokenizer_of: that model)`, and policies trained from it \
-                 are `sft(..., base: that model)` and the runs that start from them",
-            ),
-        );
+        self.problems.push(model_inputs::mixed_vocabularies(inst, a, b));
     }
 
     /// Every input of `inst` (named for the message) must read the first's

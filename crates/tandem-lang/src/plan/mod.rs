@@ -4,6 +4,7 @@
 pub mod diff;
 pub mod key;
 pub mod lower;
+pub mod model_inputs;
 pub mod name;
 pub mod node;
 pub mod op;
