@@ -401,7 +401,9 @@ fn claims_table(figures: &[Figure], d: &Decisions) -> Block {
     }
 }
 
-/// Draws every figure and writes report.md and report.html into `dir`.
+/// Draws every figure and writes report.md and report.html into `dir`:
+/// where the study came from and its time, the models' own numbers, the
+/// claims, one section per figure declaration, the training curves.
 pub fn write_report(
     dir: &Path,
     file: &Path,
@@ -420,6 +422,41 @@ pub fn write_report(
             overrides.iter().map(|s| format!("`--set {s}`")).collect::<Vec<_>>().join(", ")
         )));
     }
+    b.extend(provenance_blocks(file, plan, store, summary));
+    b.extend(model_blocks(plan, store));
+    let (figures, decisions) = tested_figures(plan, store, rows);
+    // One colour per method in every figure: the order in which the report
+    // first names them (a figure's expected ranking first).
+    let training = crate::report::training::figures(plan, store);
+    let palette = Palette::of(figures.iter().chain(&training).flat_map(|f| {
+        f.expect
+            .iter()
+            .map(String::as_str)
+            .chain(f.points.iter().map(|p| p.series.as_str()))
+            .chain(f.bars.iter().map(|b| b.0.as_str()))
+    }));
+    // The claims come first, right under the title.
+    for (i, block) in claims_blocks(&figures, &decisions).into_iter().enumerate() {
+        b.insert(1 + i, block);
+    }
+    b.extend(figure_sections(dir, &figures, &decisions, &palette));
+    b.extend(training_blocks(dir, &training, &palette));
+    b.push(Block::Heading("All evaluations".into()));
+    b.push(Block::Para(format!(
+        "{} rows in [evals.csv](evals.csv): eval, target, step, metric, value, stderr, 95% interval, n.",
+        rows.len()
+    )));
+    let md = dir.join("report.md");
+    let page = dir.join("report.html");
+    std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;
+    std::fs::write(&page, html(&b, dir)).map_err(|e| e.to_string())?;
+    Ok((md, page))
+}
+
+/// Where the results came from (the file, this run against the cache) and
+/// where the study's time goes, by node kind.
+fn provenance_blocks(file: &Path, plan: &Plan, store: &Store, summary: &Summary) -> Vec<Block> {
+    let mut b = vec![];
     // How much the cache saved.
     let mut saved = 0.0;
     let mut entries = 0;
@@ -496,6 +533,13 @@ pub fn write_report(
         });
     }
 
+    b
+}
+
+/// The preference models' accuracies, the imported datasets and the
+/// relabelled datasets' agreements.
+fn model_blocks(plan: &Plan, store: &Store) -> Vec<Block> {
+    let mut b = vec![];
     // The models' own numbers.
     let mut pm_rows = vec![];
     let mut data_rows = vec![];
@@ -545,6 +589,12 @@ pub fn write_report(
         });
     }
 
+    b
+}
+
+/// Every figure of the plan, in the order of their names, with every claim
+/// their `expect:` rankings make decided in one family.
+fn tested_figures(plan: &Plan, store: &Store, rows: &[EvalRow]) -> (Vec<Figure>, Decisions) {
     // Figures, and every claim their `expect:` rankings make, tested
     // together so that Holm's correction covers the whole report. Figures
     // come in the order of their names (numbers as numbers: the paper's
@@ -572,34 +622,34 @@ pub fn write_report(
             .collect();
         figures[c.figure].tested.push(Tested { upper: c.upper.clone(), lower: c.lower.clone(), window, difference });
     }
-    // One colour per method in every figure: the order in which the report
-    // first names them (a figure's expected ranking first).
-    let training = crate::report::training::figures(plan, store);
-    let palette = Palette::of(figures.iter().chain(&training).flat_map(|f| {
-        f.expect
-            .iter()
-            .map(String::as_str)
-            .chain(f.points.iter().map(|p| p.series.as_str()))
-            .chain(f.bars.iter().map(|b| b.0.as_str()))
-    }));
-    if !decisions.claims.is_empty() {
-        let mut top = vec![Block::Heading("Claims".into())];
-        top.extend(claims_by_member(&figures, &decisions));
-        top.push(Block::Para("Each claim in detail:".into()));
-        top.push(claims_table(&figures, &decisions));
-        top.extend(trend_blocks(&figures, &decisions));
-        top.push(Block::Para(format!(
-            "How these are computed (src/report/estimands.rs, stats.rs, verdicts.rs; the rules were fixed before any verdict under them was looked at): each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). Only trained checkpoints are evidence: step 0 (the starting policy) is shared by every method, so a trade-off claim is compared over the KL window in which every run has trained checkpoints, and with fewer than {} trained checkpoints per run in it the claim is *not comparable*. A trade-off's primary estimand is the budgeted frontier (the best win rate a method reaches with KL at most k, at {} budgets k spanning the window, the best chosen on the other seeds and the other half of the prompts, so that neither a grid's size nor luck raises it); beside it, the matched-KL curve (each run's win rate along its training path at {} KL values). A `best` claim compares peaks chosen the same way; a `gaps_narrower_than` claim the difference of two gaps. With at least two seeds per method the standard error holds seed variation, prompt noise and the method × prompt interaction (seeds and prompts crossed); with one seed a difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over one family of {} tests (every claim, equivalence test, combination over worlds and trend slope; a factorial's cells are estimates, not in the family); intervals are 95% and unadjusted. *Holds*: the expected ranking, decided; *does not hold*: its reverse, decided; *level*: within the figure's `margin:`, decided by two one-sided tests; *undecided*: neither, with the smallest difference the test detects with 80% power.",
-            crate::report::estimands::MIN_TRAINED,
-            crate::report::estimands::BUDGETS,
-            crate::report::estimands::CURVE_POINTS,
-            stats::ALPHA,
-            decisions.family
-        )));
-        for (i, block) in top.into_iter().enumerate() {
-            b.insert(1 + i, block);
-        }
+    (figures, decisions)
+}
+
+/// The claims section: by member, each in detail, the trend tests, and how
+/// they are computed. Empty when nothing is claimed.
+fn claims_blocks(figures: &[Figure], decisions: &Decisions) -> Vec<Block> {
+    if decisions.claims.is_empty() {
+        return vec![];
     }
+    let mut top = vec![Block::Heading("Claims".into())];
+    top.extend(claims_by_member(figures, decisions));
+    top.push(Block::Para("Each claim in detail:".into()));
+    top.push(claims_table(figures, decisions));
+    top.extend(trend_blocks(figures, decisions));
+    top.push(Block::Para(format!(
+        "How these are computed (src/report/estimands.rs, stats.rs, verdicts.rs; the rules were fixed before any verdict under them was looked at): each claim compares the two methods' per-prompt outcomes (every policy is scored on the same prompts against the same baseline samples). Only trained checkpoints are evidence: step 0 (the starting policy) is shared by every method, so a trade-off claim is compared over the KL window in which every run has trained checkpoints, and with fewer than {} trained checkpoints per run in it the claim is *not comparable*. A trade-off's primary estimand is the budgeted frontier (the best win rate a method reaches with KL at most k, at {} budgets k spanning the window, the best chosen on the other seeds and the other half of the prompts, so that neither a grid's size nor luck raises it); beside it, the matched-KL curve (each run's win rate along its training path at {} KL values). A `best` claim compares peaks chosen the same way; a `gaps_narrower_than` claim the difference of two gaps. With at least two seeds per method the standard error holds seed variation, prompt noise and the method × prompt interaction (seeds and prompts crossed); with one seed a difference is computed over prompts only and cannot decide. Decisions are at α = {} after Holm's correction over one family of {} tests (every claim, equivalence test, combination over worlds and trend slope; a factorial's cells are estimates, not in the family); intervals are 95% and unadjusted. *Holds*: the expected ranking, decided; *does not hold*: its reverse, decided; *level*: within the figure's `margin:`, decided by two one-sided tests; *undecided*: neither, with the smallest difference the test detects with 80% power.",
+        crate::report::estimands::MIN_TRAINED,
+        crate::report::estimands::BUDGETS,
+        crate::report::estimands::CURVE_POINTS,
+        stats::ALPHA,
+        decisions.family
+    )));
+    top
+}
+
+/// One section per figure declaration.
+fn figure_sections(dir: &Path, figures: &[Figure], decisions: &Decisions, palette: &Palette) -> Vec<Block> {
+    let mut b = vec![];
     // One section per declaration: a figure over a sweep (one per world) is
     // one image of small multiples, then a subsection per member.
     let mut i = 0;
@@ -620,7 +670,7 @@ pub fn write_report(
                 group.iter().map(|&j| &figures[j]).filter(|f| !f.points.is_empty() || !f.bars.is_empty()).collect();
             if drawn.len() > 1 {
                 let stem = file_stem(decl);
-                match write_small_multiples(dir, &stem, &first.title, &drawn, &palette) {
+                match write_small_multiples(dir, &stem, &first.title, &drawn, palette) {
                     Ok(_) => b.push(Block::Image { src: format!("{stem}.svg"), alt: first.title.clone() }),
                     Err(e) => b.push(Block::Para(format!("`{decl}` could not be drawn side by side: {e}"))),
                 }
@@ -641,7 +691,7 @@ pub fn write_report(
                 b.push(Block::Para(format!("`{}`: no data yet (its evaluations are not computed).", fig.name)));
                 continue;
             }
-            match write_figure(dir, fig, &palette) {
+            match write_figure(dir, fig, palette) {
                 Ok(_) => {
                     let stem = file_stem(&fig.name);
                     if group.len() == 1 {
@@ -674,14 +724,20 @@ pub fn write_report(
             }
         }
     }
+    b
+}
+
+/// The training curves of every run declaration.
+fn training_blocks(dir: &Path, training: &[Figure], palette: &Palette) -> Vec<Block> {
+    let mut b = vec![];
     if !training.is_empty() {
         b.push(Block::Heading("Training".into()));
         b.push(Block::Para(format!(
             "Each run declaration's per-step metrics, from its last checkpoint's `metrics.csv`: its runs (seeds and grid members) averaged in windows of about 1/{} of its steps, each run's mean in a window first; bands are 95% over the runs where there are several. The margin is the mean log-ratio margin h = (log π/π_ref)(chosen) − (log π/π_ref)(rejected) over each batch; its scale depends on the loss and β.",
             crate::report::training::WINDOWS
         )));
-        for fig in &training {
-            match write_figure(dir, fig, &palette) {
+        for fig in training {
+            match write_figure(dir, fig, palette) {
                 Ok(_) => {
                     let stem = file_stem(&fig.name);
                     b.push(Block::Image { src: format!("{stem}.svg"), alt: fig.title.clone() });
@@ -691,16 +747,7 @@ pub fn write_report(
             }
         }
     }
-    b.push(Block::Heading("All evaluations".into()));
-    b.push(Block::Para(format!(
-        "{} rows in [evals.csv](evals.csv): eval, target, step, metric, value, stderr, 95% interval, n.",
-        rows.len()
-    )));
-    let md = dir.join("report.md");
-    let page = dir.join("report.html");
-    std::fs::write(&md, markdown(&b)).map_err(|e| e.to_string())?;
-    std::fs::write(&page, html(&b, dir)).map_err(|e| e.to_string())?;
-    Ok((md, page))
+    b
 }
 
 /// The report's table of imported datasets: each one's records, splits,
