@@ -481,133 +481,43 @@ fn load_profile(cfg: &Config, file: &Path, named: Option<&Path>) -> Option<crate
     }
 }
 
+/// What `tandem run` computes with, resolved once from its arguments, the
+/// settings file and the host, and checked before anything is computed.
+struct RunSetup {
+    plan: Plan,
+    profile: crate::exec::slurm::Profile,
+    /// One Slurm job per node, or this machine.
+    slurm: bool,
+    device: tch::Device,
+    /// Intra-op threads per node, as the numerics profile allows.
+    threads: i32,
+    /// Nodes computed at the same time here.
+    jobs: usize,
+    store: Store,
+    /// `results/<file stem>`.
+    out_dir: PathBuf,
+}
+
 fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
-    let RunArgs {
-        only,
-        jobs,
-        threads,
-        device: device_arg,
-        dry_run,
-        results,
-        executor,
-        profile,
-        snapshot_every,
-        tensorboard,
-    } = a;
-    let results = results.as_path();
-    let plan = match plan_file(cfg, file) {
-        Ok(p) => p,
-        Err(d) => {
-            print_diagnostics(cfg, &d);
-            return EXIT_INVALID;
-        }
-    };
-    let Some(profile) = load_profile(cfg, file, profile.as_deref()) else { return EXIT_INVALID };
-    use crate::exec::slurm::Executor;
-    let slurm = match executor {
-        Some(args::ExecutorArg::Slurm) => true,
-        Some(args::ExecutorArg::Local) => false,
-        None => profile.executor == Some(Executor::Slurm),
-    };
-    // Budget: jobs × threads fits the cores. One thread per node by default;
-    // `portable` always computes a node on one thread (its bytes must not
-    // depend on the thread count), so its cores go to more nodes at once.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let asked = threads.unwrap_or(1).max(1);
-    let Some((device, threads)) = activate(cfg, device_arg, asked) else { return EXIT_FAILURE };
-    if threads != asked {
-        eprintln!(
-            "note: `{}` computes each node on {threads} thread(s); --threads {asked} runs more nodes at once instead",
-            cfg.numerics.name()
-        );
-    }
-    let jobs = jobs.unwrap_or((cores / threads as usize).max(1)).max(1);
-    let store = match Store::open(&cfg.cache) {
+    let setup = match resolve_run(cfg, file, &a) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
-            return EXIT_FAILURE;
-        }
+        Err(code) => return code,
     };
-    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
-    let out_dir = results.join(&stem);
-    // Found before hours of computation, not after.
-    if let (false, Err(e)) = (dry_run, crate::report::results::check_results_dir(&out_dir)) {
-        eprintln!("error: cannot write results: {e}");
-        return EXIT_FAILURE;
-    }
     let stop = stop_on_signals();
-    let unknown: Vec<&String> = only
-        .iter()
-        .filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o))))
-        .collect();
-    if !unknown.is_empty() {
-        eprintln!(
-            "error: --only names no declaration of {}: {}",
-            file.display(),
-            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        );
-        return EXIT_INVALID;
-    }
     let progress = crate::exec::progress::Progress::new(false);
     let started = std::time::Instant::now();
-    let summary = if slurm {
-        let exe = match std::env::current_exe() {
-            Ok(e) => e,
-            Err(e) => {
-                eprintln!("error: cannot find the tandem binary the jobs should run: {e}");
-                return EXIT_FAILURE;
-            }
-        };
-        if !dry_run {
-            eprintln!("running {} on Slurm, one job per node with {threads} thread(s); cache {} (it must be on a filesystem every host shares)", file.display(), cfg.cache.display());
-        }
-        let device = if device == tch::Device::Cpu { "cpu" } else { "cuda" };
-        let opts = crate::exec::slurm::SlurmOptions {
-            only,
-            dry_run,
-            stop: &stop,
-            progress: &progress,
-            profile: &profile,
-            exe,
-            threads,
-            numerics: cfg.numerics,
-            device,
-            snapshot_every,
-        };
-        match crate::exec::slurm::run(&plan, &store, &opts) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_FAILURE;
-            }
-        }
-    } else {
-        if !dry_run {
-            eprintln!(
-                "running {} with {jobs} job(s) × {threads} thread(s); cache {}",
-                file.display(),
-                cfg.cache.display()
-            );
-        }
-        let opts = crate::exec::local::Options {
-            device,
-            only,
-            dry_run,
-            jobs,
-            stop: &stop,
-            progress: &progress,
-            snapshot_every,
-        };
-        crate::exec::local::run(&plan, &store, &opts)
+    let summary = match execute_run(cfg, file, &setup, &a, &stop, &progress) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    if dry_run {
+    if a.dry_run {
         println!("{} to compute, {} cached", summary.ran.len(), summary.cached);
         return EXIT_OK;
     }
-    let rows = crate::report::results::eval_rows(&plan, &store);
+    let RunSetup { plan, store, out_dir, .. } = &setup;
+    let rows = crate::report::results::eval_rows(plan, store);
     print_summary(&summary, started);
-    let unwritten = !write_outputs(cfg, file, (&plan, &store, &rows, &summary), &out_dir, tensorboard.as_deref());
+    let unwritten = !write_outputs(cfg, file, (plan, store, &rows, &summary), out_dir, a.tensorboard.as_deref());
     for (name, step) in &summary.stopped {
         println!("  stopped: {name}: its state is saved at step {step}; run again to resume");
     }
@@ -619,6 +529,114 @@ fn cmd_run(cfg: &Config, file: &Path, a: RunArgs) -> i32 {
     } else {
         EXIT_FAILURE
     }
+}
+
+/// Plans the file, loads the settings, puts the numerics profile into
+/// effect and opens the cache; refuses (with the exit code) what would fail
+/// only after hours: an unwritable results folder, `--only` naming nothing.
+fn resolve_run(cfg: &Config, file: &Path, a: &RunArgs) -> Result<RunSetup, i32> {
+    let plan = plan_file(cfg, file).map_err(|d| {
+        print_diagnostics(cfg, &d);
+        EXIT_INVALID
+    })?;
+    let profile = load_profile(cfg, file, a.profile.as_deref()).ok_or(EXIT_INVALID)?;
+    let slurm = match a.executor {
+        Some(args::ExecutorArg::Slurm) => true,
+        Some(args::ExecutorArg::Local) => false,
+        None => profile.executor == Some(crate::exec::slurm::Executor::Slurm),
+    };
+    // Budget: jobs × threads fits the cores. One thread per node by default;
+    // `portable` always computes a node on one thread (its bytes must not
+    // depend on the thread count), so its cores go to more nodes at once.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let asked = a.threads.unwrap_or(1).max(1);
+    let (device, threads) = activate(cfg, a.device, asked).ok_or(EXIT_FAILURE)?;
+    if threads != asked {
+        eprintln!(
+            "note: `{}` computes each node on {threads} thread(s); --threads {asked} runs more nodes at once instead",
+            cfg.numerics.name()
+        );
+    }
+    let jobs = a.jobs.unwrap_or((cores / threads as usize).max(1)).max(1);
+    let store = Store::open(&cfg.cache).map_err(|e| {
+        eprint!("{}", render::render_one(&e, cfg.color, cfg.width));
+        EXIT_FAILURE
+    })?;
+    let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "study".into());
+    let out_dir = a.results.join(&stem);
+    // Found before hours of computation, not after.
+    if let (false, Err(e)) = (a.dry_run, crate::report::results::check_results_dir(&out_dir)) {
+        eprintln!("error: cannot write results: {e}");
+        return Err(EXIT_FAILURE);
+    }
+    let unknown: Vec<&String> = a
+        .only
+        .iter()
+        .filter(|o| !plan.graph.node_weights().any(|n| crate::exec::schedule::selected(n, std::slice::from_ref(*o))))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "error: --only names no declaration of {}: {}",
+            file.display(),
+            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        return Err(EXIT_INVALID);
+    }
+    Ok(RunSetup { plan, profile, slurm, device, threads, jobs, store, out_dir })
+}
+
+/// Computes what is missing, as Slurm jobs or here.
+fn execute_run(
+    cfg: &Config,
+    file: &Path,
+    setup: &RunSetup,
+    a: &RunArgs,
+    stop: &std::sync::atomic::AtomicBool,
+    progress: &crate::exec::progress::Progress,
+) -> Result<crate::exec::summary::Summary, i32> {
+    let RunSetup { plan, profile, slurm, device, threads, jobs, store, .. } = setup;
+    if !*slurm {
+        if !a.dry_run {
+            eprintln!(
+                "running {} with {jobs} job(s) × {threads} thread(s); cache {}",
+                file.display(),
+                cfg.cache.display()
+            );
+        }
+        let opts = crate::exec::local::Options {
+            device: *device,
+            only: a.only.clone(),
+            dry_run: a.dry_run,
+            jobs: *jobs,
+            stop,
+            progress,
+            snapshot_every: a.snapshot_every,
+        };
+        return Ok(crate::exec::local::run(plan, store, &opts));
+    }
+    let exe = std::env::current_exe().map_err(|e| {
+        eprintln!("error: cannot find the tandem binary the jobs should run: {e}");
+        EXIT_FAILURE
+    })?;
+    if !a.dry_run {
+        eprintln!("running {} on Slurm, one job per node with {threads} thread(s); cache {} (it must be on a filesystem every host shares)", file.display(), cfg.cache.display());
+    }
+    let opts = crate::exec::slurm::SlurmOptions {
+        only: a.only.clone(),
+        dry_run: a.dry_run,
+        stop,
+        progress,
+        profile,
+        exe,
+        threads: *threads,
+        numerics: cfg.numerics,
+        device: if *device == tch::Device::Cpu { "cpu" } else { "cuda" },
+        snapshot_every: a.snapshot_every,
+    };
+    crate::exec::slurm::run(plan, store, &opts).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_FAILURE
+    })
 }
 
 /// The run's account: nodes computed (and where their time went), cached,
