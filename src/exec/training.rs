@@ -66,38 +66,10 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     let save_every = spec.length.save_every.max(1);
     let seed = spec.seed;
     let batch = spec.batch as usize;
-    let (lr, warmup, clip) = (spec.lr, spec.warmup, spec.clip);
+    let lr = spec.lr;
     let mean = spec.logprob == LogProb::Mean;
     let loss = loss_of(spec);
-    let source = match &spec.sampler {
-        Sampler::Offline { data } => Source::Offline(reference::training_rows(ctx, &TrainingData::Pairs(*data))?),
-        Sampler::Online { judge, temperature, prompts } => {
-            let prompts = prompts.ok_or_else(|| {
-                ExecError::Invalid(format!(
-                    "`{}` samples online but has no prompts: its starting policy has no SFT data to draw them from",
-                    node.display_name()
-                ))
-            })?;
-            Source::Online {
-                judge: art::load_pm(ctx.store, judge, ctx.device)?,
-                pool: prompt_pool(ctx.store, &prompts)?,
-                temperature: *temperature,
-            }
-        }
-        Sampler::Replay { source, shuffle } => {
-            let stream = reference::training_rows(ctx, &TrainingData::Stream(*source))?;
-            let needed = target as usize * batch;
-            if needed > stream.len() as usize {
-                return Err(ExecError::Invalid(format!(
-                    "`{}` needs {target} steps × {batch} pairs = {needed} pairs, but the replayed stream has only {}",
-                    node.display_name(),
-                    stream.len()
-                )));
-            }
-            let order = sampler::replay_order(stream.len() as usize, *shuffle, seed);
-            Source::Replay { stream, order }
-        }
-    };
+    let source = open_source(ctx, node, spec)?;
     let online = matches!(source, Source::Online { .. });
     // The reference: log-probs computed ahead for fixed data, the policy
     // itself for online batches, nothing for a loss that reads none.
@@ -112,77 +84,12 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     } else {
         None
     };
-    // Every model and dataset involved must speak the same tokens.
-    let start_policy_shapes = art::saved_shapes(ctx.store, &spec.policy)?;
-    // Read from the reference's saved spec, so that log-probs computed
-    // ahead of time are held to the same check as a live reference.
-    let reference_shapes = art::saved_shapes(ctx.store, &spec.reference)?;
-    art::same_shapes("the reference and the starting policy", reference_shapes, start_policy_shapes)?;
-    match &source {
-        Source::Online { judge, pool, .. } => {
-            art::same_shapes("the judge and the policy", art::pm_shapes(judge), start_policy_shapes)?;
-            if pool.size()[1] != start_policy_shapes.1 {
-                return Err(ExecError::Invalid("the prompt pool's prompts are not as wide as the policy's".into()));
-            }
-        }
-        Source::Offline(d) | Source::Replay { stream: d, .. } => {
-            if (d.prompt_len(), d.response_len()) != (start_policy_shapes.1, start_policy_shapes.2) {
-                return Err(ExecError::Invalid(
-                    "the training data's prompts or responses are not the policy's widths".into(),
-                ));
-            }
-        }
-    }
+    check_shapes(ctx, spec, &source)?;
 
-    // Resume from the latest checkpoint before the first one missing: the
-    // target, or a step some evaluation needs that an earlier run of this
-    // node (merged from declarations with other save grids) did not save.
-    // Training is deterministic, so refilling a gap rewrites nothing.
     let required = &spec.length.checkpoints;
-    let missing: Vec<i64> = required
-        .iter()
-        .copied()
-        .filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s)))
-        .collect();
-    let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
-    let first_missing = missing.first().copied().unwrap_or(target);
-    let end = if target_done { missing.last().copied().unwrap_or(target) } else { target };
-    let checkpointed = latest_checkpoint(ctx, &node.key, first_missing);
-    // Saved state past that checkpoint (a stopped sitting) goes further.
-    let mut resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
-    let snapshot = resume.latest(checkpointed, first_missing);
-    let start = snapshot.map_or(checkpointed, |s| s.step);
+    let Resumed { start, end, policy, mut adam, mut rows, mut stream_parts, seconds_before, mut resume } =
+        resume_state(ctx, node, spec, online, log)?;
     let began = std::time::Instant::now();
-    let seconds_before = match snapshot {
-        Some(s) => s.compute_seconds,
-        None if start > 0 => {
-            ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0)
-        }
-        None => 0.0,
-    };
-    let (policy, mut adam, mut rows, mut stream_parts) = if start == 0 {
-        let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
-        let adam = Adam::new(policy.vs(), lr, warmup, clip);
-        (policy, adam, vec![], vec![])
-    } else {
-        let (from, key) = match snapshot {
-            Some(s) => (resume.store(), s.key),
-            None => (ctx.store, checkpoint_key(&node.key, start)),
-        };
-        let policy = art::load_policy(from, &key, ctx.device)?;
-        let mut adam = Adam::new(policy.vs(), lr, warmup, clip);
-        adam.restore(&art::load_tensors(from, &key, "optim.safetensors")?)
-            .map_err(|e| crate::exec::artifacts::input_err(&key, e))?;
-        let rows = art::read_metrics(from, &key)?;
-        let parts = if online { vec![art::load_pairs(from, &key, "stream.safetensors")?] } else { vec![] };
-        if snapshot.is_some() {
-            log.line(&format!("resuming from saved state at step {start}"));
-        }
-        let mut r = ctx.resumption();
-        r.resumed_from = Some(start);
-        r.seconds_before = seconds_before;
-        (policy, adam, rows, parts)
-    };
     log.line(&format!("training {} from step {start} to {end}", node.display_name()));
     if adam.step != start {
         return Err(ExecError::Invalid(format!("checkpoint at {start} holds optimizer step {}", adam.step)));
@@ -202,26 +109,7 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
             ctx.resumption().saved_at = Some(step).filter(|s| *s > 0);
             return Err(ExecError::Interrupted);
         }
-        // What an online batch's samples were like (None for fixed data).
-        let mut online_stats = None;
-        // The batch, and which rows of fixed data it is.
-        let (batch_pairs, drawn) = match &source {
-            Source::Offline(data) => {
-                let idx = sampler::offline_indices(data.len() as usize, batch, step as u64, seed);
-                (data.select(&idx), Some(idx))
-            }
-            Source::Online { judge, pool, temperature } => {
-                let (b, stats) = train::online_batch(&policy, judge, pool, batch, *temperature, step as u64, seed);
-                stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
-                online_stats = Some(stats);
-                (b, None)
-            }
-            Source::Replay { stream, order } => {
-                let idx: Vec<i64> =
-                    order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
-                (stream.select(&idx), Some(idx))
-            }
-        };
+        let (batch_pairs, drawn, mut online_stats) = next_batch(&source, &policy, &mut stream_parts, batch, step, seed);
         let reference = match (&given, &live_reference, drawn) {
             (Some((c, r)), _, Some(idx)) => {
                 let idx = Tensor::from_slice(&idx);
@@ -274,6 +162,164 @@ pub fn train_run(ctx: &Ctx, node: &Node, spec: &TrainSpec, log: &NodeLog) -> Res
     // The checkpoint at `end` supersedes saved state up to it.
     resume.clear_through(end);
     Ok(())
+}
+
+/// Where a sitting of a run starts and ends, and its state there: the
+/// policy, Adam, the metrics and (online) the stream so far.
+struct Resumed {
+    start: i64,
+    end: i64,
+    policy: Policy,
+    adam: Adam,
+    rows: Vec<MetricRow>,
+    stream_parts: Vec<Pairs>,
+    /// Compute recorded before this sitting.
+    seconds_before: f64,
+    resume: Resume,
+}
+
+fn resume_state(ctx: &Ctx, node: &Node, spec: &TrainSpec, online: bool, log: &NodeLog) -> Result<Resumed, ExecError> {
+    let target = spec.length.steps;
+    // Resume from the latest checkpoint before the first one missing: the
+    // target, or a step some evaluation needs that an earlier run of this
+    // node (merged from declarations with other save grids) did not save.
+    // Training is deterministic, so refilling a gap rewrites nothing.
+    let required = &spec.length.checkpoints;
+    let missing: Vec<i64> = required
+        .iter()
+        .copied()
+        .filter(|s| *s <= target && !ctx.store.contains(&checkpoint_key(&node.key, *s)))
+        .collect();
+    let target_done = ctx.store.contains(&checkpoint_key(&node.key, target));
+    let first_missing = missing.first().copied().unwrap_or(target);
+    let end = if target_done { missing.last().copied().unwrap_or(target) } else { target };
+    let checkpointed = latest_checkpoint(ctx, &node.key, first_missing);
+    // Saved state past that checkpoint (a stopped sitting) goes further.
+    let resume = Resume::open(ctx.store, &node.key, ctx.snapshot_every);
+    let snapshot = resume.latest(checkpointed, first_missing);
+    let start = snapshot.map_or(checkpointed, |s| s.step);
+    let seconds_before = match snapshot {
+        Some(s) => s.compute_seconds,
+        None if start > 0 => {
+            ctx.store.manifest(&checkpoint_key(&node.key, start)).map(|m| m.compute_seconds).unwrap_or(0.0)
+        }
+        None => 0.0,
+    };
+    let (policy, adam, rows, stream_parts) = if start == 0 {
+        let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
+        let adam = Adam::new(policy.vs(), spec.lr, spec.warmup, spec.clip);
+        (policy, adam, vec![], vec![])
+    } else {
+        let (from, key) = match snapshot {
+            Some(s) => (resume.store(), s.key),
+            None => (ctx.store, checkpoint_key(&node.key, start)),
+        };
+        let policy = art::load_policy(from, &key, ctx.device)?;
+        let mut adam = Adam::new(policy.vs(), spec.lr, spec.warmup, spec.clip);
+        adam.restore(&art::load_tensors(from, &key, "optim.safetensors")?)
+            .map_err(|e| crate::exec::artifacts::input_err(&key, e))?;
+        let rows = art::read_metrics(from, &key)?;
+        let parts = if online { vec![art::load_pairs(from, &key, "stream.safetensors")?] } else { vec![] };
+        if snapshot.is_some() {
+            log.line(&format!("resuming from saved state at step {start}"));
+        }
+        let mut r = ctx.resumption();
+        r.resumed_from = Some(start);
+        r.seconds_before = seconds_before;
+        (policy, adam, rows, parts)
+    };
+    Ok(Resumed { start, end, policy, adam, rows, stream_parts, seconds_before, resume })
+}
+
+/// Where a run's batches come from: fixed pairs, a judge with its prompts,
+/// or another run's stream in replay order.
+fn open_source(ctx: &Ctx, node: &Node, spec: &TrainSpec) -> Result<Source, ExecError> {
+    let target = spec.length.steps;
+    let batch = spec.batch as usize;
+    Ok(match &spec.sampler {
+        Sampler::Offline { data } => Source::Offline(reference::training_rows(ctx, &TrainingData::Pairs(*data))?),
+        Sampler::Online { judge, temperature, prompts } => {
+            let prompts = prompts.ok_or_else(|| {
+                ExecError::Invalid(format!(
+                    "`{}` samples online but has no prompts: its starting policy has no SFT data to draw them from",
+                    node.display_name()
+                ))
+            })?;
+            Source::Online {
+                judge: art::load_pm(ctx.store, judge, ctx.device)?,
+                pool: prompt_pool(ctx.store, &prompts)?,
+                temperature: *temperature,
+            }
+        }
+        Sampler::Replay { source, shuffle } => {
+            let stream = reference::training_rows(ctx, &TrainingData::Stream(*source))?;
+            let needed = target as usize * batch;
+            if needed > stream.len() as usize {
+                return Err(ExecError::Invalid(format!(
+                    "`{}` needs {target} steps × {batch} pairs = {needed} pairs, but the replayed stream has only {}",
+                    node.display_name(),
+                    stream.len()
+                )));
+            }
+            let order = sampler::replay_order(stream.len() as usize, *shuffle, spec.seed);
+            Source::Replay { stream, order }
+        }
+    })
+}
+
+/// Every model and dataset involved must speak the same tokens.
+fn check_shapes(ctx: &Ctx, spec: &TrainSpec, source: &Source) -> Result<(), ExecError> {
+    let start_policy_shapes = art::saved_shapes(ctx.store, &spec.policy)?;
+    // Read from the reference's saved spec, so that log-probs computed
+    // ahead of time are held to the same check as a live reference.
+    let reference_shapes = art::saved_shapes(ctx.store, &spec.reference)?;
+    art::same_shapes("the reference and the starting policy", reference_shapes, start_policy_shapes)?;
+    match source {
+        Source::Online { judge, pool, .. } => {
+            art::same_shapes("the judge and the policy", art::pm_shapes(judge), start_policy_shapes)?;
+            if pool.size()[1] != start_policy_shapes.1 {
+                return Err(ExecError::Invalid("the prompt pool's prompts are not as wide as the policy's".into()));
+            }
+        }
+        Source::Offline(d) | Source::Replay { stream: d, .. } => {
+            if (d.prompt_len(), d.response_len()) != (start_policy_shapes.1, start_policy_shapes.2) {
+                return Err(ExecError::Invalid(
+                    "the training data's prompts or responses are not the policy's widths".into(),
+                ));
+            }
+        }
+    }
+
+    Ok(())
+}
+
+/// The batch of step `step`, which rows of fixed data it is (None for an
+/// online batch, which is appended to `stream_parts`), and what an online
+/// batch's samples were like.
+fn next_batch(
+    source: &Source,
+    policy: &Policy,
+    stream_parts: &mut Vec<Pairs>,
+    batch: usize,
+    step: i64,
+    seed: u64,
+) -> (Pairs, Option<Vec<i64>>, Option<train::OnlineStats>) {
+    match source {
+        Source::Offline(data) => {
+            let idx = sampler::offline_indices(data.len() as usize, batch, step as u64, seed);
+            (data.select(&idx), Some(idx), None)
+        }
+        Source::Online { judge, pool, temperature } => {
+            let (b, stats) = train::online_batch(policy, judge, pool, batch, *temperature, step as u64, seed);
+            stream_parts.push(b.select(&(0..b.len()).collect::<Vec<_>>()));
+            (b, None, Some(stats))
+        }
+        Source::Replay { stream, order } => {
+            let idx: Vec<i64> =
+                order[step as usize * batch..(step as usize + 1) * batch].iter().map(|&i| i as i64).collect();
+            (stream.select(&idx), Some(idx), None)
+        }
+    }
 }
 
 /// A diverged run keeps nothing: its checkpoints (finite ones before the
