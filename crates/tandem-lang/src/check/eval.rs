@@ -7,7 +7,7 @@ use crate::check::derive::unknown_arg;
 use crate::check::expand::{Choice, Expander};
 use crate::check::names::Entry;
 use crate::check::program::{InstanceId, SaveSchedule, Value};
-use crate::check::schema::{ctor, CtorKind, Default, Entity, Ty};
+use crate::check::schema::{ctor, Category, CtorKind, Default, Entity, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::source::Span;
 use crate::syntax::ast::{CheckpointRef, Expr, Reference};
@@ -45,127 +45,13 @@ impl<'a> Expander<'a> {
         }
         if let Expr::Reference(r) = e {
             if let Some(Entry::Let(l)) = self.ns.by_name.get(&r.name.name) {
-                if !r.selector.is_empty() || r.checkpoint.is_some() {
-                    self.problems.push(
-                        Problem::new(
-                            Code::WrongKind,
-                            r.span,
-                            format!("`{}` is a constant; only declarations have members or checkpoints", r.name.name),
-                        )
-                        .label("a `let` constant")
-                        .help("use the constant's name alone"),
-                    );
-                    return None;
-                }
-                // Constants may refer to constants; bound the chain so no input can exhaust the stack.
-                if self.let_depth > crate::syntax::parser::MAX_NESTING {
-                    self.problems.push(
-                        Problem::new(Code::Cycle, r.span, "constants refer to each other too deeply")
-                            .label("chain of constants")
-                            .help("shorten the chain of `let` constants"),
-                    );
-                    return None;
-                }
-                let v = self.ns.lets[*l].value.clone();
-                self.let_depth += 1;
-                let out = self.eval(&v, ty, ch, param);
-                self.let_depth -= 1;
-                return out;
+                return self.eval_constant(r, *l, ty, ch, param);
             }
         }
         match ty {
-            Ty::Int { min, max } => {
-                let Expr::Number(n, span) = e else {
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                let Some(v) = n.as_i64() else {
-                    let written = self.sources.text(*span).to_string();
-                    if n.is_integral() {
-                        // A whole number, only too large for any integer tandem keeps.
-                        self.problems.push(
-                            Problem::new(
-                                Code::OutOfRange,
-                                *span,
-                                format!("`{param}`: {written} is a whole number too large for a 64-bit integer"),
-                            )
-                            .label("too large")
-                            .help(format!("choose a value of `{param}` that is {}", range_text_int(*min, *max))),
-                        );
-                        return None;
-                    }
-                    self.problems.push(
-                        Problem::new(
-                            Code::TypeMismatch,
-                            *span,
-                            format!("`{param}` expects an integer, found {written}"),
-                        )
-                        .label("not an integer")
-                        .help("write a whole number, e.g. 800, 4k or 2e4"),
-                    );
-                    return None;
-                };
-                if v < *min || v > *max {
-                    self.out_of_range(*span, param, &format!("{v}"), &range_text_int(*min, *max));
-                    return None;
-                }
-                Some(Value::Int(v))
-            }
-            Ty::Float { min, open_min, max } => {
-                let Expr::Number(n, span) = e else {
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                let Some(v) = n.as_f64() else {
-                    self.out_of_range(*span, param, &n.to_string(), "a finite number");
-                    return None;
-                };
-                let written = self.sources.text(*span).to_string();
-                if v == 0.0 && !n.is_zero() {
-                    self.problems.push(
-                        Problem::new(
-                            Code::OutOfRange,
-                            *span,
-                            format!("`{param}`: {written} is too small for a 64-bit float, which rounds it to 0"),
-                        )
-                        .label("rounds to 0")
-                        .help(format!(
-                            "choose a value of `{param}` that is {}",
-                            range_text_float(*min, *open_min, *max)
-                        )),
-                    );
-                    return None;
-                }
-                let below = if *open_min { v <= *min } else { v < *min };
-                if below || v > *max {
-                    self.out_of_range(*span, param, &written, &range_text_float(*min, *open_min, *max));
-                    return None;
-                }
-                // -0.0 and 0.0 are the same value.
-                Some(Value::Float(if v == 0.0 { 0.0 } else { v }))
-            }
-            Ty::Str { choices } => {
-                let Expr::String(s, span) = e else {
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                if !choices.is_empty() && !choices.contains(&s.as_str()) {
-                    let mut p = Problem::new(
-                        Code::OutOfRange,
-                        *span,
-                        format!("`{param}` must be {}, found \"{s}\"", ty.describe()),
-                    )
-                    .label("not one of the choices");
-                    if let Some(m) = did_you_mean(s, choices.iter().copied()) {
-                        p = p.help(format!("did you mean \"{m}\"?"));
-                    } else {
-                        p = p.help(format!("choose {}", ty.describe()));
-                    }
-                    self.problems.push(p);
-                    return None;
-                }
-                Some(Value::Str(s.clone()))
-            }
+            Ty::Int { min, max } => self.eval_int(e, ty, (*min, *max), param),
+            Ty::Float { min, open_min, max } => self.eval_float(e, ty, (*min, *open_min, *max), param),
+            Ty::Str { choices } => self.eval_str(e, ty, choices, param),
             Ty::Bool => match e {
                 Expr::Bool(b, _) => Some(Value::Bool(*b)),
                 _ => {
@@ -173,124 +59,249 @@ impl<'a> Expander<'a> {
                     None
                 }
             },
-            Ty::List(inner) => {
-                let Expr::List(items, _) = e else {
-                    // A lone reference where a list is expected: a list of one (or of all its members).
-                    if let (Expr::Reference(_), Ty::Ref(_)) = (e, inner) {
-                        return self.eval(&Expr::List(vec![e.clone()], e.span()), ty, ch, param);
-                    }
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                let mut out = vec![];
-                let mut ok = true;
-                for item in items {
-                    match (item, inner) {
-                        // A swept declaration in a list stands for its members.
-                        // `online@800` likewise: every member's checkpoint at that step.
-                        (Expr::Reference(r), Ty::Ref(_)) if self.is_group(r) => match self.group_members(r, ch) {
-                            Some(ms) => {
-                                for m in ms {
-                                    let v = match &r.checkpoint {
-                                        None => self.check_entity(r, m, inner, param),
-                                        Some(cp) => self.checkpoint(r, cp, m, inner, param),
-                                    };
-                                    match v {
-                                        Some(v) => out.push(v),
-                                        None => ok = false,
-                                    }
-                                }
-                            }
-                            None => ok = false,
-                        },
-                        _ => match self.eval(item, inner, ch, param) {
-                            Some(v) => out.push(v),
-                            None => ok = false,
-                        },
-                    }
-                }
-                ok.then_some(Value::List(out))
+            Ty::List(inner) => self.eval_list(e, ty, inner, ch, param),
+            Ty::Ref(_) | Ty::OnlineRun => self.eval_reference(e, ty, ch, param),
+            Ty::Value(cat) => self.eval_call(e, ty, *cat, ch, param),
+        }
+    }
+
+    /// A `let` constant where a value is expected: its value, evaluated.
+    fn eval_constant(&mut self, r: &Reference, l: usize, ty: &Ty, ch: &Choice, param: &str) -> Option<Value> {
+        if !r.selector.is_empty() || r.checkpoint.is_some() {
+            self.problems.push(
+                Problem::new(
+                    Code::WrongKind,
+                    r.span,
+                    format!("`{}` is a constant; only declarations have members or checkpoints", r.name.name),
+                )
+                .label("a `let` constant")
+                .help("use the constant's name alone"),
+            );
+            return None;
+        }
+        // Constants may refer to constants; bound the chain so no input can exhaust the stack.
+        if self.let_depth > crate::syntax::parser::MAX_NESTING {
+            self.problems.push(
+                Problem::new(Code::Cycle, r.span, "constants refer to each other too deeply")
+                    .label("chain of constants")
+                    .help("shorten the chain of `let` constants"),
+            );
+            return None;
+        }
+        let v = self.ns.lets[l].value.clone();
+        self.let_depth += 1;
+        let out = self.eval(&v, ty, ch, param);
+        self.let_depth -= 1;
+        out
+    }
+
+    fn eval_int(&mut self, e: &Expr, ty: &Ty, (min, max): (i64, i64), param: &str) -> Option<Value> {
+        let Expr::Number(n, span) = e else {
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        let Some(v) = n.as_i64() else {
+            let written = self.sources.text(*span).to_string();
+            if n.is_integral() {
+                // A whole number, only too large for any integer tandem keeps.
+                self.problems.push(
+                    Problem::new(
+                        Code::OutOfRange,
+                        *span,
+                        format!("`{param}`: {written} is a whole number too large for a 64-bit integer"),
+                    )
+                    .label("too large")
+                    .help(format!("choose a value of `{param}` that is {}", range_text_int(min, max))),
+                );
+                return None;
             }
-            Ty::Ref(_) | Ty::OnlineRun => {
-                let Expr::Reference(r) = e else {
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                let inst = self.single_member(r, ch)?;
-                match &r.checkpoint {
-                    None => self.check_entity(r, inst, ty, param),
-                    Some(cp) => self.checkpoint(r, cp, inst, ty, param),
-                }
+            self.problems.push(
+                Problem::new(Code::TypeMismatch, *span, format!("`{param}` expects an integer, found {written}"))
+                    .label("not an integer")
+                    .help("write a whole number, e.g. 800, 4k or 2e4"),
+            );
+            return None;
+        };
+        if v < min || v > max {
+            self.out_of_range(*span, param, &format!("{v}"), &range_text_int(min, max));
+            return None;
+        }
+        Some(Value::Int(v))
+    }
+
+    fn eval_float(&mut self, e: &Expr, ty: &Ty, (min, open_min, max): (f64, bool, f64), param: &str) -> Option<Value> {
+        let Expr::Number(n, span) = e else {
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        let Some(v) = n.as_f64() else {
+            self.out_of_range(*span, param, &n.to_string(), "a finite number");
+            return None;
+        };
+        let written = self.sources.text(*span).to_string();
+        if v == 0.0 && !n.is_zero() {
+            self.problems.push(
+                Problem::new(
+                    Code::OutOfRange,
+                    *span,
+                    format!("`{param}`: {written} is too small for a 64-bit float, which rounds it to 0"),
+                )
+                .label("rounds to 0")
+                .help(format!("choose a value of `{param}` that is {}", range_text_float(min, open_min, max))),
+            );
+            return None;
+        }
+        let below = if open_min { v <= min } else { v < min };
+        if below || v > max {
+            self.out_of_range(*span, param, &written, &range_text_float(min, open_min, max));
+            return None;
+        }
+        // -0.0 and 0.0 are the same value.
+        Some(Value::Float(if v == 0.0 { 0.0 } else { v }))
+    }
+
+    fn eval_str(&mut self, e: &Expr, ty: &Ty, choices: &[&str], param: &str) -> Option<Value> {
+        let Expr::String(s, span) = e else {
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        if !choices.is_empty() && !choices.contains(&s.as_str()) {
+            let mut p =
+                Problem::new(Code::OutOfRange, *span, format!("`{param}` must be {}, found \"{s}\"", ty.describe()))
+                    .label("not one of the choices");
+            if let Some(m) = did_you_mean(s, choices.iter().copied()) {
+                p = p.help(format!("did you mean \"{m}\"?"));
+            } else {
+                p = p.help(format!("choose {}", ty.describe()));
             }
-            Ty::Value(cat) => {
-                let Expr::Call(c) = e else {
-                    self.mismatch(e, ty, param);
-                    return None;
-                };
-                let Some(k) = ctor(&c.callee.name) else {
-                    self.problems.push(crate::check::derive::unknown_ctor(&c.callee, Some(cat.describe())));
-                    return None;
-                };
-                if k.kind != CtorKind::Value(*cat) {
-                    self.problems.push(
-                        Problem::new(
-                            Code::WrongKind,
-                            c.callee.span,
-                            format!("`{param}` expects {}, but `{}` is not one", cat.describe(), k.name),
-                        )
-                        .label(format!("expected {}", cat.describe()))
-                        .help(format!("use {}", cat.describe())),
-                    );
-                    return None;
-                }
-                let mut args = BTreeMap::new();
-                let mut ok = true;
-                for a in &c.args {
-                    let n = a.name.as_ref().expect("normalized");
-                    if k.param(&n.name).is_none() {
-                        self.problems.push(unknown_arg(k, n));
-                        ok = false;
-                    }
-                }
-                for p in k.params {
-                    let given = c.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
-                    match (given, p.default) {
-                        (Some(a), _) => match self.eval(&a.value, &p.ty, ch, p.name) {
-                            Some(v) => {
-                                args.insert(p.name.to_string(), v);
+            self.problems.push(p);
+            return None;
+        }
+        Some(Value::Str(s.clone()))
+    }
+
+    /// A list, each item of type `inner`; a swept declaration in it stands
+    /// for its members.
+    fn eval_list(&mut self, e: &Expr, ty: &Ty, inner: &Ty, ch: &Choice, param: &str) -> Option<Value> {
+        let Expr::List(items, _) = e else {
+            // A lone reference where a list is expected: a list of one (or of all its members).
+            if let (Expr::Reference(_), Ty::Ref(_)) = (e, inner) {
+                return self.eval(&Expr::List(vec![e.clone()], e.span()), ty, ch, param);
+            }
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        let mut out = vec![];
+        let mut ok = true;
+        for item in items {
+            match (item, inner) {
+                // A swept declaration in a list stands for its members.
+                // `online@800` likewise: every member's checkpoint at that step.
+                (Expr::Reference(r), Ty::Ref(_)) if self.is_group(r) => match self.group_members(r, ch) {
+                    Some(ms) => {
+                        for m in ms {
+                            let v = match &r.checkpoint {
+                                None => self.check_entity(r, m, inner, param),
+                                Some(cp) => self.checkpoint(r, cp, m, inner, param),
+                            };
+                            match v {
+                                Some(v) => out.push(v),
+                                None => ok = false,
                             }
-                            None => ok = false,
-                        },
-                        (None, Default::Required) => {
-                            self.problems.push(
-                                Problem::new(
-                                    Code::MissingArgument,
-                                    c.callee.span,
-                                    format!("`{}` needs the argument `{}`", k.name, p.name),
-                                )
-                                .label(format!("`{}` missing", p.name))
-                                .help(format!("{}: {}", p.name, p.doc)),
-                            );
-                            ok = false;
-                        }
-                        (None, Default::Optional) => {}
-                        (None, Default::Int(v)) => {
-                            args.insert(p.name.into(), Value::Int(v));
-                        }
-                        (None, Default::Float(v)) => {
-                            args.insert(p.name.into(), Value::Float(v));
-                        }
-                        (None, Default::Str(v)) => {
-                            args.insert(p.name.into(), Value::Str(v.into()));
-                        }
-                        (None, Default::Bool(v)) => {
-                            args.insert(p.name.into(), Value::Bool(v));
                         }
                     }
-                }
-                ok.then_some(Value::Call { ctor: k, args })
+                    None => ok = false,
+                },
+                _ => match self.eval(item, inner, ch, param) {
+                    Some(v) => out.push(v),
+                    None => ok = false,
+                },
             }
         }
+        ok.then_some(Value::List(out))
+    }
+
+    /// A reference to one declaration's instance, or one of its checkpoints.
+    fn eval_reference(&mut self, e: &Expr, ty: &Ty, ch: &Choice, param: &str) -> Option<Value> {
+        let Expr::Reference(r) = e else {
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        let inst = self.single_member(r, ch)?;
+        match &r.checkpoint {
+            None => self.check_entity(r, inst, ty, param),
+            Some(cp) => self.checkpoint(r, cp, inst, ty, param),
+        }
+    }
+
+    /// A call to a value constructor (`ipo(beta: 0.1)`), its defaults filled in.
+    fn eval_call(&mut self, e: &Expr, ty: &Ty, cat: Category, ch: &Choice, param: &str) -> Option<Value> {
+        let Expr::Call(c) = e else {
+            self.mismatch(e, ty, param);
+            return None;
+        };
+        let Some(k) = ctor(&c.callee.name) else {
+            self.problems.push(crate::check::derive::unknown_ctor(&c.callee, Some(cat.describe())));
+            return None;
+        };
+        if k.kind != CtorKind::Value(cat) {
+            self.problems.push(
+                Problem::new(
+                    Code::WrongKind,
+                    c.callee.span,
+                    format!("`{param}` expects {}, but `{}` is not one", cat.describe(), k.name),
+                )
+                .label(format!("expected {}", cat.describe()))
+                .help(format!("use {}", cat.describe())),
+            );
+            return None;
+        }
+        let mut args = BTreeMap::new();
+        let mut ok = true;
+        for a in &c.args {
+            let n = a.name.as_ref().expect("normalized");
+            if k.param(&n.name).is_none() {
+                self.problems.push(unknown_arg(k, n));
+                ok = false;
+            }
+        }
+        for p in k.params {
+            let given = c.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
+            match (given, p.default) {
+                (Some(a), _) => match self.eval(&a.value, &p.ty, ch, p.name) {
+                    Some(v) => {
+                        args.insert(p.name.to_string(), v);
+                    }
+                    None => ok = false,
+                },
+                (None, Default::Required) => {
+                    self.problems.push(
+                        Problem::new(
+                            Code::MissingArgument,
+                            c.callee.span,
+                            format!("`{}` needs the argument `{}`", k.name, p.name),
+                        )
+                        .label(format!("`{}` missing", p.name))
+                        .help(format!("{}: {}", p.name, p.doc)),
+                    );
+                    ok = false;
+                }
+                (None, Default::Optional) => {}
+                (None, Default::Int(v)) => {
+                    args.insert(p.name.into(), Value::Int(v));
+                }
+                (None, Default::Float(v)) => {
+                    args.insert(p.name.into(), Value::Float(v));
+                }
+                (None, Default::Str(v)) => {
+                    args.insert(p.name.into(), Value::Str(v.into()));
+                }
+                (None, Default::Bool(v)) => {
+                    args.insert(p.name.into(), Value::Bool(v));
+                }
+            }
+        }
+        ok.then_some(Value::Call { ctor: k, args })
     }
 
     fn out_of_range(&mut self, span: Span, param: &str, value: &str, range: &str) {
