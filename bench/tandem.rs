@@ -496,7 +496,8 @@ fn winrate_shared(o: &Opts) {
             let prefix = tch::no_grad(|| judge.prefix(&prompts));
             let scores = judge.pooled_scores_after(&prefix, &yb).expect("a pooled judge");
             for p in &policies {
-                let _ = tandem::ml::eval::winrate_against_scores(p, &scores, &judge, &prefix, &prompts, seed);
+                let y = tandem::ml::eval::policy_samples(p, &prompts, seed, PROMPTS as i64);
+                let _ = tandem::ml::eval::winrate_scored(&y, &scores, &judge, &prefix);
             }
         } else {
             for p in &policies {

@@ -11,18 +11,22 @@ use crate::ml::eval::{self, Estimate};
 use crate::ml::policy::Policy;
 use crate::ml::preference::PreferenceModel;
 use crate::ml::rng;
-use crate::plan::op::{Classified, EvalSpec, Metric, SamplesSpec};
+use crate::plan::op::{Classified, Draw, EvalSpec, Metric, SamplesSpec, SAMPLE_CHUNK};
 use crate::plan::Key;
 
 /// The file a `samples` node holds: `prompts` and `responses`, token ids.
 const SAMPLES: &str = "samples.safetensors";
 
-/// A baseline's samples for win-rate evaluations: drawn once here, exactly as
-/// each evaluation drew them before (the same prompts and random stream).
+/// Samples drawn once and read by many evaluations: a win rate's baseline
+/// (with a pooled judge's scores of it), or an evaluated policy's own
+/// responses, which its KL, oracle and win-rate evaluations all read.
 pub fn samples(ctx: &Ctx, spec: &SamplesSpec, st: &mut Staging) -> Result<(), ExecError> {
     let policy = art::load_policy(ctx.store, &spec.policy, ctx.device)?;
     let prompts = eval::eval_prompts(&prompt_pool(ctx.store, &spec.pool)?, spec.prompts as usize, spec.seed);
-    let responses = eval::baseline_samples(&policy, &prompts, spec.seed);
+    let responses = match spec.draw {
+        Draw::Baseline => eval::baseline_samples(&policy, &prompts, spec.seed),
+        Draw::Policy => eval::policy_samples(&policy, &prompts, spec.seed, SAMPLE_CHUNK),
+    };
     let mut tensors = std::collections::BTreeMap::new();
     if let Some(judge) = &spec.judge {
         let judge = art::load_pm(ctx.store, judge, ctx.device)?;
@@ -65,23 +69,15 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
     let rows: Vec<ResultRow> = match &spec.metric {
         Metric::Kl { prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
-            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
-            vec![ResultRow::new("kl", &eval::kl(&policy, &reference()?, &prompts, seed), None)]
+            let (prompts, y) = shared_samples(ctx, spec, &pool()?, *prompts)?;
+            vec![ResultRow::new("kl", &eval::kl_of(&policy, &reference()?, &prompts, &y), None)]
         }
         Metric::Winrate { baseline, baseline_samples, judge, prompts } => {
-            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
+            let shapes = art::saved_shapes(ctx.store, &target_key)?;
             let judge = art::load_pm(ctx.store, judge, ctx.device)?;
-            art::same_shapes(
-                "the baseline and the evaluated policy",
-                art::saved_shapes(ctx.store, baseline)?,
-                art::policy_shapes(&policy),
-            )?;
-            art::same_shapes(
-                "the judge and the evaluated policy",
-                art::pm_shapes(&judge),
-                art::policy_shapes(&policy),
-            )?;
-            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
+            art::same_shapes("the baseline and the evaluated policy", art::saved_shapes(ctx.store, baseline)?, shapes)?;
+            art::same_shapes("the judge and the evaluated policy", art::pm_shapes(&judge), shapes)?;
+            let (prompts, y) = shared_samples(ctx, spec, &pool()?, *prompts)?;
             let drawn = art::load_tensors(ctx.store, baseline_samples, SAMPLES)?;
             let (Some(p), Some(yb)) = (drawn.get("prompts"), drawn.get("responses")) else {
                 return Err(art::input_err(baseline_samples, "the baseline's samples lack prompts or responses"));
@@ -100,11 +96,11 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                                 "the judge's pass over the prompts is missing or misshapen",
                             )
                         })?;
-                    eval::winrate_against_scores(&policy, scores, &judge, &prefix, &prompts, seed).ok_or_else(|| {
+                    eval::winrate_scored(&y, scores, &judge, &prefix).ok_or_else(|| {
                         art::input_err(baseline_samples, "scores kept for a judge whose head is not pooled")
                     })?
                 }
-                None => eval::winrate_against(&policy, yb, &judge, &prompts, seed),
+                None => eval::winrate_judged(&y, yb, &judge, &prompts),
             };
             vec![ResultRow::new("winrate", &won, None)]
         }
@@ -141,15 +137,11 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             classifier(ctx, name, spec, Classify { data: *data, judge: *judge, n: *n, windows: *windows })?
         }
         Metric::Oracle { world, prompts } => {
-            let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let world = art::load_world(ctx.store, world)?;
-            if (world.vocab, world.prompt_len, world.response_len)
-                != (policy.spec.vocab, policy.spec.prompt_len, policy.spec.response_len)
-            {
+            if (world.vocab, world.prompt_len, world.response_len) != art::saved_shapes(ctx.store, &target_key)? {
                 return Err(ExecError::Invalid("the world's tokens or widths are not the policy's".into()));
             }
-            let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
-            let y = policy.sample(&prompts.to_device(ctx.device), 1.0, &mut rng::stream(seed, "eval/oracle", 0));
+            let (prompts, y) = shared_samples(ctx, spec, &pool()?, *prompts)?;
             let (ps, ys) = (crate::ml::tokens::unpad(&prompts), crate::ml::tokens::unpad(&y));
             let rewards: Vec<f64> = ps.iter().zip(&ys).map(|(p, r)| world.reward(p, r)).collect();
             // A sample stops on its own when its EOS comes before the last slot.
@@ -171,6 +163,22 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
     };
     finite(name, &rows)?;
     art::write_results(st, &rows)
+}
+
+/// The first `n` rows of the evaluated policy's shared samples: its
+/// prompts (checked to be the evaluation's own) and its responses.
+fn shared_samples(ctx: &Ctx, spec: &EvalSpec, pool: &Tensor, n: i64) -> Result<(Tensor, Tensor), ExecError> {
+    let key = spec.samples.ok_or_else(|| ExecError::Invalid("an evaluation that samples has no samples node".into()))?;
+    let drawn = art::load_tensors(ctx.store, &key, SAMPLES)?;
+    let (Some(p), Some(y)) = (drawn.get("prompts"), drawn.get("responses")) else {
+        return Err(art::input_err(&key, "the policy's samples lack prompts or responses"));
+    };
+    let prompts = eval::eval_prompts(pool, n as usize, spec.seed);
+    let rows = p.size()[0];
+    if rows < n || y.size()[0] != rows || !p.narrow(0, 0, n).equal(&prompts) {
+        return Err(art::input_err(&key, "the policy was sampled on other prompts"));
+    }
+    Ok((prompts, y.narrow(0, 0, n)))
 }
 
 /// An evaluation that measured something (n > 0) must have measured a

@@ -60,19 +60,45 @@ pub fn eval_prompts(pool: &Tensor, n: usize, seed: u64) -> Tensor {
     pool.index_select(0, &Tensor::from_slice(&idx).to_device(pool.device()))
 }
 
-/// KL(πθ ‖ πref) as in Appendix D: per prompt, one sample from πθ and the
-/// exact per-token KL summed over it; the mean over prompts.
-pub fn kl(policy: &Policy, reference: &Policy, prompts: &Tensor, seed: u64) -> Estimate {
+/// A policy's responses to evaluation prompts, shared by every evaluation
+/// that reads them: in chunks of `chunk` prompts, chunk c from its own
+/// random stream, so the first k·chunk rows are the same bits however many
+/// prompts are drawn.
+pub fn policy_samples(policy: &Policy, prompts: &Tensor, seed: u64, chunk: i64) -> Tensor {
     let p = prompts.to_device(policy.device());
-    let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/kl-sample", 0));
-    Estimate::from_samples(&to_vec(&policy.kl_per_sequence(reference, &p, &y)))
+    let n = p.size()[0];
+    let chunk = chunk.max(1);
+    let chunks: Vec<Tensor> = (0..n)
+        .step_by(chunk as usize)
+        .map(|start| {
+            let mut stream = rng::stream(seed, "eval/policy-samples", (start / chunk) as u64);
+            policy.sample(&p.narrow(0, start, chunk.min(n - start)), 1.0, &mut stream)
+        })
+        .collect();
+    if chunks.is_empty() {
+        return Tensor::zeros([0, policy.spec.response_len], (Kind::Int64, p.device()));
+    }
+    Tensor::cat(&chunks, 0)
+}
+
+/// KL(πθ ‖ πref) as in Appendix D: per prompt, one sample `y` from πθ and
+/// the exact per-token KL summed over it; the mean over prompts.
+pub fn kl_of(policy: &Policy, reference: &Policy, prompts: &Tensor, y: &Tensor) -> Estimate {
+    let d = policy.device();
+    Estimate::from_samples(&to_vec(&policy.kl_per_sequence(reference, &prompts.to_device(d), &y.to_device(d))))
+}
+
+/// [`kl_of`] on the policy's own samples of `prompts`, drawn in one batch.
+pub fn kl(policy: &Policy, reference: &Policy, prompts: &Tensor, seed: u64) -> Estimate {
+    kl_of(policy, reference, prompts, &policy_samples(policy, prompts, seed, prompts.size()[0]))
 }
 
 /// Score of each side-by-side: 1 if the policy's response wins, 0 if the
 /// baseline's does, ½ for an exact tie (identical responses always tie).
+/// Both sides sampled here; studies read shared samples instead.
 pub fn winrate(policy: &Policy, baseline: &Policy, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
     let yb = baseline_samples(baseline, prompts, seed);
-    winrate_against(policy, &yb, judge, prompts, seed)
+    winrate_judged(&policy_samples(policy, prompts, seed, prompts.size()[0]), &yb, judge, prompts)
 }
 
 /// The baseline's responses a win rate compares against (their own random
@@ -82,21 +108,12 @@ pub fn baseline_samples(baseline: &Policy, prompts: &Tensor, seed: u64) -> Tenso
     baseline.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-baseline", 0))
 }
 
-/// The win rate against baseline responses already drawn and scored by a
-/// pooled judge: only the policy's responses are scored here, continuing
-/// the judge's pass over the prompts (`prefix`, made with the baseline's
-/// scores). None when the judge's head is not pooled (it has no score of
-/// one response).
-pub fn winrate_against_scores(
-    policy: &Policy,
-    baseline_scores: &Tensor,
-    judge: &PreferenceModel,
-    prefix: &Prefix,
-    prompts: &Tensor,
-    seed: u64,
-) -> Option<Estimate> {
-    let p = prompts.to_device(policy.device());
-    let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
+/// The win rate of the policy's responses `y` against baseline responses
+/// already drawn and scored by a pooled judge: only `y` is scored here,
+/// continuing the judge's pass over the prompts (`prefix`, made with the
+/// baseline's scores). None when the judge's head is not pooled (it has no
+/// score of one response).
+pub fn winrate_scored(y: &Tensor, baseline_scores: &Tensor, judge: &PreferenceModel, prefix: &Prefix) -> Option<Estimate> {
     let d = judge.vs().device();
     let s = judge.pooled_scores_after(prefix, &y.to_device(d))?;
     // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.
@@ -125,12 +142,11 @@ pub fn share_positive(m: &[f64]) -> Estimate {
     Estimate { scores: m.to_vec(), ..outcomes }
 }
 
-/// The win rate against baseline responses already drawn.
-pub fn winrate_against(policy: &Policy, yb: &Tensor, judge: &PreferenceModel, prompts: &Tensor, seed: u64) -> Estimate {
-    let p = prompts.to_device(policy.device());
-    let y = policy.sample(&p, 1.0, &mut rng::stream(seed, "eval/winrate-policy", 0));
+/// The win rate of the policy's responses `y` against the baseline's `yb`,
+/// both already drawn, judged as pairs.
+pub fn winrate_judged(y: &Tensor, yb: &Tensor, judge: &PreferenceModel, prompts: &Tensor) -> Estimate {
     let d = judge.vs().device();
-    share_positive(&to_vec(&judge.margin(&p.to_device(d), &y.to_device(d), &yb.to_device(d))))
+    share_positive(&to_vec(&judge.margin(&prompts.to_device(d), &y.to_device(d), &yb.to_device(d))))
 }
 
 /// The policy-as-classifier score of Appendix E:

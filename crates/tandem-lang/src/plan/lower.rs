@@ -143,6 +143,17 @@ struct Lowerer<'p> {
     /// The profile every libtorch-computed node is keyed and computed under.
     numerics: Numerics,
     max_nodes: usize,
+    samples: SampleSizes,
+}
+
+/// How many prompts each evaluated policy's shared samples hold: the most
+/// that any evaluation of it reads (each reads the first rows). Learnt in a
+/// first lowering pass, which adds no samples node, and used in the second.
+#[derive(Default)]
+struct SampleSizes {
+    learning: bool,
+    /// (policy, prompt pool, seed) → prompts.
+    most: HashMap<(Key, Key, u64), i64>,
 }
 
 /// Lowers a checked program under the default numerics profile, `portable`.
@@ -162,6 +173,18 @@ pub fn lower_with(program: &Program, numerics: Numerics) -> Result<Plan, Vec<Dia
 /// checked as nodes are added, so an exploding program stops at the
 /// declaration that crosses it, with memory for `max_nodes` nodes at most.
 pub fn lower_bounded(program: &Program, numerics: Numerics, max_nodes: usize) -> Result<Plan, Vec<Diagnostic>> {
+    let learnt = lower_pass(program, numerics, max_nodes, SampleSizes { learning: true, most: HashMap::new() })?;
+    let sized = lower_pass(program, numerics, max_nodes, SampleSizes { learning: false, most: learnt.samples.most })?;
+    Ok(sized.plan)
+}
+
+/// One pass of lowering over every instance.
+fn lower_pass(
+    program: &Program,
+    numerics: Numerics,
+    max_nodes: usize,
+    samples: SampleSizes,
+) -> Result<Lowerer<'_>, Vec<Diagnostic>> {
     let mut l = Lowerer {
         max_nodes,
         numerics,
@@ -171,6 +194,7 @@ pub fn lower_bounded(program: &Program, numerics: Numerics, max_nodes: usize) ->
         problems: vec![],
         pool: Default::default(),
         no_lm_head: Default::default(),
+        samples,
     };
     // Instances are numbered in dependency order, so inputs are lowered first.
     for id in 0..program.instances.len() {
@@ -201,7 +225,7 @@ pub fn lower_bounded(program: &Program, numerics: Numerics, max_nodes: usize) ->
         }
     }
     if l.problems.is_empty() {
-        Ok(l.plan)
+        Ok(l)
     } else {
         Err(l.problems.into_iter().map(|p| p.with_sources(&program.sources)).collect())
     }
@@ -560,6 +584,7 @@ impl<'p> Lowerer<'p> {
                     let Some(pool) = pool else { return internal(format!("`{}` has no prompt pool", inst.label)) };
                     let pooled = matches!(self.plan.node(judge), Some(Node { op: Op::Pm(_, PmHead::Pooled), .. }));
                     let samples = SamplesSpec {
+                        draw: Draw::Baseline,
                         policy: *baseline,
                         pool,
                         prompts: *prompts,
@@ -571,6 +596,11 @@ impl<'p> Lowerer<'p> {
                     let name = NodeName::Samples { eval: inst.name.clone(), policy };
                     *baseline_samples = self.add(Op::Samples(samples), vec![name])?;
                 }
+                let samples = match (metric.shared_prompts(), pool) {
+                    (Some(prompts), Some(pool)) => Some(self.policy_samples(inst, target, pool, seed, prompts)?),
+                    (Some(_), None) => return internal(format!("`{}` has no prompt pool", inst.label)),
+                    (None, _) => None,
+                };
                 let mut inputs = vec![("the evaluated policy", target)];
                 inputs.extend(given_reference.or(default_ref).map(|r| ("the reference", r)));
                 match &metric {
@@ -594,12 +624,37 @@ impl<'p> Lowerer<'p> {
                     seed,
                     numerics: self.numerics,
                     metric,
+                    samples,
                 };
                 let name = NodeName::Eval { eval: inst.name.clone(), target: target_name, step };
                 keys.push(self.add(Op::Eval(spec), vec![name])?);
             }
         }
         Ok(Output::Eval(keys))
+    }
+
+    /// The shared samples of an evaluated policy on `prompts` prompts of
+    /// its pool. The first pass only notes the size and returns the
+    /// policy's own key in their place; the second adds one node per
+    /// (policy, pool, seed), as large as the largest evaluation of it.
+    fn policy_samples(&mut self, inst: &Instance, policy: Key, pool: Key, seed: u64, prompts: i64) -> Lowered<Key> {
+        let most = self.samples.most.entry((policy, pool, seed)).or_insert(prompts);
+        if self.samples.learning {
+            *most = (*most).max(prompts);
+            return Ok(policy);
+        }
+        let prompts = (*most).max(prompts);
+        let spec = SamplesSpec {
+            draw: Draw::Policy,
+            policy,
+            pool,
+            prompts,
+            seed,
+            judge: None,
+            numerics: self.numerics,
+        };
+        let name = self.plan.node(&policy).map_or_else(|| policy.short(), |n| n.display_name());
+        self.add(Op::Samples(spec), vec![NodeName::Samples { eval: inst.name.clone(), policy: name }])
     }
 
     fn lower_figure(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {

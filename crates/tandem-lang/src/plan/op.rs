@@ -441,9 +441,30 @@ pub struct ReferenceLogprobsSpec {
     pub precision: Precision,
 }
 
-/// One evaluation of one target (a policy, a checkpoint or a PM).
+/// Whose samples a `samples` node holds, which decides their random stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Draw {
+    /// A win rate's baseline: one batch from the baseline's own stream, so
+    /// that a policy compared with itself is compared with other draws.
+    #[default]
+    Baseline,
+    /// An evaluated policy's responses, read by every evaluation of it that
+    /// samples (KL, oracle reward, win rate): drawn in chunks of
+    /// `SAMPLE_CHUNK` prompts, each from its own stream, so that the first
+    /// rows are the same bits however many are drawn.
+    Policy,
+}
+
+/// The prompts of a policy's shared samples drawn in one batch (and one
+/// random stream) each.
+pub const SAMPLE_CHUNK: i64 = 128;
+
+/// A policy's samples on evaluation prompts, drawn once and read by every
+/// evaluation that needs them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplesSpec {
+    #[serde(default)]
+    pub draw: Draw,
     pub policy: Key,
     /// The dataset the prompts are drawn from, and how many.
     pub pool: Key,
@@ -467,6 +488,22 @@ pub struct EvalSpec {
     /// How libtorch computes it (enters the key: profiles never share an entry).
     pub numerics: Numerics,
     pub metric: Metric,
+    /// The target's shared samples (a `samples` node of `Draw::Policy`), for
+    /// a metric that reads responses of the policy: KL, oracle, win rate.
+    #[serde(default)]
+    pub samples: Option<Key>,
+}
+
+impl Metric {
+    /// The prompts whose responses of the evaluated policy this metric
+    /// reads from the policy's shared samples; None when it draws none
+    /// there (a classifier, or self-classification's two draws of its own).
+    pub fn shared_prompts(&self) -> Option<i64> {
+        match self {
+            Metric::Kl { prompts } | Metric::Winrate { prompts, .. } | Metric::Oracle { prompts, .. } => Some(*prompts),
+            Metric::Classifier { .. } | Metric::SelfClassifier { .. } | Metric::WinnerLogprob { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -843,12 +880,17 @@ impl Op {
             Op::Train(TrainSpec { sampler: Sampler::Online { .. }, .. }) => 3,
             // 2: chosen and rejected share the prompts' forward pass.
             Op::Train(_) => 2,
-            // 4: the judge's scores continue its pass over the prompts, kept
+            // 5: the policy's responses are read from its shared `samples`
+            // node (drawn in chunks, on a stream of their own). 4: the
+            // judge's scores continue its pass over the prompts, kept
             // by the `samples` node. 3: per-unit outcomes (`units.csv`)
             // beside the summary. 2: the baseline's samples (and, for a
             // pooled judge, their scores) come from a shared `samples` node;
             // the key names it.
-            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 4,
+            Op::Eval(EvalSpec { metric: Metric::Winrate { .. }, .. }) => 5,
+            // 3: the policy's responses are read from its shared `samples`
+            // node, as `Winrate`'s 5. 2: per-unit outcomes (`units.csv`).
+            Op::Eval(EvalSpec { metric: Metric::Kl { .. } | Metric::Oracle { .. }, .. }) => 3,
             // 3: a PM classifying or a judge labelling scores both responses
             // continuing one pass over the prompt, as `Relabel`'s 3.
             Op::Eval(EvalSpec { metric: Metric::Classifier { .. } | Metric::SelfClassifier { .. }, .. }) => 3,
@@ -952,6 +994,11 @@ impl Op {
                 f.key("run", *run).int("step", *step);
             }
             Op::Samples(s) => {
+                // A baseline's samples keep the key they had before policies
+                // had samples nodes of their own.
+                if s.draw == Draw::Policy {
+                    f.str("draw", "policy").int("chunk", SAMPLE_CHUNK);
+                }
                 f.key("policy", s.policy)
                     .key("pool", s.pool)
                     .int("prompts", s.prompts)
@@ -969,6 +1016,7 @@ impl Op {
             }
             Op::Eval(e) => {
                 f.key("target", e.target)
+                    .opt_key("samples", e.samples)
                     .opt_key("reference", e.reference)
                     .opt_key("pool", e.pool)
                     .seed("seed", e.seed)
