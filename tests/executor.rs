@@ -393,7 +393,10 @@ fn a_failing_node_stops_only_its_dependents() {
     assert_eq!(out.status.code(), Some(3), "{stdout}");
     assert!(stdout.contains("failed: bad") && stdout.contains("models must come from the same world"), "{stdout}");
     assert!(stdout.contains("log: ") && stdout.contains(".log"), "{stdout}");
-    assert!(stdout.contains("skipped because an input failed: k(bad@5), k(bad@10)"), "{stdout}");
+    assert!(
+        stdout.contains("skipped because an input failed: k.samples(bad@5), k(bad@5), k.samples(bad@10), k(bad@10)"),
+        "{stdout}"
+    );
     // The good branch finished.
     let csv = std::fs::read_to_string(dir.path().join("r/mixed/evals.csv")).unwrap();
     assert!(csv.contains("good@10"), "{csv}");

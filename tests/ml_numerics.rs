@@ -143,6 +143,31 @@ fn exact_kl_matches_brute_force_enumeration() {
 }
 
 #[test]
+fn shared_samples_keep_their_first_chunks_whatever_the_count_drawn() {
+    // The evaluations of a checkpoint read the first rows of one set of
+    // samples, sized to the largest of them: the rows a smaller evaluation
+    // reads must not depend on how many more were drawn behind them.
+    tch::set_num_threads(1);
+    let policy = Policy::new(spec(16, 6), Device::Cpu, 3);
+    let many = prompts().repeat([5, 1]); // 20 prompts, chunks of 4
+    let all = eval::policy_samples(&policy, &many, 7, 4);
+    assert_eq!(all.size(), vec![20, 6]);
+    for rows in [4, 8, 12] {
+        let fewer = eval::policy_samples(&policy, &many.narrow(0, 0, rows), 7, 4);
+        assert!(fewer.equal(&all.narrow(0, 0, rows)), "the first {rows} rows moved");
+    }
+    // Each chunk draws from its own stream: the same four prompts, five
+    // times over, are not answered five times alike.
+    let chunks: Vec<Tensor> = (0..5).map(|c| all.narrow(0, 4 * c, 4)).collect();
+    assert!(chunks.iter().skip(1).any(|c| !c.equal(&chunks[0])), "every chunk drew the same responses");
+    // A partial last chunk is drawn as a batch of its own size; one chunk
+    // as large as the whole is one batch, as `kl` and `winrate` draw.
+    assert_eq!(eval::policy_samples(&policy, &many.narrow(0, 0, 6), 7, 4).size(), vec![6, 6]);
+    assert!(eval::policy_samples(&policy, &many, 7, 20).equal(&eval::policy_samples(&policy, &many, 7, 64)));
+    assert_eq!(eval::policy_samples(&policy, &many.narrow(0, 0, 0), 7, 4).size(), vec![0, 6]);
+}
+
+#[test]
 fn kl_of_a_policy_to_itself_is_zero() {
     let policy = Policy::new(spec(16, 6), Device::Cpu, 3);
     let est = eval::kl(&policy, &policy, &prompts(), 1);

@@ -168,7 +168,8 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
 /// The first `n` rows of the evaluated policy's shared samples: its
 /// prompts (checked to be the evaluation's own) and its responses.
 fn shared_samples(ctx: &Ctx, spec: &EvalSpec, pool: &Tensor, n: i64) -> Result<(Tensor, Tensor), ExecError> {
-    let key = spec.samples.ok_or_else(|| ExecError::Invalid("an evaluation that samples has no samples node".into()))?;
+    let key =
+        spec.samples.ok_or_else(|| ExecError::Invalid("an evaluation that samples has no samples node".into()))?;
     let drawn = art::load_tensors(ctx.store, &key, SAMPLES)?;
     let (Some(p), Some(y)) = (drawn.get("prompts"), drawn.get("responses")) else {
         return Err(art::input_err(&key, "the policy's samples lack prompts or responses"));

@@ -113,7 +113,12 @@ pub fn baseline_samples(baseline: &Policy, prompts: &Tensor, seed: u64) -> Tenso
 /// continuing the judge's pass over the prompts (`prefix`, made with the
 /// baseline's scores). None when the judge's head is not pooled (it has no
 /// score of one response).
-pub fn winrate_scored(y: &Tensor, baseline_scores: &Tensor, judge: &PreferenceModel, prefix: &Prefix) -> Option<Estimate> {
+pub fn winrate_scored(
+    y: &Tensor,
+    baseline_scores: &Tensor,
+    judge: &PreferenceModel,
+    prefix: &Prefix,
+) -> Option<Estimate> {
     let d = judge.vs().device();
     let s = judge.pooled_scores_after(prefix, &y.to_device(d))?;
     // The pooled margin is tanh((s − s_b) / 2): its sign is that of s − s_b.

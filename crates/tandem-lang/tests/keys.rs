@@ -13,6 +13,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use proptest::prelude::*;
+use tandem_lang::plan::op::Op;
 
 /// A value in the description.
 #[derive(Clone, Debug)]
@@ -308,7 +309,22 @@ fn changing_one_parameter_changes_exactly_its_node_and_dependents() {
             ref other => other.clone(),
         };
         let b = common::plan_text(&render(&changed, &st));
-        let expected = downstream(&a, &st.names[i]);
+        let mut expected = downstream(&a, &st.names[i]);
+        // An evaluation's `prompts` also sizes the shared samples of the
+        // policies it samples, each as large as the largest evaluation of
+        // that policy: raised past a samples node's size, it changes that
+        // node and everything that reads it.
+        if let (true, V::I(raised)) = (s[i].args[k].0 == "prompts", &changed[i].args[k].1) {
+            for (n, key) in a.names() {
+                if let (true, Some(Op::Samples(sm))) =
+                    (n.starts_with(&format!("{}.samples(", st.names[i])), a.node(&key).map(|node| &node.op))
+                {
+                    if sm.prompts < *raised {
+                        expected.extend(downstream(&a, &n));
+                    }
+                }
+            }
+        }
         let names_b = common::names(&b);
         let actual: BTreeSet<_> =
             names_a.iter().filter(|(n, ka)| names_b.get(*n) != Some(*ka)).map(|(_, ka)| *ka).collect();
@@ -356,7 +372,7 @@ fn a_parameter_added_later_stays_out_of_the_key_at_its_default() {
 
 /// Key fields that lowering adds beside the constructor's own arguments.
 const LOWERING_FIELDS: &[(&str, &[&str])] =
-    &[("eval", &["target", "pool", "reference"]), ("jsonl", &["content"]), ("parquet", &["content"])];
+    &[("eval", &["target", "pool", "reference", "samples"]), ("jsonl", &["content"]), ("parquet", &["content"])];
 
 #[test]
 fn every_key_field_is_an_argument_of_its_constructor_in_the_schema() {

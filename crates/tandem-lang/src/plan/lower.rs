@@ -597,7 +597,14 @@ impl<'p> Lowerer<'p> {
                     *baseline_samples = self.add(Op::Samples(samples), vec![name])?;
                 }
                 let samples = match (metric.shared_prompts(), pool) {
-                    (Some(prompts), Some(pool)) => Some(self.policy_samples(inst, target, pool, seed, prompts)?),
+                    (Some(prompts), Some(pool)) => {
+                        let policy = match step {
+                            Some(s) => format!("{target_name}@{s}"),
+                            None => target_name.to_string(),
+                        };
+                        let name = NodeName::Samples { eval: inst.name.clone(), policy };
+                        Some(self.policy_samples(name, target, pool, seed, prompts)?)
+                    }
                     (Some(_), None) => return internal(format!("`{}` has no prompt pool", inst.label)),
                     (None, _) => None,
                 };
@@ -637,24 +644,16 @@ impl<'p> Lowerer<'p> {
     /// its pool. The first pass only notes the size and returns the
     /// policy's own key in their place; the second adds one node per
     /// (policy, pool, seed), as large as the largest evaluation of it.
-    fn policy_samples(&mut self, inst: &Instance, policy: Key, pool: Key, seed: u64, prompts: i64) -> Lowered<Key> {
+    fn policy_samples(&mut self, name: NodeName, policy: Key, pool: Key, seed: u64, prompts: i64) -> Lowered<Key> {
         let most = self.samples.most.entry((policy, pool, seed)).or_insert(prompts);
         if self.samples.learning {
             *most = (*most).max(prompts);
             return Ok(policy);
         }
         let prompts = (*most).max(prompts);
-        let spec = SamplesSpec {
-            draw: Draw::Policy,
-            policy,
-            pool,
-            prompts,
-            seed,
-            judge: None,
-            numerics: self.numerics,
-        };
-        let name = self.plan.node(&policy).map_or_else(|| policy.short(), |n| n.display_name());
-        self.add(Op::Samples(spec), vec![NodeName::Samples { eval: inst.name.clone(), policy: name }])
+        let spec =
+            SamplesSpec { draw: Draw::Policy, policy, pool, prompts, seed, judge: None, numerics: self.numerics };
+        self.add(Op::Samples(spec), vec![name])
     }
 
     fn lower_figure(&mut self, inst: &'p Instance, a: &Args) -> Lowered<Output> {
