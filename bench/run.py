@@ -72,7 +72,7 @@ def sweep_file(path):
 # The bench binary's benches a full run measures under `native`, in order
 # (`portable_product` is measured under `portable` below).
 BENCHES = ["matmul", "offline", "shared_reference", "phases", "breakdown", "online", "sampling",
-           "winrate", "winrate_phases", "pm", "pm_prefix", "sft", "precision"]
+           "winrate", "winrate_phases", "pm", "pm_prefix", "sft", "portable_sizes", "precision"]
 
 
 def main():
@@ -235,6 +235,17 @@ def main():
     mn, mp = get("matmul_1024_f32", "tandem", 1), get("matmul_1024_f32", "tandem portable", 1)
     if mn and mp:
         target("matmul 1024: portable / native (1 thr)", mp["ms_per_step_median"] / mn["ms_per_step_median"], "report", True, "MKL's COMPATIBLE branch against the host's")
+    # The portable product against native at larger models' layer shapes
+    # (#38 item 5): the sum of each model's layers, forward and backward.
+    layers = {"policy_4x128": ("qkv", "mlp_up", "mlp_down", "head"),
+              "model_10M": ("qkv", "attn_out", "mlp_up", "mlp_down", "head")}
+    for t in threads:
+        for model, names in layers.items():
+            pp = [get(f"{model}_{n}_portable_product", "tandem", t) for n in names]
+            nn = [get(f"{model}_{n}_native", "tandem", t) for n in names]
+            if all(pp) and all(nn):
+                ratio = sum(r["ms_per_step_median"] for r in pp) / sum(r["ms_per_step_median"] for r in nn)
+                target(f"{model} layers: portable product / native ({t} thr)", ratio, "<= 1.5", ratio <= 1.5, "#38: close the gap if above")
     qn, qp = get("quickstart_study", "tandem native --jobs 2 --threads 1"), get("quickstart_study", "tandem portable --jobs 2 --threads 1")
     if qn and qp:
         target("quickstart wall time: portable / native (--jobs 2)", qp["ms_per_step_median"] / qn["ms_per_step_median"], "report", True)

@@ -728,13 +728,51 @@ fn matmul(o: &Opts) {
     });
 }
 
+/// The portable product (tandem's own, `ml::matmul`) against the host's
+/// native one (libtorch's, MKL at this host's level) at the linear layers'
+/// shapes of two larger models, forward and backward (three products a
+/// layer), alternating step by step. Run under `native`: the portable
+/// product does not depend on the profile, libtorch's does.
+fn portable_sizes(o: &Opts) {
+    use tandem::ml::matmul::portable_linear_2d;
+    // (model, layer, rows, in, out): a 4 x 128 policy on 64 sequences of 24
+    // tokens, and a 10M-parameter model (8 x 256, a 16,384-token tied head)
+    // on 32 sequences of 64.
+    const SHAPES: [(&str, &str, i64, i64, i64); 9] = [
+        ("policy_4x128", "qkv", 1536, 128, 384),
+        ("policy_4x128", "mlp_up", 1536, 128, 512),
+        ("policy_4x128", "mlp_down", 1536, 512, 128),
+        ("policy_4x128", "head", 1536, 128, 63),
+        ("model_10M", "qkv", 2048, 256, 768),
+        ("model_10M", "attn_out", 2048, 256, 256),
+        ("model_10M", "mlp_up", 2048, 256, 1024),
+        ("model_10M", "mlp_down", 2048, 1024, 256),
+        ("model_10M", "head", 2048, 256, 16384),
+    ];
+    let fewer =
+        Opts { steps: o.steps.min(60), warmup: o.warmup.min(5), threads: o.threads, numerics: o.numerics, only: None };
+    for (model, layer, rows, inner, out) in SHAPES {
+        tch::manual_seed(7);
+        let x = Tensor::randn([rows, inner], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let w = (Tensor::randn([out, inner], (Kind::Float, Device::Cpu)) * 0.05).set_requires_grad(true);
+        let flops = 3.0 * 2.0 * (rows * inner * out) as f64;
+        let extra = serde_json::json!({"flops_per_step": flops, "rows": rows, "in": inner, "out": out});
+        let names = (format!("{model}_{layer}_portable_product"), format!("{model}_{layer}_native"));
+        measure_pair((&names.0, &names.1), &fewer, extra, |_, which| {
+            let y = if which == 0 { portable_linear_2d(&x, &w) } else { x.linear(&w, None::<&Tensor>) };
+            y.sum(Kind::Float).backward();
+            let _ = (x.grad().zero_(), w.grad().zero_());
+        });
+    }
+}
+
 fn main() {
     let mut o = parse();
     // Before any tensor: the profile's settings are read once, at first use.
     o.threads = tandem::exec::numerics::activate(o.numerics, o.threads).expect("the numerics profile");
     tch::set_num_interop_threads(1);
     type Bench = (&'static str, fn(&Opts));
-    let all: [Bench; 14] = [
+    let all: [Bench; 15] = [
         ("matmul", matmul),
         ("offline", offline_step),
         ("shared_reference", offline_shared_reference),
@@ -748,6 +786,7 @@ fn main() {
         ("pm_prefix", pm_prefix),
         ("sft", sft_phases),
         ("portable_product", portable_product),
+        ("portable_sizes", portable_sizes),
         ("precision", precision),
     ];
     for (name, f) in all {
@@ -759,6 +798,7 @@ fn main() {
         // run of every bench, it is skipped, and the run goes on.
         let needs = match name {
             "portable_product" if o.numerics != Numerics::Portable => Some("--numerics portable"),
+            "portable_sizes" if o.numerics == Numerics::Portable => Some("--numerics native (it compares with native)"),
             "precision" if o.numerics == Numerics::Portable => {
                 Some("--numerics native (bf16 is refused under portable)")
             }

@@ -9,8 +9,8 @@ OUT_DIR/<name>/ is a model directory as `save_pretrained` writes it
 (grouped-query attention, untied head) and qwen2 (biases on q/k/v, tied head),
 each with a chat template in tokenizer_config.json,
 and OUT_DIR/<name>-rm/ a reward model (`*ForSequenceClassification` with one
-label: a score head on the last token) for gpt2 and llama, with the same
-tokenizer. OUT_DIR/expected.json holds, per model, the token ids of a few
+label: a score head on the last token) for each of the three, with the
+same tokenizer. OUT_DIR/expected.json holds, per model, the token ids of a few
 texts, the per-token log-probs transformers gives them, and its greedy
 continuation of a prompt; per reward model, each text's score: what
 tandem's own implementation must reproduce (tests/pretrained.rs).
@@ -122,8 +122,6 @@ def main(out):
     # leave the language models' weights as they were.
     expected["reward_models"] = {}
     for name, cfg in configs(tok.get_vocab_size(), eos).items():
-        if name == "qwen2":
-            continue
         cfg.num_labels = 1
         model = transformers.AutoModelForSequenceClassification.from_config(cfg, attn_implementation="eager")
         d = os.path.join(out, name + "-rm")

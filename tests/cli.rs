@@ -340,7 +340,7 @@ fn run_dry_run_and_only_list_what_would_be_computed() {
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("would run") && err.contains("run.train") && err.contains("golden_pm"), "{err}");
-    assert!(stdout(&o).contains("294 to compute, 0 cached"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("385 to compute, 0 cached"), "{}", stdout(&o));
     // --only: the SFT policy and what it needs, nothing downstream.
     let o = tandem(&["--cache", c, "run", "experiments/quickstart.exp", "--dry-run", "--only", "sft"]);
     let err = stderr(&o);

@@ -719,7 +719,7 @@ fn a_hugging_face_reward_model_scores_as_transformers_does() {
     let Some(dir) = fixtures() else { return };
     use tandem::ml::preference::{PmHead, PreferenceModel};
     let expected = expected(dir);
-    for rm in ["gpt2-rm", "llama-rm"] {
+    for rm in ["gpt2-rm", "llama-rm", "qwen2-rm"] {
         let path = dir.join(rm);
         let texts = expected["reward_models"][rm]["texts"].as_array().unwrap();
         // Through the binary.
@@ -776,7 +776,7 @@ fn a_hugging_face_reward_model_scores_as_transformers_does() {
 fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
     let Some(dir) = fixtures() else { return };
     let bin = env!("CARGO_BIN_EXE_tandem");
-    for (family, rm) in [("gpt2", "gpt2-rm"), ("llama", "llama-rm")] {
+    for (family, rm) in [("gpt2", "gpt2-rm"), ("llama", "llama-rm"), ("qwen2", "qwen2-rm")] {
         let project = text_project(
             dir,
             family,
@@ -812,6 +812,15 @@ fn a_hugging_face_reward_model_judges_an_online_run_and_a_win_rate() {
         assert!(run.status.success(), "{family}: {}", String::from_utf8_lossy(&run.stderr));
         let evals = std::fs::read_to_string(root.join("results/study/evals.csv")).unwrap();
         assert!(evals.lines().any(|l| l.starts_with("wr,online@4,4,winrate,")), "{family}: {evals}");
+        // The reward model's last-token head scores one response at a time:
+        // its scores of the baseline's samples are kept with them, with its
+        // pass over the prompts, and every win rate continues that pass.
+        let plan = Command::new(bin).args(["plan", "study.exp", "--json"]).current_dir(root).output().unwrap();
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let kept =
+            root.join("cache/objects").join(plan_key(&plan, "wr.samples(sft)").hex()).join("samples.safetensors");
+        let names: Vec<String> = Tensor::read_safetensors(&kept).unwrap().into_iter().map(|(name, _)| name).collect();
+        assert!(names.iter().any(|n| n == "scores") && names.iter().any(|n| n.starts_with("prefix.")), "{names:?}");
         for target in ["rm", "sft"] {
             assert!(evals.lines().any(|l| l.starts_with(&format!("acc,{target},,accuracy,"))), "{family}: {evals}");
         }

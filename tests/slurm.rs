@@ -168,7 +168,10 @@ fn a_study_on_slurm_matches_a_local_run_and_survives_its_driver_being_killed() {
     ));
     assert!(!ok, "{text}");
     assert!(text.contains("failed: bad") && text.contains("slurm/logs/"), "{text}");
-    assert!(text.contains("skipped because an input failed: k(bad@5), k(bad@10)"), "{text}");
+    assert!(
+        text.contains("skipped because an input failed: k.samples(bad@5), k(bad@5), k.samples(bad@10), k(bad@10)"),
+        "{text}"
+    );
     assert!(text.contains("done       run.train          good"), "{text}");
     let log = text
         .lines()

@@ -553,7 +553,7 @@ pub static CTORS: &[Ctor] = &[
             EVAL_AT,
             p("seed", SEED, Default::Int(0), "sampling seed"),
         ],
-        doc: "exact per-token KL(πθ ‖ πsft) on samples from πθ (Appendix D)",
+        doc: "exact per-token KL(πθ ‖ πsft) on samples from πθ (Appendix D); a checkpoint's `kl`, `oracle` and `winrate` evaluations with one seed read the same samples (the first `prompts` of them)",
     },
     Ctor {
         name: "winrate",
@@ -566,7 +566,7 @@ pub static CTORS: &[Ctor] = &[
             EVAL_AT,
             p("seed", SEED, Default::Int(0), "sampling seed"),
         ],
-        doc: "win rate against a baseline, judged with A.2 debiasing; ties count ½",
+        doc: "win rate against a baseline, judged with A.2 debiasing; ties count ½; the policy's responses are the samples its `kl` and `oracle` evaluations read",
     },
     Ctor {
         name: "classifier",

@@ -580,9 +580,14 @@ impl<'p> Lowerer<'p> {
                 if let Metric::Winrate { baseline, baseline_samples, prompts, judge } = &mut metric {
                     // The baseline's samples: one node per (baseline, prompts,
                     // seed), shared by every target that draws the same prompts;
-                    // with a pooled judge's scores of them, per judge.
+                    // with the judge's scores of them, per judge, where its head
+                    // scores one response at a time (pooled, or a reward
+                    // model's last-token head).
                     let Some(pool) = pool else { return internal(format!("`{}` has no prompt pool", inst.label)) };
-                    let pooled = matches!(self.plan.node(judge), Some(Node { op: Op::Pm(_, PmHead::Pooled), .. }));
+                    let pooled = matches!(
+                        self.plan.node(judge),
+                        Some(Node { op: Op::Pm(_, PmHead::Pooled | PmHead::Last), .. })
+                    );
                     let samples = SamplesSpec {
                         draw: Draw::Baseline,
                         policy: *baseline,

@@ -470,9 +470,10 @@ pub struct SamplesSpec {
     pub pool: Key,
     pub prompts: i64,
     pub seed: u64,
-    /// A judge with a pooled head scores each response alone: its scores of
-    /// the baseline's samples are kept too, so evaluations score only their
-    /// own policy's. None for a joint head (it scores pairs).
+    /// A judge whose head scores each response alone (pooled, or a reward
+    /// model's last-token head): its scores of the baseline's samples are
+    /// kept too, so evaluations score only their own policy's. None for a
+    /// joint head (it scores pairs).
     pub judge: Option<Key>,
     pub numerics: Numerics,
 }
