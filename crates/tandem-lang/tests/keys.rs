@@ -464,3 +464,74 @@ figure f = tradeoff(x: k, y: wr)
     // What does change the figure: other steps.
     assert_ne!(key(&study("1e-4, 3e-4", "10", "r")), base);
 }
+
+/// Every node libtorch computes keys the profile it computes under, and a
+/// training node in another precision than float32 keys that precision, so
+/// no two profiles or precisions can share a cache entry. A kind whose key
+/// line forgot either fails here, under both CPU profiles.
+#[test]
+fn every_libtorch_node_keys_its_profile_and_its_precision() {
+    use tandem_lang::check::{check_source, CheckOptions};
+    use tandem_lang::plan::lower::lower_with;
+    use tandem_lang::plan::op::{Numerics, Precision};
+    use tandem_lang::plan::CValue;
+    let bf16 = r#"
+world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)
+dataset d = generate(w, pairs: 200)
+model sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20, precision: "bf16")
+model judge = pm(d, layers: 1, width: 16, heads: 2, steps: 20, precision: "bf16")
+run online = train(sft, loss: ipo(), sampler: online(judge: judge), steps: 20, save_every: 10, precision: "bf16")
+run tandem = train(sft, loss: ipo(), sampler: replay(online), steps: 20, save_every: 10, precision: "bf16")
+eval k = kl(policies: [online, tandem], prompts: 8)
+"#;
+    let files = ["experiments/quickstart.exp", "experiments/paper.exp", "tests/corpus/ok/all_kinds.exp"];
+    let mut programs: Vec<(String, tandem_lang::check::program::Program, bool)> = files
+        .iter()
+        .map(|f| {
+            let checked = tandem_lang::check::check_file(&common::at_root(f), CheckOptions::default());
+            assert!(checked.is_ok(), "{f}");
+            (f.to_string(), checked.program, false)
+        })
+        .collect();
+    let checked = check_source("bf16.exp", bf16, CheckOptions::default());
+    assert!(checked.is_ok(), "{:?}", checked.diagnostics);
+    programs.push(("bf16.exp".into(), checked.program, true));
+    let mut kinds = std::collections::BTreeSet::new();
+    for (file, program, native_only) in &programs {
+        for numerics in [Numerics::Portable, Numerics::Native] {
+            if *native_only && numerics == Numerics::Portable {
+                continue;
+            }
+            let plan = lower_with(program, numerics).unwrap_or_else(|_| panic!("{file} plans"));
+            for node in plan.ordered() {
+                let params = node.op.key_params();
+                if let Some(n) = node.op.numerics() {
+                    assert_eq!(n, numerics, "{file}: {} computes under another profile", node.kind());
+                    assert_eq!(
+                        params.get("numerics"),
+                        Some(&CValue::Str(n.key_name().to_string())),
+                        "{file}: {} does not key its profile",
+                        node.kind()
+                    );
+                    kinds.insert(node.kind().to_string());
+                }
+                if node.op.precision() != Precision::Float32 {
+                    assert_eq!(
+                        params.get("precision"),
+                        Some(&CValue::Str(node.op.precision().name().to_string())),
+                        "{file}: {} does not key its precision",
+                        node.kind()
+                    );
+                    kinds.insert(format!("{} in {}", node.kind(), node.op.precision().name()));
+                }
+            }
+        }
+    }
+    // The plans above hold every kind that computes with libtorch.
+    for kind in ["model.sft", "model.pm", "run.train", "samples", "reference_logprobs", "eval.kl", "eval.winrate"] {
+        assert!(kinds.contains(kind), "no {kind} among {kinds:?}");
+    }
+    for kind in ["model.sft", "model.pm", "run.train", "reference_logprobs"] {
+        assert!(kinds.contains(&format!("{kind} in bf16")), "no bf16 {kind} among {kinds:?}");
+    }
+}
