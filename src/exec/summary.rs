@@ -7,6 +7,9 @@ use std::path::PathBuf;
 /// One computed node.
 #[derive(Debug, Clone)]
 pub struct Ran {
+    /// The node's key: what the report matches this run's nodes by.
+    pub key: crate::plan::Key,
+    /// Its names as the plan prints them, for people.
     pub name: String,
     /// The node's kind (`run.train`, `eval.winrate`, ...).
     pub kind: String,
@@ -17,7 +20,7 @@ pub struct Ran {
 
 impl Ran {
     pub fn new(node: &crate::plan::Node, seconds: f64) -> Ran {
-        Ran { name: node.display_name(), kind: node.kind().to_string(), seconds, resumed_from: None }
+        Ran { key: node.key, name: node.display_name(), kind: node.kind().to_string(), seconds, resumed_from: None }
     }
 }
 

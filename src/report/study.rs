@@ -473,11 +473,7 @@ fn provenance_blocks(file: &Path, plan: &Plan, store: &Store, summary: &Summary)
         }
         if let Ok(m) = store.manifest(&key) {
             entries += 1;
-            if !summary
-                .ran
-                .iter()
-                .any(|r| n.names.iter().any(|x| x.to_string() == r.name) || r.name == n.display_name())
-            {
+            if !summary.ran.iter().any(|r| r.key == n.key) {
                 saved += m.compute_seconds;
             }
             recorded.push((n.kind(), m.compute_seconds));
