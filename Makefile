@@ -33,9 +33,12 @@ run: build
 # tests/pretrained.rs compares tandem's GPT-2 and Llama-family models with
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
 # --no-fail-fast: one failing test binary must not hide what the others say.
+# Last, each test group's time, slowest first (a group that grew shows).
 test: build lint
 	bash bench/setup.sh test
-	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; rc=$${PIPESTATUS[0]}; \
+	  echo; echo "Test groups by time (scripts/test_times.sh target/test.log):"; \
+	  bash scripts/test_times.sh target/test.log; exit $$rc
 
 # crates/tandem-lang (syntax, check, plan, hfdir) builds without libtorch or
 # the venv: its tests run first in CI, so a grammar mistake fails in minutes.

@@ -72,24 +72,26 @@ fn replay_in_exact_order_equals_the_online_run_bit_for_bit() {
     let rows = tandem::report::results::eval_rows(&plan, &store);
     let kl50: Vec<_> = rows.iter().filter(|r| r.eval.decl == "k" && r.target_label() == "online@50").collect();
     assert_eq!(kl50.len(), 1);
-    assert!(kl50[0].value > 0.0 && kl50[0].stderr > 0.0 && kl50[0].n == 64);
+    assert!(kl50[0].result.value > 0.0 && kl50[0].result.stderr > 0.0 && kl50[0].result.n == 64);
     let kl0: Vec<_> = rows.iter().filter(|r| r.eval.decl == "k" && r.target_label() == "online@0").collect();
-    assert_eq!(kl0[0].value, 0.0, "the starting policy has KL 0 to itself");
+    assert_eq!(kl0[0].result.value, 0.0, "the starting policy has KL 0 to itself");
     let wr: Vec<_> = rows.iter().filter(|r| r.eval.decl == "wr").collect();
     assert_eq!(wr.len(), 6);
-    assert!(wr.iter().all(|r| (0.0..=1.0).contains(&r.value) && r.ci_low <= r.value && r.value <= r.ci_high));
+    assert!(wr.iter().all(|r| (0.0..=1.0).contains(&r.result.value)
+        && r.result.ci_low <= r.result.value
+        && r.result.value <= r.result.ci_high));
     // Classifier accuracies: a PM scores once; the starting policy is exactly ½
     // (its score is 0 on every pair); stream windows carry their data step.
     let acc: Vec<_> = rows.iter().filter(|r| r.eval.decl == "acc_golden").collect();
-    assert!(acc.iter().any(|r| r.target_label() == "proxy_pm" && r.value > 0.5));
-    assert!(acc.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.5));
+    assert!(acc.iter().any(|r| r.target_label() == "proxy_pm" && r.result.value > 0.5));
+    assert!(acc.iter().filter(|r| r.step == Some(0)).all(|r| r.result.value == 0.5));
     let stream: Vec<_> = rows.iter().filter(|r| r.eval.decl == "acc_stream").collect();
     assert_eq!(stream.iter().filter(|r| r.target_label() == "proxy_pm").count(), 5);
-    assert!(stream.iter().all(|r| r.data_step.is_some_and(|s| (0..50).contains(&s)) && r.n == 32));
+    assert!(stream.iter().all(|r| r.result.data_step.is_some_and(|s| (0..50).contains(&s)) && r.result.n == 32));
     assert_eq!(rows.iter().filter(|r| r.eval.decl == "self_acc").count(), 1);
     let logp: Vec<_> = rows.iter().filter(|r| r.eval.decl == "logp").collect();
     assert_eq!(logp.len(), 4);
-    assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.value == 0.0));
+    assert!(logp.iter().filter(|r| r.step == Some(0)).all(|r| r.result.value == 0.0));
     // Figures and the report.
     let out = tempfile::tempdir().unwrap();
     let (md, html) = tandem::report::study::write_report(
@@ -174,19 +176,27 @@ fn the_oracle_scores_samples_against_the_behaviour_policies() {
     let rows = tandem::report::results::eval_rows(&plan, &store);
     let get = |target: &str, metric: &str| {
         rows.iter()
-            .find(|r| r.eval.decl == "truth" && r.target_label() == target && r.metric == metric)
+            .find(|r| r.eval.decl == "truth" && r.target_label() == target && r.result.metric.as_str() == metric)
             .unwrap_or_else(|| panic!("{target} {metric}"))
     };
     let (worst, best) = (get("sft", "oracle_reward_worst_behaviour"), get("sft", "oracle_reward_best_behaviour"));
     // The behaviour levels are ordered, as the world is built.
     // A one-sided z-test at 97.5%: the best level beats the worst.
-    let z = (best.value - worst.value) / (best.stderr.powi(2) + worst.stderr.powi(2)).sqrt();
-    assert!(z > 1.96, "best {} ± {} vs worst {} ± {}", best.value, best.stderr, worst.value, worst.stderr);
+    let z =
+        (best.result.value - worst.result.value) / (best.result.stderr.powi(2) + worst.result.stderr.powi(2)).sqrt();
+    assert!(
+        z > 1.96,
+        "best {} ± {} vs worst {} ± {}",
+        best.result.value,
+        best.result.stderr,
+        worst.result.value,
+        worst.result.stderr
+    );
     for t in ["sft", "online@50"] {
         let r = get(t, "oracle_reward");
-        assert!(r.value.is_finite() && r.n == 64);
+        assert!(r.result.value.is_finite() && r.result.n == 64);
         let stops = get(t, "stops_on_its_own");
-        assert!((0.0..=1.0).contains(&stops.value));
+        assert!((0.0..=1.0).contains(&stops.result.value));
     }
 }
 

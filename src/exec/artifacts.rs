@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
+use crate::exec::result_metric::ResultMetric;
 use crate::exec::store::{Staging, Store, StoreError};
 use crate::ml::data::Pairs;
 use crate::ml::hf::Pretrained;
@@ -480,7 +481,7 @@ pub fn read_metrics(store: &Store, key: &Key) -> Result<Vec<MetricRow>, ExecErro
 /// One row of an evaluation's results.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ResultRow {
-    pub metric: String,
+    pub metric: ResultMetric,
     pub value: f64,
     pub stderr: f64,
     pub ci_low: f64,
@@ -498,7 +499,7 @@ pub struct ResultRow {
 /// One unit (prompt, pair or sample) of one result: `units.csv`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UnitRow {
-    pub metric: String,
+    pub metric: ResultMetric,
     pub data_step: Option<i64>,
     /// The unit's index in the evaluation's order: the same prompt (pair)
     /// for every target evaluated on the same prompts (pairs) and seed.
@@ -508,10 +509,10 @@ pub struct UnitRow {
 }
 
 impl ResultRow {
-    pub fn new(metric: &str, e: &crate::ml::eval::Estimate, data_step: Option<i64>) -> ResultRow {
+    pub fn new(metric: ResultMetric, e: &crate::ml::eval::Estimate, data_step: Option<i64>) -> ResultRow {
         let (lo, hi) = e.ci95();
         ResultRow {
-            metric: metric.into(),
+            metric,
             value: e.value,
             stderr: e.stderr,
             ci_low: lo,
@@ -531,7 +532,7 @@ pub fn write_results(st: &mut Staging, rows: &[ResultRow]) -> Result<(), ExecErr
         .iter()
         .flat_map(|r| {
             r.units.iter().enumerate().map(|(i, v)| UnitRow {
-                metric: r.metric.clone(),
+                metric: r.metric,
                 data_step: r.data_step,
                 unit: i,
                 value: *v,

@@ -5,6 +5,7 @@ use tch::{Kind, Tensor};
 
 use crate::exec::artifacts::{self as art, ExecError, ResultRow};
 use crate::exec::nodes::{prompt_pool, Ctx};
+use crate::exec::result_metric::ResultMetric;
 use crate::exec::store::Staging;
 use crate::ml::data::Pairs;
 use crate::ml::eval::{self, Estimate};
@@ -70,7 +71,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
         Metric::Kl { prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
             let (prompts, y) = shared_samples(ctx, spec, &pool()?, *prompts)?;
-            vec![ResultRow::new("kl", &eval::kl_of(&policy, &reference()?, &prompts, &y), None)]
+            vec![ResultRow::new(ResultMetric::Kl, &eval::kl_of(&policy, &reference()?, &prompts, &y), None)]
         }
         Metric::Winrate { baseline, baseline_samples, judge, prompts } => {
             let shapes = art::saved_shapes(ctx.store, &target_key)?;
@@ -102,7 +103,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                 }
                 None => eval::winrate_judged(&y, yb, &judge, &prompts),
             };
-            vec![ResultRow::new("winrate", &won, None)]
+            vec![ResultRow::new(ResultMetric::Winrate, &won, None)]
         }
         Metric::SelfClassifier { judge, prompts } => {
             let policy = art::load_policy(ctx.store, &target_key, ctx.device)?;
@@ -114,7 +115,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
             )?;
             let prompts = eval::eval_prompts(&pool()?, *prompts as usize, seed);
             vec![ResultRow::new(
-                "self_accuracy",
+                ResultMetric::SelfAccuracy,
                 &eval::self_accuracy(&policy, &reference()?, &judge, &prompts, seed),
                 None,
             )]
@@ -128,7 +129,7 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                 .map_err(|e| ExecError::Invalid(format!("the dataset does not fit the policy's widths: {e}")))?;
             let idx = eval::subsample_rows(data.len(), *n as usize, seed, "eval/rows");
             vec![ResultRow::new(
-                "winner_logprob",
+                ResultMetric::WinnerLogprob,
                 &eval::winner_logprob(&policy, &reference()?, &data.select(&idx)),
                 None,
             )]
@@ -154,10 +155,14 @@ pub fn evaluate(ctx: &Ctx, name: &str, spec: &EvalSpec, st: &mut Staging) -> Res
                 )
             };
             vec![
-                ResultRow::new("oracle_reward", &Estimate::from_samples(&rewards), None),
-                ResultRow::new("stops_on_its_own", &Estimate::from_samples(&stops), None),
-                ResultRow::new("oracle_reward_worst_behaviour", &behaviour(0), None),
-                ResultRow::new("oracle_reward_best_behaviour", &behaviour(crate::worlds::World::BEHAVIOURS - 1), None),
+                ResultRow::new(ResultMetric::OracleReward, &Estimate::from_samples(&rewards), None),
+                ResultRow::new(ResultMetric::StopsOnItsOwn, &Estimate::from_samples(&stops), None),
+                ResultRow::new(ResultMetric::OracleRewardWorstBehaviour, &behaviour(0), None),
+                ResultRow::new(
+                    ResultMetric::OracleRewardBestBehaviour,
+                    &behaviour(crate::worlds::World::BEHAVIOURS - 1),
+                    None,
+                ),
             ]
         }
     };
@@ -285,7 +290,7 @@ fn classifier(ctx: &Ctx, name: &str, spec: &EvalSpec, c: Classify) -> Result<Vec
             Scorer::Pm(pm) => tch::no_grad(|| eval::pm_accuracy(pm, &labelled)),
             Scorer::Policy(policy, reference) => tch::no_grad(|| eval::policy_accuracy(policy, reference, &labelled)),
         };
-        rows.push(ResultRow::new("accuracy", &est, step));
+        rows.push(ResultRow::new(ResultMetric::Accuracy, &est, step));
     }
     Ok(rows)
 }

@@ -12,6 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::exec::artifacts::{self as art, DataMeta, ExecError, MetricRow};
 use crate::exec::divergence;
+use crate::exec::model_summary::{Accuracy, ModelSummary, PlateauSummary, Proportion, RelabelMeta};
 use crate::exec::resume::Resume;
 use crate::exec::store::{Staging, Store};
 use crate::ml::adam::Adam;
@@ -123,13 +124,12 @@ pub fn relabel(ctx: &Ctx, spec: &RelabelSpec, st: &mut Staging) -> Result<(), Ex
     let out = tch::no_grad(|| eval::relabel(&judge, &data, seed));
     art::save_pairs(st, "pairs.safetensors", &out)?;
     let agree = agreement(&data.split(0), &out.split(0));
-    let mut m = serde_json::to_value(meta_of(&out, meta.vocab)).expect("meta");
-    m["train_agreement_with_input_labels"] =
-        serde_json::json!({"value": agree.value, "stderr": agree.stderr, "n": agree.n});
-    if let Some(o) = oracle_agreement(&out.split(0)) {
-        m["train_agreement_with_noiseless_oracle"] =
-            serde_json::json!({"value": o.value, "stderr": o.stderr, "n": o.n});
-    }
+    let proportion = |e: Estimate| Proportion { value: e.value, stderr: e.stderr, n: e.n };
+    let m = RelabelMeta {
+        shapes: meta_of(&out, meta.vocab),
+        train_agreement_with_input_labels: proportion(agree),
+        train_agreement_with_noiseless_oracle: oracle_agreement(&out.split(0)).map(proportion),
+    };
     art::write_json(st, "meta.json", &m)
 }
 
@@ -341,7 +341,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
     let (steps, batch) = (spec.steps as u64, spec.batch as usize);
     let (lr, warmup, clip) = (spec.lr, spec.warmup, spec.clip);
     let mut rows = vec![];
-    let mut summary = serde_json::Map::new();
+    let mut summary = ModelSummary::default();
     let head = match kind {
         ModelKind::Sft => None,
         ModelKind::Pm(op::PmHead::Pooled) => Some(PmHead::Pooled),
@@ -391,26 +391,25 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         )?;
         if let Some(select) = &select_set {
             let best = checks.iter().min_by(|a, b| a.val_loss.total_cmp(&b.val_loss));
-            summary.insert(
-                "plateau".into(),
-                serde_json::json!({
-                    "stopped_at": rows.last().map_or(0, |r| r.step),
-                    "max_steps": steps,
-                    "reached": plateau_reached(&checks, spec.patience as usize),
-                    "best_step": best.map(|c| c.step),
-                    "best_val_loss": best.map(|c| c.val_loss),
-                    "selection_rows": select.len(),
-                }),
-            );
+            summary.plateau = Some(PlateauSummary {
+                stopped_at: rows.last().map_or(0, |r| r.step),
+                max_steps: steps,
+                reached: plateau_reached(&checks, spec.patience as usize),
+                best_step: best.map(|c| c.step),
+                best_val_loss: best.map(|c| c.val_loss),
+                selection_rows: select.len(),
+            });
             st.write("validation.csv", &art::csv_bytes(&checks).map_err(ExecError::Invalid)?)?;
         }
         let eval_set = if val_set.is_empty() { &train_set } else { &val_set };
         let acc = tch::no_grad(|| eval::pm_accuracy(&pm, eval_set));
-        summary.insert("val_accuracy".into(), serde_json::json!({"value": acc.value, "stderr": acc.stderr, "n": acc.n, "split": if val_set.is_empty() { "train" } else { "validation" }}));
-        if let Some(e) = pm_oracle_agreement(&pm, eval_set, ctx.device) {
-            summary
-                .insert("oracle_agreement".into(), serde_json::json!({"value": e.value, "stderr": e.stderr, "n": e.n}));
-        }
+        let split = if val_set.is_empty() { "train" } else { "validation" };
+        summary.val_accuracy = Some(Accuracy { value: acc.value, stderr: acc.stderr, n: acc.n, split: split.into() });
+        summary.oracle_agreement = pm_oracle_agreement(&pm, eval_set, ctx.device).map(|e| Proportion {
+            value: e.value,
+            stderr: e.stderr,
+            n: e.n,
+        });
         art::write_pm(st, &pm)?;
     } else {
         let policy = match spec.base {
@@ -435,7 +434,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
                     .token_logprobs(&val_set.prompts.to_device(ctx.device), &val_set.chosen.to_device(ctx.device));
                 -(lp.sum(Kind::Float) / mask.to_kind(Kind::Float).sum(Kind::Float)).double_value(&[])
             });
-            summary.insert("val_token_nll_chosen".into(), serde_json::json!(nll));
+            summary.val_token_nll_chosen = Some(nll);
         }
         art::write_policy(st, &policy)?;
     }

@@ -265,7 +265,7 @@ fn slurm(what: &str, any_failure: bool, make: impl Fn() -> Command) -> Result<st
 }
 
 /// This user's jobs Slurm still knows: id → (name, state).
-fn queue() -> Result<HashMap<String, (String, String)>, ExecError> {
+fn queue() -> Result<Queue, ExecError> {
     let out = slurm("squeue", true, || {
         let mut c = Command::new("squeue");
         c.args(["-h", "--me", "-t", "all", "-o", "%i|%j|%T"]);
@@ -365,7 +365,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
 }
 
 /// The job a previous driver left for this node, if Slurm still runs it.
-fn adopt(store: &Store, key: &Key, queue: &HashMap<String, (String, String)>) -> Option<String> {
+fn adopt(store: &Store, key: &Key, queue: &Queue) -> Option<String> {
     let recorded = std::fs::read_to_string(store.root().join("slurm").join("jobs").join(key.hex())).ok();
     if let Some(id) = recorded.map(|s| s.trim().to_string()) {
         if queue.get(&id).is_some_and(|(_, st)| active(st)) {
@@ -380,60 +380,31 @@ fn log_path(store: &Store, key: &Key, id: &str) -> PathBuf {
     store.root().join("slurm").join("logs").join(format!("{}.{id}.out", key.hex()))
 }
 
+/// Slurm's queue as `squeue` lists it: job id → (job name, state).
+type Queue = HashMap<String, (String, String)>;
+
 /// Runs the plan's missing nodes as Slurm jobs and waits for them.
 pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, ExecError> {
     let (nodes, (corrupt, unevictable)) = schedule::prepare(plan, store, &opts.only, opts.dry_run, opts.progress);
-    let mut sched = schedule::schedule(plan, store, &nodes);
-    let mut summary = Summary { cached: sched.cached, corrupt, unevictable, ..Default::default() };
+    let sched = schedule::schedule(plan, store, &nodes);
+    let summary = Summary { cached: sched.cached, corrupt, unevictable, ..Default::default() };
+    let mut driver = Driver { plan, store, opts, sched, summary, running: HashMap::new(), submitted: HashMap::new() };
     if opts.dry_run {
         for n in &nodes {
-            if sched.todo.contains(&n.key) {
+            if driver.sched.todo.contains(&n.key) {
                 opts.progress.log(&format!("would submit {:<18} {}", n.kind(), n.display_name()));
-                summary.ran.push(Ran::new(n, 0.0));
+                driver.summary.ran.push(Ran::new(n, 0.0));
             }
         }
-        return Ok(summary);
+        return Ok(driver.summary);
     }
     dirs(store)?;
-    opts.progress.start(sched.todo.len() as u64);
-    let mut running: HashMap<Key, Job> = HashMap::new();
-    // Submissions per node by this driver.
-    let mut submitted: HashMap<Key, u32> = HashMap::new();
-    let mut q = queue()?;
+    opts.progress.start(driver.sched.todo.len() as u64);
     let poll = Duration::from_secs_f64(opts.profile.slurm.poll_seconds.max(0.1));
+    let mut q = queue()?;
     loop {
-        // Submit (or adopt) whatever is ready.
-        while let Some(key) = sched.ready.pop_front() {
-            let node = plan.node(&key).expect("planned node");
-            if is_done(store, plan, node) {
-                summary.cached += 1;
-                sched.release(&key);
-                continue;
-            }
-            if let Some(id) = adopt(store, &key, &q) {
-                opts.progress.log(&format!(
-                    "adopted    {:<18} {} (job {id}, still in the queue)",
-                    node.kind(),
-                    node.display_name()
-                ));
-                running.insert(key, Job { id, since: Instant::now() });
-                continue;
-            }
-            match submit(store, node, opts) {
-                Ok(id) => {
-                    opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind(), node.display_name()));
-                    *submitted.entry(key).or_default() += 1;
-                    running.insert(key, Job { id, since: Instant::now() });
-                }
-                Err(e) => {
-                    opts.progress.log(&format!("failed     {} {}: {e}", node.kind(), node.display_name()));
-                    summary.failed.push((node.display_name(), e.to_string(), store.root().join("slurm")));
-                    let skipped = sched.fail(plan, &key);
-                    summary.skipped.extend(skipped);
-                }
-            }
-        }
-        if running.is_empty() {
+        driver.submit_ready(&q);
+        if driver.running.is_empty() {
             break;
         }
         if opts.stop.load(Ordering::Relaxed) {
@@ -441,85 +412,166 @@ pub fn run(plan: &Plan, store: &Store, opts: &SlurmOptions) -> Result<Summary, E
             // again adopts them.
             opts.progress.log(&format!(
                 "stopping the driver; {} job(s) stay queued or running (run again to follow them, or scancel them)",
-                running.len()
+                driver.running.len()
             ));
-            summary.interrupted = true;
+            driver.summary.interrupted = true;
             break;
         }
         std::thread::sleep(poll);
         q = queue()?;
-        let mut finished: Vec<Key> =
-            running.iter().filter(|(_, j)| !q.get(&j.id).is_some_and(|(_, st)| active(st))).map(|(k, _)| *k).collect();
-        finished.sort();
-        for key in finished {
-            let job = running.remove(&key).expect("running job");
+        driver.collect_finished(&q);
+    }
+    opts.progress.finish();
+    Ok(driver.summary)
+}
+
+/// The driver's state between polls of the queue.
+struct Driver<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    opts: &'a SlurmOptions<'a>,
+    sched: schedule::Schedule,
+    summary: Summary,
+    running: HashMap<Key, Job>,
+    /// Submissions per node by this driver.
+    submitted: HashMap<Key, u32>,
+}
+
+impl Driver<'_> {
+    /// Submits (or adopts from the queue) whatever is ready.
+    fn submit_ready(&mut self, q: &Queue) {
+        let (plan, store, opts) = (self.plan, self.store, self.opts);
+        while let Some(key) = self.sched.ready.pop_front() {
             let node = plan.node(&key).expect("planned node");
             if is_done(store, plan, node) {
-                // Node time as the job measured it where the entry records
-                // it; a training run's checkpoints do not, so there the time
-                // since submission (queueing included) stands in.
-                let secs = store
-                    .manifest(&key)
-                    .map(|m| m.compute_seconds)
-                    .unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
+                self.summary.cached += 1;
+                self.sched.release(&key);
+                continue;
+            }
+            if let Some(id) = adopt(store, &key, q) {
                 opts.progress.log(&format!(
-                    "done       {:<18} {} (job {}, {secs:.1}s)",
+                    "adopted    {:<18} {} (job {id}, still in the queue)",
                     node.kind(),
-                    node.display_name(),
-                    job.id
+                    node.display_name()
                 ));
-                opts.progress.advance();
-                summary.ran.push(Ran::new(node, secs));
-                sched.release(&key);
+                self.running.insert(key, Job { id, since: Instant::now() });
+                continue;
+            }
+            match submit(store, node, opts) {
+                Ok(id) => {
+                    opts.progress.log(&format!("submitted  {:<18} {} (job {id})", node.kind(), node.display_name()));
+                    *self.submitted.entry(key).or_default() += 1;
+                    self.running.insert(key, Job { id, since: Instant::now() });
+                }
+                Err(e) => {
+                    opts.progress.log(&format!("failed     {} {}: {e}", node.kind(), node.display_name()));
+                    self.summary.failed.push((node.display_name(), e.to_string(), store.root().join("slurm")));
+                    let skipped = self.sched.fail(plan, &key);
+                    self.summary.skipped.extend(skipped);
+                }
+            }
+        }
+    }
+
+    /// Every job no longer active in the queue: done, resubmitted when the
+    /// cluster ended it and attempts remain, or failed.
+    fn collect_finished(&mut self, q: &Queue) {
+        let mut finished: Vec<Key> = self
+            .running
+            .iter()
+            .filter(|(_, j)| !q.get(&j.id).is_some_and(|(_, st)| active(st)))
+            .map(|(k, _)| *k)
+            .collect();
+        finished.sort();
+        for key in finished {
+            let job = self.running.remove(&key).expect("running job");
+            let node = self.plan.node(&key).expect("planned node");
+            if is_done(self.store, self.plan, node) {
+                self.done(node, &job);
                 continue;
             }
             let state = q.get(&job.id).map(|(_, s)| s.clone()).unwrap_or_else(|| "gone from the queue".into());
-            let attempts = submitted.get(&key).copied().unwrap_or(1);
-            if ended_by_cluster(&state) && attempts < opts.profile.slurm.attempts.max(1) {
-                match submit(store, node, opts) {
-                    Ok(id) => {
-                        opts.progress.log(&format!(
-                            "resubmitted {:<17} {} (job {} ended {state}; job {id} resumes from the saved state, submission {} of at most {})",
-                            node.kind(),
-                            node.display_name(),
-                            job.id,
-                            attempts + 1,
-                            opts.profile.slurm.attempts
-                        ));
-                        submitted.insert(key, attempts + 1);
-                        match summary.resubmitted.iter_mut().find(|(n, _)| *n == node.display_name()) {
-                            Some((_, times)) => *times += 1,
-                            None => summary.resubmitted.push((node.display_name(), 1)),
-                        }
-                        running.insert(key, Job { id, since: Instant::now() });
-                        continue;
-                    }
-                    Err(e) => opts.progress.log(&format!("could not submit {} again: {e}", node.display_name())),
+            let attempts = self.submitted.get(&key).copied().unwrap_or(1);
+            if ended_by_cluster(&state) && attempts < self.opts.profile.slurm.attempts.max(1) {
+                if let Some(id) = self.resubmit(node, &job, &state, attempts) {
+                    self.running.insert(key, Job { id, since: Instant::now() });
+                    continue;
                 }
             }
-            let log = log_path(store, &key, &job.id);
-            let mut why = if ended_by_cluster(&state) {
-                format!("Slurm job {} ended ({state}) without a result, after {attempts} submission(s)", job.id)
-            } else {
-                format!("Slurm job {} ended ({state}) without a result", job.id)
-            };
-            // The job's own last words say why far better than its state.
-            if let Some(tail) = log_tail(&log, 12) {
-                why.push_str(&format!("; the end of its log:\n{tail}"));
-            }
-            opts.progress.log(&format!(
-                "failed     {} {}: {why}\n           log: {}",
-                node.kind(),
-                node.display_name(),
-                log.display()
-            ));
-            summary.failed.push((node.display_name(), why, log));
-            let skipped = sched.fail(plan, &key);
-            summary.skipped.extend(skipped);
+            self.failed(node, &job, &state, attempts);
         }
     }
-    opts.progress.finish();
-    Ok(summary)
+
+    fn done(&mut self, node: &Node, job: &Job) {
+        // Node time as the job measured it where the entry records it; a
+        // training run's checkpoints do not, so there the time since
+        // submission (queueing included) stands in.
+        let secs = self
+            .store
+            .manifest(&node.key)
+            .map(|m| m.compute_seconds)
+            .unwrap_or_else(|_| job.since.elapsed().as_secs_f64());
+        self.opts.progress.log(&format!(
+            "done       {:<18} {} (job {}, {secs:.1}s)",
+            node.kind(),
+            node.display_name(),
+            job.id
+        ));
+        self.opts.progress.advance();
+        self.summary.ran.push(Ran::new(node, secs));
+        self.sched.release(&node.key);
+    }
+
+    /// Submits a node the cluster ended once more (it resumes from its saved
+    /// state); the new job's id, or None when submitting failed.
+    fn resubmit(&mut self, node: &Node, job: &Job, state: &str, attempts: u32) -> Option<String> {
+        let opts = self.opts;
+        match submit(self.store, node, opts) {
+            Ok(id) => {
+                opts.progress.log(&format!(
+                    "resubmitted {:<17} {} (job {} ended {state}; job {id} resumes from the saved state, submission {} of at most {})",
+                    node.kind(),
+                    node.display_name(),
+                    job.id,
+                    attempts + 1,
+                    opts.profile.slurm.attempts
+                ));
+                self.submitted.insert(node.key, attempts + 1);
+                match self.summary.resubmitted.iter_mut().find(|(n, _)| *n == node.display_name()) {
+                    Some((_, times)) => *times += 1,
+                    None => self.summary.resubmitted.push((node.display_name(), 1)),
+                }
+                Some(id)
+            }
+            Err(e) => {
+                opts.progress.log(&format!("could not submit {} again: {e}", node.display_name()));
+                None
+            }
+        }
+    }
+
+    /// A job that ended without a result: the failure, with its log's last
+    /// words (they say why far better than its state), and what it skips.
+    fn failed(&mut self, node: &Node, job: &Job, state: &str, attempts: u32) {
+        let log = log_path(self.store, &node.key, &job.id);
+        let mut why = if ended_by_cluster(state) {
+            format!("Slurm job {} ended ({state}) without a result, after {attempts} submission(s)", job.id)
+        } else {
+            format!("Slurm job {} ended ({state}) without a result", job.id)
+        };
+        if let Some(tail) = log_tail(&log, 12) {
+            why.push_str(&format!("; the end of its log:\n{tail}"));
+        }
+        self.opts.progress.log(&format!(
+            "failed     {} {}: {why}\n           log: {}",
+            node.kind(),
+            node.display_name(),
+            log.display()
+        ));
+        self.summary.failed.push((node.display_name(), why, log));
+        let skipped = self.sched.fail(self.plan, &node.key);
+        self.summary.skipped.extend(skipped);
+    }
 }
 
 /// The last `lines` lines of a job's log, indented, if it has any.

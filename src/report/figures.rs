@@ -22,6 +22,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::check::program::InstanceName;
+use crate::exec::result_metric::ResultMetric;
 use crate::plan::op::{FigureShape, FigureSpec, Presentation, SeriesBy};
 use crate::plan::{Key, Node, Op};
 use crate::report::palette::Palette;
@@ -126,25 +127,15 @@ pub struct Tested {
 fn rows_of<'a>(rows: &'a [EvalRow], keys: &[Key], evals: &[InstanceName]) -> Vec<&'a EvalRow> {
     let selected: Vec<&EvalRow> =
         rows.iter().filter(|r| keys.contains(&r.key) && (evals.is_empty() || evals.contains(&r.eval))).collect();
-    let mut headline: std::collections::HashMap<&InstanceName, &str> = std::collections::HashMap::new();
+    let mut headline: std::collections::HashMap<&InstanceName, ResultMetric> = std::collections::HashMap::new();
     for r in &selected {
-        headline.entry(&r.eval).or_insert(r.metric.as_str());
+        headline.entry(&r.eval).or_insert(r.result.metric);
     }
-    selected.iter().filter(|r| headline.get(&r.eval) == Some(&r.metric.as_str())).copied().collect()
+    selected.iter().filter(|r| headline.get(&r.eval) == Some(&r.result.metric)).copied().collect()
 }
 
 fn metric_label(rows: &[&EvalRow]) -> String {
-    rows.first()
-        .map(|r| match r.metric.as_str() {
-            "kl" => "KL(πθ ‖ πsft)".to_string(),
-            "winrate" => "win rate against the baseline".to_string(),
-            "accuracy" => "classification accuracy".to_string(),
-            "winner_logprob" => "log πθ(y_w) − log πsft(y_w)".to_string(),
-            "self_accuracy" => "self-classification accuracy".to_string(),
-            "oracle_reward" => "oracle reward r*(x, y)".to_string(),
-            m => m.to_string(),
-        })
-        .unwrap_or_default()
+    rows.first().map(|r| r.result.metric.label().to_string()).unwrap_or_default()
 }
 
 /// Every figure a figure node stands for: one per declaration lowered to
@@ -178,171 +169,171 @@ pub fn figure_data(
         ),
         _ => (label.clone(), String::new(), vec![]),
     };
-    let name = label;
-    let Op::Figure(FigureSpec { shape, .. }) = &node.op else {
-        return Figure {
-            name: name.clone(),
-            decl,
-            member,
-            kind: FigureKind::Curve,
-            title: name,
-            x_label: String::new(),
-            y_label: String::new(),
-            points: vec![],
-            bars: vec![],
-            claim: String::new(),
-            expect: vec![],
-            notes: vec![],
-            narrower_than: None,
-            axes,
-            margin: None,
-            tested: vec![],
-            trend: vec![],
-            levels: BTreeMap::new(),
-        };
+    let mut fig = Figure {
+        title: if title.is_empty() { label.clone() } else { title.to_string() },
+        name: label,
+        decl,
+        member,
+        kind: FigureKind::Curve,
+        x_label: String::new(),
+        y_label: String::new(),
+        points: vec![],
+        bars: vec![],
+        claim: String::new(),
+        expect: vec![],
+        notes: vec![],
+        narrower_than: None,
+        axes,
+        margin: None,
+        tested: vec![],
+        trend: vec![],
+        levels: BTreeMap::new(),
     };
-    let title = if title.is_empty() { name.clone() } else { title.to_string() };
-    let kind = match shape {
+    let Op::Figure(FigureSpec { shape, .. }) = &node.op else {
+        fig.title = fig.name.clone();
+        return fig;
+    };
+    fig.kind = match shape {
         FigureShape::Tradeoff { .. } => FigureKind::Tradeoff,
         FigureShape::Curve { .. } | FigureShape::Curves { .. } => FigureKind::Curve,
         FigureShape::Scatter { .. } => FigureKind::Scatter,
         FigureShape::Best { .. } => FigureKind::Best,
     };
-    let mut fig = Figure {
-        name,
-        decl,
-        member,
-        kind,
-        title,
-        x_label: String::new(),
-        y_label: String::new(),
-        points: vec![],
-        bars: vec![],
-        claim: show.claim.clone(),
-        expect: show.expect.clone(),
-        notes: vec![],
-        narrower_than: show.narrower_than.as_ref().map(|n| n.to_string()),
-        axes,
-        margin: show.margin,
-        tested: vec![],
-        trend: show.trend.clone(),
-        levels: BTreeMap::new(),
-    };
-    let by_member = show.series == SeriesBy::Member;
-    let evals = &show.evals;
+    fig.claim = show.claim.clone();
+    fig.expect = show.expect.clone();
+    fig.narrower_than = show.narrower_than.as_ref().map(|n| n.to_string());
+    fig.margin = show.margin;
+    fig.trend = show.trend.clone();
     match shape {
-        FigureShape::Tradeoff { x, y } | FigureShape::Scatter { x, y } => {
-            let xs = rows_of(rows, x, evals);
-            let ys = rows_of(rows, y, evals);
-            fig.x_label = metric_label(&xs);
-            fig.y_label = metric_label(&ys);
-            for y in &ys {
-                // Join on the evaluated target and step (and, for streams, the data step).
-                if let Some(x) =
-                    xs.iter().find(|x| x.target == y.target && x.step == y.step && x.data_step == y.data_step)
-                {
-                    let member = y.target.to_string();
-                    let series = if by_member { member.clone() } else { y.target.decl.clone() };
-                    let (replicate, candidate) = replicate_of(&y.target);
-                    fig.points.push(Point {
-                        series,
-                        member,
-                        step: y.step,
-                        x: x.value,
-                        x_err: 1.96 * x.stderr,
-                        y: y.value,
-                        y_err: 1.96 * y.stderr,
-                        n: y.n,
-                        replicate,
-                        candidate,
-                        units: y.units.clone(),
-                        unit_set: y.unit_set.clone(),
-                    });
-                }
-            }
-        }
-        FigureShape::Curve { y } => {
-            let keys: Vec<Key> = y.iter().flatten().copied().collect();
-            let ys = rows_of(rows, &keys, evals);
-            fig.x_label = if ys.iter().any(|r| r.data_step.is_some()) {
-                "step of the online data stream".into()
-            } else {
-                "training step".into()
-            };
-            fig.y_label = metric_label(&ys);
-            for y in &ys {
-                let member = format!("{} {}", y.eval, y.target);
-                let x = y.data_step.or(y.step).unwrap_or(0) as f64;
-                fig.points.push(Point {
-                    series: member.clone(),
-                    member,
-                    step: y.step,
-                    x,
-                    x_err: 0.0,
-                    y: y.value,
-                    y_err: 1.96 * y.stderr,
-                    n: y.n,
-                    replicate: String::new(),
-                    candidate: String::new(),
-                    units: vec![],
-                    unit_set: String::new(),
-                });
-            }
-        }
+        FigureShape::Tradeoff { x, y } | FigureShape::Scatter { x, y } => fill_pairs(&mut fig, rows, x, y, show),
+        FigureShape::Curve { y } => fill_curve(&mut fig, rows, &y.iter().flatten().copied().collect::<Vec<_>>(), show),
         // Training metrics are not evaluations: report::training reads them
         // from the cache and fills this figure's points.
         FigureShape::Curves { metric, .. } => {
             fig.x_label = "training step".into();
             fig.y_label = metric.clone();
         }
-        FigureShape::Best { y, quantile } => {
-            let ys = rows_of(rows, y, evals);
-            fig.y_label = metric_label(&ys);
-            let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-            for y in &ys {
-                by.entry(y.target.decl.clone()).or_default().push((y.value, y.stderr));
-                // The rows behind the bars, for the report's comparisons.
-                let (replicate, candidate) = replicate_of(&y.target);
-                fig.points.push(Point {
-                    series: y.target.decl.clone(),
-                    member: y.target.to_string(),
-                    step: y.step,
-                    x: y.step.unwrap_or(0) as f64,
-                    x_err: 0.0,
-                    y: y.value,
-                    y_err: 1.96 * y.stderr,
-                    n: y.n,
-                    replicate,
-                    candidate: format!("{candidate}@{}", y.step.unwrap_or(0)),
-                    units: y.units.clone(),
-                    unit_set: y.unit_set.clone(),
-                });
-            }
-            for (series, mut vals) in by {
-                vals.sort_by(|a, b| a.0.total_cmp(&b.0));
-                let i = ((vals.len() - 1) as f64 * quantile).round() as usize;
-                fig.bars.push((series, vals[i].0, vals[i].1));
-            }
-            if let Some(base_name) = &show.normalize {
-                match fig.bars.iter().find(|b| &b.0 == base_name) {
-                    Some(&(_, base, _)) if base != 0.0 => {
-                        for b in &mut fig.bars {
-                            b.1 /= base;
-                            b.2 /= base.abs();
-                        }
-                        fig.y_label = format!("{} (÷ {base_name})", fig.y_label);
-                    }
-                    Some(_) => fig.notes.push(format!("not divided by `{base_name}`: its value is 0")),
-                    None if fig.bars.is_empty() => {}
-                    None => fig.notes.push(format!(
-                        "not divided by `{base_name}`: the figure has no such series (it has {})",
-                        fig.bars.iter().map(|b| format!("`{}`", b.0)).collect::<Vec<_>>().join(", ")
-                    )),
-                }
-            }
-        }
+        FigureShape::Best { y, quantile } => fill_best(&mut fig, rows, y, *quantile, show),
     }
     fig
+}
+
+/// A tradeoff or scatter: one point per target (and step) the x and y
+/// evaluations both measured, joined on the evaluated target and step
+/// (and, for streams, the data step).
+fn fill_pairs(fig: &mut Figure, rows: &[EvalRow], x: &[Key], y: &[Key], show: &Presentation) {
+    let xs = rows_of(rows, x, &show.evals);
+    let ys = rows_of(rows, y, &show.evals);
+    fig.x_label = metric_label(&xs);
+    fig.y_label = metric_label(&ys);
+    for y in &ys {
+        let Some(x) =
+            xs.iter().find(|x| x.target == y.target && x.step == y.step && x.result.data_step == y.result.data_step)
+        else {
+            continue;
+        };
+        let member = y.target.to_string();
+        let series = if show.series == SeriesBy::Member { member.clone() } else { y.target.decl.clone() };
+        let (replicate, candidate) = replicate_of(&y.target);
+        fig.points.push(Point {
+            series,
+            member,
+            step: y.step,
+            x: x.result.value,
+            x_err: 1.96 * x.result.stderr,
+            y: y.result.value,
+            y_err: 1.96 * y.result.stderr,
+            n: y.result.n,
+            replicate,
+            candidate,
+            units: y.result.units.clone(),
+            unit_set: y.unit_set.clone(),
+        });
+    }
+}
+
+/// A curve: each (evaluation, target) a series over training steps, or
+/// over the data stream's steps for windows along a stream.
+fn fill_curve(fig: &mut Figure, rows: &[EvalRow], keys: &[Key], show: &Presentation) {
+    let ys = rows_of(rows, keys, &show.evals);
+    fig.x_label = if ys.iter().any(|r| r.result.data_step.is_some()) {
+        "step of the online data stream"
+    } else {
+        "training step"
+    }
+    .into();
+    fig.y_label = metric_label(&ys);
+    for y in &ys {
+        let member = format!("{} {}", y.eval, y.target);
+        fig.points.push(Point {
+            series: member.clone(),
+            member,
+            step: y.step,
+            x: y.result.data_step.or(y.step).unwrap_or(0) as f64,
+            x_err: 0.0,
+            y: y.result.value,
+            y_err: 1.96 * y.result.stderr,
+            n: y.result.n,
+            replicate: String::new(),
+            candidate: String::new(),
+            units: vec![],
+            unit_set: String::new(),
+        });
+    }
+}
+
+/// Bars: each declaration's value at the given quantile of its members
+/// and checkpoints, divided by the `normalize` series where one is named;
+/// the rows behind the bars are kept as points for the report's comparisons.
+fn fill_best(fig: &mut Figure, rows: &[EvalRow], y: &[Key], quantile: f64, show: &Presentation) {
+    let ys = rows_of(rows, y, &show.evals);
+    fig.y_label = metric_label(&ys);
+    let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for y in &ys {
+        by.entry(y.target.decl.clone()).or_default().push((y.result.value, y.result.stderr));
+        let (replicate, candidate) = replicate_of(&y.target);
+        fig.points.push(Point {
+            series: y.target.decl.clone(),
+            member: y.target.to_string(),
+            step: y.step,
+            x: y.step.unwrap_or(0) as f64,
+            x_err: 0.0,
+            y: y.result.value,
+            y_err: 1.96 * y.result.stderr,
+            n: y.result.n,
+            replicate,
+            candidate: format!("{candidate}@{}", y.step.unwrap_or(0)),
+            units: y.result.units.clone(),
+            unit_set: y.unit_set.clone(),
+        });
+    }
+    for (series, mut vals) in by {
+        vals.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let i = ((vals.len() - 1) as f64 * quantile).round() as usize;
+        fig.bars.push((series, vals[i].0, vals[i].1));
+    }
+    if let Some(base_name) = &show.normalize {
+        normalize_bars(fig, base_name);
+    }
+}
+
+/// Divides every bar by the named series' bar; a note says why not where it cannot.
+fn normalize_bars(fig: &mut Figure, base_name: &str) {
+    match fig.bars.iter().find(|b| b.0 == base_name) {
+        Some(&(_, base, _)) if base != 0.0 => {
+            for b in &mut fig.bars {
+                b.1 /= base;
+                b.2 /= base.abs();
+            }
+            fig.y_label = format!("{} (÷ {base_name})", fig.y_label);
+        }
+        Some(_) => fig.notes.push(format!("not divided by `{base_name}`: its value is 0")),
+        None if fig.bars.is_empty() => {}
+        None => fig.notes.push(format!(
+            "not divided by `{base_name}`: the figure has no such series (it has {})",
+            fig.bars.iter().map(|b| format!("`{}`", b.0)).collect::<Vec<_>>().join(", ")
+        )),
+    }
 }
 
 /// Is an axis of a figure's sweep member a world? (Its name is `world` or
@@ -849,16 +840,18 @@ mod tests {
             eval: InstanceName::plain(eval),
             target: InstanceName::plain(target),
             step: Some(0),
-            metric: "kl".into(),
-            value: 0.0,
-            stderr: 0.0,
-            ci_low: 0.0,
-            ci_high: 0.0,
-            n: 1,
-            data_step: None,
+            result: crate::exec::artifacts::ResultRow {
+                metric: ResultMetric::Kl,
+                value: 0.0,
+                stderr: 0.0,
+                ci_low: 0.0,
+                ci_high: 0.0,
+                n: 1,
+                data_step: None,
+                units: vec![],
+                scores: vec![],
+            },
             key: *key,
-            units: vec![],
-            scores: vec![],
             unit_set: String::new(),
         }
     }
@@ -982,10 +975,10 @@ mod tests {
     fn best_divides_by_the_series_it_names_and_by_no_other() {
         let (a, b) = (Key([1; 32]), Key([2; 32]));
         let mut r1 = row("wr", "online_large", &a);
-        r1.value = 0.5;
-        r1.stderr = 0.125;
+        r1.result.value = 0.5;
+        r1.result.stderr = 0.125;
         let mut r2 = row("wr", "offline_large", &b);
-        r2.value = 0.25;
+        r2.result.value = 0.25;
         let rows = vec![r1, r2];
         // A series named anything (not only `online`) can be the divisor.
         let fig = best_figure(Some("online_large"), &rows, vec![a, b]);

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use crate::check::program::InstanceName;
 use crate::exec::artifacts as art;
+use crate::exec::result_metric::ResultMetric;
 use crate::exec::store::Store;
 use crate::plan::{Key, NodeName, Op, Plan};
 
-/// One evaluation result of one target.
+/// One evaluation result of one target: the evaluation node's own row
+/// (`results.csv`, with its units from `units.csv`) and what names it.
 #[derive(Debug, Clone)]
 pub struct EvalRow {
     /// The evaluation's instance (`wr`, `wr[seed=1]`).
@@ -18,20 +20,11 @@ pub struct EvalRow {
     /// What it evaluated: a run (at `step`) or a model.
     pub target: InstanceName,
     pub step: Option<i64>,
-    pub metric: String,
-    pub value: f64,
-    pub stderr: f64,
-    pub ci_low: f64,
-    pub ci_high: f64,
-    pub n: usize,
-    /// For windows along a data stream: the stream step at the window's centre.
-    pub data_step: Option<i64>,
+    /// The metric, its estimate, interval and units (prompt, pair or sample,
+    /// in the evaluation's order) with, where there is one, the score behind
+    /// each: what paired comparisons are computed from.
+    pub result: art::ResultRow,
     pub key: Key,
-    /// Each unit's value (prompt, pair or sample, in the evaluation's
-    /// order) and, where there is one, the score behind it: what paired
-    /// comparisons are computed from.
-    pub units: Vec<f64>,
-    pub scores: Vec<Option<f64>>,
     /// Which units those are: rows with the same `unit_set` were scored on
     /// the same prompts (pairs) in the same order, so unit i pairs with unit i.
     pub unit_set: String,
@@ -53,7 +46,7 @@ struct CsvRow {
     eval: String,
     target: String,
     step: Option<i64>,
-    metric: String,
+    metric: ResultMetric,
     value: f64,
     stderr: f64,
     ci_low: f64,
@@ -79,31 +72,26 @@ pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
             }
             _ => String::new(),
         };
+        let results: Vec<art::ResultRow> = rows
+            .into_iter()
+            .map(|r| {
+                let mine = units.iter().filter(|u| u.metric == r.metric && u.data_step == r.data_step);
+                art::ResultRow {
+                    units: mine.clone().map(|u| u.value).collect(),
+                    scores: mine.filter_map(|u| u.score).collect(),
+                    ..r
+                }
+            })
+            .collect();
         for name in &node.names {
             let NodeName::Eval { eval, target, step } = name else { continue };
-            for r in &rows {
+            for result in &results {
                 out.push(EvalRow {
                     eval: eval.clone(),
                     target: target.clone(),
                     step: *step,
-                    metric: r.metric.clone(),
-                    value: r.value,
-                    stderr: r.stderr,
-                    ci_low: r.ci_low,
-                    ci_high: r.ci_high,
-                    n: r.n,
-                    data_step: r.data_step,
+                    result: result.clone(),
                     key: node.key,
-                    units: units
-                        .iter()
-                        .filter(|u| u.metric == r.metric && u.data_step == r.data_step)
-                        .map(|u| u.value)
-                        .collect(),
-                    scores: units
-                        .iter()
-                        .filter(|u| u.metric == r.metric && u.data_step == r.data_step)
-                        .map(|u| u.score)
-                        .collect(),
                     unit_set: unit_set.clone(),
                 });
             }
@@ -114,11 +102,11 @@ pub fn eval_rows(plan: &Plan, store: &Store) -> Vec<EvalRow> {
 
 /// A row of `per_prompt.csv`: one unit of one result.
 #[derive(Debug, serde::Serialize)]
-struct UnitCsvRow<'a> {
+struct UnitCsvRow {
     eval: String,
     target: String,
     step: Option<i64>,
-    metric: &'a str,
+    metric: ResultMetric,
     data_step: Option<i64>,
     unit: usize,
     value: f64,
@@ -132,15 +120,15 @@ pub fn write_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::Pat
     let units: Vec<UnitCsvRow> = rows
         .iter()
         .flat_map(|r| {
-            r.units.iter().enumerate().map(move |(i, v)| UnitCsvRow {
+            r.result.units.iter().enumerate().map(move |(i, v)| UnitCsvRow {
                 eval: r.eval.to_string(),
                 target: r.target_label(),
                 step: r.step,
-                metric: &r.metric,
-                data_step: r.data_step,
+                metric: r.result.metric,
+                data_step: r.result.data_step,
                 unit: i,
                 value: *v,
-                score: r.scores.get(i).copied().flatten(),
+                score: r.result.scores.get(i).copied(),
             })
         })
         .collect();
@@ -156,13 +144,13 @@ fn write_evals_csv(dir: &Path, rows: &[EvalRow]) -> std::io::Result<std::path::P
             eval: r.eval.to_string(),
             target: r.target_label(),
             step: r.step,
-            metric: r.metric.clone(),
-            value: r.value,
-            stderr: r.stderr,
-            ci_low: r.ci_low,
-            ci_high: r.ci_high,
-            n: r.n,
-            data_step: r.data_step,
+            metric: r.result.metric,
+            value: r.result.value,
+            stderr: r.result.stderr,
+            ci_low: r.result.ci_low,
+            ci_high: r.result.ci_high,
+            n: r.result.n,
+            data_step: r.result.data_step,
             key: r.key.short(),
         })
         .collect();

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::exec::artifacts as art;
+use crate::exec::model_summary::{ModelSummary, Proportion, RelabelMeta};
 use crate::exec::schedule::is_done;
 use crate::exec::store::Store;
 use crate::exec::summary::Summary;
@@ -24,10 +25,9 @@ fn ci(v: f64, se: f64) -> String {
 /// An accuracy or agreement (a proportion of n pairs) with its Wilson 95%
 /// interval: unlike value ± 1.96·se it stays inside [0, 1] and does not
 /// shrink to nothing at 0 or 1 ("1.000 [1.000, 1.000] (n = 16)").
-fn json_proportion(v: &serde_json::Value) -> Option<String> {
-    let (value, n) = (v["value"].as_f64()?, v["n"].as_u64()?);
-    let (low, high) = stats::wilson(value, n as usize);
-    Some(format!("{value:.3} [{low:.3}, {high:.3}] (n = {n}, Wilson)"))
+fn proportion(p: &Proportion) -> String {
+    let (low, high) = stats::wilson(p.value, p.n);
+    format!("{:.3} [{low:.3}, {high:.3}] (n = {}, Wilson)", p.value, p.n)
 }
 
 /// Pearson's r of points' (x, y) with a 95% interval (Fisher's z), for
@@ -541,21 +541,22 @@ fn model_blocks(plan: &Plan, store: &Store) -> Vec<Block> {
     let mut data_rows = vec![];
     for n in plan.ordered() {
         if matches!(n.op, Op::Pm(..)) && store.contains(&n.key) {
-            if let Ok(s) = art::read_json::<serde_json::Value>(store, &n.key, "summary.json") {
+            if let Ok(s) = art::read_json::<ModelSummary>(store, &n.key, "summary.json") {
+                let acc = s.val_accuracy.as_ref();
                 pm_rows.push(vec![
                     format!("`{}`", n.display_name()),
-                    json_proportion(&s["val_accuracy"]).unwrap_or("-".into()),
-                    s["val_accuracy"]["split"].as_str().unwrap_or("-").to_string(),
-                    json_proportion(&s["oracle_agreement"]).unwrap_or("-".into()),
+                    acc.map(|a| proportion(&a.proportion())).unwrap_or("-".into()),
+                    acc.map(|a| a.split.clone()).unwrap_or("-".into()),
+                    s.oracle_agreement.as_ref().map(proportion).unwrap_or("-".into()),
                 ]);
             }
         }
         if matches!(n.op, Op::Relabel(_)) && store.contains(&n.key) {
-            if let Ok(m) = art::read_json::<serde_json::Value>(store, &n.key, "meta.json") {
+            if let Ok(m) = art::read_json::<RelabelMeta>(store, &n.key, "meta.json") {
                 data_rows.push(vec![
                     format!("`{}`", n.display_name()),
-                    json_proportion(&m["train_agreement_with_input_labels"]).unwrap_or("-".into()),
-                    json_proportion(&m["train_agreement_with_noiseless_oracle"]).unwrap_or("-".into()),
+                    proportion(&m.train_agreement_with_input_labels),
+                    m.train_agreement_with_noiseless_oracle.as_ref().map(proportion).unwrap_or("-".into()),
                 ]);
             }
         }
@@ -836,8 +837,8 @@ mod tests {
     fn an_accuracy_gets_a_wilson_interval_that_stays_open_at_one() {
         // 16 of 16: Wilson's centre (1 + z²/32)/(1 + z²/16) = 0.9032 and half
         // width (z/(1 + z²/16))·√(z²/1024) = 0.0968, so [0.806, 1.000].
-        let v = serde_json::json!({"value": 1.0, "stderr": 0.0, "n": 16});
-        assert_eq!(json_proportion(&v).unwrap(), "1.000 [0.806, 1.000] (n = 16, Wilson)");
+        let p = Proportion { value: 1.0, stderr: 0.0, n: 16 };
+        assert_eq!(proportion(&p), "1.000 [0.806, 1.000] (n = 16, Wilson)");
     }
 
     #[test]

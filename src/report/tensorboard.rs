@@ -163,12 +163,12 @@ fn eval_scalars(r: &EvalRow, out: &mut Vec<Scalar>) {
         decl: r.eval.decl.clone(),
         member: r.eval.member.iter().filter(|m| !r.target.member.contains(m)).cloned().collect(),
     };
-    let (base, step) = match (r.data_step, r.step) {
-        (Some(d), Some(s)) => (format!("eval/{own}/{}@{s}", r.metric), d),
-        (Some(d), None) => (format!("eval/{own}/{}", r.metric), d),
-        (None, s) => (format!("eval/{own}/{}", r.metric), s.unwrap_or(0)),
+    let (base, step) = match (r.result.data_step, r.step) {
+        (Some(d), Some(s)) => (format!("eval/{own}/{}@{s}", r.result.metric), d),
+        (Some(d), None) => (format!("eval/{own}/{}", r.result.metric), d),
+        (None, s) => (format!("eval/{own}/{}", r.result.metric), s.unwrap_or(0)),
     };
-    for (suffix, value) in [("", r.value), ("/ci_low", r.ci_low), ("/ci_high", r.ci_high)] {
+    for (suffix, value) in [("", r.result.value), ("/ci_low", r.result.ci_low), ("/ci_high", r.result.ci_high)] {
         if value.is_finite() {
             out.push(Scalar { tag: format!("{base}{suffix}"), step, value });
         }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::check::derive::{apply_override, check_decl_ctor, normalize_call};
 use crate::check::names::{Entry, Namespace};
 use crate::check::program::{display_value, AxisId, AxisName, DeclInfo, Instance, InstanceId, Value};
-use crate::check::schema::{ctor, Ty};
+use crate::check::schema::{ctor, Ctor, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::source::{SourceMap, Span};
 use crate::syntax::ast::{Call, DeclBody, Expr, Reference};
@@ -258,12 +258,22 @@ impl<'a> Expander<'a> {
         call
     }
 
+    /// A declaration's instances, one per member of its grid, each
+    /// validated: false when the declaration (or a value in it) is in error.
     fn expand_decl(&mut self, d: usize) -> bool {
         let Some(call) = self.merged_of(d) else { return false };
         let c = ctor(&call.callee.name).expect("normalized calls have known constructors");
         self.decls[d].ctor = Some(c);
+        let (axes, groups) = self.find_grid(&call, c);
+        let Some((axis_values, bad_values)) = self.axis_values(&axes) else { return false };
+        let Some(combos) = self.combinations(d, &axes, &axis_values, &groups) else { return false };
+        let Some(combos) = self.keep_derived(d, combos) else { return false };
+        self.decls[d].axes = self.axis_names(&axes, &groups);
+        self.instantiate(d, c, &call, combos) && !bad_values
+    }
 
-        // 1. Find the grid: own sweep axes and inherited groups.
+    /// The grid: the call's own sweep axes and the groups it inherits.
+    fn find_grid(&mut self, call: &Call, c: &'static Ctor) -> (Vec<Axis>, Vec<GroupFactor>) {
         let mut axes: Vec<Axis> = vec![];
         let mut groups: Vec<GroupFactor> = vec![];
         for arg in &call.args {
@@ -275,13 +285,18 @@ impl<'a> Expander<'a> {
         for a in &axes {
             self.axis_origin.entry(a.id).or_insert_with(|| (leaf(&a.paths[0]).to_string(), a.span));
         }
+        (axes, groups)
+    }
 
-        // 2. Typed values of each axis. A bad value is reported and left out,
-        // so the rest of the declaration is still checked with the good ones.
-        // (index in the sweep as written, value)
-        let mut axis_values: Vec<Vec<(usize, Value)>> = vec![];
+    /// Typed values of each axis, as (index in the sweep as written, value),
+    /// and whether any was bad. A bad value is reported and left out, so the
+    /// rest of the declaration is still checked with the good ones; None
+    /// when an axis has no good value at all.
+    #[allow(clippy::type_complexity)]
+    fn axis_values(&mut self, axes: &[Axis]) -> Option<(Vec<Vec<(usize, Value)>>, bool)> {
+        let mut axis_values = vec![];
         let mut bad_values = false;
-        for a in &axes {
+        for a in axes {
             let mut vals = vec![];
             for (i, item) in a.items.iter().enumerate() {
                 if let Some(v) = self.eval(item, &a.ty, &Choice::default(), &a.paths[0]) {
@@ -294,36 +309,50 @@ impl<'a> Expander<'a> {
                         .label("empty sweep")
                         .help("write `sweep [a, b, ...]`"),
                 );
-                return false;
+                return None;
             }
             if vals.is_empty() {
-                return false; // every value reported
+                return None; // every value reported
             }
-            // The same value twice is one member, not two: say so, since a
-            // sweep written `[1e-4, 0.0001]` looks like two configurations.
-            for (k, (i, v)) in vals.iter().enumerate() {
-                if let Some((first, _)) = vals[..k].iter().find(|(_, w)| w == v) {
-                    self.problems.push(
-                        Problem::new(
-                            Code::DuplicateSweepValue,
-                            a.items[*i].span(),
-                            format!("this sweep lists the value of item {} again: the two are one member", first + 1),
-                        )
-                        .label("the same value again")
-                        .help("remove the repeat, or write the value you meant"),
-                    );
-                }
-            }
+            self.report_repeated_values(a, &vals);
             bad_values |= vals.len() < a.items.len();
             axis_values.push(vals);
         }
+        Some((axis_values, bad_values))
+    }
 
-        // 3. Enumerate consistent combinations, within the limit.
+    /// The same value twice is one member, not two: say so, since a sweep
+    /// written `[1e-4, 0.0001]` looks like two configurations.
+    fn report_repeated_values(&mut self, a: &Axis, vals: &[(usize, Value)]) {
+        for (k, (i, v)) in vals.iter().enumerate() {
+            if let Some((first, _)) = vals[..k].iter().find(|(_, w)| w == v) {
+                self.problems.push(
+                    Problem::new(
+                        Code::DuplicateSweepValue,
+                        a.items[*i].span(),
+                        format!("this sweep lists the value of item {} again: the two are one member", first + 1),
+                    )
+                    .label("the same value again")
+                    .help("remove the repeat, or write the value you meant"),
+                );
+            }
+        }
+    }
+
+    /// Every consistent combination of the axes' values and the groups'
+    /// members, within the limit (checked before building: a grid can be huge).
+    fn combinations(
+        &mut self,
+        d: usize,
+        axes: &[Axis],
+        axis_values: &[Vec<(usize, Value)>],
+        groups: &[GroupFactor],
+    ) -> Option<Vec<Choice>> {
         let mut combos: Vec<Choice> = vec![Choice::default()];
-        for (a, vals) in axes.iter().zip(&axis_values) {
-            // Check the bound before building anything: a grid can be huge.
+        for (a, vals) in axes.iter().zip(axis_values) {
             if combos.len().saturating_mul(vals.len()) > self.max_instances {
-                return self.too_many(d, a.span);
+                self.too_many(d, a.span);
+                return None;
             }
             let mut next = vec![];
             for ch in &combos {
@@ -336,59 +365,74 @@ impl<'a> Expander<'a> {
             }
             combos = next;
             if combos.len() > self.max_instances {
-                return self.too_many(d, a.span);
+                self.too_many(d, a.span);
+                return None;
             }
         }
-        for g in &groups {
+        for g in groups {
             if combos.len().saturating_mul(g.members.len()) > self.max_instances {
-                return self.too_many(d, self.ns.decls[d].name.span);
+                self.too_many(d, self.ns.decls[d].name.span);
+                return None;
             }
-            let mut next = vec![];
-            for ch in &combos {
-                for m in &g.members {
-                    let maxes = &self.instances[*m].axes;
-                    if maxes.iter().all(|(k, v)| ch.assignment.get(k).is_none_or(|x| x == v)) {
-                        let mut n = ch.clone();
-                        n.group.insert(g.key.clone(), *m);
-                        for (k, v) in maxes {
-                            n.assignment.insert(*k, v.clone());
-                        }
-                        next.push(n);
-                    }
-                }
-            }
+            let next = self.join_group(&combos, g);
             if next.is_empty() && !combos.is_empty() {
                 self.report_no_members(d, g, &combos);
-                return false;
+                return None;
             }
             combos = next;
             if combos.len() > self.max_instances {
-                return self.too_many(d, self.ns.decls[d].name.span);
+                self.too_many(d, self.ns.decls[d].name.span);
+                return None;
             }
         }
-        // Derived from (selected) members: keep the members of the derived
-        // grid that agree with one of them on every axis both have.
-        if let Some(from) = self.derive_from.get(&d).cloned() {
-            let instances = &self.instances;
-            combos.retain(|c| {
-                from.iter().any(|m| instances[*m].axes.iter().all(|(k, v)| c.assignment.get(k).is_none_or(|x| x == v)))
-            });
-            if combos.is_empty() {
-                self.problems.push(
-                    Problem::new(
-                        Code::NoMembers,
-                        self.ns.decls[d].name.span,
-                        format!("`{}` has no member that agrees with the members it derives from", self.ns.decls[d].name.name),
-                    )
-                    .label("no members")
-                    .help("its overrides leave no combination its base's selection allows; select other members or override fewer axes"),
-                );
-                return false;
-            }
-        }
-        self.decls[d].axes = self.axis_names(&axes, &groups);
+        Some(combos)
+    }
 
-        // 4. One instance per combination.
+    /// Each combination extended by each member of an inherited group that
+    /// agrees with it on every axis both have.
+    fn join_group(&self, combos: &[Choice], g: &GroupFactor) -> Vec<Choice> {
+        let mut next = vec![];
+        for ch in combos {
+            for m in &g.members {
+                let maxes = &self.instances[*m].axes;
+                if maxes.iter().all(|(k, v)| ch.assignment.get(k).is_none_or(|x| x == v)) {
+                    let mut n = ch.clone();
+                    n.group.insert(g.key.clone(), *m);
+                    for (k, v) in maxes {
+                        n.assignment.insert(*k, v.clone());
+                    }
+                    next.push(n);
+                }
+            }
+        }
+        next
+    }
+
+    /// Derived from (selected) members: keep the members of the derived
+    /// grid that agree with one of them on every axis both have.
+    fn keep_derived(&mut self, d: usize, mut combos: Vec<Choice>) -> Option<Vec<Choice>> {
+        let Some(from) = self.derive_from.get(&d).cloned() else { return Some(combos) };
+        let instances = &self.instances;
+        combos.retain(|c| {
+            from.iter().any(|m| instances[*m].axes.iter().all(|(k, v)| c.assignment.get(k).is_none_or(|x| x == v)))
+        });
+        if combos.is_empty() {
+            self.problems.push(
+                Problem::new(
+                    Code::NoMembers,
+                    self.ns.decls[d].name.span,
+                    format!("`{}` has no member that agrees with the members it derives from", self.ns.decls[d].name.name),
+                )
+                .label("no members")
+                .help("its overrides leave no combination its base's selection allows; select other members or override fewer axes"),
+            );
+            return None;
+        }
+        Some(combos)
+    }
+
+    /// One validated instance per combination, within the plan's bound.
+    fn instantiate(&mut self, d: usize, c: &'static Ctor, call: &Call, combos: Vec<Choice>) -> bool {
         if self.instances.len().saturating_add(combos.len()) > self.max_total {
             self.problems.push(
                 Problem::new(
@@ -406,40 +450,7 @@ impl<'a> Expander<'a> {
         }
         let name = self.ns.decls[d].name.name.clone();
         for ch in combos {
-            let mut args = BTreeMap::new();
-            let mut ok = true;
-            for p in c.params {
-                let given = call.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
-                match given {
-                    Some(a) => match self.eval(&a.value, &p.ty, &ch, p.name) {
-                        Some(v) => {
-                            args.insert(p.name.to_string(), v);
-                        }
-                        None => ok = false,
-                    },
-                    None => match default_value(p.default) {
-                        Some(v) => {
-                            args.insert(p.name.to_string(), v);
-                        }
-                        None if p.default == crate::check::schema::Default::Required => {
-                            self.problems.push(
-                                Problem::new(
-                                    Code::MissingArgument,
-                                    call.callee.span,
-                                    format!("`{}` needs the argument `{}`", c.name, p.name),
-                                )
-                                .label(format!("`{}` missing", p.name))
-                                .help(format!("{}: {}", p.name, p.doc)),
-                            );
-                            ok = false;
-                        }
-                        None => {}
-                    },
-                }
-            }
-            if !ok {
-                return false;
-            }
+            let Some(args) = self.instance_args(c, call, &ch) else { return false };
             let member = self.decls[d]
                 .axes
                 .iter()
@@ -468,10 +479,48 @@ impl<'a> Expander<'a> {
                 return false;
             }
         }
-        !bad_values
+        true
     }
 
-    fn too_many(&mut self, d: usize, span: Span) -> bool {
+    /// One member's arguments: each parameter's given value under the
+    /// member's choice, or its default; None (reported) when one is missing
+    /// or in error.
+    fn instance_args(&mut self, c: &'static Ctor, call: &Call, ch: &Choice) -> Option<BTreeMap<String, Value>> {
+        let mut args = BTreeMap::new();
+        let mut ok = true;
+        for p in c.params {
+            let given = call.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
+            match given {
+                Some(a) => match self.eval(&a.value, &p.ty, ch, p.name) {
+                    Some(v) => {
+                        args.insert(p.name.to_string(), v);
+                    }
+                    None => ok = false,
+                },
+                None => match default_value(p.default) {
+                    Some(v) => {
+                        args.insert(p.name.to_string(), v);
+                    }
+                    None if p.default == crate::check::schema::Default::Required => {
+                        self.problems.push(
+                            Problem::new(
+                                Code::MissingArgument,
+                                call.callee.span,
+                                format!("`{}` needs the argument `{}`", c.name, p.name),
+                            )
+                            .label(format!("`{}` missing", p.name))
+                            .help(format!("{}: {}", p.name, p.doc)),
+                        );
+                        ok = false;
+                    }
+                    None => {}
+                },
+            }
+        }
+        ok.then_some(args)
+    }
+
+    fn too_many(&mut self, d: usize, span: Span) {
         self.problems.push(
             Problem::new(
                 Code::SweepLimit,
@@ -481,7 +530,6 @@ impl<'a> Expander<'a> {
             .label("this axis pushes it past the limit")
             .help("shrink the grid, or raise the limit with --max-sweep"),
         );
-        false
     }
 
     fn discover(

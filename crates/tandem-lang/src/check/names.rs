@@ -50,25 +50,43 @@ impl<'a> Namespace<'a> {
     }
 }
 
+/// The namespace of the files: every name declared (duplicates reported),
+/// unknown names and cycles reported, and the declarations in dependency
+/// order with everything downstream of an error marked broken.
 pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a> {
     let mut ns = Namespace {
-        lets: vec![],
-        decls: vec![],
+        lets: files.iter().flat_map(|f| &f.lets).collect(),
+        decls: files.iter().flat_map(|f| &f.decls).collect(),
         by_name: HashMap::new(),
         decl_order: vec![],
         broken: Default::default(),
         needs_base_members: Default::default(),
     };
-    for f in files {
-        for l in &f.lets {
-            ns.lets.push(l);
-        }
-        for d in &f.decls {
-            ns.decls.push(d);
+    let entries = declare(&mut ns, problems);
+    let derive_graph = derivation_graph(&ns);
+    for i in 0..ns.decls.len() {
+        if selects_base_members(&ns, i, &mut vec![]) {
+            ns.needs_base_members.insert(i);
         }
     }
-    // Declare every name, reporting duplicates against the first declaration.
-    let entries: Vec<(Entry, &Ident)> = ns
+    let (mut graph, index) = dependency_graph(&mut ns, &entries, problems);
+    report_cycles(&mut ns, &graph, &derive_graph, problems);
+    // A derivation whose base is in a cycle cannot be built either.
+    for (i, d) in ns.decls.iter().enumerate() {
+        if let Some(Entry::Decl(b)) = derivation_base(d).and_then(|base| ns.by_name.get(&base.name.name)) {
+            if ns.broken.contains(&Entry::Decl(*b)) && !ns.broken.contains(&Entry::Decl(i)) {
+                graph.add_edge(index[&Entry::Decl(*b)], index[&Entry::Decl(i)], ());
+            }
+        }
+    }
+    order_and_propagate(&mut ns, &graph, &index);
+    ns
+}
+
+/// Declares every name, reporting duplicates against the first
+/// declaration; returns every entry with its name, lets first.
+fn declare<'a>(ns: &mut Namespace<'a>, problems: &mut Vec<Problem>) -> Vec<(Entry, &'a Ident)> {
+    let entries: Vec<(Entry, &'a Ident)> = ns
         .lets
         .iter()
         .enumerate()
@@ -90,19 +108,15 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
             ns.by_name.insert(ident.name.clone(), entry);
         }
     }
+    entries
+}
 
-    // Dependency graph.
-    let mut graph: DiGraph<Entry, ()> = DiGraph::new();
-    let mut index: HashMap<Entry, NodeIndex> = HashMap::new();
-    for (e, _) in &entries {
-        index.insert(*e, graph.add_node(*e));
-    }
-    let all_names: Vec<String> = ns.by_name.keys().cloned().collect();
-    // A derivation uses what its call holds once its overrides are applied:
-    // an override that replaces an argument also drops the names in it (so
-    // `b = a with { sampler: ... }` does not depend on what `a`'s sampler
-    // named). Chains of derivations are followed; their own cycles are found
-    // on a graph of their own below.
+/// Derivations alone (`b = a with { .. }`: an edge a → b), for their own
+/// cycles: a derivation uses what its call holds once its overrides are
+/// applied, so an override that replaces an argument also drops the names
+/// in it (`b = a with { sampler: ... }` does not depend on what `a`'s
+/// sampler named), and the dependency graph alone would miss such cycles.
+fn derivation_graph(ns: &Namespace) -> DiGraph<usize, ()> {
     let mut derive_graph: DiGraph<usize, ()> = DiGraph::new();
     let derive_nodes: Vec<NodeIndex> = (0..ns.decls.len()).map(|i| derive_graph.add_node(i)).collect();
     for (i, d) in ns.decls.iter().enumerate() {
@@ -112,19 +126,29 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
             }
         }
     }
-    for i in 0..ns.decls.len() {
-        if selects_base_members(&ns, i, &mut vec![]) {
-            ns.needs_base_members.insert(i);
-        }
+    derive_graph
+}
+
+/// The dependency graph (an edge from what is used to its user), reporting
+/// unknown names; chains of derivations are followed.
+fn dependency_graph(
+    ns: &mut Namespace,
+    entries: &[(Entry, &Ident)],
+    problems: &mut Vec<Problem>,
+) -> (DiGraph<Entry, ()>, HashMap<Entry, NodeIndex>) {
+    let mut graph: DiGraph<Entry, ()> = DiGraph::new();
+    let mut index: HashMap<Entry, NodeIndex> = HashMap::new();
+    for (e, _) in entries {
+        index.insert(*e, graph.add_node(*e));
     }
-    for (e, _) in &entries {
+    let all_names: Vec<String> = ns.by_name.keys().cloned().collect();
+    for (e, _) in entries {
         let mut refs: Vec<&Ident> = vec![];
         match e {
             Entry::Let(i) => collect_refs(&ns.lets[*i].value, &mut refs),
             Entry::Decl(i) => {
-                refs.extend(arg_refs(&ns, *i, &mut vec![]).into_iter().map(|(_, r)| r));
-                let base = derivation_base(ns.decls[*i]);
-                if let Some(base) = base {
+                refs.extend(arg_refs(ns, *i, &mut vec![]).into_iter().map(|(_, r)| r));
+                if let Some(base) = derivation_base(ns.decls[*i]) {
                     // The base's name itself: an unknown base is reported
                     // here, and one whose members are selected comes first.
                     match ns.by_name.get(&base.name.name) {
@@ -134,35 +158,47 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
                 }
             }
         }
+        let mut unknown = false;
         for r in refs {
             match ns.by_name.get(&r.name) {
                 Some(target) => {
                     graph.add_edge(index[target], index[e], ());
                 }
                 None => {
-                    let mut p = Problem::new(Code::UnknownName, r.span, format!("unknown name `{}`", r.name))
+                    let p = Problem::new(Code::UnknownName, r.span, format!("unknown name `{}`", r.name))
                         .label("not declared anywhere");
-                    p = match did_you_mean(&r.name, all_names.iter().map(String::as_str)) {
+                    problems.push(match did_you_mean(&r.name, all_names.iter().map(String::as_str)) {
                         Some(s) => p.help(format!("did you mean `{s}`?")),
                         None => p.help("declare it in this file or in an imported one"),
-                    };
-                    problems.push(p);
-                    ns.broken.insert(*e);
+                    });
+                    unknown = true;
                 }
             }
         }
+        if unknown {
+            ns.broken.insert(*e);
+        }
     }
+    (graph, index)
+}
 
-    // Cycles: every strongly connected component with more than one member,
-    // or a member that refers to itself, in the dependency graph or among
-    // derivations (`a = b with {..}`, `b = a with {..}`).
+/// Cycles: every strongly connected component with more than one member,
+/// or a member that refers to itself, in the dependency graph or among
+/// derivations (`a = b with {..}`, `b = a with {..}`); each reported once,
+/// its members marked broken.
+fn report_cycles(
+    ns: &mut Namespace,
+    graph: &DiGraph<Entry, ()>,
+    derive_graph: &DiGraph<usize, ()>,
+    problems: &mut Vec<Problem>,
+) {
     let mut sccs: Vec<Vec<Entry>> = vec![];
-    for scc in tarjan_scc(&graph) {
+    for scc in tarjan_scc(graph) {
         if scc.len() > 1 || graph.contains_edge(scc[0], scc[0]) {
             sccs.push(scc.iter().map(|n| graph[*n]).collect());
         }
     }
-    for scc in tarjan_scc(&derive_graph) {
+    for scc in tarjan_scc(derive_graph) {
         if scc.len() > 1 || derive_graph.contains_edge(scc[0], scc[0]) {
             let members: Vec<Entry> = scc.iter().map(|n| Entry::Decl(derive_graph[*n])).collect();
             if !sccs.iter().any(|c| c.len() == members.len() && members.iter().all(|m| c.contains(m))) {
@@ -193,19 +229,15 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
         problems.push(p);
         ns.broken.extend(members);
     }
+}
 
-    // A derivation whose base is in a cycle cannot be built either.
-    for (i, d) in ns.decls.iter().enumerate() {
-        if let Some(Entry::Decl(b)) = derivation_base(d).and_then(|base| ns.by_name.get(&base.name.name)) {
-            if ns.broken.contains(&Entry::Decl(*b)) && !ns.broken.contains(&Entry::Decl(i)) {
-                graph.add_edge(index[&Entry::Decl(*b)], index[&Entry::Decl(i)], ());
-            }
-        }
-    }
-
-    // Propagate brokenness downstream so dependents stay quiet instead of
-    // producing a cascade of follow-on errors.
-    let order = match toposort(&graph, None) {
+/// The declarations in dependency order, each downstream of a broken one
+/// marked broken too: dependents stay quiet instead of producing a cascade
+/// of follow-on errors. Every declaration outside a cycle is still checked,
+/// so its own problems are reported; references to a broken one resolve
+/// to nothing, silently.
+fn order_and_propagate(ns: &mut Namespace, graph: &DiGraph<Entry, ()>, index: &HashMap<Entry, NodeIndex>) {
+    let order = match toposort(graph, None) {
         Ok(o) => o,
         Err(_) => {
             // Remove cyclic nodes and sort the rest.
@@ -215,8 +247,6 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
             o.into_iter().map(|n| index[&g[n]]).collect()
         }
     };
-    // Every declaration outside a cycle is still checked, so its own problems
-    // are reported; references to a broken one resolve to nothing, silently.
     for n in &order {
         let e = graph[*n];
         if graph.neighbors_directed(*n, petgraph::Direction::Incoming).any(|src| ns.broken.contains(&graph[src])) {
@@ -226,7 +256,6 @@ pub fn build<'a>(files: &'a [File], problems: &mut Vec<Problem>) -> Namespace<'a
             ns.decl_order.push(i);
         }
     }
-    ns
 }
 
 /// The declaration a derivation copies: `base` in `x = base with { .. }` or

@@ -14,152 +14,157 @@ pub struct Known<'a> {
 }
 
 /// Returns false (after reporting) when instance `id`, declared at
-/// `decl_span`, is unusable.
-pub fn validate_instance(x: Known, id: InstanceId, decl_span: Span) -> bool {
-    let inst = &x.instances[id];
-    let mut ok = true;
-    let name_of = |x: &Known, v: &Value| display_value(&|i| x.instances[i].label.clone(), v);
+/// `decl_span`, is unusable. Every rule runs, so each problem is reported.
+pub fn validate_instance(mut x: Known, id: InstanceId, decl_span: Span) -> bool {
+    let instances = x.instances;
+    let inst = &instances[id];
+    let rules: [fn(&mut Known, &Instance, Span) -> bool; 5] = [
+        training_split_not_empty,
+        width_divides_heads,
+        evaluated_steps_saved,
+        replay_within_stream,
+        classifier_reads_a_stream,
+    ];
+    rules.iter().fold(true, |ok, rule| rule(&mut x, inst, decl_span) & ok)
+}
 
-    // D_initial's held-out share must leave at least one pair to train on
-    // (the split rounds as `generate` rounds it).
-    if inst.ctor.name == "generate" {
-        if let (Some(pairs), Some(Value::Float(share))) = (inst.int("pairs"), inst.args.get("val_fraction")) {
-            let held_out = (pairs as f64 * share).round() as i64;
-            if pairs - held_out < 1 {
-                x.problems.push(
-                    Problem::new(
-                        Code::OutOfRange,
-                        decl_span,
-                        format!(
-                            "`{}` holds out {held_out} of its {pairs} pairs for validation, leaving none to train on",
-                            inst.label
-                        ),
-                    )
-                    .label("an empty training split")
-                    .help("generate more pairs, or hold out a smaller share"),
-                );
-                ok = false;
-            }
-        }
+/// D_initial's held-out share must leave at least one pair to train on
+/// (the split rounds as `generate` rounds it).
+fn training_split_not_empty(x: &mut Known, inst: &Instance, decl_span: Span) -> bool {
+    if inst.ctor.name != "generate" {
+        return true;
     }
+    let (Some(pairs), Some(Value::Float(share))) = (inst.int("pairs"), inst.args.get("val_fraction")) else {
+        return true;
+    };
+    let held_out = (pairs as f64 * share).round() as i64;
+    if pairs - held_out >= 1 {
+        return true;
+    }
+    x.problems.push(
+        Problem::new(
+            Code::OutOfRange,
+            decl_span,
+            format!(
+                "`{}` holds out {held_out} of its {pairs} pairs for validation, leaving none to train on",
+                inst.label
+            ),
+        )
+        .label("an empty training split")
+        .help("generate more pairs, or hold out a smaller share"),
+    );
+    false
+}
 
-    if let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) {
-        if w % h != 0 {
+/// A transformer's width splits evenly into its heads.
+fn width_divides_heads(x: &mut Known, inst: &Instance, decl_span: Span) -> bool {
+    let (Some(w), Some(h)) = (inst.int("width"), inst.int("heads")) else { return true };
+    if w % h == 0 {
+        return true;
+    }
+    x.problems.push(
+        Problem::new(
+            Code::OutOfRange,
+            decl_span,
+            format!("`{}`: width {w} is not a multiple of heads {h}", inst.label),
+        )
+        .label("width must divide into heads")
+        .help(format!("choose a width that is a multiple of {h}, e.g. {}", (w / h).max(1) * h)),
+    );
+    false
+}
+
+/// Evaluations at explicit steps: every evaluated run must save each of them.
+fn evaluated_steps_saved(x: &mut Known, inst: &Instance, decl_span: Span) -> bool {
+    let Some(Value::List(at)) = inst.args.get("at") else { return true };
+    let Some(Value::List(ts)) = inst.args.get("policies").or_else(|| inst.args.get("models")) else { return true };
+    let mut ok = true;
+    for t in ts {
+        let Value::Instance(run) = t else { continue };
+        let r = &x.instances[*run];
+        if x.decls[r.decl].kind != crate::syntax::ast::DeclKind::Run {
+            continue;
+        }
+        let schedule = SaveSchedule::of(r);
+        for s in at {
+            let Value::Int(s) = s else { continue };
+            if schedule.saves(*s) {
+                continue;
+            }
+            let target = display_value(&|i| x.instances[i].label.clone(), t);
             x.problems.push(
                 Problem::new(
-                    Code::OutOfRange,
+                    Code::BadCheckpoint,
                     decl_span,
-                    format!("`{}`: width {w} is not a multiple of heads {h}", inst.label),
+                    format!("`{}` evaluates `{target}` at step {s}, which it does not save", inst.label),
                 )
-                .label("width must divide into heads")
-                .help(format!("choose a width that is a multiple of {h}, e.g. {}", (w / h).max(1) * h)),
+                .label("evaluation needs a saved checkpoint")
+                .related(x.decls[r.decl].name_span, "the run")
+                .help(format!("`{}` saves at {}", r.label, schedule.describe())),
             );
             ok = false;
         }
     }
-
-    // Evaluations at explicit steps: every evaluated run must save each of them.
-    if let Some(Value::List(at)) = inst.args.get("at") {
-        let targets = inst.args.get("policies").or_else(|| inst.args.get("models")).cloned();
-        if let Some(Value::List(ts)) = targets {
-            for t in ts {
-                let Value::Instance(run) = t else { continue };
-                let r = &x.instances[run];
-                if x.decls[r.decl].kind != crate::syntax::ast::DeclKind::Run {
-                    continue;
-                }
-                let schedule = SaveSchedule::of(r);
-                for s in at {
-                    if let Value::Int(s) = s {
-                        if !schedule.saves(*s) {
-                            x.problems.push(
-                                Problem::new(
-                                    Code::BadCheckpoint,
-                                    decl_span,
-                                    format!(
-                                        "`{}` evaluates `{}` at step {s}, which it does not save",
-                                        inst.label,
-                                        name_of(&x, &t)
-                                    ),
-                                )
-                                .label("evaluation needs a saved checkpoint")
-                                .related(x.decls[r.decl].name_span, "the run")
-                                .help(format!(
-                                    "`{}` saves at {}",
-                                    r.label,
-                                    schedule.describe()
-                                )),
-                            );
-                            ok = false;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    // A replay cannot consume more pairs than its source stream holds.
-    if let Some(Value::Call { ctor, args }) = inst.args.get("sampler") {
-        if ctor.name == "replay" {
-            if let Some(Value::Instance(src)) = args.get("source") {
-                let s = &x.instances[*src];
-                let have = s.int("steps").unwrap_or(0) * s.int("batch").unwrap_or(0);
-                let need = inst.int("steps").unwrap_or(0) * inst.int("batch").unwrap_or(0);
-                if need > have {
-                    x.problems.push(
-                        Problem::new(
-                            Code::OutOfRange,
-                            decl_span,
-                            format!(
-                                "`{}` needs {need} pairs (steps × batch) but `{}` logs only {have}",
-                                inst.label, s.label
-                            ),
-                        )
-                        .label("replays more than the stream holds")
-                        .related(x.decls[s.decl].name_span, "the online run")
-                        .help("give the replay at most as many steps × batch as the online run"),
-                    );
-                    ok = false;
-                }
-            }
-        }
-    }
-
-    // A classifier on a policy's data means the run's online data stream.
-    if inst.ctor.name == "classifier" {
-        if let Some(Value::Instance(src)) = inst.args.get("data") {
-            let s = &x.instances[*src];
-            let is_dataset = x.decls[s.decl].kind == crate::syntax::ast::DeclKind::Dataset;
-            let online = matches!(s.args.get("sampler"), Some(Value::Call { ctor, .. }) if ctor.name == "online");
-            if !is_dataset && !online {
-                x.problems.push(
-                    Problem::new(
-                        Code::WrongKind,
-                        decl_span,
-                        format!(
-                            "`{}`: `data` must be a dataset or an online run, and `{}` is neither",
-                            inst.label, s.label
-                        ),
-                    )
-                    .label("no data stream to classify")
-                    .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
-                );
-                ok = false;
-            } else if online && s.int("steps") == Some(0) {
-                // A run of 0 steps logged no stream: there is nothing to classify.
-                x.problems.push(
-                    Problem::new(
-                        Code::OutOfRange,
-                        decl_span,
-                        format!("`{}` classifies the data stream of `{}`, which trains 0 steps", inst.label, s.label),
-                    )
-                    .label("an empty data stream")
-                    .related(x.decls[s.decl].name_span, "the online run")
-                    .help("give the online run steps, or classify a dataset"),
-                );
-                ok = false;
-            }
-        }
-    }
     ok
+}
+
+/// A replay cannot consume more pairs than its source stream holds.
+fn replay_within_stream(x: &mut Known, inst: &Instance, decl_span: Span) -> bool {
+    let Some(Value::Call { ctor, args }) = inst.args.get("sampler") else { return true };
+    let (true, Some(Value::Instance(src))) = (ctor.name == "replay", args.get("source")) else { return true };
+    let s = &x.instances[*src];
+    let have = s.int("steps").unwrap_or(0) * s.int("batch").unwrap_or(0);
+    let need = inst.int("steps").unwrap_or(0) * inst.int("batch").unwrap_or(0);
+    if need <= have {
+        return true;
+    }
+    x.problems.push(
+        Problem::new(
+            Code::OutOfRange,
+            decl_span,
+            format!("`{}` needs {need} pairs (steps × batch) but `{}` logs only {have}", inst.label, s.label),
+        )
+        .label("replays more than the stream holds")
+        .related(x.decls[s.decl].name_span, "the online run")
+        .help("give the replay at most as many steps × batch as the online run"),
+    );
+    false
+}
+
+/// A classifier on a policy's data means the run's online data stream.
+fn classifier_reads_a_stream(x: &mut Known, inst: &Instance, decl_span: Span) -> bool {
+    if inst.ctor.name != "classifier" {
+        return true;
+    }
+    let Some(Value::Instance(src)) = inst.args.get("data") else { return true };
+    let s = &x.instances[*src];
+    let is_dataset = x.decls[s.decl].kind == crate::syntax::ast::DeclKind::Dataset;
+    let online = matches!(s.args.get("sampler"), Some(Value::Call { ctor, .. }) if ctor.name == "online");
+    if !is_dataset && !online {
+        x.problems.push(
+            Problem::new(
+                Code::WrongKind,
+                decl_span,
+                format!("`{}`: `data` must be a dataset or an online run, and `{}` is neither", inst.label, s.label),
+            )
+            .label("no data stream to classify")
+            .help("give a dataset, or a run with `sampler: online(...)` for its D_online"),
+        );
+        return false;
+    }
+    if online && s.int("steps") == Some(0) {
+        // A run of 0 steps logged no stream: there is nothing to classify.
+        x.problems.push(
+            Problem::new(
+                Code::OutOfRange,
+                decl_span,
+                format!("`{}` classifies the data stream of `{}`, which trains 0 steps", inst.label, s.label),
+            )
+            .label("an empty data stream")
+            .related(x.decls[s.decl].name_span, "the online run")
+            .help("give the online run steps, or classify a dataset"),
+        );
+        return false;
+    }
+    true
 }

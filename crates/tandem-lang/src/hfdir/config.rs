@@ -121,98 +121,119 @@ impl HfConfig {
             _ => None,
         };
         let c = match family {
-            Family::Gpt2 => {
-                let width = need(v, &["n_embd"])?;
-                let heads = need(v, &["n_head"])?;
-                if let Some(f) = v.get("activation_function").and_then(Value::as_str) {
-                    if f != "gelu_new" && f != "gelu_pytorch_tanh" {
-                        return Err(format!("GPT-2 with `activation_function: {f}` is not supported (gelu_new is)"));
-                    }
-                }
-                for (flag, bad) in [("scale_attn_by_inverse_layer_idx", true), ("scale_attn_weights", false)] {
-                    if v.get(flag).and_then(Value::as_bool) == Some(bad) {
-                        return Err(format!("GPT-2 with `{flag}: {bad}` is not supported"));
-                    }
-                }
-                HfConfig {
-                    family,
-                    model_type,
-                    vocab: need(v, &["vocab_size"])?,
-                    width,
-                    layers: need(v, &["n_layer"])?,
-                    heads,
-                    kv_heads: heads,
-                    head_dim: width / heads,
-                    inner: int(v, &["n_inner"])?.unwrap_or(4 * width),
-                    context: need(v, &["n_positions"])?,
-                    norm_eps: float(v, "layer_norm_epsilon", 1e-5)?,
-                    rope_theta: 0.0,
-                    qkv_bias: true,
-                    tied: true,
-                    eos,
-                    pad,
-                    score_head,
-                }
-            }
-            Family::Llama => {
-                let width = need(v, &["hidden_size"])?;
-                let heads = need(v, &["num_attention_heads"])?;
-                let kv_heads = int(v, &["num_key_value_heads"])?.unwrap_or(heads);
-                if heads % kv_heads != 0 {
-                    return Err(format!("{heads} attention heads cannot share {kv_heads} key/value heads evenly"));
-                }
-                if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
-                    return Err("`mlp_bias: true` is not supported".into());
-                }
-                if let Some(f) = v.get("hidden_act").and_then(Value::as_str) {
-                    if f != "silu" {
-                        return Err(format!("`hidden_act: {f}` is not supported (silu is)"));
-                    }
-                }
-                // Older configs carry `rope_theta` and `rope_scaling`; newer
-                // ones put both in `rope_parameters`.
-                let params = v.get("rope_parameters").filter(|p| p.is_object());
-                let scaling = v.get("rope_scaling").filter(|s| !s.is_null()).or(params);
-                if let Some(kind) =
-                    scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type"))).and_then(Value::as_str)
-                {
-                    if kind != "default" {
-                        return Err(format!(
-                            "rotary scaling `{kind}` is not supported (only plain rotary positions are)"
-                        ));
-                    }
-                }
-                let rope_theta = match params.and_then(|p| p.get("rope_theta")) {
-                    Some(t) => t.as_f64().filter(|f| *f > 0.0).ok_or("`rope_theta` must be a positive number")?,
-                    None => float(v, "rope_theta", 10_000.0)?,
-                };
-                if v.get("sliding_window").is_some_and(|s| !s.is_null())
-                    && v.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(model_type != "qwen2")
-                {
-                    return Err("sliding-window attention is not supported".into());
-                }
-                HfConfig {
-                    family,
-                    vocab: need(v, &["vocab_size"])?,
-                    width,
-                    layers: need(v, &["num_hidden_layers"])?,
-                    heads,
-                    kv_heads,
-                    head_dim: int(v, &["head_dim"])?.unwrap_or(width / heads),
-                    inner: need(v, &["intermediate_size"])?,
-                    context: int(v, &["max_position_embeddings"])?.unwrap_or(2048),
-                    norm_eps: float(v, "rms_norm_eps", 1e-6)?,
-                    rope_theta,
-                    qkv_bias: model_type == "qwen2"
-                        || v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
-                    tied: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
-                    eos,
-                    pad,
-                    score_head,
-                    model_type,
-                }
-            }
+            Family::Gpt2 => Self::gpt2(v, model_type, eos, pad, score_head)?,
+            Family::Llama => Self::llama(v, model_type, eos, pad, score_head)?,
         };
+        c.check_sizes()?;
+        Ok(c)
+    }
+
+    /// A GPT-2 `config.json`'s fields, refusing the variants tandem does not compute.
+    fn gpt2(
+        v: &Value,
+        model_type: String,
+        eos: Option<i64>,
+        pad: Option<i64>,
+        score_head: bool,
+    ) -> Result<HfConfig, String> {
+        let width = need(v, &["n_embd"])?;
+        let heads = need(v, &["n_head"])?;
+        if let Some(f) = v.get("activation_function").and_then(Value::as_str) {
+            if f != "gelu_new" && f != "gelu_pytorch_tanh" {
+                return Err(format!("GPT-2 with `activation_function: {f}` is not supported (gelu_new is)"));
+            }
+        }
+        for (flag, bad) in [("scale_attn_by_inverse_layer_idx", true), ("scale_attn_weights", false)] {
+            if v.get(flag).and_then(Value::as_bool) == Some(bad) {
+                return Err(format!("GPT-2 with `{flag}: {bad}` is not supported"));
+            }
+        }
+        Ok(HfConfig {
+            family: Family::Gpt2,
+            model_type,
+            vocab: need(v, &["vocab_size"])?,
+            width,
+            layers: need(v, &["n_layer"])?,
+            heads,
+            kv_heads: heads,
+            head_dim: width / heads,
+            inner: int(v, &["n_inner"])?.unwrap_or(4 * width),
+            context: need(v, &["n_positions"])?,
+            norm_eps: float(v, "layer_norm_epsilon", 1e-5)?,
+            rope_theta: 0.0,
+            qkv_bias: true,
+            tied: true,
+            eos,
+            pad,
+            score_head,
+        })
+    }
+
+    /// A Llama-family (Llama, Qwen2) `config.json`'s fields, refusing the
+    /// variants tandem does not compute.
+    fn llama(
+        v: &Value,
+        model_type: String,
+        eos: Option<i64>,
+        pad: Option<i64>,
+        score_head: bool,
+    ) -> Result<HfConfig, String> {
+        let width = need(v, &["hidden_size"])?;
+        let heads = need(v, &["num_attention_heads"])?;
+        let kv_heads = int(v, &["num_key_value_heads"])?.unwrap_or(heads);
+        if heads % kv_heads != 0 {
+            return Err(format!("{heads} attention heads cannot share {kv_heads} key/value heads evenly"));
+        }
+        if v.get("mlp_bias").and_then(Value::as_bool) == Some(true) {
+            return Err("`mlp_bias: true` is not supported".into());
+        }
+        if let Some(f) = v.get("hidden_act").and_then(Value::as_str) {
+            if f != "silu" {
+                return Err(format!("`hidden_act: {f}` is not supported (silu is)"));
+            }
+        }
+        // Older configs carry `rope_theta` and `rope_scaling`; newer
+        // ones put both in `rope_parameters`.
+        let params = v.get("rope_parameters").filter(|p| p.is_object());
+        let scaling = v.get("rope_scaling").filter(|s| !s.is_null()).or(params);
+        if let Some(kind) = scaling.and_then(|s| s.get("rope_type").or_else(|| s.get("type"))).and_then(Value::as_str) {
+            if kind != "default" {
+                return Err(format!("rotary scaling `{kind}` is not supported (only plain rotary positions are)"));
+            }
+        }
+        let rope_theta = match params.and_then(|p| p.get("rope_theta")) {
+            Some(t) => t.as_f64().filter(|f| *f > 0.0).ok_or("`rope_theta` must be a positive number")?,
+            None => float(v, "rope_theta", 10_000.0)?,
+        };
+        if v.get("sliding_window").is_some_and(|s| !s.is_null())
+            && v.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(model_type != "qwen2")
+        {
+            return Err("sliding-window attention is not supported".into());
+        }
+        Ok(HfConfig {
+            family: Family::Llama,
+            vocab: need(v, &["vocab_size"])?,
+            width,
+            layers: need(v, &["num_hidden_layers"])?,
+            heads,
+            kv_heads,
+            head_dim: int(v, &["head_dim"])?.unwrap_or(width / heads),
+            inner: need(v, &["intermediate_size"])?,
+            context: int(v, &["max_position_embeddings"])?.unwrap_or(2048),
+            norm_eps: float(v, "rms_norm_eps", 1e-6)?,
+            rope_theta,
+            qkv_bias: model_type == "qwen2" || v.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
+            tied: v.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            eos,
+            pad,
+            score_head,
+            model_type,
+        })
+    }
+
+    /// Sizes a model read here could have, and shapes its layers need.
+    fn check_sizes(&self) -> Result<(), String> {
+        let c = self;
         // Sizes a model read here could have; beyond them a number is a
         // mistake (or an attack), and allocating for it would exhaust memory.
         let bounds: [(&str, i64, i64); 8] = [
@@ -236,7 +257,7 @@ impl HfConfig {
         if c.family == Family::Llama && c.head_dim % 2 != 0 {
             return Err(format!("rotary positions need an even head dimension, not {}", c.head_dim));
         }
-        Ok(c)
+        Ok(())
     }
 }
 
