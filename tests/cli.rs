@@ -3,14 +3,11 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+use common::Tandem;
+
 fn tandem(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .env_remove("TANDEM_CACHE")
-        .output()
-        .expect("the binary runs")
+    Tandem::new().width(100).args(args).run().out
 }
 
 fn stdout(o: &Output) -> String {
@@ -23,41 +20,41 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn help_explains_every_command() {
-    let o = tandem(&["--help"]);
-    assert!(o.status.success());
-    let out = stdout(&o);
-    for cmd in ["check", "plan", "diff", "show", "env"] {
-        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
-    }
+    let ran = Tandem::new().arg("--help").run().success();
+    ["check", "plan", "diff", "show", "env"].iter().fold(ran, |ran, cmd| ran.stdout_has(cmd));
 }
 
 #[test]
 fn check_reports_three_mistakes_with_locations_and_fails() {
-    let o = tandem(&["check", "tests/corpus/err/three_mistakes.exp"]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
-    for loc in ["three_mistakes.exp:7:", "three_mistakes.exp:8:", "three_mistakes.exp:9:"] {
-        assert!(err.contains(loc), "missing {loc}:\n{err}");
-    }
-    assert_eq!(err.matches("help:").count(), 3, "{err}");
-    for code in ["tandem::wrong_kind", "tandem::out_of_range", "tandem::unknown_name"] {
-        assert!(err.contains(code), "missing {code}:\n{err}");
-    }
+    let ran = Tandem::new()
+        .width(100)
+        .args(["check", "tests/corpus/err/three_mistakes.exp"])
+        .run()
+        .fails_with(1)
+        .stderr_has("three_mistakes.exp:7:")
+        .stderr_has("three_mistakes.exp:8:")
+        .stderr_has("three_mistakes.exp:9:")
+        .stderr_has("tandem::wrong_kind")
+        .stderr_has("tandem::out_of_range")
+        .stderr_has("tandem::unknown_name");
+    assert_eq!(ran.stderr().matches("help:").count(), 3, "{}", ran.stderr());
 }
 
 #[test]
 fn check_of_a_missing_file_is_a_clean_error() {
-    let o = tandem(&["check", "no/such/file.exp"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("panicked"));
+    Tandem::new()
+        .args(["check", "no/such/file.exp"])
+        .run()
+        .fails_with(1)
+        .stderr_has("cannot read")
+        .stderr_lacks("panicked");
 }
 
 #[test]
 fn check_accepts_several_files() {
-    let o = tandem(&["check", "experiments/quickstart.exp", "tests/corpus/ok/all_kinds.exp"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o).matches(": ok").count(), 2);
+    let ran =
+        Tandem::new().args(["check", "experiments/quickstart.exp", "tests/corpus/ok/all_kinds.exp"]).run().success();
+    assert_eq!(ran.stdout().matches(": ok").count(), 2);
 }
 
 fn plan_keys(file: &str) -> Vec<String> {

@@ -14,9 +14,7 @@ mod common;
 use common::{artifacts, MICRO_STUDY as STUDY};
 
 fn tandem(cache: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.arg("--cache").arg(cache).args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
-    c
+    common::Tandem::new().cache(cache).args(args).command()
 }
 
 fn output(mut c: Command) -> (Option<i32>, String) {

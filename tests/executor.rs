@@ -13,9 +13,7 @@ mod common;
 use common::{artifacts, FAILING_STUDY, MICRO_STUDY as STUDY};
 
 fn tandem(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
-    c
+    common::Tandem::new().args(args).command()
 }
 
 fn study_file(dir: &Path) -> PathBuf {

@@ -6,10 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+mod common;
+use common::Tandem;
+
 fn tandem(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
-    c
+    Tandem::new().args(args).command()
 }
 
 fn text(o: &Output) -> String {

@@ -2,15 +2,11 @@
 //! fine-tuned on it and trained online against a PM, and both the imported
 //! dataset and the run's data stream are exported back to JSONL.
 
-use std::process::Command;
+mod common;
+use common::Tandem;
 
 fn tandem(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("TANDEM_CACHE")
-        .output()
-        .unwrap()
+    Tandem::new().args(args).run().out
 }
 
 #[test]

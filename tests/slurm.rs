@@ -34,9 +34,7 @@ fn repo() -> PathBuf {
 }
 
 fn tandem(cache: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.arg("--cache").arg(cache).args(args).env("NO_COLOR", "1").env_remove("TANDEM_CACHE");
-    c
+    common::Tandem::new().cache(cache).args(args).command()
 }
 
 fn output(mut c: Command) -> (bool, String) {

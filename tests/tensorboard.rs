@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::Tandem;
+
 fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
@@ -53,13 +56,7 @@ print(json.dumps(out))
 }
 
 fn tandem(cache: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .arg("--cache")
-        .arg(cache)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    Tandem::new().cache(cache).args(args).run().out
 }
 
 /// A column of a CSV file as numbers, by header name.

@@ -7,6 +7,11 @@ use tandem::check::{check_file, CheckOptions};
 use tandem::plan::lower::lower;
 use tandem::plan::Plan;
 
+// The binary as the tests run it: `Tandem::new().args([...]).run().success()`.
+mod command;
+#[allow(unused_imports)] // each test binary uses some of them
+pub use command::{Ran, Tandem};
+
 // Planning text and files: the language crate's test helpers, shared.
 #[path = "../../crates/tandem-lang/tests/common/mod.rs"]
 mod lang;
