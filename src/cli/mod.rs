@@ -630,7 +630,7 @@ fn execute_run(
         exe,
         threads: *threads,
         numerics: cfg.numerics,
-        device: if *device == tch::Device::Cpu { "cpu" } else { "cuda" },
+        device: *device,
         snapshot_every: a.snapshot_every,
     };
     crate::exec::slurm::run(plan, store, &opts).map_err(|e| {

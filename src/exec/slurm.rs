@@ -186,8 +186,8 @@ pub struct SlurmOptions<'a> {
     pub threads: i32,
     /// The profile every job activates (the plan's keys are made under it).
     pub numerics: crate::plan::op::Numerics,
-    /// `cpu` or `cuda`.
-    pub device: &'static str,
+    /// The device every job computes on (passed as `--device cpu|cuda`).
+    pub device: tch::Device,
     /// Passed to every job's `exec-node --snapshot-every`.
     pub snapshot_every: Option<Duration>,
 }
@@ -305,6 +305,14 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A device as `exec-node --device` spells it.
+fn device_arg(device: tch::Device) -> &'static str {
+    match device {
+        tch::Device::Cpu => "cpu",
+        _ => "cuda",
+    }
+}
+
 /// Submits one node; returns the job id.
 fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, ExecError> {
     let (nodes_dir, jobs_dir, logs_dir) = dirs(store)?;
@@ -320,7 +328,7 @@ fn submit(store: &Store, node: &Node, opts: &SlurmOptions) -> Result<String, Exe
         quote(&cache.display().to_string()),
         opts.numerics.name(),
         opts.threads,
-        opts.device,
+        device_arg(opts.device),
         opts.snapshot_every.map_or(0.0, |d| d.as_secs_f64()),
         hex
     );

@@ -7,10 +7,10 @@ use crate::check::derive::unknown_arg;
 use crate::check::expand::{Choice, Expander};
 use crate::check::names::Entry;
 use crate::check::program::{InstanceId, SaveSchedule, Value};
-use crate::check::schema::{ctor, Category, CtorKind, Default, Entity, Ty};
+use crate::check::schema::{ctor, Category, Ctor, CtorKind, Default, Entity, Ty};
 use crate::diagnostic::{did_you_mean, Code, Problem};
 use crate::source::Span;
-use crate::syntax::ast::{CheckpointRef, Expr, Reference};
+use crate::syntax::ast::{Call, CheckpointRef, Expr, Reference};
 
 fn found(e: &Expr) -> &'static str {
     match e {
@@ -256,7 +256,6 @@ impl<'a> Expander<'a> {
             );
             return None;
         }
-        let mut args = BTreeMap::new();
         let mut ok = true;
         for a in &c.args {
             let n = a.name.as_ref().expect("normalized");
@@ -265,15 +264,22 @@ impl<'a> Expander<'a> {
                 ok = false;
             }
         }
+        let args = self.call_args(k, c, ch)?;
+        ok.then_some(Value::Call { ctor: k, args })
+    }
+
+    /// A call's arguments, typed: each parameter's given value under the
+    /// member's choice, or its default. None (every problem reported) when
+    /// one is in error or a required one is missing. A declaration's call
+    /// (`expand.rs`) and a value constructor's (`ipo(beta: 0.1)`) are
+    /// filled in here alike.
+    pub(super) fn call_args(&mut self, k: &'static Ctor, c: &Call, ch: &Choice) -> Option<BTreeMap<String, Value>> {
+        let mut args = BTreeMap::new();
+        let mut ok = true;
         for p in k.params {
             let given = c.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
-            match (given, p.default) {
-                (Some(a), _) => match self.eval(&a.value, &p.ty, ch, p.name) {
-                    Some(v) => {
-                        args.insert(p.name.to_string(), v);
-                    }
-                    None => ok = false,
-                },
+            let value = match (given, p.default) {
+                (Some(a), _) => self.eval(&a.value, &p.ty, ch, p.name),
                 (None, Default::Required) => {
                     self.problems.push(
                         Problem::new(
@@ -284,24 +290,22 @@ impl<'a> Expander<'a> {
                         .label(format!("`{}` missing", p.name))
                         .help(format!("{}: {}", p.name, p.doc)),
                     );
-                    ok = false;
+                    None
                 }
-                (None, Default::Optional) => {}
-                (None, Default::Int(v)) => {
-                    args.insert(p.name.into(), Value::Int(v));
+                (None, Default::Optional) => continue,
+                (None, Default::Int(v)) => Some(Value::Int(v)),
+                (None, Default::Float(v)) => Some(Value::Float(v)),
+                (None, Default::Str(v)) => Some(Value::Str(v.into())),
+                (None, Default::Bool(v)) => Some(Value::Bool(v)),
+            };
+            match value {
+                Some(v) => {
+                    args.insert(p.name.to_string(), v);
                 }
-                (None, Default::Float(v)) => {
-                    args.insert(p.name.into(), Value::Float(v));
-                }
-                (None, Default::Str(v)) => {
-                    args.insert(p.name.into(), Value::Str(v.into()));
-                }
-                (None, Default::Bool(v)) => {
-                    args.insert(p.name.into(), Value::Bool(v));
-                }
+                None => ok = false,
             }
         }
-        ok.then_some(Value::Call { ctor: k, args })
+        ok.then_some(args)
     }
 
     fn out_of_range(&mut self, span: Span, param: &str, value: &str, range: &str) {

@@ -450,7 +450,7 @@ impl<'a> Expander<'a> {
         }
         let name = self.ns.decls[d].name.name.clone();
         for ch in combos {
-            let Some(args) = self.instance_args(c, call, &ch) else { return false };
+            let Some(args) = self.call_args(c, call, &ch) else { return false };
             let member = self.decls[d]
                 .axes
                 .iter()
@@ -480,44 +480,6 @@ impl<'a> Expander<'a> {
             }
         }
         true
-    }
-
-    /// One member's arguments: each parameter's given value under the
-    /// member's choice, or its default; None (reported) when one is missing
-    /// or in error.
-    fn instance_args(&mut self, c: &'static Ctor, call: &Call, ch: &Choice) -> Option<BTreeMap<String, Value>> {
-        let mut args = BTreeMap::new();
-        let mut ok = true;
-        for p in c.params {
-            let given = call.args.iter().find(|a| a.name.as_ref().map(|n| n.name.as_str()) == Some(p.name));
-            match given {
-                Some(a) => match self.eval(&a.value, &p.ty, ch, p.name) {
-                    Some(v) => {
-                        args.insert(p.name.to_string(), v);
-                    }
-                    None => ok = false,
-                },
-                None => match default_value(p.default) {
-                    Some(v) => {
-                        args.insert(p.name.to_string(), v);
-                    }
-                    None if p.default == crate::check::schema::Default::Required => {
-                        self.problems.push(
-                            Problem::new(
-                                Code::MissingArgument,
-                                call.callee.span,
-                                format!("`{}` needs the argument `{}`", c.name, p.name),
-                            )
-                            .label(format!("`{}` missing", p.name))
-                            .help(format!("{}: {}", p.name, p.doc)),
-                        );
-                        ok = false;
-                    }
-                    None => {}
-                },
-            }
-        }
-        ok.then_some(args)
     }
 
     fn too_many(&mut self, d: usize, span: Span) {
@@ -821,17 +783,6 @@ fn leaf(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
 }
 
-fn default_value(d: crate::check::schema::Default) -> Option<Value> {
-    use crate::check::schema::Default as D;
-    match d {
-        D::Int(v) => Some(Value::Int(v)),
-        D::Float(v) => Some(Value::Float(v)),
-        D::Str(s) => Some(Value::Str(s.to_string())),
-        D::Bool(b) => Some(Value::Bool(b)),
-        D::Required | D::Optional => None,
-    }
-}
-
 fn contains_sweep(e: &Expr, ns: &Namespace) -> bool {
     contains_sweep_depth(e, ns, 0)
 }
@@ -849,5 +800,52 @@ fn contains_sweep_depth(e: &Expr, ns: &Namespace, depth: usize) -> bool {
             _ => false,
         },
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::{errors_of, warnings_of};
+    use crate::diagnostic::Code;
+
+    const BASE: &str = "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 200)\nmodel sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)\nmodel pm = pm(d, layers: 1, width: 16, heads: 2, steps: 20)\n";
+
+    /// A warning, not an error: the two spellings are one member.
+    #[test]
+    fn a_repeated_sweep_value_points_at_the_repeat() {
+        let text = format!("{BASE}model m = sft(d, lr: sweep [1e-4, 0.0001])");
+        assert_eq!(errors_of(&text), vec![]);
+        assert_eq!(warnings_of(&text), vec![(Code::DuplicateSweepValue, "0.0001".into())]);
+    }
+
+    #[test]
+    fn an_empty_sweep_points_at_the_sweep() {
+        let found = errors_of(&format!("{BASE}model m = sft(d, lr: sweep [])"));
+        assert_eq!(found, vec![(Code::TypeMismatch, "sweep []".into())]);
+    }
+
+    /// A missing argument of a declaration and of a value constructor are
+    /// reported alike (one function fills both in), at the callee.
+    #[test]
+    fn a_missing_argument_points_at_the_callee_of_a_declaration_or_a_value() {
+        assert_eq!(
+            errors_of(&format!("{BASE}run r = train(loss: ipo(), sampler: offline(d))")),
+            vec![(Code::MissingArgument, "train".into())]
+        );
+        assert_eq!(
+            errors_of(&format!("{BASE}run r = train(sft, loss: ipo(), sampler: offline())")),
+            vec![(Code::MissingArgument, "offline".into())]
+        );
+    }
+
+    #[test]
+    fn a_grid_past_the_limit_points_at_the_axis_that_crosses_it() {
+        // 400 × 400 members: past the default limit of 100,000 at the second axis.
+        let sweep = |from: usize| {
+            format!("sweep [{}]", (from..from + 400).map(|i| i.to_string()).collect::<Vec<_>>().join(", "))
+        };
+        let (steps, seeds) = (sweep(1), sweep(1000));
+        let text = format!("{BASE}model m = sft(d, steps: {steps}, seed: {seeds})");
+        assert_eq!(errors_of(&text), vec![(Code::SweepLimit, seeds)]);
     }
 }

@@ -131,3 +131,27 @@ fn finish(loaded: load::Loaded, mut problems: Vec<Problem>, opts: CheckOptions) 
     let program = Program { sources: loaded.sources.clone(), decls: x.decls, instances: x.instances };
     Checked { program, diagnostics, warnings }
 }
+
+/// What the checker's own unit tests compare: each error of a text as its
+/// code and the text its primary span covers, in file order.
+#[cfg(test)]
+pub(crate) fn errors_of(text: &str) -> Vec<(Code, String)> {
+    spanned(&check_source("t.exp", text, CheckOptions::default()).diagnostics, text)
+}
+
+/// The same for a valid text's warnings.
+#[cfg(test)]
+pub(crate) fn warnings_of(text: &str) -> Vec<(Code, String)> {
+    spanned(&check_source("t.exp", text, CheckOptions::default()).warnings, text)
+}
+
+#[cfg(test)]
+fn spanned(found: &[Diagnostic], text: &str) -> Vec<(Code, String)> {
+    found
+        .iter()
+        .map(|d| {
+            let covered = d.problem.span.map(|s| text[s.start..s.end].to_string()).unwrap_or_default();
+            (d.problem.code, covered)
+        })
+        .collect()
+}

@@ -350,3 +350,32 @@ pub fn collect_refs<'a>(e: &'a Expr, out: &mut Vec<&'a Ident>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::errors_of;
+    use crate::diagnostic::Code;
+
+    const BASE: &str = "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 200)\nmodel sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)\nmodel pm = pm(d, layers: 1, width: 16, heads: 2, steps: 20)\n";
+
+    #[test]
+    fn a_duplicate_points_at_the_second_declaration() {
+        let found = errors_of(&format!("{BASE}model sft = sft(d)"));
+        assert_eq!(found, vec![(Code::DuplicateName, "sft".into())]);
+    }
+
+    #[test]
+    fn an_unknown_name_points_at_its_use() {
+        let found = errors_of(&format!("{BASE}model m = sft(dd)"));
+        assert_eq!(found, vec![(Code::UnknownName, "dd".into())]);
+    }
+
+    /// A cycle is one problem, at its first member, however many members it has.
+    #[test]
+    fn a_cycle_is_reported_once_at_its_first_member() {
+        let found = errors_of("let a = b\nlet b = a\n");
+        assert_eq!(found, vec![(Code::Cycle, "a".into())]);
+        let derived = errors_of(&format!("{BASE}model x = y with {{ steps: 1 }}\nmodel y = x with {{ steps: 2 }}"));
+        assert_eq!(derived, vec![(Code::Cycle, "x".into())]);
+    }
+}

@@ -168,3 +168,56 @@ fn classifier_reads_a_stream(x: &mut Known, inst: &Instance, decl_span: Span) ->
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::check::errors_of;
+    use crate::diagnostic::Code;
+
+    const BASE: &str = "world w = summarize(seed: 1, vocab: 24, prompt_len: 6, response_len: 8)\ndataset d = generate(w, pairs: 200)\nmodel sft = sft(d, layers: 1, width: 16, heads: 2, steps: 20)\nmodel pm = pm(d, layers: 1, width: 16, heads: 2, steps: 20)\n";
+
+    fn errors(decls: &str) -> Vec<(Code, String)> {
+        errors_of(&format!("{BASE}{decls}"))
+    }
+
+    /// Each rule's problem has its own code and points at the declaration.
+    #[test]
+    fn each_cross_argument_rule_reports_its_code_at_the_declaration() {
+        let d = "dataset e = generate(w, pairs: 2, val_fraction: 0.9)";
+        assert_eq!(errors(d), vec![(Code::OutOfRange, d.into())]);
+        let m = "model m = sft(d, layers: 1, width: 15, heads: 2)";
+        assert_eq!(errors(m), vec![(Code::OutOfRange, m.into())]);
+        let (r, k) = (
+            "run r = train(sft, loss: ipo(), sampler: offline(d), steps: 10, save_every: 5)",
+            "eval k = kl(policies: [r], at: [7])",
+        );
+        assert_eq!(errors(&format!("{r}\n{k}")), vec![(Code::BadCheckpoint, k.into())]);
+        let (o, p) = (
+            "run o = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 2, batch: 4)",
+            "run p = train(sft, loss: ipo(), sampler: replay(source: o), steps: 3, batch: 4)",
+        );
+        assert_eq!(errors(&format!("{o}\n{p}")), vec![(Code::OutOfRange, p.into())]);
+    }
+
+    #[test]
+    fn a_classifier_reads_a_dataset_or_an_online_stream() {
+        let (r, c) = (
+            "run r = train(sft, loss: ipo(), sampler: offline(d), steps: 10)",
+            "eval c = classifier(models: [pm], data: r)",
+        );
+        assert_eq!(errors(&format!("{r}\n{c}")), vec![(Code::WrongKind, c.into())]);
+        let (o, c) = (
+            "run o = train(sft, loss: ipo(), sampler: online(judge: pm), steps: 0)",
+            "eval c = classifier(models: [pm], data: o)",
+        );
+        assert_eq!(errors(&format!("{o}\n{c}")), vec![(Code::OutOfRange, c.into())]);
+    }
+
+    /// Every rule runs: two mistakes in one declaration are two problems.
+    #[test]
+    fn every_rule_runs_on_an_instance() {
+        assert_eq!(errors("dataset e = generate(w, pairs: 1, val_fraction: 0.9)").len(), 1);
+        let two = "model m = sft(d, layers: 1, width: 15, heads: 2)\nmodel n = sft(d, layers: 1, width: 9, heads: 2)";
+        assert_eq!(errors(two).len(), 2);
+    }
+}

@@ -104,12 +104,22 @@ fn item_starts(text: &str) -> Vec<usize> {
     out
 }
 
-/// Parses a single expression (used by tests and by `--set` style tools).
+/// Parses one expression on its own, its spans offsets into `text` (the
+/// parser's per-rule tests, `crates/tandem-lang/tests/parser.rs`, read it).
 pub fn parse_expr(file: FileId, text: &str) -> Result<Expr, Vec<Problem>> {
-    let src = format!("let __expr = {text}");
-    match parse_file(file, &src) {
-        (Some(f), problems) if problems.is_empty() => Ok(f.lets.into_iter().next().map(|l| l.value).expect("one let")),
-        (_, problems) => Err(problems),
+    if let Some(p) = too_deep(file, text) {
+        return Err(vec![p]);
+    }
+    pest::set_error_detail(true);
+    let mut pairs = ExpParser::parse(Rule::expression, text).map_err(|e| vec![syntax_problem(file, text, 0, e)])?;
+    let root = pairs.next().expect("the expression rule always yields one pair");
+    let inner = root.into_inner().next().expect("an expression holds one");
+    let mut p = P { file, problems: vec![] };
+    let e = p.expr(inner);
+    if p.problems.is_empty() {
+        Ok(e)
+    } else {
+        Err(p.problems)
     }
 }
 
@@ -242,12 +252,17 @@ impl P {
     }
 
     fn reference(&mut self, pair: Pair<Rule>) -> Reference {
-        let span = self.span(&pair);
+        // pest's span of `name selector? checkpoint?` runs on over the
+        // whitespace its optional parts tried; the reference ends where its
+        // last part does (`a` in `a with {..}`, not `a `).
+        let mut span = self.span(&pair);
         let mut it = pair.into_inner();
         let name = self.ident(it.next().expect("reference name"));
+        span.end = name.span.end;
         let mut selector = vec![];
         let mut checkpoint = None;
         for part in it {
+            span.end = part.as_span().end();
             match part.as_rule() {
                 Rule::selector => {
                     for sel in part.into_inner() {
