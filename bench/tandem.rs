@@ -758,11 +758,23 @@ fn portable_sizes(o: &Opts) {
         let flops = 3.0 * 2.0 * (rows * inner * out) as f64;
         let extra = serde_json::json!({"flops_per_step": flops, "rows": rows, "in": inner, "out": out});
         let names = (format!("{model}_{layer}_portable_product"), format!("{model}_{layer}_native"));
-        measure_pair((&names.0, &names.1), &fewer, extra, |_, which| {
+        measure_pair((&names.0, &names.1), &fewer, extra.clone(), |_, which| {
             let y = if which == 0 { portable_linear_2d(&x, &w) } else { x.linear(&w, None::<&Tensor>) };
             y.sum(Kind::Float).backward();
             let _ = (x.grad().zero_(), w.grad().zero_());
         });
+        // On an AVX-512 host the portable product above ran the wide kernel
+        // (ml::avx512_product, the AVX2 kernel's bytes); here the two kernels
+        // side by side.
+        if tandem::ml::avx512_product::available() {
+            let kernels = (format!("{model}_{layer}_portable_avx2"), format!("{model}_{layer}_portable_avx512"));
+            measure_pair((&kernels.0, &kernels.1), &fewer, extra, |_, which| {
+                tandem::ml::matmul::set_wide_kernel(which == 1);
+                portable_linear_2d(&x, &w).sum(Kind::Float).backward();
+                let _ = (x.grad().zero_(), w.grad().zero_());
+            });
+            tandem::ml::matmul::set_wide_kernel(true);
+        }
     }
 }
 

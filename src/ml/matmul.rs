@@ -47,6 +47,24 @@ extern "C" {
     fn tandem_portable_error() -> *const std::os::raw::c_char;
 }
 
+static WIDE: AtomicBool = AtomicBool::new(true);
+
+/// Whether the portable product may use the AVX-512 kernel where the host
+/// has one (it computes the same bytes as the AVX2 kernel,
+/// `ml::avx512_product`); off only to time or test the two side by side.
+pub fn set_wide_kernel(on: bool) {
+    WIDE.store(on, Ordering::SeqCst);
+}
+
+/// Which kernel the portable product runs on this host: `avx512` or `avx2`.
+pub fn portable_kernel() -> &'static str {
+    if WIDE.load(Ordering::Relaxed) && crate::ml::avx512_product::available() {
+        "avx512"
+    } else {
+        "avx2"
+    }
+}
+
 /// c[m, n] = a[m, k] · b[k, n], any strides (in elements). Called by the
 /// C++ node, with sizes and pointers it has checked against its tensors.
 extern "C" fn sgemm(
@@ -63,6 +81,24 @@ extern "C" fn sgemm(
     rsc: i64,
     csc: i64,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if portable_kernel() == "avx512" {
+        // SAFETY: as below, and the host has AVX-512F.
+        unsafe {
+            crate::ml::avx512_product::sgemm(
+                m as usize,
+                k as usize,
+                n as usize,
+                a,
+                (rsa as isize, csa as isize),
+                b,
+                (rsb as isize, csb as isize),
+                c,
+                (rsc as isize, csc as isize),
+            );
+        }
+        return;
+    }
     // SAFETY: the node passes the data pointers and strides of live float32
     // tensors of these sizes, and c is a fresh tensor no one else reads.
     unsafe {

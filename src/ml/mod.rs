@@ -13,6 +13,7 @@
 //! (KL, win rate, classifier accuracy, winner log-prob, with uncertainty).
 pub mod adam;
 pub mod autocast;
+pub mod avx512_product;
 pub mod data;
 pub mod eval;
 pub mod exact_sqrt;
