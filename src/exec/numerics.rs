@@ -170,6 +170,11 @@ pub struct Host {
     pub mkl: String,
     pub libtorch: String,
     pub threads: i32,
+    /// Under `portable`, the kernel of its matrix product (`avx512` or
+    /// `avx2`: the same bytes; `ml::avx512_product`); `-` elsewhere. Absent
+    /// from manifests written before it was recorded.
+    #[serde(default)]
+    pub portable_kernel: String,
 }
 
 impl Host {
@@ -185,6 +190,11 @@ impl Host {
             mkl: mkl_version(),
             libtorch: libtorch_version(),
             threads: tch::get_num_threads(),
+            portable_kernel: if crate::ml::matmul::portable_product() {
+                crate::ml::matmul::portable_kernel().into()
+            } else {
+                "-".into()
+            },
         }
     }
 
@@ -198,6 +208,7 @@ impl Host {
             ("mkl", self.mkl.clone()),
             ("libtorch", self.libtorch.clone()),
             ("intra-op threads", self.threads.to_string()),
+            ("portable kernel", self.portable_kernel.clone()),
         ]
     }
 }
