@@ -47,6 +47,13 @@ fn parse() -> Opts {
             "--steps" => o.steps = val().parse().expect("--steps N"),
             "--warmup" => o.warmup = val().parse().expect("--warmup N"),
             "--only" => o.only = Some(val()),
+            // The portable product's kernel on an AVX-512 host (the same
+            // bytes either way): `avx2` times the kernel every other host runs.
+            "--kernel" => tandem::ml::matmul::set_wide_kernel(match val().as_str() {
+                "avx512" => true,
+                "avx2" => false,
+                k => panic!("--kernel avx512|avx2, not {k}"),
+            }),
             // cargo bench passes --bench to every bench target.
             "--bench" => {}
             other => panic!("unknown argument {other}"),

@@ -81,18 +81,52 @@ pub unsafe fn sgemm(
         }
         return;
     }
-    let mut packed_b = vec![0f32; KC * NC.div_ceil(NR) * NR];
-    let mut packed_a = vec![0f32; MC * KC];
+    // Packing buffers sized to this product and kept per thread: a step
+    // makes hundreds of small products, and a fresh megabyte for each (zeroed,
+    // page-faulted) costs more than the products themselves.
+    PACKED.with(|bufs| {
+        let (packed_a, packed_b) = &mut *bufs.borrow_mut();
+        let (a_len, b_len) = (MC.min(m).next_multiple_of(MR) * KC.min(k), KC.min(k) * NC.min(n).next_multiple_of(NR));
+        if packed_a.len() < a_len {
+            packed_a.resize(a_len, 0.0);
+        }
+        if packed_b.len() < b_len {
+            packed_b.resize(b_len, 0.0);
+        }
+        blocks(m, k, n, (a, rsa, csa), (b, rsb, csb), (c, rsc, csc), packed_a, packed_b);
+    });
+}
+
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// (packed A, packed B) of this thread's last products.
+    static PACKED: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The product block by block: for each n block, each k block in order
+/// (what fixes every element's sums), each m block.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn blocks(
+    m: usize,
+    k: usize,
+    n: usize,
+    (a, rsa, csa): (*const f32, isize, isize),
+    (b, rsb, csb): (*const f32, isize, isize),
+    (c, rsc, csc): (*mut f32, isize, isize),
+    packed_a: &mut [f32],
+    packed_b: &mut [f32],
+) {
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         for (block, p0) in (0..k).step_by(KC).enumerate() {
             let kc = KC.min(k - p0);
-            pack_b(&mut packed_b, kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb);
+            pack_b(packed_b, kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb);
             for i0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - i0);
-                pack_a(&mut packed_a, mc, kc, a.offset(i0 as isize * rsa + p0 as isize * csa), rsa, csa);
+                pack_a(packed_a, mc, kc, a.offset(i0 as isize * rsa + p0 as isize * csa), rsa, csa);
                 let tile = Tile { c: c.offset(i0 as isize * rsc + j0 as isize * csc), rsc, csc, first: block == 0 };
-                block_product(&packed_a, &packed_b, mc, nc, kc, &tile);
+                block_product(packed_a, packed_b, mc, nc, kc, &tile);
             }
         }
     }
