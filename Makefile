@@ -1,6 +1,6 @@
 # tandem: two commands do all the set-up on a fresh machine.
 #   make run   - bootstrap libtorch, build the release binary, run the quickstart
-#                (about 3 minutes on 2 cores from an empty cache)
+#                (2-3 minutes on 2 cores from an empty cache)
 #   make test  - bootstrap libtorch, build, check style (make lint), run the whole test suite
 #   make test-lang - the language crate's tests alone: no Python, no libtorch (under a minute once built)
 #   make bench - tandem beside PyTorch eager and TRL (bench/NOTES.md)
