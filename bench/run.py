@@ -246,6 +246,13 @@ def main():
             if all(pp) and all(nn):
                 ratio = sum(r["ms_per_step_median"] for r in pp) / sum(r["ms_per_step_median"] for r in nn)
                 target(f"{model} layers: portable product / native ({t} thr)", ratio, "<= 1.5", ratio <= 1.5, "#38: close the gap if above")
+            # On an AVX-512 host: tandem's AVX-512 kernel against the AVX2
+            # one (the same bytes; bench/NOTES.md section 17).
+            a2 = [get(f"{model}_{n}_portable_avx2", "tandem", t) for n in names]
+            a5 = [get(f"{model}_{n}_portable_avx512", "tandem", t) for n in names]
+            if all(a2) and all(a5):
+                speedup = sum(r["ms_per_step_median"] for r in a2) / sum(r["ms_per_step_median"] for r in a5)
+                target(f"{model} layers: AVX2 kernel / AVX-512 kernel ({t} thr)", speedup, "report", True, "the same bytes, twice the width")
     qn, qp = get("quickstart_study", "tandem native --jobs 2 --threads 1"), get("quickstart_study", "tandem portable --jobs 2 --threads 1")
     if qn and qp:
         target("quickstart wall time: portable / native (--jobs 2)", qp["ms_per_step_median"] / qn["ms_per_step_median"], "report", True)
