@@ -102,6 +102,15 @@ fn reward_model(v: &Value) -> Result<bool, String> {
     Ok(true)
 }
 
+/// What every family's config says the same way: read once, before the
+/// family's own fields.
+struct Shared {
+    model_type: String,
+    eos: Option<i64>,
+    pad: Option<i64>,
+    score_head: bool,
+}
+
 impl HfConfig {
     /// Reads a parsed `config.json`. The error says what is wrong in words.
     pub fn from_json(v: &Value) -> Result<HfConfig, String> {
@@ -121,21 +130,16 @@ impl HfConfig {
             _ => None,
         };
         let c = match family {
-            Family::Gpt2 => Self::gpt2(v, model_type, eos, pad, score_head)?,
-            Family::Llama => Self::llama(v, model_type, eos, pad, score_head)?,
+            Family::Gpt2 => Self::gpt2(v, Shared { model_type, eos, pad, score_head })?,
+            Family::Llama => Self::llama(v, Shared { model_type, eos, pad, score_head })?,
         };
         c.check_sizes()?;
         Ok(c)
     }
 
     /// A GPT-2 `config.json`'s fields, refusing the variants tandem does not compute.
-    fn gpt2(
-        v: &Value,
-        model_type: String,
-        eos: Option<i64>,
-        pad: Option<i64>,
-        score_head: bool,
-    ) -> Result<HfConfig, String> {
+    fn gpt2(v: &Value, shared: Shared) -> Result<HfConfig, String> {
+        let Shared { model_type, eos, pad, score_head } = shared;
         let width = need(v, &["n_embd"])?;
         let heads = need(v, &["n_head"])?;
         if let Some(f) = v.get("activation_function").and_then(Value::as_str) {
@@ -171,13 +175,8 @@ impl HfConfig {
 
     /// A Llama-family (Llama, Qwen2) `config.json`'s fields, refusing the
     /// variants tandem does not compute.
-    fn llama(
-        v: &Value,
-        model_type: String,
-        eos: Option<i64>,
-        pad: Option<i64>,
-        score_head: bool,
-    ) -> Result<HfConfig, String> {
+    fn llama(v: &Value, shared: Shared) -> Result<HfConfig, String> {
+        let Shared { model_type, eos, pad, score_head } = shared;
         let width = need(v, &["hidden_size"])?;
         let heads = need(v, &["num_attention_heads"])?;
         let kv_heads = int(v, &["num_key_value_heads"])?.unwrap_or(heads);
