@@ -44,6 +44,13 @@ pub struct Accuracy {
     pub split: String,
 }
 
+impl Proportion {
+    /// An estimate of a proportion (an accuracy or an agreement) as the file keeps it.
+    pub fn of(e: &crate::ml::eval::Estimate) -> Proportion {
+        Proportion { value: e.value, stderr: e.stderr, n: e.n }
+    }
+}
+
 impl Accuracy {
     pub fn proportion(&self) -> Proportion {
         Proportion { n: self.n, stderr: self.stderr, value: self.value }

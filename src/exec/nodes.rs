@@ -124,11 +124,10 @@ pub fn relabel(ctx: &Ctx, spec: &RelabelSpec, st: &mut Staging) -> Result<(), Ex
     let out = tch::no_grad(|| eval::relabel(&judge, &data, seed));
     art::save_pairs(st, "pairs.safetensors", &out)?;
     let agree = agreement(&data.split(0), &out.split(0));
-    let proportion = |e: Estimate| Proportion { value: e.value, stderr: e.stderr, n: e.n };
     let m = RelabelMeta {
         shapes: meta_of(&out, meta.vocab),
-        train_agreement_with_input_labels: proportion(agree),
-        train_agreement_with_noiseless_oracle: oracle_agreement(&out.split(0)).map(proportion),
+        train_agreement_with_input_labels: Proportion::of(&agree),
+        train_agreement_with_noiseless_oracle: oracle_agreement(&out.split(0)).as_ref().map(Proportion::of),
     };
     art::write_json(st, "meta.json", &m)
 }
@@ -405,11 +404,7 @@ pub fn model(ctx: &Ctx, node: &Node, spec: &ModelSpec, kind: ModelKind, st: &mut
         let acc = tch::no_grad(|| eval::pm_accuracy(&pm, eval_set));
         let split = if val_set.is_empty() { "train" } else { "validation" };
         summary.val_accuracy = Some(Accuracy { value: acc.value, stderr: acc.stderr, n: acc.n, split: split.into() });
-        summary.oracle_agreement = pm_oracle_agreement(&pm, eval_set, ctx.device).map(|e| Proportion {
-            value: e.value,
-            stderr: e.stderr,
-            n: e.n,
-        });
+        summary.oracle_agreement = pm_oracle_agreement(&pm, eval_set, ctx.device).as_ref().map(Proportion::of);
         art::write_pm(st, &pm)?;
     } else {
         let policy = match spec.base {
