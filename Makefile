@@ -34,7 +34,11 @@ run: build
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
 # --no-fail-fast: one failing test binary must not hide what the others say.
 # Last, each test group's time, slowest first (a group that grew shows).
-test: build lint
+# No `build` first: `cargo build` settles features without the tests'
+# dependencies, so the test build would compile tandem and half its tree a
+# second time; `cargo test` builds the binary the tests run, with the same
+# features as `make test-lang` (crates/shared-deps).
+test: bootstrap lint
 	bash bench/setup.sh test
 	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; rc=$${PIPESTATUS[0]}; \
 	  echo; echo "Test groups by time (scripts/test_times.sh target/test.log):"; \
