@@ -57,5 +57,9 @@ fn main() {
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .flag_if_supported("-Wno-unused-parameter")
         .warnings(false)
+        // No debug information: the cc crate would write full `-g` for the
+        // release profile's line tables, and compiling it against
+        // libtorch's headers costs more than the code itself.
+        .debug(false)
         .compile("tandem_cpp");
 }
