@@ -32,15 +32,22 @@ run: build
 # bench/setup.sh test puts transformers and tensorboard (pinned) into .venv:
 # tests/pretrained.rs compares tandem's GPT-2 and Llama-family models with
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
+# The build first, then `make lint`, then the tests run:
+# - not `make build`: `cargo build` settles features without the tests'
+#   dependencies, so the test build would compile tandem and half its tree
+#   a second time; `cargo test --no-run` builds the binary the tests run,
+#   with the same features as `make test-lang` (crates/shared-deps);
+# - the build before clippy: clippy then finds torch-sys's compiled C++
+#   (its build script's output is shared with a check) instead of waiting
+#   for it with one core idle.
 # --no-fail-fast: one failing test binary must not hide what the others say.
 # Last, each test group's time, slowest first (a group that grew shows).
-# No `build` first: `cargo build` settles features without the tests'
-# dependencies, so the test build would compile tandem and half its tree a
-# second time; `cargo test` builds the binary the tests run, with the same
-# features as `make test-lang` (crates/shared-deps).
-test: bootstrap lint
+test: bootstrap
+	mkdir -p target
+	$(CARGO) test --release --locked --workspace --no-run 2>&1 | tee target/test.log; exit $${PIPESTATUS[0]}
+	$(MAKE) --no-print-directory lint
 	bash bench/setup.sh test
-	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee target/test.log; rc=$${PIPESTATUS[0]}; \
+	$(CARGO) test --release --locked --workspace --no-fail-fast 2>&1 | tee -a target/test.log; rc=$${PIPESTATUS[0]}; \
 	  echo; echo "Test groups by time (scripts/test_times.sh target/test.log):"; \
 	  bash scripts/test_times.sh target/test.log; exit $$rc
 
