@@ -212,8 +212,10 @@ fn pm_study(steps: u64) -> String {
 fn a_job_past_its_time_limit_is_submitted_again_and_resumes_to_the_bits_of_a_local_run() {
     let Some(_cluster) = start_cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    // Size the training to about two and a half minutes on this machine, so
-    // that the one-minute limit (enforced 60–90 s in) stops it at least once.
+    // Size the training to about 110 s on this machine: past the 90 s by
+    // which the one-minute limit has surely acted (slurmctld enforces limits
+    // every 30 s, so 60–90 s in), and short enough that the job submitted
+    // again finishes within its own minute.
     let probe = write_study(&tmp.path().join("probe"), "probe.exp", &pm_study(100));
     let probe_cache = tmp.path().join("cache-probe");
     let (ok, text) = output(tandem(
@@ -229,7 +231,7 @@ fn a_job_past_its_time_limit_is_submitted_again_and_resumes_to_the_bits_of_a_loc
     // The probe may have run slower than the training will (other tests share
     // the cores), so a training that ends before the limit is tried again at
     // twice the size; a limit that never stops it fails the test.
-    for seconds in [150.0, 300.0] {
+    for seconds in [110.0, 220.0] {
         let steps = ((seconds / per_step) as u64).max(200);
         let dir = tmp.path().join(format!("study-{steps}"));
         let study = write_study(&dir, "long.exp", &pm_study(steps));
