@@ -15,12 +15,15 @@ use std::path::Path;
 /// Each package (name and version) and the feature sets it is built with.
 type Resolved = BTreeMap<String, BTreeSet<String>>;
 
-/// `cargo tree` over `packages`, following `edges`, offline and locked.
+/// `cargo tree` over `packages`, following `edges`, locked. Not offline:
+/// on a machine that built only the language crate, the workspace's other
+/// crates (tch, torch-sys: their manifests, not libtorch) are not yet
+/// downloaded, and Cargo fetches them as it would for the build.
 fn resolve(packages: &[&str], edges: &str) -> Resolved {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--locked", "--offline", "--no-dedupe", "--prefix", "none", "--format", "{p}|{f}", "-e", edges])
+        .args(["tree", "--locked", "--no-dedupe", "--prefix", "none", "--format", "{p}|{f}", "-e", edges])
         .args(packages)
         .current_dir(root)
         .output()
