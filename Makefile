@@ -34,8 +34,8 @@ run: build
 # transformers, tests/tensorboard.rs reads tandem's event files with TensorBoard.
 # The build first, then `make lint`, then the tests run:
 # - not `make build`: `cargo build` settles features without the tests'
-#   dependencies, so the test build would compile tandem and half its tree
-#   a second time; `cargo test --no-run` builds the binary the tests run,
+#   dependencies, so the test build would compile tandem, tandem-lang and
+#   tokenizers a second time; `cargo test --no-run` builds the binary the tests run,
 #   with the same features as `make test-lang` (crates/shared-deps);
 # - the build before clippy: clippy then finds torch-sys's compiled C++
 #   (its build script's output is shared with a check) instead of waiting
